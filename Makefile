@@ -1,0 +1,46 @@
+# `make run` and `make test` work on a fresh Linux box with only python3 (>= 3.11):
+# they create .venv and install into it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint format bench bench-quick clean
+
+$(STAMP): pyproject.toml requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Without FAL_KEY (in the environment or .env) answers come from the built-in simulator.
+run: $(STAMP)
+	@if [ -n "$$FAL_KEY" ] || grep -Eqs '^[[:space:]]*FAL_KEY=[^[:space:]]' .env; then \
+		$(BIN)/fal-openai-proxy; \
+	else \
+		echo "FAL_KEY is not set: starting with --simulate (answers are simulated)."; \
+		$(BIN)/fal-openai-proxy --simulate; \
+	fi
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench example.py
+	$(BIN)/ruff format --check src tests bench example.py
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests bench example.py
+	$(BIN)/ruff check --fix src tests bench example.py
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.run --quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -1,0 +1,15 @@
+"""The seed's quick start: `pip install -r requirements.txt && python example.py`.
+
+Starts the same server as the `fal-openai-proxy` command. Without FAL_KEY it runs the
+built-in fal simulator, so the first try needs no account.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "src"))
+
+from fal_openai_proxy.cli import main
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

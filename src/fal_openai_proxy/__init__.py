@@ -1,0 +1,3 @@
+"""An OpenAI-compatible HTTP API in front of fal.ai's language models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,178 @@
+"""create_app(settings): one application object from one settings object."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from . import __version__
+from .catalog import Catalog, load_models_file
+from .fal.client import USER_AGENT, FalClient, Timeouts
+from .fal.errors import (
+    FalBrokenError,
+    FalConnectError,
+    FalError,
+    FalTimeout,
+    KeysUnavailable,
+    to_proxy_error,
+)
+from .fal.http import HttpClient
+from .fal.keys import KeyPool
+from .metrics import Metrics
+from .middleware import GuardMiddleware, RequestLogMiddleware
+from .openai.errors import SERVER_ERROR, ProxyError
+from .ratelimit import ClientLimiter
+from .routes.chat import create_chat_completion
+from .routes.health import healthz, metrics, readyz
+from .routes.models import list_models, retrieve_model
+from .settings import Settings
+from .state import ProxyState, proxy_state
+
+log = logging.getLogger(__name__)
+UPSTREAM_ERRORS = (FalError, FalTimeout, FalConnectError, FalBrokenError, KeysUnavailable)
+
+
+class ConfigError(Exception):
+    """A configuration the server refuses to start with."""
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    if problems := settings.startup_problems():
+        raise ConfigError(" ".join(problems))
+    state = _build_state(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await state.http.start()
+        try:
+            yield
+        finally:
+            await state.http.close()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", create_chat_completion, methods=["POST"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        exception_handlers={
+            ProxyError: _proxy_error,
+            HTTPException: _http_error,
+            **dict.fromkeys(UPSTREAM_ERRORS, _upstream_error),
+            Exception: _unexpected_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.proxy = state
+    # Added innermost first: RequestLog wraps CORS, which wraps Guard.
+    app.add_middleware(GuardMiddleware, state=state)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=["x-request-id"],
+        )
+    app.add_middleware(RequestLogMiddleware, metrics=state.metrics)
+    return app
+
+
+def _build_state(settings: Settings) -> ProxyState:
+    models = load_models_file(settings.models_file) if settings.models_file else None
+    metrics = Metrics()
+    pool = None
+    if settings.fal_keys:
+        pool = KeyPool(
+            settings.fal_keys,
+            concurrency=settings.fal_key_concurrency,
+            max_wait=settings.max_queue_wait,
+            auth_cooldown=settings.key_auth_cooldown,
+            rate_limit_cooldown=settings.key_rate_limit_cooldown,
+        )
+        metrics.watch_key_pool(pool)
+    # Each request may hold a submit or stream plus a status stream: size the pool for it.
+    pool_size = 2 * len(pool) * settings.fal_key_concurrency + 16 if pool else 1000
+    http = HttpClient(
+        connect_timeout=settings.connect_timeout, pool_size=pool_size, user_agent=USER_AGENT
+    )
+    timeouts = Timeouts(
+        connect=settings.connect_timeout,
+        first_event=settings.first_event_timeout,
+        idle=settings.idle_timeout,
+        total=settings.request_timeout,
+        keepalive=settings.keepalive_interval,
+        retry_budget=settings.retry_budget,
+    )
+    fal = FalClient(
+        run_url=settings.fal_run_url,
+        queue_url=settings.fal_queue_url,
+        http=http,
+        pool=pool,
+        timeouts=timeouts,
+        metrics=metrics,
+    )
+    limiter = ClientLimiter(
+        rpm=settings.rate_limit_rpm,
+        max_concurrent=settings.max_concurrent_per_client,
+        redis_url=settings.redis_url,
+    )
+    return ProxyState(
+        settings, Catalog(settings.fal_chat_app, models), metrics, pool, http, fal, limiter
+    )
+
+
+def _error_response(exc: ProxyError) -> Response:
+    return Response(exc.json(), exc.status, headers=exc.headers, media_type="application/json")
+
+
+async def _proxy_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProxyError)
+    return _error_response(exc)
+
+
+async def _upstream_error(request: Request, exc: Exception) -> Response:
+    state = proxy_state(request)
+    error = to_proxy_error(exc, pass_through=state.settings.pass_through)
+    info = request.scope["state"]
+    info["error_type"] = getattr(exc, "error_type", None) or type(exc).__name__
+    if isinstance(exc, FalError):
+        info["fal_request_id"] = exc.request_id
+        if exc.status in (401, 403) and not state.settings.pass_through:
+            log.error("fal refused the server's key #%s (HTTP %d)", exc.key_index, exc.status)
+    return _error_response(error)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"Unknown request URL: {request.method} {request.url.path}."
+        code = "unknown_url"
+    else:
+        message, code = str(exc.detail), None
+    error = ProxyError(exc.status_code, message, code=code, headers=exc.headers)
+    return _error_response(error)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception(
+        "unexpected error", extra={"request_id": request.scope["state"].get("request_id")}
+    )
+    return _error_response(
+        ProxyError(500, "The server had an error processing your request.", type=SERVER_ERROR)
+    )
+
+
+__all__ = ["ConfigError", "__version__", "create_app"]

@@ -1,0 +1,148 @@
+"""The model catalog behind /v1/models, and which model ids each fal app accepts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .openai.errors import model_not_found
+
+# fal-ai/any-llm's model enum (fal-protocol.md §2.1); the app rejects anything else.
+ANY_LLM_MODELS = (
+    "deepseek/deepseek-r1",
+    "anthropic/claude-3.7-sonnet",
+    "anthropic/claude-3.5-sonnet",
+    "anthropic/claude-3-5-haiku",
+    "anthropic/claude-3-haiku",
+    "google/gemini-pro-1.5",
+    "google/gemini-flash-1.5",
+    "google/gemini-flash-1.5-8b",
+    "google/gemini-2.0-flash-001",
+    "google/gemini-2.5-flash",
+    "google/gemini-2.5-flash-lite",
+    "google/gemini-2.5-pro",
+    "meta-llama/llama-3.2-1b-instruct",
+    "meta-llama/llama-3.2-3b-instruct",
+    "meta-llama/llama-3.1-8b-instruct",
+    "meta-llama/llama-3.1-70b-instruct",
+    "openai/gpt-oss-120b",
+    "openai/gpt-4o-mini",
+    "openai/gpt-4o",
+    "openai/gpt-4.1",
+    "openai/o3",
+    "openai/gpt-5-chat",
+    "openai/gpt-5-mini",
+    "openai/gpt-5-nano",
+    "meta-llama/llama-4-maverick",
+    "meta-llama/llama-4-scout",
+    "meta-llama/llama-3.2-90b-vision-instruct",
+)
+
+# Popular ids for openrouter/router, which forwards any OpenRouter model id as it is.
+ROUTER_MODELS = (
+    "google/gemini-2.5-flash",
+    "google/gemini-2.5-pro",
+    "anthropic/claude-sonnet-4.6",
+    "anthropic/claude-opus-4.6",
+    "anthropic/claude-sonnet-4.5",
+    "anthropic/claude-3.7-sonnet",
+    "openai/gpt-4.1",
+    "openai/gpt-5-chat",
+    "openai/gpt-oss-120b",
+    "meta-llama/llama-4-maverick",
+    "deepseek/deepseek-r1",
+)
+
+# A fixed timestamp, so listings are identical across restarts and replicas.
+_CREATED = 1735689600  # 2025-01-01
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    id: str
+    owned_by: str
+    created: int = _CREATED
+
+    def to_openai(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "model",
+            "created": self.created,
+            "owned_by": self.owned_by,
+        }
+
+
+def card(model_id: str) -> ModelCard:
+    return ModelCard(model_id, model_id.split("/", 1)[0] if "/" in model_id else "fal")
+
+
+def is_any_llm(app: str) -> bool:
+    return app.startswith("fal-ai/any-llm")
+
+
+class Catalog:
+    def __init__(self, chat_app: str, models: list[ModelCard] | None = None) -> None:
+        """`models` (from MODELS_FILE) replaces the built-in list when given."""
+        self._chat_app = chat_app
+        if models is not None:
+            self._cards = models
+        elif is_any_llm(chat_app):
+            self._cards = [card(m) for m in ANY_LLM_MODELS]
+        else:
+            ids = dict.fromkeys([*ROUTER_MODELS, *ANY_LLM_MODELS])
+            self._cards = [card(m) for m in ids]
+        self._by_id = {c.id: c for c in self._cards}
+        self._from_file = models is not None
+
+    def list(self) -> list[dict[str, Any]]:
+        return [c.to_openai() for c in self._cards]
+
+    def get(self, model_id: str) -> dict[str, Any]:
+        found = self._by_id.get(model_id)
+        if found is None and not is_any_llm(self._chat_app) and "/" in model_id.strip("/"):
+            found = card(model_id)  # the router forwards any OpenRouter id
+        if found is None:
+            raise model_not_found(model_id)
+        return found.to_openai()
+
+    def check(self, app: str, model_id: str) -> None:
+        """404 for an id that an any-llm app would reject; the router takes any id."""
+        if not is_any_llm(app):
+            return
+        allowed = self._by_id if self._from_file else ANY_LLM_MODELS
+        if model_id not in allowed:
+            raise model_not_found(model_id)
+
+    def metric_label(self, model_id: str) -> str:
+        """Known ids as themselves; anything else as "other" (bounded label cardinality)."""
+        return model_id if model_id in self._by_id else "other"
+
+
+def load_models_file(path: Path) -> list[ModelCard]:
+    """A JSON or YAML list of ids or {id, owned_by?, created?}, or OpenAI's {"data": [...]}."""
+    text = path.read_text(encoding="utf-8")
+    raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    if isinstance(raw, dict):
+        raw = raw.get("data", raw.get("models"))
+    if not isinstance(raw, list):
+        raise ValueError(f"{path}: expected a list of models")
+    cards = []
+    for item in raw:
+        if isinstance(item, str):
+            cards.append(card(item))
+        elif isinstance(item, dict) and isinstance(item.get("id"), str):
+            base = card(item["id"])
+            cards.append(
+                ModelCard(
+                    base.id,
+                    str(item.get("owned_by", base.owned_by)),
+                    int(item.get("created", _CREATED)),
+                )
+            )
+        else:
+            raise ValueError(f"{path}: each model must be an id or an object with an id")
+    return cards

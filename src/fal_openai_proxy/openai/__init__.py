@@ -1,0 +1,1 @@
+"""The OpenAI side: request models, error bodies, response and SSE framing."""

@@ -1,0 +1,79 @@
+"""OpenAI-shaped errors: `{"error": {"message", "type", "param", "code"}}`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+
+INVALID_REQUEST = "invalid_request_error"
+AUTHENTICATION = "authentication_error"
+RATE_LIMIT = "rate_limit_error"
+SERVER_ERROR = "server_error"
+UPSTREAM_ERROR = "upstream_error"
+TIMEOUT = "timeout_error"
+
+
+class ProxyError(Exception):
+    """An error the client sees, with its HTTP status and OpenAI error fields."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = INVALID_REQUEST,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, dict[str, str | None]]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def json(self) -> bytes:
+        return orjson.dumps(self.body())
+
+
+def invalid_request(message: str, param: str | None = None, code: str | None = None) -> ProxyError:
+    return ProxyError(400, message, param=param, code=code)
+
+
+def unsupported(param: str, why: str) -> ProxyError:
+    return ProxyError(
+        400, f"Unsupported parameter: '{param}' {why}", param=param, code="unsupported_parameter"
+    )
+
+
+def model_not_found(model: str) -> ProxyError:
+    return ProxyError(
+        404,
+        f"The model `{model}` does not exist or you do not have access to it.",
+        param="model",
+        code="model_not_found",
+    )
+
+
+def rate_limited(message: str, retry_after: float) -> ProxyError:
+    seconds = str(max(1, round(retry_after)))
+    return ProxyError(
+        429, message, type=RATE_LIMIT, code="rate_limit_exceeded", headers={"Retry-After": seconds}
+    )
+
+
+def unavailable(message: str) -> ProxyError:
+    return ProxyError(503, message, type=SERVER_ERROR, code="service_unavailable")

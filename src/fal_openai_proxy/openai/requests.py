@@ -1,0 +1,236 @@
+"""The chat completion request, validated as OpenAI does (400 with the field named)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ProxyError, invalid_request, unsupported
+
+
+class _Open(BaseModel):
+    """OpenAI accepts fields it does not document; so do we (and ignore them)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class TextPart(_Open):
+    type: Literal["text"]
+    text: str
+
+
+class ImageURL(_Open):
+    url: str
+    detail: str | None = None
+
+
+class ImagePart(_Open):
+    type: Literal["image_url"]
+    # fal's own examples send the URL as a bare string.
+    image_url: ImageURL | str
+
+    @property
+    def url(self) -> str:
+        return self.image_url if isinstance(self.image_url, str) else self.image_url.url
+
+
+class RefusalPart(_Open):
+    type: Literal["refusal"]
+    refusal: str
+
+
+class AudioPart(_Open):
+    type: Literal["input_audio"]
+
+
+class FilePart(_Open):
+    type: Literal["file"]
+
+
+ContentPart = Annotated[
+    TextPart | ImagePart | RefusalPart | AudioPart | FilePart, Field(discriminator="type")
+]
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+
+class ChatMessage(_Open):
+    role: Role
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+
+class StreamOptions(_Open):
+    include_usage: bool | None = None
+
+
+class ResponseFormat(_Open):
+    type: Literal["text", "json_object", "json_schema"]
+
+
+class ReasoningOptions(_Open):
+    """OpenRouter's `reasoning: {...}` form."""
+
+    effort: str | None = None
+    max_tokens: int | None = None
+    exclude: bool | None = None
+    enabled: bool | None = None
+
+
+class ChatCompletionRequest(_Open):
+    """Fields in the order of OpenAI's reference; unknown ones are accepted and ignored."""
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    model: str = Field(min_length=1)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    logit_bias: dict[str, int] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    n: int | None = Field(None, ge=1, le=128)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    reasoning_effort: str | None = None
+    response_format: ResponseFormat | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    functions: list[dict[str, Any]] | None = None
+    function_call: str | dict[str, Any] | None = None
+    user: str | None = None
+    # The seed's flag, or OpenRouter's object.
+    reasoning: bool | ReasoningOptions | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_list(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(value) > 4:
+            raise ValueError("at most 4 stop sequences are allowed")
+        return value
+
+    @property
+    def stop_sequences(self) -> list[str]:
+        if self.stop is None:
+            return []
+        items = [self.stop] if isinstance(self.stop, str) else self.stop
+        return [s for s in items if s]
+
+    @property
+    def output_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    @property
+    def reasoning_requested(self) -> bool:
+        if isinstance(self.reasoning, ReasoningOptions):
+            return self.reasoning.enabled is not False and self.reasoning.effort != "none"
+        if self.reasoning is not None:
+            return self.reasoning
+        return self.reasoning_effort not in (None, "none")
+
+    @property
+    def reasoning_hidden(self) -> bool:
+        return isinstance(self.reasoning, ReasoningOptions) and bool(self.reasoning.exclude)
+
+
+def parse_chat_request(body: bytes) -> ChatCompletionRequest:
+    """Validate a request body; every failure is a 400 naming the field."""
+    try:
+        request = ChatCompletionRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise _to_proxy_error(exc) from None
+    check_supported(request)
+    return request
+
+
+def check_supported(request: ChatCompletionRequest) -> None:
+    """Refuse what the prompt route cannot honour, rather than answer wrongly."""
+    if request.n is not None and request.n > 1:
+        raise unsupported("n", "must be 1: fal's chat apps return a single answer.")
+    if request.tools:
+        raise unsupported("tools", "is not supported: fal's prompt apps cannot call tools.")
+    if request.functions:
+        raise unsupported("functions", "is not supported: fal's prompt apps cannot call tools.")
+    if request.logprobs:
+        raise unsupported("logprobs", "is not supported: fal does not return log probabilities.")
+    if request.response_format and request.response_format.type != "text":
+        raise unsupported(
+            "response_format",
+            f"of type '{request.response_format.type}' is not supported with this model: "
+            "fal's prompt apps cannot enforce a JSON format.",
+        )
+    if request.stream_options is not None and not request.stream:
+        raise invalid_request(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+            code="invalid_value",
+        )
+    for index, message in enumerate(request.messages):
+        if isinstance(message.content, list):
+            for part_index, part in enumerate(message.content):
+                if isinstance(part, AudioPart | FilePart):
+                    raise unsupported(
+                        f"messages[{index}].content[{part_index}]",
+                        f"of type '{part.type}' is not supported: fal's chat apps take text "
+                        "and images only.",
+                    )
+
+
+def _to_proxy_error(exc: ValidationError) -> ProxyError:
+    errors = exc.errors(include_url=False)
+    # Of a union's alternatives, the deepest error is the one that explains the mistake.
+    first = max(errors, key=lambda error: len(error["loc"]))
+    kind = first["type"]
+    if kind == "json_invalid" or (kind == "model_type" and not first["loc"]):
+        return invalid_request(
+            "We could not parse the JSON body of your request. The body must be a JSON object.",
+            code="invalid_json",
+        )
+    param = _param_name(first["loc"])
+    if kind == "missing":
+        return invalid_request(
+            f"Missing required parameter: '{param}'.", param, "missing_required_parameter"
+        )
+    if kind == "too_short" and param == "messages":
+        return invalid_request(
+            "Invalid 'messages': empty array. Expected an array with minimum length 1.",
+            param,
+            "empty_array",
+        )
+    if kind in ("literal_error", "union_tag_invalid") and param.endswith((".role", ".type")):
+        return invalid_request(
+            f"Invalid value for '{param}': {first['msg']}.", param, "invalid_value"
+        )
+    code = (
+        "invalid_type" if kind.endswith("_type") or kind.endswith("_parsing") else "invalid_value"
+    )
+    return invalid_request(f"Invalid '{param}': {first['msg']}.", param, code)
+
+
+def _param_name(loc: tuple[int | str, ...]) -> str:
+    """('messages', 0, 'content') -> 'messages[0].content', as OpenAI names it."""
+    name = ""
+    previous: int | str = ""
+    for part in loc:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        elif part in _UNION_LABELS or "[" in part:
+            continue  # pydantic's union branch labels are not field names
+        elif isinstance(previous, int) and part in _PART_TAGS:
+            pass  # the discriminator tag of a content part
+        else:
+            name += f".{part}" if name else part
+        previous = part
+    return name
+
+
+_UNION_LABELS = {"str", "bool", "int", "ReasoningOptions", "ImageURL"}
+_PART_TAGS = {"text", "image_url", "refusal", "input_audio", "file"}

@@ -1,0 +1,1 @@
+"""HTTP routes: thin wiring between the request and the translation and fal layers."""

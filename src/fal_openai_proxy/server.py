@@ -1,0 +1,129 @@
+"""Serving: uvicorn with a drain on SIGTERM, and the in-process simulator for --simulate."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import signal
+import socket
+import threading
+from collections.abc import Generator
+from types import FrameType
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from .settings import Settings
+from .state import ProxyState
+
+log = logging.getLogger(__name__)
+
+
+class DrainingServer(uvicorn.Server):
+    """On SIGTERM: /readyz and new requests get 503 at once, in-flight requests get up to
+    DRAIN_TIMEOUT seconds to finish, then the process exits 0. A second signal ends it now.
+    """
+
+    def __init__(self, config: uvicorn.Config, state: ProxyState) -> None:
+        super().__init__(config)
+        self._state = state
+        self._drain_task: asyncio.Task[None] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Not recorded in _captured_signals: uvicorn would re-raise it and exit non-zero.
+        if self._state.draining:
+            self.should_exit = self.force_exit = True
+            return
+        self._state.draining = True
+        log.info("draining: %d requests in flight", self._state.in_flight)
+        loop = asyncio.get_event_loop()
+        loop.call_soon_threadsafe(self._start_drain)
+
+    def _start_drain(self) -> None:
+        self._drain_task = asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._state.settings.drain_timeout
+        while self._state.in_flight > 0 and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # a poll: in_flight is a plain counter
+        if self._state.in_flight:
+            log.warning("drain timeout: closing %d requests", self._state.in_flight)
+        self.should_exit = True
+
+
+class QuietServer(uvicorn.Server):
+    """A second server in the same process (the simulator) leaves signals to the first."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def uvicorn_config(app: ASGIApp, host: str, port: int, log_level: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        log_level=log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=1,
+        server_header=False,
+        date_header=False,
+    )
+
+
+def loopback_socket() -> socket.socket:
+    """A socket on a free loopback port, bound before either server starts."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve_workers(settings: Settings, sock: socket.socket) -> int:
+    """Run WORKERS processes on one listening socket; on SIGTERM each drains, then exits.
+
+    Returns the worst exit code of the workers.
+    """
+    context = multiprocessing.get_context("spawn")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def spawn() -> multiprocessing.process.BaseProcess:
+        process = context.Process(target=_worker_main, args=(settings, sock), daemon=False)
+        process.start()
+        return process
+
+    workers = [spawn() for _ in range(settings.workers)]
+    while not stop.wait(0.5):
+        for index, process in enumerate(workers):
+            if not process.is_alive():
+                log.error("worker %d exited with %s; restarting it", process.pid, process.exitcode)
+                workers[index] = spawn()
+    for process in workers:
+        process.terminate()  # SIGTERM: the worker drains
+    for process in workers:
+        process.join()
+    return max((abs(p.exitcode or 0) for p in workers), default=0)
+
+
+def _worker_main(settings: Settings, sock: socket.socket) -> None:
+    from .app import create_app
+    from .logs import configure_logging
+
+    configure_logging(settings.log_level)
+    app = create_app(settings)
+    config = uvicorn_config(app, settings.host, settings.port, settings.log_level)
+    DrainingServer(config, app.state.proxy).run(sockets=[sock])
+
+
+__all__ = ["DrainingServer", "QuietServer", "loopback_socket", "serve_workers", "uvicorn_config"]

@@ -1,0 +1,160 @@
+"""Per-request scripted behaviour: ``[[sim {JSON object}]]`` markers inside the message text.
+
+Tests talk to the simulator through the proxy with an OpenAI SDK, so the only channel they
+control end to end is the text itself. Markers are read from ``system_prompt`` and then
+``prompt``; all objects are merged and later keys win.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+MARKER = "[[sim"
+_START = re.compile(r"\[\[sim\s*(?=\{)")
+_DECODER = json.JSONDecoder()
+
+Hang = Literal["after_headers", "before_headers"]
+
+
+@dataclass(frozen=True, slots=True)
+class Directives:
+    """Typed view of the merged directive objects; ``None`` means "not given"."""
+
+    latency_ms: float | None = None
+    interval_ms: float | None = None
+    events: int | None = None
+    queue_ms: float | None = None
+    text: str | None = None
+    reasoning_text: str | None = None
+    status: int | None = None
+    body: Any = None
+    headers: dict[str, str] | None = None
+    ingress: bool = False
+    fail_times: int | None = None
+    tag: str | None = None
+    error_at: int | None = None
+    error_message: str | None = None
+    completed_error: str | None = None
+    drop_at: int | None = None
+    rewrite_at: int | None = None
+    hang: Hang | None = None
+    usage: bool | None = None
+
+    @property
+    def job_error(self) -> str | None:
+        """Error message of a run or queue job scripted to fail, else ``None``."""
+        if self.completed_error is not None:
+            return self.completed_error
+        if self.error_at is not None:
+            return self.error_message or "Simulated runner error"
+        return None
+
+
+NO_DIRECTIVES = Directives()
+
+
+def scan(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """Return ``text`` with every well-formed marker removed, and the marker objects in order.
+
+    Malformed markers are left in the text untouched so that mistakes stay visible.
+    """
+    if MARKER not in text:
+        return text, []
+    found: list[dict[str, Any]] = []
+    kept: list[str] = []
+    pos = 0
+    for match in _START.finditer(text):
+        if match.start() < pos:
+            continue
+        parsed = _parse_at(text, match.end())
+        if parsed is None:
+            continue
+        obj, end = parsed
+        kept.append(text[pos : match.start()])
+        found.append(obj)
+        pos = end
+    kept.append(text[pos:])
+    return "".join(kept), found
+
+
+def _parse_at(text: str, start: int) -> tuple[dict[str, Any], int] | None:
+    """Decode one JSON object at ``start`` followed by ``]]``; return it and the end offset."""
+    try:
+        obj, end = _DECODER.raw_decode(text, start)
+    except ValueError:
+        return None
+    while end < len(text) and text[end].isspace():
+        end += 1
+    if not isinstance(obj, dict) or not text.startswith("]]", end):
+        return None
+    return obj, end + 2
+
+
+def build(objects: list[dict[str, Any]]) -> Directives:
+    """Merge marker objects (later keys win) into a typed :class:`Directives`."""
+    if not objects:
+        return NO_DIRECTIVES
+    merged: dict[str, Any] = {}
+    for obj in objects:
+        merged.update(obj)
+    return Directives(
+        latency_ms=_number(merged.get("latency_ms")),
+        interval_ms=_number(merged.get("interval_ms")),
+        events=_int(merged.get("events")),
+        queue_ms=_number(merged.get("queue_ms")),
+        text=_str(merged.get("text")),
+        reasoning_text=_str(merged.get("reasoning_text")),
+        status=_int(merged.get("status")),
+        body=merged.get("body"),
+        headers=_headers(merged.get("headers")),
+        ingress=merged.get("ingress") is True,
+        fail_times=_int(merged.get("fail_times")),
+        tag=_str(merged.get("tag")),
+        error_at=_int(merged.get("error_at")),
+        error_message=_str(merged.get("error_message")),
+        completed_error=_str(merged.get("completed_error")),
+        drop_at=_int(merged.get("drop_at")),
+        rewrite_at=_int(merged.get("rewrite_at")),
+        hang=_hang(merged.get("hang")),
+        usage=merged["usage"] if isinstance(merged.get("usage"), bool) else None,
+    )
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return max(0.0, float(value))
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _headers(value: Any) -> dict[str, str] | None:
+    if not isinstance(value, dict):
+        return None
+    # JSON booleans must read like HTTP header values ("false", not "False").
+    return {str(k): _header_value(v) for k, v in value.items()}
+
+
+def _header_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _hang(value: Any) -> Hang | None:
+    if value == "before_headers":
+        return "before_headers"
+    if value is True or value == "after_headers":
+        return "after_headers"
+    return None

@@ -1,0 +1,157 @@
+"""Queue API: submit, status, status stream, result and cancel."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import orjson
+
+from .apps import APP_BASES
+from .asgi import SSE_HEADERS, DisconnectWatch, read_body
+from .common import Call, Prepared, check_auth, parse_key
+from .state import COMPLETED, Job, SimulatorState
+from .text import render
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+# Operation suffix after ``requests/{id}`` -> (log kind, HTTP method).
+_OPS: dict[tuple[str, ...], tuple[str, str]] = {
+    (): ("result", "GET"),
+    ("status",): ("status", "GET"),
+    ("status", "stream"): ("status_stream", "GET"),
+    ("cancel",): ("cancel", "PUT"),
+}
+
+
+def _origin(call: Call) -> str:
+    host = call.headers.get("host")
+    if not host:
+        server = call.scope.get("server") or ("127.0.0.1", 80)
+        host = f"{server[0]}:{server[1]}"
+    return f"{call.scope.get('scheme', 'http')}://{host}"
+
+
+async def submit(call: Call, state: SimulatorState, p: Prepared) -> None:
+    d = p.directives
+    config = state.config
+    latency_ms = config.latency_ms if d.latency_ms is None else d.latency_ms
+    run_s = math.inf if d.hang is not None else latency_ms / 1000
+    queue_s = (d.queue_ms or 0) / 1000
+    answer = render(p.inp, p.clean_prompt, p.app, d)
+    rid = call.request_id
+    state.add_job(Job(rid, p.app, p.inp, answer, d, queue_s, run_s))
+    # fal drops the app sub-path in the per-request URLs (fal-protocol.md §1.1).
+    url = f"{_origin(call)}{config.queue_prefix}/{p.app.base}/requests/{rid}"
+    body = {
+        "request_id": rid,
+        "response_url": url,
+        "status_url": url + "/status",
+        "cancel_url": url + "/cancel",
+        "status": "IN_QUEUE",
+        "queue_position": 0,
+    }
+    await call.json(200, body)
+
+
+async def request_op(
+    call: Call, state: SimulatorState, base: str, request_id: str, op: tuple[str, ...]
+) -> None:
+    """Handle ``{queue}/{base}/requests/{id}[/status[/stream]|/cancel]``."""
+    await read_body(call.receive)
+    parse_key(call)
+    kind, method = _OPS.get(op, ("unknown", ""))
+    call.log(state, kind, base, None)
+    if call.method != method:
+        status, message = (405, "Method Not Allowed") if method else (404, "Not Found")
+        await call.detail(status, message)
+        return
+    if not await check_auth(call, state):
+        return
+    if base not in APP_BASES:
+        await call.detail(404, f"Application '{base}' not found")
+        return
+    job = state.jobs.get(request_id)
+    if job is None or job.app.base != base:
+        await call.detail(404, f"Request '{request_id}' not found")
+        return
+    if kind == "status":
+        await _status(call, job)
+    elif kind == "status_stream":
+        await _status_stream(call, state, job)
+    elif kind == "result":
+        await _result(call, job)
+    else:
+        await _cancel(call, state, job)
+
+
+def _logs_flag(call: Call) -> bool | None:
+    """Parse ``?logs=`` like FastAPI's bool; None if invalid."""
+    query = call.scope.get("query_string", b"").decode("latin-1")
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        if name == "logs":
+            value = value.lower()
+            return True if value in _TRUE else False if value in _FALSE else None
+    return False
+
+
+async def _status(call: Call, job: Job) -> None:
+    if _logs_flag(call) is None:
+        item = {
+            "loc": ["query", "logs"],
+            "msg": "Input should be a valid boolean, unable to interpret input",
+            "type": "bool_parsing",
+        }
+        await call.json(422, {"detail": [item]})
+        return
+    await call.json(200, job.status_body(time.monotonic()))
+
+
+async def _status_stream(call: Call, state: SimulatorState, job: Job) -> None:
+    headers = [*SSE_HEADERS, *call.id_header]
+    watch = DisconnectWatch(call.receive)
+    await call.send({"type": "http.response.start", "status": 200, "headers": headers})
+    state.open_streams += 1
+    try:
+        last: str | None = None
+        while True:
+            now = time.monotonic()
+            body = job.status_body(now)
+            if body["status"] != last:
+                last = body["status"]
+                chunk = b"data: " + orjson.dumps(body) + b"\n\n"
+                await call.send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if last == COMPLETED:
+                break
+            if await watch.pause(job.next_change(now), job.changed()):
+                call.log_disconnect(state)
+                return
+        watch.stop()
+        await call.send({"type": "http.response.body", "body": b""})
+    finally:
+        watch.stop()
+        state.open_streams -= 1
+
+
+async def _result(call: Call, job: Job) -> None:
+    if job.status(time.monotonic()) != COMPLETED:
+        await call.detail(400, "Request is still in progress")
+        return
+    if job.error is None:
+        await call.json(200, job.answer.body())
+        return
+    error_type = job.error_type or "runner_server_error"
+    status = 499 if error_type == "client_cancelled" else 500
+    headers = [(b"x-fal-error-type", error_type.encode())]
+    await call.json(status, {"detail": job.error, "error_type": error_type}, headers)
+
+
+async def _cancel(call: Call, state: SimulatorState, job: Job) -> None:
+    now = time.monotonic()
+    if job.status(now) == COMPLETED:
+        await call.json(400, {"status": "ALREADY_COMPLETED"})
+        return
+    job.cancel(now)
+    state.record_event("cancelled", request_id=job.request_id)
+    await call.json(202, {"status": "CANCELLATION_REQUESTED"})

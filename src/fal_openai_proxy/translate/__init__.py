@@ -1,0 +1,1 @@
+"""Pure translation between OpenAI's shapes and fal's (no I/O)."""
