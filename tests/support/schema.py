@@ -1,0 +1,198 @@
+"""Checks every proxy response a test sees against OpenAI's published schemas.
+
+The httpx transports below wrap the clients that tests hand to the openai SDK and
+langchain. Failures are recorded, not raised (the SDK would turn an exception inside its
+transport into APIConnectionError), and an autouse fixture fails the test that saw them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from jsonschema import Draft202012Validator
+
+SCHEMAS = json.loads((Path(__file__).parent.parent / "data" / "openai-schemas.json").read_text())
+_VALIDATORS = {
+    name: Draft202012Validator(SCHEMAS[name])
+    for name in (
+        "CreateChatCompletionResponse",
+        "CreateChatCompletionStreamResponse",
+        "ListModelsResponse",
+        "Model",
+        "ErrorResponse",
+    )
+}
+
+
+def schema_errors(name: str, body: Any) -> list[str]:
+    return [f"{name}: {e.json_path}: {e.message}" for e in _VALIDATORS[name].iter_errors(body)]
+
+
+@dataclass
+class Recorder:
+    """Everything the proxy sent, for the schema checks and the secret audit."""
+
+    failures: list[str] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
+    checked: int = 0
+
+    def check(self, request: httpx.Request, response: httpx.Response, body: bytes, whole: bool) -> None:
+        self.bodies.append(body)
+        self.bodies.append(str(response.headers).encode())
+        path = request.url.path
+        problems = check_response(path, response.status_code, response.headers, body, whole)
+        self.checked += 1
+        self.failures += [f"{request.method} {path} -> {response.status_code}: {p}" for p in problems]
+
+
+def check_response(
+    path: str, status: int, headers: httpx.Headers, body: bytes, whole: bool
+) -> list[str]:
+    ctype = headers.get("content-type", "")
+    if not path.startswith("/v1/"):
+        return []
+    if status >= 400:
+        if "application/json" not in ctype:
+            return [f"error without JSON content type: {ctype}"]
+        return schema_errors("ErrorResponse", json.loads(body))
+    if path == "/v1/models":
+        return schema_errors("ListModelsResponse", json.loads(body))
+    if path.startswith("/v1/models/"):
+        return schema_errors("Model", json.loads(body))
+    if path == "/v1/chat/completions":
+        if ctype.startswith("text/event-stream"):
+            return check_event_stream(body, whole)
+        body_json = json.loads(body)
+        problems = schema_errors("CreateChatCompletionResponse", body_json)
+        if not isinstance(body_json.get("system_fingerprint"), str):
+            problems.append("system_fingerprint is not a string")
+        return problems
+    return []
+
+
+def check_event_stream(body: bytes, whole: bool) -> list[str]:
+    """Schema of every chunk, plus the framing rules clients rely on."""
+    text = body.decode()
+    problems: list[str] = []
+    frames = [f for f in text.split("\n\n") if f]
+    if any(line.startswith("event:") for line in text.splitlines()):
+        problems.append("stream has event: lines")
+    ids = set()
+    finishes = 0
+    datas = [f[len("data: ") :] for f in frames if f.startswith("data: ")]
+    for data in datas:
+        if data == "[DONE]":
+            continue
+        chunk = json.loads(data)
+        if "error" in chunk:
+            problems += schema_errors("ErrorResponse", chunk)
+            continue
+        problems += schema_errors("CreateChatCompletionStreamResponse", chunk)
+        if not isinstance(chunk.get("system_fingerprint"), str):
+            problems.append("chunk system_fingerprint is not a string")
+        ids.add(chunk["id"])
+        finishes += sum(1 for c in chunk["choices"] if c.get("finish_reason"))
+    if len(ids) > 1:
+        problems.append(f"chunk ids differ: {ids}")
+    if whole:
+        if not datas or datas[-1] != "[DONE]":
+            problems.append("stream does not end with data: [DONE]")
+        errored = any(d.startswith('{"error"') for d in datas)
+        if not errored and finishes != 1:
+            problems.append(f"{finishes} chunks carry a finish_reason; expected 1")
+    for frame in frames:
+        if not frame.startswith(("data: ", ":")):
+            problems.append(f"unexpected frame: {frame[:80]!r}")
+    return problems
+
+
+class _Tap:
+    def __init__(self, recorder: Recorder, request: httpx.Request, response: httpx.Response) -> None:
+        self.recorder = recorder
+        self.request = request
+        self.response = response
+        self.parts: list[bytes] = []
+        self.whole = False
+        self.done = False
+
+    def finish(self) -> None:
+        if not self.done:
+            self.done = True
+            self.recorder.check(self.request, self.response, b"".join(self.parts), self.whole)
+
+
+class _SyncStream(httpx.SyncByteStream):
+    def __init__(self, inner: httpx.SyncByteStream, tap: _Tap) -> None:
+        self.inner, self.tap = inner, tap
+
+    def __iter__(self) -> Iterator[bytes]:
+        for part in self.inner:
+            self.tap.parts.append(part)
+            yield part
+        self.tap.whole = True
+
+    def close(self) -> None:
+        self.inner.close()
+        self.tap.finish()
+
+
+class _AsyncStream(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, tap: _Tap) -> None:
+        self.inner, self.tap = inner, tap
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for part in self.inner:
+            self.tap.parts.append(part)
+            yield part
+        self.tap.whole = True
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+        self.tap.finish()
+
+
+class ValidatingTransport(httpx.BaseTransport):
+    def __init__(self, recorder: Recorder) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.recorder = recorder
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        tap = _Tap(self.recorder, request, response)
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_SyncStream(response.stream, tap),
+            extensions=response.extensions,
+            request=request,
+        )
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class AsyncValidatingTransport(httpx.AsyncBaseTransport):
+    def __init__(self, recorder: Recorder) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.recorder = recorder
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        tap = _Tap(self.recorder, request, response)
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_AsyncStream(response.stream, tap),
+            extensions=response.extensions,
+            request=request,
+        )
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
