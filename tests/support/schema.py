@@ -41,13 +41,19 @@ class Recorder:
     bodies: list[bytes] = field(default_factory=list)
     checked: int = 0
 
-    def check(self, request: httpx.Request, response: httpx.Response, body: bytes, whole: bool) -> None:
+    def check(
+        self, request: httpx.Request, response: httpx.Response, body: bytes, whole: bool
+    ) -> None:
         self.bodies.append(body)
         self.bodies.append(str(response.headers).encode())
         path = request.url.path
+        if request.method == "OPTIONS":  # CORS preflights are not OpenAI responses
+            return
         problems = check_response(path, response.status_code, response.headers, body, whole)
         self.checked += 1
-        self.failures += [f"{request.method} {path} -> {response.status_code}: {p}" for p in problems]
+        self.failures += [
+            f"{request.method} {path} -> {response.status_code}: {p}" for p in problems
+        ]
 
 
 def check_response(
@@ -112,7 +118,9 @@ def check_event_stream(body: bytes, whole: bool) -> list[str]:
 
 
 class _Tap:
-    def __init__(self, recorder: Recorder, request: httpx.Request, response: httpx.Response) -> None:
+    def __init__(
+        self, recorder: Recorder, request: httpx.Request, response: httpx.Response
+    ) -> None:
         self.recorder = recorder
         self.request = request
         self.response = response

@@ -22,7 +22,8 @@ FAL_KEY_2 = "test-fal-key-second-93ab71c2"
 CLIENT_FAL_KEY = "test-client-fal-key-77d1e0aa"  # a client's own fal key (pass-through)
 API_KEY = "test-proxy-api-key-c4f18e02"
 API_KEY_2 = "test-proxy-api-key-b2-1d9e"
-SECRETS = (FAL_KEY, FAL_KEY_2, CLIENT_FAL_KEY, API_KEY, API_KEY_2)
+REVOKED_FAL_KEY = "test-fal-key-revoked-0e4d1c"  # the simulator does not know it: 401
+SECRETS = (FAL_KEY, FAL_KEY_2, CLIENT_FAL_KEY, API_KEY, API_KEY_2, REVOKED_FAL_KEY)
 
 
 @dataclass

@@ -205,7 +205,14 @@ def _to_proxy_error(exc: ValidationError) -> ProxyError:
             param,
             "empty_array",
         )
-    if kind in ("literal_error", "union_tag_invalid") and param.endswith((".role", ".type")):
+    if kind == "union_tag_not_found":  # a content part without `type`
+        param += ".type"
+        return invalid_request(
+            f"Missing required parameter: '{param}'.", param, "missing_required_parameter"
+        )
+    if kind == "union_tag_invalid":  # a content part of an unknown `type`
+        param += ".type"
+    if kind in ("literal_error", "union_tag_invalid"):
         return invalid_request(
             f"Invalid value for '{param}': {first['msg']}.", param, "invalid_value"
         )

@@ -1,0 +1,203 @@
+"""The proxy as a real process: start-up checks, SIGTERM draining, workers, and a rate limit
+shared by two processes through a real redis-server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from fal_openai_proxy.simulator.server import SimulatorThread
+
+from ..support.processes import ProxyProcess, free_port, run_cli, start_proxy_process
+from ..support.servers import API_KEY, FAL_KEY
+
+MODEL = "google/gemini-2.5-flash"
+
+
+def fal_env(sim: SimulatorThread, **extra: str) -> dict[str, str]:
+    return {"FAL_KEY": FAL_KEY, "FAL_RUN_URL": sim.run_url, "FAL_QUEUE_URL": sim.queue_url, **extra}
+
+
+@pytest.fixture
+def processes(secret_audit: list[str]) -> Iterator[list[ProxyProcess]]:
+    """Started processes are stopped after the test, and their output joins the audit."""
+    started: list[ProxyProcess] = []
+    yield started
+    for running in started:
+        running.stop()
+        secret_audit.append(running.output())
+
+
+def chat(base_url: str, text: str, **extra: Any) -> httpx.Response:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": text}], **extra}
+    return httpx.post(base_url + "/v1/chat/completions", json=body, timeout=30)
+
+
+def test_refuses_public_host_without_api_key(sim: SimulatorThread) -> None:
+    result = run_cli(fal_env(sim), ["--host", "0.0.0.0", "--port", str(free_port())])
+    assert result.returncode != 0
+    assert "API_KEY" in result.stderr and "ALLOW_UNAUTHENTICATED" in result.stderr
+    assert FAL_KEY not in result.stderr + result.stdout
+
+
+def test_refuses_api_key_without_fal_key() -> None:
+    result = run_cli({"API_KEY": API_KEY}, ["--port", str(free_port())])
+    assert result.returncode != 0
+    assert "FAL_KEY" in result.stderr
+    assert API_KEY not in result.stderr + result.stdout
+
+
+def test_public_host_allowed_when_explicitly_unauthenticated(
+    sim: SimulatorThread, processes: list[ProxyProcess]
+) -> None:
+    running = start_proxy_process(fal_env(sim, HOST="0.0.0.0", ALLOW_UNAUTHENTICATED="1"))
+    processes.append(running)
+    assert chat(running.base_url, "open").status_code == 200
+
+
+def test_example_py_simulates_without_fal_key(processes: list[ProxyProcess]) -> None:
+    """The seed's quick start: `python example.py` with no FAL_KEY streams a simulated answer."""
+    running = start_proxy_process({}, args=["--simulate"], script=["example.py"])
+    processes.append(running)
+    client = openai.OpenAI(base_url=running.base_url + "/v1", api_key="anything", max_retries=0)
+    stream = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hello"}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream) == (
+        "Simulated answer to: hello"
+    )
+    assert "SIMULATED" in running.output()
+
+
+def test_pass_through_mode_is_announced(
+    sim: SimulatorThread, processes: list[ProxyProcess]
+) -> None:
+    env = fal_env(sim)
+    del env["FAL_KEY"]
+    running = start_proxy_process(env)
+    processes.append(running)
+    assert "pass-through" in running.output()
+
+
+def _stream_in_background(base_url: str, text: str, lines: list[str]) -> threading.Thread:
+    def read() -> None:
+        body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": text}]}
+        try:
+            with httpx.stream(
+                "POST", base_url + "/v1/chat/completions", json=body, timeout=30
+            ) as r:
+                lines.extend(line for line in r.iter_lines() if line)
+        except httpx.TransportError as exc:  # a stream cut at the drain timeout
+            lines.append(f"<{type(exc).__name__}>")
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    return thread
+
+
+def test_sigterm_drains_in_flight_streams_then_exits_zero(
+    sim: SimulatorThread, processes: list[ProxyProcess]
+) -> None:
+    running = start_proxy_process(fal_env(sim, DRAIN_TIMEOUT="10"))
+    processes.append(running)
+    lines: list[str] = []
+    reader = _stream_in_background(
+        running.base_url, 'long [[sim {"events": 6, "interval_ms": 250}]]', lines
+    )
+    deadline = time.monotonic() + 5
+    while not any('"content":"Simulated' in line for line in lines) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    running.process.send_signal(signal.SIGTERM)
+    time.sleep(0.1)
+    assert httpx.get(running.base_url + "/readyz", timeout=2).status_code == 503
+    refused = chat(running.base_url, "too late")
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "service_unavailable"
+    reader.join(timeout=10)
+    assert lines[-1] == "data: [DONE]"  # the in-flight stream finished
+    assert "".join(lines).count('"finish_reason":"stop"') == 1
+    assert running.process.wait(timeout=10) == 0
+
+
+def test_drain_timeout_bounds_shutdown(sim: SimulatorThread, processes: list[ProxyProcess]) -> None:
+    running = start_proxy_process(fal_env(sim, DRAIN_TIMEOUT="0.5"))
+    processes.append(running)
+    lines: list[str] = []
+    reader = _stream_in_background(running.base_url, 'endless [[sim {"hang": true}]]', lines)
+    time.sleep(0.5)
+    started = time.monotonic()
+    running.process.send_signal(signal.SIGTERM)
+    assert running.process.wait(timeout=10) == 0
+    assert time.monotonic() - started < 4
+    reader.join(timeout=10)
+    assert lines[-1] == "<RemoteProtocolError>"  # cut, not hanging
+
+
+def test_two_workers_serve_and_drain(sim: SimulatorThread, processes: list[ProxyProcess]) -> None:
+    running = start_proxy_process(fal_env(sim, WORKERS="2"))
+    processes.append(running)
+    for i in range(6):
+        response = chat(running.base_url, f"worker {i}")
+        assert (
+            response.json()["choices"][0]["message"]["content"]
+            == f"Simulated answer to: worker {i}"
+        )
+    running.process.send_signal(signal.SIGTERM)
+    assert running.process.wait(timeout=15) == 0
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    server = shutil.which("redis-server")
+    if server is None:
+        message = "redis-server is not installed (CI installs the Debian package)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    port = free_port()
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with __import__("socket").create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail("redis-server did not start")
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_rate_limit_is_shared_through_redis(
+    sim: SimulatorThread, redis_url: str, processes: list[ProxyProcess]
+) -> None:
+    env = fal_env(sim, API_KEY=API_KEY, RATE_LIMIT_RPM="4", REDIS_URL=redis_url)
+    first, second = start_proxy_process(env), start_proxy_process(env)
+    processes += [first, second]
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "shared"}]}
+    statuses = []
+    for running in (first, second, first, second, first, second):
+        response = httpx.post(
+            running.base_url + "/v1/chat/completions", json=body, headers=headers, timeout=30
+        )
+        statuses.append(response.status_code)
+    assert statuses == [200, 200, 200, 200, 429, 429]

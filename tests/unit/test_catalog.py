@@ -1,0 +1,141 @@
+"""catalog.py: model ids each fal app accepts, /v1/models entries, and MODELS_FILE."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fal_openai_proxy.catalog import (
+    ANY_LLM_MODELS,
+    ROUTER_MODELS,
+    Catalog,
+    load_models_file,
+)
+from fal_openai_proxy.openai.errors import ProxyError
+
+ANY_LLM = "fal-ai/any-llm"
+ROUTER = "openrouter/router"
+
+
+def not_found(call: object, *args: str) -> ProxyError:
+    with pytest.raises(ProxyError) as info:
+        call(*args)  # type: ignore[operator]
+    error = info.value
+    assert (error.status, error.code, error.param) == (404, "model_not_found", "model")
+    return error
+
+
+@pytest.mark.parametrize("app", [ANY_LLM, f"{ANY_LLM}/vision", f"{ANY_LLM}/enterprise"])
+def test_any_llm_accepts_its_enum(app: str) -> None:
+    Catalog(ANY_LLM).check(app, "openai/gpt-4o")
+
+
+@pytest.mark.parametrize("app", [ANY_LLM, f"{ANY_LLM}/vision"])
+def test_any_llm_refuses_other_ids(app: str) -> None:
+    error = not_found(Catalog(ANY_LLM).check, app, "anthropic/claude-sonnet-4.6")
+    assert "`anthropic/claude-sonnet-4.6`" in error.message
+
+
+@pytest.mark.parametrize("model", ["anthropic/claude-sonnet-4.6", "whatever/x", "gpt-4"])
+def test_router_accepts_anything(model: str) -> None:
+    Catalog(ROUTER).check(ROUTER, model)
+    Catalog(ROUTER).check(f"{ROUTER}/vision", model)
+
+
+def test_get_catalog_id() -> None:
+    assert Catalog(ANY_LLM).get("openai/gpt-4o") == {
+        "id": "openai/gpt-4o",
+        "object": "model",
+        "created": 1735689600,
+        "owned_by": "openai",
+    }
+
+
+def test_router_synthesizes_unlisted_ids() -> None:
+    entry = Catalog(ROUTER).get("mistralai/mistral-large")
+    assert entry["id"] == "mistralai/mistral-large"
+    assert entry["owned_by"] == "mistralai"
+    assert entry["object"] == "model"
+
+
+@pytest.mark.parametrize("model", ["gpt-4", "", "/"])
+def test_router_get_unknown_id_without_owner(model: str) -> None:
+    not_found(Catalog(ROUTER).get, model)
+
+
+def test_any_llm_get_unknown_id() -> None:
+    not_found(Catalog(ANY_LLM).get, "mistralai/mistral-large")
+
+
+def test_any_llm_list_is_its_enum() -> None:
+    assert [m["id"] for m in Catalog(ANY_LLM).list()] == list(ANY_LLM_MODELS)
+
+
+def test_router_list_starts_with_router_models_without_duplicates() -> None:
+    ids = [m["id"] for m in Catalog(ROUTER).list()]
+    assert ids[: len(ROUTER_MODELS)] == list(ROUTER_MODELS)
+    assert len(ids) == len(set(ids))
+    assert set(ANY_LLM_MODELS) <= set(ids)
+
+
+def test_metric_label() -> None:
+    catalog = Catalog(ROUTER)
+    assert catalog.metric_label("openai/gpt-4.1") == "openai/gpt-4.1"
+    assert catalog.metric_label("someone/random-model") == "other"
+
+
+def test_json_list_of_ids(tmp_path: Path) -> None:
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps(["acme/model-a", "plain"]), encoding="utf-8")
+    cards = load_models_file(path)
+    assert [(c.id, c.owned_by, c.created) for c in cards] == [
+        ("acme/model-a", "acme", 1735689600),
+        ("plain", "fal", 1735689600),
+    ]
+
+
+@pytest.mark.parametrize("name", ["models.yaml", "models.yml"])
+def test_yaml_list_of_objects(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_text(
+        "- id: acme/model-a\n  owned_by: Acme Inc\n  created: 1700000000\n- id: beta/model-b\n",
+        encoding="utf-8",
+    )
+    cards = load_models_file(path)
+    assert [(c.id, c.owned_by, c.created) for c in cards] == [
+        ("acme/model-a", "Acme Inc", 1700000000),
+        ("beta/model-b", "beta", 1735689600),
+    ]
+
+
+def test_openai_data_object(tmp_path: Path) -> None:
+    path = tmp_path / "models.json"
+    body = {"object": "list", "data": [{"id": "acme/a", "object": "model", "owned_by": "x"}]}
+    path.write_text(json.dumps(body), encoding="utf-8")
+    assert [(c.id, c.owned_by) for c in load_models_file(path)] == [("acme/a", "x")]
+
+
+@pytest.mark.parametrize(
+    "content",
+    ['{"foo": 1}', "[1, 2]", '[{"name": "no id"}]', '"just a string"'],
+)
+def test_malformed_models_file(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "models.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"models\.json"):
+        load_models_file(path)
+
+
+def test_models_file_replaces_the_list(tmp_path: Path) -> None:
+    path = tmp_path / "models.yaml"
+    path.write_text("- custom/model-one\n- custom/model-two\n", encoding="utf-8")
+    catalog = Catalog(ANY_LLM, load_models_file(path))
+    assert [m["id"] for m in catalog.list()] == ["custom/model-one", "custom/model-two"]
+    catalog.check(ANY_LLM, "custom/model-one")
+    not_found(catalog.check, ANY_LLM, "openai/gpt-4o")  # built-in, but no longer listed
+    assert catalog.get("custom/model-two")["owned_by"] == "custom"
+    not_found(catalog.get, "openai/gpt-4o")
+    assert catalog.metric_label("custom/model-one") == "custom/model-one"
+    assert catalog.metric_label("openai/gpt-4o") == "other"
