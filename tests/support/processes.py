@@ -49,7 +49,8 @@ def start_proxy_process(
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "API_KEY"))}
     full_env.update({"PORT": str(port), "HOST": "127.0.0.1", **env})
-    log_file = tempfile.NamedTemporaryFile(prefix="proxy-", suffix=".log", delete=False)
+    # The child writes to this file for its whole life; it is read back by output().
+    log_file = tempfile.NamedTemporaryFile(prefix="proxy-", suffix=".log", delete=False)  # noqa: SIM115
     command = [sys.executable, *(script or ["-m", "fal_openai_proxy"]), *(args or [])]
     process = subprocess.Popen(
         command, env=full_env, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT
