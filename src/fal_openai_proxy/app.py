@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.proxy = state
+    state.metrics.requests_in_flight.set_function(lambda: float(state.in_flight))
     # Added innermost first: RequestLog wraps CORS, which wraps Guard.
     app.add_middleware(GuardMiddleware, state=state)
     if settings.cors_origin_list:
