@@ -15,7 +15,9 @@ from ..support.schema import AsyncValidatingTransport, Recorder, ValidatingTrans
 from ..support.servers import RunningProxy
 
 MODEL = "google/gemini-2.5-flash"
-VECTORS = json.loads((Path(__file__).parent.parent / "data" / "prompt-strategy-vectors.json").read_text())
+VECTORS = json.loads(
+    (Path(__file__).parent.parent / "data" / "prompt-strategy-vectors.json").read_text()
+)
 
 
 def ask(question: str) -> list[dict[str, Any]]:
@@ -102,7 +104,9 @@ def test_sdk_stream_helper(client: openai.OpenAI) -> None:
     assert final.choices[0].message.content == "Simulated answer to: helper"
 
 
-def test_fal_input_fields(client: openai.OpenAI, sim_log: Callable[..., list[dict[str, Any]]]) -> None:
+def test_fal_input_fields(
+    client: openai.OpenAI, sim_log: Callable[..., list[dict[str, Any]]]
+) -> None:
     client.chat.completions.create(
         model="anthropic/claude-sonnet-4.6",
         messages=[{"role": "system", "content": "Be brief."}, *ask("Hi")],
@@ -157,7 +161,9 @@ def test_reasoning_stream_uses_reasoning_content(client: openai.OpenAI) -> None:
             model=MODEL, messages=ask("think"), stream=True, extra_body={"reasoning": True}
         )
     )
-    reasoning = "".join(getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks)
+    reasoning = "".join(
+        getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks
+    )
     content = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert reasoning == "Thinking about: think"
     assert content == "Simulated answer to: think"
