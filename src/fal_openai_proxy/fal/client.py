@@ -52,6 +52,8 @@ _ERROR_TYPE_STATUS = {
 _RETRY_STATUSES = (408, 409, 429)
 _INGRESS_RETRY_STATUSES = (502, 503, 504)
 _CANCEL_TIMEOUT = 5.0
+# stamina's backoff: WAIT_INITIAL * 2**(n-1) plus up to WAIT_JITTER, at most WAIT_MAX.
+_WAIT_INITIAL, _WAIT_JITTER, _WAIT_MAX = 0.1, 0.1, 5.0
 
 # stamina reports retries to a process-wide Prometheus registry; we count ours per app.
 stamina.instrumentation.set_on_retry_hooks([])
@@ -104,7 +106,9 @@ class FalClient:
 
         async def attempt(lease: KeyLease) -> OpenResponse:
             headers = _headers(lease.key, accept="text/event-stream")
-            async with _deadline(self._timeouts.first_event, "first_event", total_deadline):
+            async with _deadline(
+                self._timeouts.first_event, "first_event", total_deadline, self._timeouts.total
+            ):
                 response = await self._http.open("POST", url, headers, body)
                 if response.status != 200 or not _is_event_stream(response.headers):
                     raise await _error_from(response, lease)
@@ -135,7 +139,9 @@ class FalClient:
         url = f"{self._queue_url}/{app}"
 
         async def attempt(lease: KeyLease) -> dict[str, Any]:
-            async with _deadline(self._timeouts.first_event, "first_event", total_deadline):
+            async with _deadline(
+                self._timeouts.first_event, "first_event", total_deadline, self._timeouts.total
+            ):
                 reply = await self._http.send("POST", url, _headers(lease.key), body)
             if reply.status != 200:
                 raise parse_error_response(reply.status, reply.headers, reply.body, lease.index)
@@ -145,7 +151,9 @@ class FalClient:
         request_id = str(submitted["request_id"])
         done = False
         try:
-            async with _deadline(self._timeouts.total, "total", total_deadline):
+            async with _deadline(
+                self._timeouts.total, "total", total_deadline, self._timeouts.total
+            ):
                 status = await self._wait_for_completion(submitted, lease)
                 done = True
                 _raise_if_failed(status, request_id)
@@ -231,16 +239,26 @@ class FalClient:
         loop = asyncio.get_running_loop()
         retry_deadline = min(loop.time() + self._timeouts.retry_budget, total_deadline)
         refused: set[int] = set()
+        failures = 0
 
         def backoff(exc: Exception) -> bool | float:
-            return self._retry_backoff(exc, retry_deadline - loop.time(), frozenset(refused))
+            nonlocal failures
+            failures += 1
+            budget_left = retry_deadline - loop.time()
+            decision = self._retry_backoff(exc, budget_left, frozenset(refused))
+            # Never sleep past the budget: a retry that starts late could outlive the
+            # request, leaving fal work that nobody waits for.
+            if decision is True and _longest_backoff(failures) >= budget_left:
+                return False
+            return decision
 
         async for attempt in stamina.retry_context(
             on=backoff,
             attempts=None,
             timeout=max(0.0, retry_deadline - loop.time()),
-            wait_initial=0.1,
-            wait_max=5.0,
+            wait_initial=_WAIT_INITIAL,
+            wait_max=_WAIT_MAX,
+            wait_jitter=_WAIT_JITTER,
         ):
             with attempt:
                 if attempt.num > 1:
@@ -295,6 +313,10 @@ class FalClient:
                 return True
             return exc.retry_after if exc.retry_after < budget_left else False
         return False
+
+
+def _longest_backoff(failures: int) -> float:
+    return min(_WAIT_INITIAL * 2.0 ** (failures - 1) + _WAIT_JITTER, _WAIT_MAX)
 
 
 class FalStream:
@@ -417,9 +439,10 @@ def _loads_object(data: bytes) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def _deadline(
-    seconds: float, which: str, total_deadline: float | None
+    seconds: float, which: str, total_deadline: float | None, total_seconds: float = 0.0
 ) -> AsyncIterator[None]:
-    """A timeout that raises FalTimeout naming which limit expired."""
+    """A timeout that raises FalTimeout naming which limit expired (`seconds` from now, or
+    the request's `total_deadline`, `total_seconds` after it began, if that comes first)."""
     loop = asyncio.get_running_loop()
     own = loop.time() + seconds
     at = own if total_deadline is None else min(own, total_deadline)
@@ -428,7 +451,7 @@ async def _deadline(
             yield
     except TimeoutError:
         if total_deadline is not None and at == total_deadline and total_deadline < own:
-            raise FalTimeout("total", seconds) from None
+            raise FalTimeout("total", total_seconds) from None
         raise FalTimeout(which, seconds) from None
 
 
