@@ -1,0 +1,123 @@
+"""A client that goes away stops the work at fal: queue jobs are cancelled, streams closed.
+
+The default proxy has long timeouts: whatever ends the fal work here is the client leaving.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from openai.types.chat import ChatCompletionMessageParam
+
+from ..support.servers import RunningProxy
+
+MODEL = "google/gemini-2.5-flash"
+Records = Callable[..., list[dict[str, Any]]]
+
+
+def ask(text: str) -> list[ChatCompletionMessageParam]:
+    return [{"role": "user", "content": text}]
+
+
+def sim(directive: dict[str, Any]) -> str:
+    return "[[sim " + json.dumps(directive) + "]]"
+
+
+def tagged(text: str) -> tuple[str, str]:
+    token = f"tok{uuid.uuid4().hex[:12]}"
+    return token, f"{token} {text}"
+
+
+def of(records: list[dict[str, Any]], token: str) -> list[dict[str, Any]]:
+    return [r for r in records if token in json.dumps(r.get("body"))]
+
+
+def wait_for(
+    find: Callable[[], list[dict[str, Any]]], within: float
+) -> tuple[list[dict[str, Any]], float]:
+    """Poll the simulator log until `find` returns records; return them and the wait."""
+    started = time.monotonic()
+    while True:
+        found = find()
+        waited = time.monotonic() - started
+        if found or waited > within:
+            return found, waited
+        time.sleep(0.01)
+
+
+def test_non_stream_client_leaving_cancels_the_queue_job(
+    proxy: RunningProxy, http: httpx.Client, sim_log: Records
+) -> None:
+    token, text = tagged(sim({"hang": True}))
+    body = {"model": MODEL, "messages": ask(text)}
+    with pytest.raises(httpx.ReadTimeout):
+        http.post(proxy.v1 + "/chat/completions", json=body, timeout=httpx.Timeout(5, read=0.5))
+    (submit,) = of(sim_log("submit"), token)
+    rid = submit["request_id"]
+    cancels, waited = wait_for(
+        lambda: [r for r in sim_log("cancel") if r["request_id"] == rid], within=2
+    )
+    assert cancels, "fal never received PUT .../cancel"
+    assert waited <= 2
+    assert cancels[0]["method"] == "PUT"
+    assert cancels[0]["path"].endswith(f"/requests/{rid}/cancel")
+    assert [r for r in sim_log("cancelled") if r["request_id"] == rid]  # the job was running
+
+
+def test_stream_closed_after_first_content_disconnects_fal(
+    proxy: RunningProxy, make_client: Callable[..., openai.OpenAI], sim_log: Records
+) -> None:
+    token, text = tagged(sim({"interval_ms": 500, "events": 20}))
+    stream = make_client(proxy).chat.completions.create(
+        model=MODEL, messages=ask(text + " " + " ".join(f"w{i}" for i in range(30))), stream=True
+    )
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            break
+    stream.close()
+    (opened,) = of(sim_log("stream"), token)
+    rid = opened["request_id"]
+    gone, waited = wait_for(
+        lambda: [r for r in sim_log("disconnect") if r["request_id"] == rid], within=1.5
+    )
+    assert gone, "fal's stream was not closed"
+    assert waited <= 1.5
+    assert gone[0]["path"].endswith("/stream")
+
+
+def test_stream_abandoned_before_fal_answers_disconnects_fal(
+    proxy: RunningProxy, make_client: Callable[..., openai.OpenAI], sim_log: Records
+) -> None:
+    token, text = tagged(sim({"latency_ms": 5000}))
+    client = make_client(proxy).with_options(timeout=0.5)
+    with pytest.raises(openai.APITimeoutError):
+        client.chat.completions.create(model=MODEL, messages=ask(text), stream=True)
+    (opened,) = of(sim_log("stream"), token)
+    rid = opened["request_id"]
+    gone, waited = wait_for(
+        lambda: [r for r in sim_log("disconnect") if r["request_id"] == rid], within=1.5
+    )
+    assert gone, "fal's stream request was not abandoned"
+    assert waited <= 1.5
+
+
+def test_non_stream_abandoned_during_queue_latency_is_cancelled(
+    proxy: RunningProxy, make_client: Callable[..., openai.OpenAI], sim_log: Records
+) -> None:
+    token, text = tagged(sim({"latency_ms": 5000}))
+    client = make_client(proxy).with_options(timeout=0.5)
+    with pytest.raises(openai.APITimeoutError):
+        client.chat.completions.create(model=MODEL, messages=ask(text))
+    (submit,) = of(sim_log("submit"), token)
+    rid = submit["request_id"]
+    cancels, _ = wait_for(
+        lambda: [r for r in sim_log("cancel") if r["request_id"] == rid], within=2
+    )
+    assert cancels, "fal never received PUT .../cancel"
