@@ -1,7 +1,8 @@
-"""A raw-ASGI event-stream response that stops its producer the moment the client leaves.
+"""A raw-ASGI event-stream response that stops the moment the client leaves.
 
-Starlette's StreamingResponse notices a departed client only at the next write; a proxy
-waiting on a silent upstream must notice at once, to close the fal connection.
+Starlette's StreamingResponse notices a departed client only at its next write; a proxy
+waiting on a silent upstream must notice at once, to close the fal connection. One watcher
+task per request listens for `http.disconnect` and cancels the request's own task.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ SSE_HEADERS = [
 
 
 class ClientGone(Exception):
-    """The client disconnected before the answer was ready."""
+    """The client disconnected before the answer was complete."""
 
 
 async def wait_for_disconnect(receive: Receive) -> None:
@@ -32,57 +33,64 @@ async def wait_for_disconnect(receive: Receive) -> None:
         pass
 
 
-async def until_disconnect(work: Awaitable[T], receive: Receive) -> T:
-    """Await `work`, cancelling it (and running its cleanup) if the client disconnects."""
-    task = asyncio.ensure_future(work)
+class _Watch:
+    __slots__ = ("active", "gone")
+
+    def __init__(self) -> None:
+        self.active = True
+        self.gone = False
+
+
+@contextlib.asynccontextmanager
+async def cancelled_on_disconnect(receive: Receive) -> AsyncIterator[None]:
+    """Run the body; if the client disconnects, cancel it (its cleanup runs) and raise
+    ClientGone."""
+    task = asyncio.current_task()
+    assert task is not None
+    watch = _Watch()
+
+    def on_disconnect(watcher: asyncio.Future[None]) -> None:
+        # `active` guards against a callback already scheduled when the body finished.
+        if watch.active and not watcher.cancelled() and watcher.exception() is None:
+            watch.gone = True
+            task.cancel()
+
     watcher = asyncio.ensure_future(wait_for_disconnect(receive))
+    watcher.add_done_callback(on_disconnect)
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        yield
     except asyncio.CancelledError:
-        task.cancel()
+        if watch.gone:
+            task.uncancel()
+            raise ClientGone() from None
         raise
     finally:
-        if not watcher.done():
-            watcher.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    raise ClientGone()
+        watch.active = False
+        watcher.cancel()
+
+
+async def until_disconnect(work: Awaitable[T], receive: Receive) -> T:
+    """Await `work`, cancelling it (and running its cleanup) if the client disconnects."""
+    async with cancelled_on_disconnect(receive):
+        return await work
+    raise AssertionError("unreachable")  # for type checkers: the body always returns or raises
 
 
 class EventStreamResponse(Response):
-    def __init__(
-        self, frames: AsyncIterator[bytes], headers: list[tuple[bytes, bytes]] | None = None
-    ) -> None:
+    def __init__(self, frames: AsyncIterator[bytes]) -> None:
         self.status_code = 200
         self.background = None
         self._frames = frames
-        self._sse_headers = SSE_HEADERS + (headers or [])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self._sse_headers})
-        producer = asyncio.ensure_future(self._produce(send))
-        watcher = asyncio.ensure_future(wait_for_disconnect(receive))
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         try:
-            await asyncio.wait((producer, watcher), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (producer, watcher):
-                if not task.done():
-                    task.cancel()
-            # Let the producer's cleanup (closing the fal connection) run to the end.
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await producer
-        if watcher.done() and not watcher.cancelled():
-            return
-        if producer.exception() is None:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def _produce(self, send: Send) -> None:
-        try:
-            async for frame in self._frames:
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            async with cancelled_on_disconnect(receive):
+                async for frame in self._frames:
+                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except ClientGone:
+            pass
         finally:
             await _aclose(self._frames)
 
