@@ -9,38 +9,8 @@ from typing import Any
 
 import yaml
 
+from .fal.apps import ANY_LLM_MODELS, is_any_llm
 from .openai.errors import model_not_found
-
-# fal-ai/any-llm's model enum (fal-protocol.md §2.1); the app rejects anything else.
-ANY_LLM_MODELS = (
-    "deepseek/deepseek-r1",
-    "anthropic/claude-3.7-sonnet",
-    "anthropic/claude-3.5-sonnet",
-    "anthropic/claude-3-5-haiku",
-    "anthropic/claude-3-haiku",
-    "google/gemini-pro-1.5",
-    "google/gemini-flash-1.5",
-    "google/gemini-flash-1.5-8b",
-    "google/gemini-2.0-flash-001",
-    "google/gemini-2.5-flash",
-    "google/gemini-2.5-flash-lite",
-    "google/gemini-2.5-pro",
-    "meta-llama/llama-3.2-1b-instruct",
-    "meta-llama/llama-3.2-3b-instruct",
-    "meta-llama/llama-3.1-8b-instruct",
-    "meta-llama/llama-3.1-70b-instruct",
-    "openai/gpt-oss-120b",
-    "openai/gpt-4o-mini",
-    "openai/gpt-4o",
-    "openai/gpt-4.1",
-    "openai/o3",
-    "openai/gpt-5-chat",
-    "openai/gpt-5-mini",
-    "openai/gpt-5-nano",
-    "meta-llama/llama-4-maverick",
-    "meta-llama/llama-4-scout",
-    "meta-llama/llama-3.2-90b-vision-instruct",
-)
 
 # Popular ids for openrouter/router, which forwards any OpenRouter model id as it is.
 ROUTER_MODELS = (
@@ -78,10 +48,6 @@ class ModelCard:
 
 def card(model_id: str) -> ModelCard:
     return ModelCard(model_id, model_id.split("/", 1)[0] if "/" in model_id else "fal")
-
-
-def is_any_llm(app: str) -> bool:
-    return app.startswith("fal-ai/any-llm")
 
 
 class Catalog:

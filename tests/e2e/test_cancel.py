@@ -5,38 +5,16 @@ The default proxy has long timeouts: whatever ends the fal work here is the clie
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import openai
 import pytest
-from openai.types.chat import ChatCompletionMessageParam
 
+from ..support.chat import MODEL, Records, ask, of, sim, tagged
 from ..support.servers import RunningProxy
-
-MODEL = "google/gemini-2.5-flash"
-Records = Callable[..., list[dict[str, Any]]]
-
-
-def ask(text: str) -> list[ChatCompletionMessageParam]:
-    return [{"role": "user", "content": text}]
-
-
-def sim(directive: dict[str, Any]) -> str:
-    return "[[sim " + json.dumps(directive) + "]]"
-
-
-def tagged(text: str) -> tuple[str, str]:
-    token = f"tok{uuid.uuid4().hex[:12]}"
-    return token, f"{token} {text}"
-
-
-def of(records: list[dict[str, Any]], token: str) -> list[dict[str, Any]]:
-    return [r for r in records if token in json.dumps(r.get("body"))]
 
 
 def wait_for(

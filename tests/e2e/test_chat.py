@@ -11,17 +11,13 @@ import openai
 import pytest
 from langchain_openai import ChatOpenAI
 
+from ..support.chat import MODEL, ask
 from ..support.schema import AsyncValidatingTransport, Recorder, ValidatingTransport
 from ..support.servers import RunningProxy
 
-MODEL = "google/gemini-2.5-flash"
 VECTORS = json.loads(
     (Path(__file__).parent.parent / "data" / "prompt-strategy-vectors.json").read_text()
 )
-
-
-def ask(question: str) -> list[dict[str, Any]]:
-    return [{"role": "user", "content": question}]
 
 
 def test_non_stream_answer_usage_and_shape(client: openai.OpenAI) -> None:

@@ -17,31 +17,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from openai.types.chat import ChatCompletionMessageParam
 
 from ..conftest import CapturedLogs
+from ..support.chat import MODEL, Records, ask, of, sim, tagged
 from ..support.servers import RunningProxy
-
-MODEL = "google/gemini-2.5-flash"
-Records = Callable[..., list[dict[str, Any]]]
-
-
-def ask(text: str) -> list[ChatCompletionMessageParam]:
-    return [{"role": "user", "content": text}]
-
-
-def sim(directive: dict[str, Any]) -> str:
-    return "[[sim " + json.dumps(directive) + "]]"
-
-
-def tagged(text: str) -> tuple[str, str]:
-    """A prompt with a unique token, to find this request's records in the simulator log."""
-    token = f"tok{uuid.uuid4().hex[:12]}"
-    return token, f"{token} {text}"
-
-
-def of(records: list[dict[str, Any]], token: str) -> list[dict[str, Any]]:
-    return [r for r in records if token in json.dumps(r.get("body"))]
 
 
 def error_of(response: httpx.Response, status: int) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
+from ..support.chat import MODEL
 from ..support.processes import (
     ProxyProcess,
     SimulatorProcess,
@@ -22,7 +23,6 @@ from ..support.processes import (
 )
 from ..support.servers import FAL_KEY
 
-MODEL = "google/gemini-2.5-flash"
 STREAMS = 500
 REQUESTS = 2000
 TIMEOUT = aiohttp.ClientTimeout(total=120)

@@ -9,16 +9,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from openai.types.chat import ChatCompletionMessageParam
 
+from ..support.chat import MODEL, Records, ask
 from ..support.servers import API_KEY, API_KEY_2, CLIENT_FAL_KEY, FAL_KEY, RunningProxy
-
-MODEL = "google/gemini-2.5-flash"
-Records = Callable[..., list[dict[str, Any]]]
-
-
-def ask(text: str) -> list[ChatCompletionMessageParam]:
-    return [{"role": "user", "content": text}]
 
 
 def error_of(response: httpx.Response, status: int) -> dict[str, Any]:

@@ -18,10 +18,9 @@ import pytest
 
 from fal_openai_proxy.simulator.server import SimulatorThread
 
+from ..support.chat import MODEL
 from ..support.processes import ProxyProcess, free_port, run_cli, start_proxy_process
 from ..support.servers import API_KEY, FAL_KEY
-
-MODEL = "google/gemini-2.5-flash"
 
 
 def fal_env(sim: SimulatorThread, **extra: str) -> dict[str, str]:

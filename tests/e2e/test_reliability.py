@@ -14,14 +14,8 @@ import pytest
 
 from fal_openai_proxy.simulator.server import SimulatorThread
 
+from ..support.chat import MODEL, Records, ask
 from ..support.servers import API_KEY, FAL_KEY, FAL_KEY_2, REVOKED_FAL_KEY, RunningProxy
-
-MODEL = "google/gemini-2.5-flash"
-Records = Callable[..., list[dict[str, Any]]]
-
-
-def ask(text: str) -> list[dict[str, Any]]:
-    return [{"role": "user", "content": text}]
 
 
 @pytest.fixture

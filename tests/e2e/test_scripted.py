@@ -7,31 +7,15 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import httpx
 import openai
 import pytest
-from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionChunk
 
 from ..conftest import CapturedLogs
+from ..support.chat import MODEL, Records, ask, of, sim, tagged
 from ..support.servers import RunningProxy
-
-MODEL = "google/gemini-2.5-flash"
-Records = Callable[..., list[dict[str, Any]]]
-
-
-def ask(text: str) -> list[ChatCompletionMessageParam]:
-    return [{"role": "user", "content": text}]
-
-
-def sim(directive: dict[str, Any]) -> str:
-    return "[[sim " + json.dumps(directive) + "]]"
-
-
-def tagged(text: str) -> tuple[str, str]:
-    token = f"tok{uuid.uuid4().hex[:12]}"
-    return token, f"{token} {text}"
 
 
 def drain(stream: Iterable[ChatCompletionChunk], into: list[ChatCompletionChunk]) -> None:
@@ -42,10 +26,6 @@ def drain(stream: Iterable[ChatCompletionChunk], into: list[ChatCompletionChunk]
 
 def contents(chunks: list[ChatCompletionChunk]) -> list[str]:
     return [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
-
-
-def of(records: list[dict[str, Any]], token: str) -> list[dict[str, Any]]:
-    return [r for r in records if token in json.dumps(r.get("body"))]
 
 
 @pytest.fixture(scope="module")

@@ -4,44 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..fal.apps import ANY_LLM_MODELS as FAL_ANY_LLM_MODELS
+
 # Namespaces that add a leading segment to an app id (fal_client ``AppId.from_endpoint_id``).
 _NAMESPACES = frozenset({"workflows", "comfy"})
 
 ANY_LLM_DEFAULT_MODEL = "google/gemini-2.5-flash-lite"
 
-# Union of every model id fal-protocol.md §2.1 lists for the any-llm family (base, enterprise,
-# vision); one enum keeps the simulator lenient across the three variants.
-ANY_LLM_MODELS: frozenset[str] = frozenset(
-    {
-        "deepseek/deepseek-r1",
-        "anthropic/claude-3.7-sonnet",
-        "anthropic/claude-3.5-sonnet",
-        "anthropic/claude-3-5-haiku",
-        "anthropic/claude-3-haiku",
-        "google/gemini-pro-1.5",
-        "google/gemini-flash-1.5",
-        "google/gemini-flash-1.5-8b",
-        "google/gemini-2.0-flash-001",
-        "google/gemini-2.5-flash",
-        "google/gemini-2.5-flash-lite",
-        "google/gemini-2.5-pro",
-        "meta-llama/llama-3.2-1b-instruct",
-        "meta-llama/llama-3.2-3b-instruct",
-        "meta-llama/llama-3.1-8b-instruct",
-        "meta-llama/llama-3.1-70b-instruct",
-        "meta-llama/llama-3.2-90b-vision-instruct",
-        "openai/gpt-oss-120b",
-        "openai/gpt-4o-mini",
-        "openai/gpt-4o",
-        "openai/gpt-4.1",
-        "openai/o3",
-        "openai/gpt-5-chat",
-        "openai/gpt-5-mini",
-        "openai/gpt-5-nano",
-        "meta-llama/llama-4-maverick",
-        "meta-llama/llama-4-scout",
-    }
-)
+# fal's any-llm enum; the simulator stands in for fal, which holds the list.
+ANY_LLM_MODELS: frozenset[str] = frozenset(FAL_ANY_LLM_MODELS)
 
 
 def base_length(segments: list[str]) -> int:
