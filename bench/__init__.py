@@ -1,0 +1,1 @@
+"""Benchmark harness: the proxy against a direct fal client, on the same simulator."""

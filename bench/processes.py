@@ -1,0 +1,203 @@
+"""The simulator and the proxy as child processes on loopback, and their clean shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from fal_openai_proxy.settings import Settings
+
+from . import procinfo
+
+HOST = "127.0.0.1"
+FAL_KEY = "bench-key"
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _clean_env() -> dict[str, str]:
+    """The harness's environment minus every proxy setting, so none leaks into a run."""
+    names = {name.upper() for name in Settings.model_fields}
+    return {k: v for k, v in os.environ.items() if k.upper() not in names}
+
+
+@dataclass
+class Child:
+    """One child process in its own session, so that Ctrl-C reaches only the harness."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    files: list[IO[bytes]] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """SIGTERM (the proxy drains, then exits), then SIGKILL to the whole group."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(STOP_TIMEOUT_S)
+        # The group is this child's own session: its workers and nothing else.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(STOP_TIMEOUT_S)
+        for f in self.files:
+            f.close()
+
+
+def _spawn(
+    name: str, args: list[str], env: dict[str, str], workdir: Path, stdout: Path | None = None
+) -> Child:
+    log_path = workdir / f"{name}.log"
+    files: list[IO[bytes]] = [log_path.open("wb")]
+    if stdout is not None:
+        files.append(stdout.open("wb"))
+    popen = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=workdir,  # no .env of a developer's checkout is read from here
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=files[1] if stdout is not None else subprocess.DEVNULL,
+        stderr=files[0],
+        start_new_session=True,
+    )
+    return Child(name, popen, log_path, files)
+
+
+@dataclass
+class Simulator:
+    child: Child
+    run_url: str
+    queue_url: str
+
+    @property
+    def base_url(self) -> str:
+        return self.run_url.rsplit("/", 1)[0]
+
+    def child_cpu(self) -> float:
+        return procinfo.cpu_seconds(self.child.pid)
+
+
+def start_simulator(workdir: Path, latency_ms: float, interval_ms: float, events: int) -> Simulator:
+    out_path = workdir / "simulator.out"
+    args = ["-m", "fal_openai_proxy.simulator", "--host", HOST, "--port", "0"]
+    args += ["--latency-ms", str(latency_ms), "--interval-ms", str(interval_ms)]
+    args += ["--events", str(events), "--log-level", "warning"]
+    child = _spawn("simulator", args, _clean_env(), workdir, stdout=out_path)
+    urls = _wait_for_urls(child, out_path)
+    return Simulator(child, urls["FAL_RUN_URL"], urls["FAL_QUEUE_URL"])
+
+
+def _wait_for_urls(child: Child, out_path: Path) -> dict[str, str]:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        urls = dict(line.split("=", 1) for line in out_path.read_text().splitlines() if "=" in line)
+        if "FAL_RUN_URL" in urls and "FAL_QUEUE_URL" in urls:
+            return urls
+        if not child.alive():
+            break
+        time.sleep(0.05)
+    child.stop()
+    raise RuntimeError(f"simulator did not start:\n{child.log_tail()}")
+
+
+@dataclass
+class Proxy:
+    child: Child
+    url: str
+    workers: int
+
+    def pids(self) -> list[int]:
+        """The processes serving requests: the workers if there are any, else the main one."""
+        if self.workers == 1:
+            return [self.child.pid]
+        return [
+            pid
+            for pid in procinfo.children(self.child.pid)
+            if "spawn_main" in procinfo.cmdline(pid)
+        ]
+
+    def rss_kb(self) -> int:
+        return sum(procinfo.rss_kb(pid) for pid in self.pids())
+
+    def cpu_seconds(self) -> float:
+        return sum(procinfo.cpu_seconds(pid) for pid in self.pids())
+
+    def total_cpu_seconds(self) -> float:
+        """Since start, the supervisor of the workers included."""
+        extra = procinfo.cpu_seconds(self.child.pid) if self.workers > 1 else 0.0
+        return self.cpu_seconds() + extra
+
+
+def start_proxy(workdir: Path, sim: Simulator, workers: int) -> Proxy:
+    port = free_port()
+    env = _clean_env()
+    env.update(
+        FAL_KEY=FAL_KEY,
+        FAL_RUN_URL=sim.run_url,
+        FAL_QUEUE_URL=sim.queue_url,
+        FAL_KEY_CONCURRENCY="100000",
+        MAX_QUEUE_WAIT="60",
+        WORKERS=str(workers),
+        LOG_LEVEL="info",
+    )
+    args = ["-m", "fal_openai_proxy", "--host", HOST, "--port", str(port)]
+    child = _spawn(f"proxy-w{workers}", args, env, workdir)
+    proxy = Proxy(child, f"http://{HOST}:{port}", workers)
+    try:
+        _wait_healthy(proxy)
+    except BaseException:
+        child.stop()
+        raise
+    return proxy
+
+
+def _wait_healthy(proxy: Proxy) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not proxy.child.alive():
+            break
+        # With workers, /healthz answers once one is up: wait until all of them are.
+        if _healthz_ok(proxy.url) and len(proxy.pids()) == proxy.workers:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"proxy did not become healthy:\n{proxy.child.log_tail()}")
+
+
+def _healthz_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=2) as reply:
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False

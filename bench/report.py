@@ -1,0 +1,342 @@
+"""The results as a console table, a JSON file and docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .plan import CASES, MODES
+from .targets import Verdict
+
+PROFILE_HEADING = "## Profile"
+PROFILE_PLACEHOLDER = (
+    "_To be filled in: where the proxy spends its CPU time under load (py-spy or cProfile of "
+    "the proxy process during the throughput and stream phases), and what could be done "
+    "about it. This section is kept when `make bench` regenerates the page._"
+)
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    headers: tuple[str, ...]
+    rows: Sequence[tuple[str, ...]]
+
+
+def num(value: Any, digits: int = 2) -> str:
+    if not isinstance(value, int | float) or math.isnan(value):
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def _summary(s: dict[str, float]) -> tuple[str, str, str]:
+    return num(s["p50_ms"], 3), num(s["p99_ms"], 3), num(s["max_ms"], 3)
+
+
+def target_table(verdicts: list[Verdict]) -> Table:
+    rows = []
+    for v in verdicts:
+        t = v.target
+        digits = 3 if t.unit == " ms" else 2
+        value = f"{num(v.value, digits)}{t.unit}"
+        if t.errors_key:
+            value += f", {v.errors} errors"
+        gate = f"{'>=' if t.higher_is_better else '<='} {t.gross:g}{t.unit}"
+        if t.gross_key:
+            gate += f" (on {t.gross_key.rsplit('.', 1)[-1]}: {num(v.gross_value, digits)})"
+        rows.append((t.label, value, t.describe(), "met" if v.met else "NOT MET", gate))
+    headers = ("target", "measured", "limit", "result", "--quick fails unless")
+    return Table("Targets (one worker)", headers, rows)
+
+
+def latency_table(lat: dict[str, Any]) -> Table:
+    rows = []
+    for name, label in (
+        ("non_stream", "non-stream, whole request"),
+        ("stream_ttfc", "stream, first content"),
+    ):
+        f = lat[name]
+        rows.append((label, *_summary(f["direct"]), *_summary(f["proxy"]), *_summary(f["added"])))
+    headers = ("c=1, 0 ms upstream (ms)", "direct p50", "p99", "max", "proxy p50", "p99", "max")
+    return Table(
+        f"Latency at concurrency 1 ({lat['pairs']} interleaved pairs each)",
+        (*headers, "added p50", "p99", "max"),
+        rows,
+    )
+
+
+def throughput_table(tput: dict[str, dict[str, Any]]) -> Table:
+    rows = []
+    for workers, cases in sorted(tput.items()):
+        for case in CASES:
+            for mode in MODES:
+                f = cases[case.name][mode]
+                rows.append(
+                    (
+                        f"{case.name} {mode}",
+                        workers[1:],
+                        num(f["direct_rps"], 0),
+                        num(f["proxy_rps"], 0),
+                        num(f["ratio"], 3),
+                        f"{f['errors_proxy']}/{f['errors_direct']}",
+                        num(f["proxy_cpu_ms_per_request"], 3),
+                        num(f["proxy_cpu_cores"], 2),
+                        _pair(f["box_cpu_pct"], 0),
+                        _pair(f["foreign_cpu_cores"], 1),
+                    )
+                )
+    headers = (
+        "case",
+        "workers",
+        "direct req/s",
+        "proxy req/s",
+        "proxy/direct",
+        "errors p/d",
+        "proxy CPU ms/req",
+        "proxy cores",
+        "box CPU % d/p",
+        "other cores d/p",
+    )
+    title = (
+        "Throughput (closed loops; box CPU: harness + simulator + proxy over all cores; "
+        "other cores: anything else running on the machine meanwhile)"
+    )
+    return Table(title, headers, rows)
+
+
+def _pair(sides: dict[str, float], digits: int) -> str:
+    return f"{num(sides['direct'], digits)}/{num(sides['proxy'], digits)}"
+
+
+def chunk_table(ic: dict[str, Any]) -> Table:
+    d, p = ic["direct_gap"], ic["proxy_gap"]
+    rows = [
+        ("direct (fal events)", *_summary(d)),
+        ("proxy (content chunks)", *_summary(p)),
+        ("added", num(ic["added_p50_ms"], 3), num(ic["added_p99_ms"], 3), ""),
+    ]
+    up = ic["upstream"]
+    title = (
+        f"Inter-chunk gaps: {ic['streams']} concurrent streams x {up['events']} events "
+        f"{num(up['interval_ms'], 0)} ms apart, {ic['rounds']} round(s) per side"
+    )
+    return Table(title, ("gap (ms)", "p50", "p99", "max"), rows)
+
+
+def memory_table(mem: dict[str, Any], idle: dict[str, Any]) -> Table:
+    n = idle["opened"]
+    rows = [
+        ("idle after warm-up", f"{mem['baseline_kb']:,} KB"),
+        (f"{n:,} idle open streams", f"{idle['rss_open_kb']:,} KB"),
+        ("per open stream", f"{num(idle['per_open_stream_kb'], 2)} KB"),
+        ("fal streams closed after clients left", _seconds(idle["upstream_closed_after_s"])),
+        ("idle, after the streams closed", f"{idle['rss_after_first_burst_kb']:,} KB"),
+        (f"a second burst of {n:,} streams adds", f"{idle['second_burst_growth_kb']:,} KB"),
+        ("after all load", f"{mem['after_load_kb']:,} KB"),
+        ("after all load vs idle after warm-up", f"{num(mem['after_load_growth_pct'], 1)} %"),
+        (
+            "after all load vs idle after the first burst",
+            f"{num(mem['growth_after_first_burst_pct'], 1)} %",
+        ),
+    ]
+    return Table("Proxy memory (VmRSS, one worker)", ("", "RSS"), rows)
+
+
+def _seconds(value: float | None) -> str:
+    return "not within 15 s" if value is None else f"within {num(value, 2)} s"
+
+
+def cpu_table(results: dict[str, Any]) -> Table:
+    w1 = results["throughput"]["w1"]
+    rows = [
+        (
+            "per request, non-stream, c=1",
+            num(results["latency"]["non_stream"]["proxy_cpu_ms_per_request"], 3) + " ms",
+        ),
+        (
+            "per request, non-stream, c=32 @ 50 ms",
+            num(w1["c32@50ms"]["non_stream"]["proxy_cpu_ms_per_request"], 3) + " ms",
+        ),
+        (
+            "per request, stream (10 events), c=32 @ 50 ms",
+            num(w1["c32@50ms"]["stream"]["proxy_cpu_ms_per_request"], 3) + " ms",
+        ),
+        (
+            "per content chunk, 100 streams x 50 events",
+            num(results["inter_chunk"]["proxy_cpu_us_per_chunk"], 1) + " us",
+        ),
+    ]
+    return Table("Proxy CPU time (utime + stime)", ("", "CPU"), rows)
+
+
+def tables(results: dict[str, Any], verdicts: list[Verdict]) -> list[Table]:
+    return [
+        target_table(verdicts),
+        latency_table(results["latency"]),
+        throughput_table(results["throughput"]),
+        chunk_table(results["inter_chunk"]),
+        memory_table(results["memory"], results["idle_streams"]),
+        cpu_table(results),
+    ]
+
+
+def _widths(t: Table) -> list[int]:
+    cells = [t.headers, *t.rows]
+    return [max(len(row[i]) for row in cells) for i in range(len(t.headers))]
+
+
+def render_text(t: Table) -> str:
+    widths = _widths(t)
+
+    def line(row: tuple[str, ...]) -> str:
+        first = row[0].ljust(widths[0])
+        return "  ".join([first, *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))])
+
+    return "\n".join([t.title, line(t.headers), *(line(r) for r in t.rows)])
+
+
+def render_markdown(t: Table) -> str:
+    head = "| " + " | ".join(t.headers) + " |"
+    rule = "|" + "|".join(["---", *["---:"] * (len(t.headers) - 1)]) + "|"
+    body = ["| " + " | ".join(r) + " |" for r in t.rows]
+    return "\n".join([f"### {t.title}", "", head, rule, *body])
+
+
+def header_line(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    dirty = " (src modified)" if m.get("src_dirty") else ""
+    return (
+        f"fal-openai-proxy benchmark, {results['mode']} mode, {results['date']}, "
+        f"commit {m['commit']}{dirty}; {m['cores']} cores {m['cpu_model']}, Python {m['python']}"
+    )
+
+
+def noise_line(results: dict[str, Any]) -> str:
+    cores = results.get("foreign_cpu_cores", math.nan)
+    return (
+        f"Other processes on the machine used {num(cores, 2)} cores on average during the run "
+        "(shared-box noise; the figures are cleanest near 0)."
+    )
+
+
+def console(results: dict[str, Any], verdicts: list[Verdict]) -> str:
+    parts = [header_line(results) + "\n" + noise_line(results)]
+    parts += [render_text(t) for t in tables(results, verdicts)]
+    parts.append(_errors_text(results))
+    parts.append(_log_text(results["proxy_log"]))
+    return "\n\n".join(parts)
+
+
+def _errors_text(results: dict[str, Any]) -> str:
+    errors = results["errors"]
+    if not errors["count"]:
+        return "Errors: none (every answer checked against its unique question)."
+    samples = "\n".join(f"  - {s}" for s in errors["samples"])
+    return f"Errors: {errors['count']}\n{samples}"
+
+
+def _log_text(log: dict[str, Any]) -> str:
+    levels = ", ".join(f"{k}: {v}" for k, v in sorted(log["levels"].items())) or "none"
+    lines = [f"Proxy log lines by level: {levels}"]
+    lines += [f"  {n} x {msg}" for msg, n in log["notable"].items()]
+    return "\n".join(lines)
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    tmp.replace(path)
+
+
+def existing_profile(doc: Path) -> str | None:
+    """The Profile section someone wrote, so that regenerating the page keeps it."""
+    if not doc.exists():
+        return None
+    match = re.search(r"^## Profile\n(.*?)(?=^## |\Z)", doc.read_text(), re.S | re.M)
+    return match.group(1).strip() if match else None
+
+
+_HOW_TO_RUN = """\
+```sh
+make bench          # full run, about 6 minutes: rewrites this page and bench/results/<date>.json
+make bench-quick    # CI smoke run, under 60 s: bench/results/quick-latest.json, page untouched
+.venv/bin/python -m bench.run [--quick]
+```
+
+The harness starts the fal simulator and the proxy itself (`python -m fal_openai_proxy`,
+`FAL_KEY_CONCURRENCY=100000`, `LOG_LEVEL=info`, stderr to a file) on free loopback ports, and
+stops them on exit or Ctrl-C. The full run measures one worker, then the throughput again
+with `WORKERS=2`; `--quick` measures one worker with smaller counts.
+
+`--quick` exits 1 on any failed or wrong response, and on gross regressions only: a figure
+beyond the last column of the targets table. Those limits are generous on purpose (CI is a
+noisy shared 2-core box) and sit well clear of today's figures, including those that miss
+their target, so that only a real regression turns CI red. For the RSS target, `--quick`
+checks growth after the first burst of open streams (a leak) rather than the high-water mark
+that the burst itself leaves. The full run exits 1 only on failed or wrong responses."""
+
+_METHOD = """\
+Every figure compares the proxy with a **direct** client making the same fal calls against
+the same simulator in the same run: for non-stream, queue submit, status stream
+(`/status/stream?logs=0`) and result; for stream, the run `/stream` call. Load comes from
+the harness process (aiohttp, one keep-alive session, uvloop) over loopback. Each request
+asks a unique question, and its answer must be exactly `Simulated answer to: <question>`,
+in as many content chunks as the simulator sent events; anything else is an error.
+
+- **Latency** (concurrency 1, 0 ms upstream): direct and proxy requests alternate, flipping
+  which goes first. Non-stream: the whole request. Stream: time to the first chunk with
+  non-empty `delta.content`, against the first fal event with non-empty `output`.
+  *Added* = proxy quantile minus direct quantile.
+- **Throughput**: closed loops of N clients for a few seconds (the first part not counted),
+  alternating direct and proxy segments, the clients' starts spread over one upstream
+  request time so that they do not run in lockstep; upstream 50 ms before the answer,
+  streams of 10 events 5 ms apart; and 0 ms (pure overhead, 10 events back to back).
+  Upstream timing is set with the simulator's `PATCH /_sim/config`.
+- **Inter-chunk**: 100 concurrent streams of 50 events 20 ms apart, starts spread over
+  20 ms, after one unmeasured round per side; gaps between consecutive content chunks
+  (proxy) vs consecutive fal events (direct).
+- **Memory**: VmRSS of the proxy from `/proc` after warm-up; with idle open streams (the
+  simulator's `hang` directive: headers, then silence), opened right after the warm-up
+  figure, then closed, then a second identical burst (growth again would be a leak); and
+  after all the load, bursts included.
+- **CPU**: utime + stime of the proxy from `/proc/<pid>/stat` over its own segments.
+- *max* columns are single samples: one scheduler hiccup on either side decides them.
+- The machine runs the harness, the simulator and the proxy at once: the *box CPU* column
+  shows how busy it was. A ratio measured on a saturated box reflects CPU shared among the
+  three processes as much as the proxy's own speed."""
+
+
+def markdown_page(results: dict[str, Any], verdicts: list[Verdict], profile: str | None) -> str:
+    m = results["machine"]
+    dirty = " (with uncommitted changes in src/)" if m.get("src_dirty") else ""
+    machine = f"{m['cores']} cores, {m['cpu_model']}, Python {m['python']}, Linux {m['kernel']}"
+    parts = [
+        "# Benchmarks",
+        f"_Generated by `make bench` on {results['date']} at commit `{m['commit']}`{dirty}; "
+        f"machine: {machine}. Raw figures: `bench/results/{results['date']}.json`. "
+        f"{noise_line(results)}_",
+        "## How to run",
+        _HOW_TO_RUN,
+        "## What is measured",
+        _METHOD,
+        "## Results",
+        *(render_markdown(t) for t in tables(results, verdicts)),
+        "### Errors and proxy log",
+        _errors_text(results).replace("\n  - ", "\n- "),
+        "Proxy log lines by level: "
+        + (
+            ", ".join(f"{k} {v}" for k, v in sorted(results["proxy_log"]["levels"].items()))
+            or "none"
+        )
+        + ".",
+        PROFILE_HEADING,
+        profile or PROFILE_PLACEHOLDER,
+    ]
+    return "\n\n".join(parts) + "\n"
