@@ -191,6 +191,8 @@ class FalClient:
                 for data in events:
                     status = _loads_object(data)
                     if status.get("status") == "COMPLETED":
+                        # fal ends the stream right after; keep the connection for reuse.
+                        response.finish_in_background()
                         return status
                 if not chunk:
                     raise _StatusStreamUnavailable()

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -40,7 +40,7 @@ class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection; parses one response at a time."""
 
     __slots__ = (
-        "buffered", "chunks", "closed", "complete", "headers", "headers_done", "lost",
+        "buffered", "chunks", "closed", "complete", "headers", "headers_done", "keep_alive", "lost",
         "origin", "parser", "reading_paused", "reused", "status", "transport", "waiter",
     )  # fmt: skip
 
@@ -59,6 +59,7 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.reading_paused = False
         self.reused = False
+        self.keep_alive = False
 
     # asyncio.Protocol
 
@@ -101,6 +102,8 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        # Only meaningful now: the parser forgets it once the message is over.
+        self.keep_alive = self.parser.should_keep_alive()
         self.complete = True
         self._wake()
 
@@ -108,7 +111,7 @@ class _Connection(asyncio.Protocol):
 
     def start(self, request: bytes) -> None:
         self.status, self.headers, self.buffered = 0, {}, 0
-        self.headers_done = self.complete = False
+        self.headers_done = self.complete = self.keep_alive = False
         self.chunks.clear()
         assert self.transport is not None
         self.transport.write(request)
@@ -140,7 +143,7 @@ class _Connection(asyncio.Protocol):
             and self.lost is None
             and self.transport is not None
             and not self.transport.is_closing()
-            and self.parser.should_keep_alive()
+            and self.keep_alive
         )
 
     def close(self) -> None:
@@ -196,6 +199,13 @@ class OpenResponse:
                 self._conn.close()
                 self._conn = None
 
+    def finish_in_background(self, timeout: float = 1.0) -> None:
+        """Hand the rest of the body to a background reader that pools the connection
+        when the response ends (or closes it if the end does not come within `timeout`)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._client.track(self._client.drain(conn, timeout))
+
     def release(self) -> None:
         """Return a fully read connection to the pool (or close it)."""
         if self._conn is not None:
@@ -212,11 +222,20 @@ class HttpClient:
         self._user_agent = user_agent
         self._idle: dict[_Origin, list[_Connection]] = {}
         self._ssl: ssl.SSLContext | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Nothing to open ahead: connections are made on first use."""
 
+    def track(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` in the background, holding a reference until it ends."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         for conns in self._idle.values():
             for conn in conns:
                 conn.close()
@@ -254,6 +273,21 @@ class HttpClient:
         finally:
             response.close()
         return Reply(response.status, response.headers, data)
+
+    async def drain(self, conn: _Connection, timeout: float) -> None:
+        """Discard the rest of a response, then pool its connection."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not conn.complete:
+                    conn.chunks.clear()
+                    await conn.wait()
+        except (TimeoutError, FalBrokenError):
+            conn.close()
+            return
+        except asyncio.CancelledError:
+            conn.close()
+            raise
+        self.give_back(conn)
 
     def give_back(self, conn: _Connection) -> None:
         idle = self._idle.setdefault(conn.origin, [])

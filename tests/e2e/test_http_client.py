@@ -1,0 +1,103 @@
+"""The proxy's own HTTP/1.1 client, against the simulator: keep-alive reuse and failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from fal_openai_proxy.fal import http
+from fal_openai_proxy.fal.errors import FalBrokenError, FalConnectError
+from fal_openai_proxy.simulator.server import SimulatorThread
+
+from ..support.processes import free_port
+from ..support.servers import FAL_KEY
+
+HEADERS = {"Authorization": f"Key {FAL_KEY}", "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def connections_made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    made: list[int] = []
+    original = http._Connection.__init__
+
+    def counting(self: http._Connection, origin: tuple[str, str, int]) -> None:
+        made.append(1)
+        original(self, origin)
+
+    monkeypatch.setattr(http._Connection, "__init__", counting)
+    return made
+
+
+def body(text: str) -> bytes:
+    return json.dumps({"model": "m/x", "prompt": text}).encode()
+
+
+async def test_sequential_requests_share_one_connection(
+    sim: SimulatorThread, connections_made: list[int]
+) -> None:
+    client = http.HttpClient(connect_timeout=5, pool_size=10, user_agent="test")
+    for i in range(5):
+        reply = await client.send(
+            "POST", sim.run_url + "/openrouter/router", HEADERS, body(f"q{i}")
+        )
+        assert reply.status == 200
+        assert json.loads(reply.body)["output"] == f"Simulated answer to: q{i}"
+        assert reply.headers["content-type"].startswith("application/json")
+    assert len(connections_made) == 1
+    await client.close()
+
+
+async def test_queue_sequence_reuses_the_status_stream_connection(
+    sim: SimulatorThread, connections_made: list[int]
+) -> None:
+    client = http.HttpClient(connect_timeout=5, pool_size=10, user_agent="test")
+    for i in range(3):
+        submitted = await client.send(
+            "POST", sim.queue_url + "/openrouter/router", HEADERS, body(f"s{i}")
+        )
+        urls = json.loads(submitted.body)
+        status = await client.open("GET", urls["status_url"] + "/stream?logs=0", HEADERS)
+        seen = b""
+        while b"COMPLETED" not in seen:
+            seen += await status.read_chunk()
+        status.finish_in_background()  # the stream's end comes a moment later
+        await asyncio.sleep(0.02)
+        result = await client.send("GET", urls["response_url"], HEADERS)
+        assert json.loads(result.body)["output"] == f"Simulated answer to: s{i}"
+    assert len(connections_made) == 1
+    await client.close()
+
+
+async def test_concurrent_requests_open_their_own_connections(
+    sim: SimulatorThread, connections_made: list[int]
+) -> None:
+    client = http.HttpClient(connect_timeout=5, pool_size=10, user_agent="test")
+    slow = body('slow [[sim {"latency_ms": 50}]]')
+    url = sim.run_url + "/openrouter/router"
+    replies = await asyncio.gather(*(client.send("POST", url, HEADERS, slow) for _ in range(4)))
+    assert [r.status for r in replies] == [200] * 4
+    assert len(connections_made) == 4
+    await client.send("POST", url, HEADERS, body("after"))
+    assert len(connections_made) == 4  # taken from the pool
+    await client.close()
+
+
+async def test_dropped_body_is_a_broken_error(sim: SimulatorThread) -> None:
+    client = http.HttpClient(connect_timeout=5, pool_size=10, user_agent="test")
+    response = await client.open(
+        "POST", sim.run_url + "/openrouter/router/stream", HEADERS, body('d [[sim {"drop_at": 1}]]')
+    )
+    assert response.status == 200
+    with pytest.raises(FalBrokenError):
+        await response.read_body()
+    await client.close()
+
+
+async def test_closed_port_is_a_connect_error() -> None:
+    client = http.HttpClient(connect_timeout=2, pool_size=10, user_agent="test")
+    with pytest.raises(FalConnectError):
+        await client.send("GET", f"http://127.0.0.1:{free_port()}/x", {})
+    with pytest.raises(FalConnectError):
+        await client.send("GET", "ftp://example.com/x", {})
