@@ -4,7 +4,7 @@ response is checked against OpenAI's schemas, and the audit for leaked secrets."
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -123,25 +123,37 @@ def http(recorder: Recorder) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="session")
-def make_client(recorder: Recorder) -> Callable[..., openai.OpenAI]:
+def make_client(recorder: Recorder) -> Iterator[Callable[..., openai.OpenAI]]:
+    made: list[openai.OpenAI] = []
+
     def make(running: RunningProxy, api_key: str = "unused", **kwargs: Any) -> openai.OpenAI:
         http_client = httpx.Client(transport=ValidatingTransport(recorder), timeout=30)
-        return openai.OpenAI(
+        client = openai.OpenAI(
             base_url=running.v1, api_key=api_key, max_retries=0, http_client=http_client, **kwargs
         )
+        made.append(client)
+        return client
 
-    return make
+    yield make
+    for client in made:
+        client.close()
 
 
 @pytest.fixture(scope="session")
-def make_async_client(recorder: Recorder) -> Callable[..., openai.AsyncOpenAI]:
+async def make_async_client(recorder: Recorder) -> AsyncIterator[Callable[..., openai.AsyncOpenAI]]:
+    made: list[openai.AsyncOpenAI] = []
+
     def make(running: RunningProxy, api_key: str = "unused", **kwargs: Any) -> openai.AsyncOpenAI:
         http_client = httpx.AsyncClient(transport=AsyncValidatingTransport(recorder), timeout=30)
-        return openai.AsyncOpenAI(
+        client = openai.AsyncOpenAI(
             base_url=running.v1, api_key=api_key, max_retries=0, http_client=http_client, **kwargs
         )
+        made.append(client)
+        return client
 
-    return make
+    yield make
+    for client in made:
+        await client.close()
 
 
 @pytest.fixture

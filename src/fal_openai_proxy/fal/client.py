@@ -8,10 +8,10 @@ was answered, nor once a stream has begun.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, TypeVar
 
 import orjson
@@ -241,6 +241,13 @@ class FalClient:
         loop = asyncio.get_running_loop()
         retry_deadline = min(loop.time() + self._timeouts.retry_budget, total_deadline)
         refused: set[int] = set()
+        try:
+            # The common case pays for no retry machinery.
+            return await self._attempt(attempt_fn, client_key, refused)
+        except Exception as exc:
+            if loop.time() >= retry_deadline:
+                raise
+            first_failure: Exception | None = exc
         failures = 0
 
         def backoff(exc: Exception) -> bool | float:
@@ -263,16 +270,26 @@ class FalClient:
             wait_jitter=_WAIT_JITTER,
         ):
             with attempt:
-                if attempt.num > 1:
-                    self._metrics.retries.inc()
-                lease = await self._lease(client_key, frozenset(refused))
-                try:
-                    return await attempt_fn(lease), lease
-                except BaseException as exc:
-                    lease.release()
-                    self._note_failure(lease, exc, refused)
-                    raise
+                if first_failure is not None:
+                    failure, first_failure = first_failure, None
+                    raise failure  # stamina decides on it, and backs off, as for the others
+                self._metrics.retries.inc()
+                return await self._attempt(attempt_fn, client_key, refused)
         raise AssertionError("unreachable: stamina re-raises the last failure")
+
+    async def _attempt(
+        self,
+        attempt_fn: Callable[[KeyLease], Awaitable[T]],
+        client_key: str | None,
+        refused: set[int],
+    ) -> tuple[T, KeyLease]:
+        lease = await self._lease(client_key, frozenset(refused))
+        try:
+            return await attempt_fn(lease), lease
+        except BaseException as exc:
+            lease.release()
+            self._note_failure(lease, exc, refused)
+            raise
 
     async def _lease(self, client_key: str | None, refused: frozenset[int]) -> KeyLease:
         if self._pool is None:
@@ -439,22 +456,38 @@ def _loads_object(data: bytes) -> dict[str, Any]:
     return value
 
 
-@contextlib.asynccontextmanager
-async def _deadline(
-    seconds: float, which: str, total_deadline: float | None, total_seconds: float = 0.0
-) -> AsyncIterator[None]:
-    """A timeout that raises FalTimeout naming which limit expired (`seconds` from now, or
-    the request's `total_deadline`, `total_seconds` after it began, if that comes first)."""
-    loop = asyncio.get_running_loop()
-    own = loop.time() + seconds
-    at = own if total_deadline is None else min(own, total_deadline)
-    try:
-        async with asyncio.timeout_at(at):
-            yield
-    except TimeoutError:
-        if total_deadline is not None and at == total_deadline and total_deadline < own:
-            raise FalTimeout("total", total_seconds) from None
-        raise FalTimeout(which, seconds) from None
+class _deadline:  # lower case: used like asyncio.timeout()
+    """A timeout that raises FalTimeout naming which limit expired: `seconds` from now, or
+    the request's `total_deadline` (`total_seconds` after it began) if that comes first.
+
+    A class rather than an @asynccontextmanager: it runs several times per request.
+    """
+
+    __slots__ = ("_at", "_own", "_seconds", "_timeout", "_total", "_total_seconds", "_which")
+
+    def __init__(
+        self, seconds: float, which: str, total_deadline: float | None, total_seconds: float = 0.0
+    ) -> None:
+        self._seconds = seconds
+        self._own = asyncio.get_running_loop().time() + seconds
+        self._at = self._own if total_deadline is None else min(self._own, total_deadline)
+        self._total = total_deadline
+        self._which = which
+        self._total_seconds = total_seconds
+        self._timeout = asyncio.timeout_at(self._at)
+
+    async def __aenter__(self) -> None:
+        await self._timeout.__aenter__()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self._timeout.__aexit__(kind, exc, tb)
+        except TimeoutError:
+            if self._total is not None and self._at == self._total < self._own:
+                raise FalTimeout("total", self._total_seconds) from None
+            raise FalTimeout(self._which, self._seconds) from None
 
 
 async def _shielded(coro: Awaitable[None]) -> None:

@@ -181,7 +181,11 @@ class OpenResponse:
             if conn.complete:
                 self.release()
                 return b""
-            await conn.wait()
+            try:
+                await conn.wait()
+            except FalBrokenError:
+                self.close()
+                raise
         return conn.take()
 
     async def read_body(self) -> bytes:
@@ -274,10 +278,10 @@ class HttpClient:
             response.close()
         return Reply(response.status, response.headers, data)
 
-    async def drain(self, conn: _Connection, timeout: float) -> None:
+    async def drain(self, conn: _Connection, seconds: float) -> None:
         """Discard the rest of a response, then pool its connection."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(seconds):
                 while not conn.complete:
                     conn.chunks.clear()
                     await conn.wait()

@@ -8,8 +8,8 @@ task per request listens for `http.disconnect` and cancels the request's own tas
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable
+from types import TracebackType
 from typing import TypeVar
 
 from starlette.responses import Response
@@ -33,40 +33,38 @@ async def wait_for_disconnect(receive: Receive) -> None:
         pass
 
 
-class _Watch:
-    __slots__ = ("active", "gone")
-
-    def __init__(self) -> None:
-        self.active = True
-        self.gone = False
-
-
-@contextlib.asynccontextmanager
-async def cancelled_on_disconnect(receive: Receive) -> AsyncIterator[None]:
+class cancelled_on_disconnect:  # lower case: used like asyncio.timeout()
     """Run the body; if the client disconnects, cancel it (its cleanup runs) and raise
-    ClientGone."""
-    task = asyncio.current_task()
-    assert task is not None
-    watch = _Watch()
+    ClientGone. A class rather than an @asynccontextmanager: it is on every request."""
 
-    def on_disconnect(watcher: asyncio.Future[None]) -> None:
-        # `active` guards against a callback already scheduled when the body finished.
-        if watch.active and not watcher.cancelled() and watcher.exception() is None:
-            watch.gone = True
-            task.cancel()
+    __slots__ = ("_active", "_gone", "_receive", "_task", "_watcher")
 
-    watcher = asyncio.ensure_future(wait_for_disconnect(receive))
-    watcher.add_done_callback(on_disconnect)
-    try:
-        yield
-    except asyncio.CancelledError:
-        if watch.gone:
-            task.uncancel()
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._active = True
+        self._gone = False
+
+    async def __aenter__(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._watcher = asyncio.ensure_future(wait_for_disconnect(self._receive))
+        self._watcher.add_done_callback(self._on_disconnect)
+
+    def _on_disconnect(self, watcher: asyncio.Future[None]) -> None:
+        # `_active` guards against a callback already scheduled when the body finished.
+        if self._active and not watcher.cancelled() and watcher.exception() is None:
+            self._gone = True
+            self._task.cancel()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._active = False
+        self._watcher.cancel()
+        if kind is asyncio.CancelledError and self._gone:
+            self._task.uncancel()
             raise ClientGone() from None
-        raise
-    finally:
-        watch.active = False
-        watcher.cancel()
 
 
 async def until_disconnect(work: Awaitable[T], receive: Receive) -> T:
