@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import signal
@@ -30,6 +31,12 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self._state = state
         self._drain_task: asyncio.Task[None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # Everything alive now lives as long as the process: keep it out of the garbage
+        # collector's full passes, which otherwise stall requests for 15+ ms.
+        gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Not recorded in _captured_signals: uvicorn would re-raise it and exit non-zero.

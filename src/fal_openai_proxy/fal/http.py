@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import ssl
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
@@ -341,14 +342,20 @@ class HttpClient:
 
 def _split(url: str) -> tuple[_Origin, str, str]:
     """URL -> ((scheme, host, port), request target, Host header)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    scheme, _, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    origin, host = _origin(scheme.lower(), netloc)
+    return origin, slash + path if slash else "/", host
+
+
+@functools.lru_cache(maxsize=64)
+def _origin(scheme: str, netloc: str) -> tuple[_Origin, str]:
+    """Parsed once per origin: fal's URLs share a handful of them."""
+    parts = urlsplit(f"{scheme}://{netloc}")
     if scheme not in ("http", "https") or not parts.hostname:
         raise FalConnectError(f"unsupported URL scheme or host: {scheme}")
     default = 443 if scheme == "https" else 80
     port = parts.port or default
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    host = parts.hostname if port == default else f"{parts.hostname}:{port}"
-    if ":" in parts.hostname:  # IPv6 literal
-        host = f"[{parts.hostname}]" if port == default else f"[{parts.hostname}]:{port}"
-    return (scheme, parts.hostname, port), target, host
+    name = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6
+    host = name if port == default else f"{name}:{port}"
+    return (scheme, parts.hostname, port), host
