@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
-from starlette.applications import Starlette
 
-from fal_openai_proxy.app import create_app
+from fal_openai_proxy.app import ProxyApp, create_app
 from fal_openai_proxy.server import uvicorn_config
 from fal_openai_proxy.settings import Settings
 from fal_openai_proxy.simulator.server import SimulatorThread, bind
@@ -28,7 +27,7 @@ SECRETS = (FAL_KEY, FAL_KEY_2, CLIENT_FAL_KEY, API_KEY, API_KEY_2, REVOKED_FAL_K
 
 @dataclass
 class RunningProxy:
-    app: Starlette
+    app: ProxyApp
     server: uvicorn.Server
     port: int
     thread: threading.Thread = field(repr=False)
