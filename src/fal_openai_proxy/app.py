@@ -112,14 +112,19 @@ class ProxyApp:
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == CHAT_PATH:
             scope["app"] = self.starlette
-            request = Request(scope, receive)
-            try:
-                response = await create_chat_completion(request)
-            except Exception as exc:
-                response = await handle_error(request, exc)
+            response = await self._chat(scope, receive)
             await response(scope, receive, send)
         else:
             await self.starlette(scope, receive, send)
+
+    async def _chat(self, scope: Scope, receive: Receive) -> Response:
+        # A function of its own so that the request (and its body, possibly megabytes of
+        # images) is freed before a stream starts, not held for its whole length.
+        request = Request(scope, receive)
+        try:
+            return await create_chat_completion(request)
+        except Exception as exc:
+            return await handle_error(request, exc)
 
 
 def _build_state(settings: Settings) -> ProxyState:

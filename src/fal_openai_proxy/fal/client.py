@@ -344,6 +344,11 @@ class FalStream:
     `events()` yields each event as a dict, and `None` each keep-alive interval without one.
     """
 
+    __slots__ = (
+        "_closed", "_first_deadline", "_lease", "_response", "_timeouts", "_total_deadline",
+        "request_id",
+    )  # fmt: skip
+
     def __init__(
         self,
         response: OpenResponse,

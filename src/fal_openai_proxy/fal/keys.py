@@ -23,7 +23,7 @@ class KeyState:
     cooldown_reason: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KeyLease:
     """One request's hold on a key; release it exactly once."""
 

@@ -79,7 +79,7 @@ def completion_body(
     return body
 
 
-@dataclass
+@dataclass(slots=True)
 class ChunkEncoder:
     """Frames `chat.completion.chunk` events sharing one id, model and timestamp."""
 
@@ -87,6 +87,9 @@ class ChunkEncoder:
     include_usage: bool = False
     completion_id: str = field(default_factory=new_completion_id)
     created: int = field(default_factory=lambda: int(time.time()))
+    _prefix: bytes = field(init=False, repr=False)
+    _open: bytes = field(init=False, repr=False)
+    _usage_head: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         head = {

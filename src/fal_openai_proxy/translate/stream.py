@@ -22,6 +22,11 @@ class StreamErrorEvent(Exception):
 
 
 class StreamTranslator:
+    __slots__ = (
+        "_holdback", "_output", "_reasoning", "_sent", "_show_reasoning", "_stops", "encoder",
+        "first_content_sent", "stopped", "usage",
+    )  # fmt: skip
+
     def __init__(
         self, encoder: ChunkEncoder, *, stops: list[str], show_reasoning: bool = True
     ) -> None:
