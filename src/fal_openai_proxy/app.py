@@ -54,14 +54,14 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await state.http.start()
         try:
-            yield
+            yield  # upstream connections are opened on first use
         finally:
             await state.http.close()
 
     app = Starlette(
         routes=[
+            # POSTs never reach this route (ProxyApp serves them); it answers 405 for GETs.
             Route(CHAT_PATH, create_chat_completion, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"]),

@@ -229,9 +229,6 @@ class HttpClient:
         self._ssl: ssl.SSLContext | None = None
         self._background: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:
-        """Nothing to open ahead: connections are made on first use."""
-
     def track(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` in the background, holding a reference until it ends."""
         task = asyncio.ensure_future(work)
