@@ -21,6 +21,7 @@ from .fal.errors import (
     FalBrokenError,
     FalConnectError,
     FalError,
+    FalRequestInvalid,
     FalTimeout,
     KeysUnavailable,
     to_proxy_error,
@@ -39,7 +40,9 @@ from .state import ProxyState, proxy_state
 
 log = logging.getLogger(__name__)
 CHAT_PATH = "/v1/chat/completions"
-UPSTREAM_ERRORS = (FalError, FalTimeout, FalConnectError, FalBrokenError, KeysUnavailable)
+UPSTREAM_ERRORS = (
+    FalError, FalTimeout, FalConnectError, FalBrokenError, FalRequestInvalid, KeysUnavailable,
+)  # fmt: skip
 
 
 class ConfigError(Exception):

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from fal_openai_proxy.fal import http
-from fal_openai_proxy.fal.errors import FalBrokenError, FalConnectError
+from fal_openai_proxy.fal.errors import FalBrokenError, FalConnectError, FalRequestInvalid
 from fal_openai_proxy.simulator.server import SimulatorThread
 
 from ..support.processes import free_port
@@ -101,3 +101,21 @@ async def test_closed_port_is_a_connect_error() -> None:
         await client.send("GET", f"http://127.0.0.1:{free_port()}/x", {})
     with pytest.raises(FalConnectError):
         await client.send("GET", "ftp://example.com/x", {})
+
+
+@pytest.mark.parametrize(
+    ("url", "headers"),
+    [
+        ("http://127.0.0.1:9/x", {"Authorization": "Key abc\r\nX-Injected: 1"}),
+        ("http://127.0.0.1:9/x", {"Authorization": "Key abc\nX-Injected: 1"}),
+        ("http://127.0.0.1:9/x HTTP/1.1\r\nX-Injected: 1\r\n", {}),
+        ("http://127.0.0.1:9/x HTTP/1.0", {}),
+        ("http://127.0.0.1:9/x", {"Authorization": "Key \u2603"}),
+    ],
+    ids=["crlf-header", "lf-header", "crlf-url", "space-url", "non-latin-1"],
+)
+async def test_line_breaks_never_reach_the_wire(url: str, headers: dict[str, str]) -> None:
+    """A client's key (pass-through) or a URL from fal must not split the request."""
+    client = http.HttpClient(connect_timeout=2, pool_size=10, user_agent="test")
+    with pytest.raises(FalRequestInvalid):
+        await client.send("GET", url, headers)

@@ -55,6 +55,10 @@ class FalConnectError(Exception):
     """The connection to fal could not be made: nothing was sent."""
 
 
+class FalRequestInvalid(Exception):
+    """A request that must not be sent as it is (a line break in a key or URL)."""
+
+
 class FalBrokenError(Exception):
     """The connection to fal broke after the request was sent."""
 
@@ -150,6 +154,8 @@ def to_proxy_error(exc: Exception, *, pass_through: bool) -> ProxyError:
         )
     if isinstance(exc, KeysUnavailable):
         return _keys_error(exc)
+    if isinstance(exc, FalRequestInvalid):
+        return ProxyError(400, f"The request cannot be sent to fal: {exc}.", type=INVALID_REQUEST)
     return ProxyError(502, "fal request failed.", type=UPSTREAM_ERROR, code="upstream_error")
 
 

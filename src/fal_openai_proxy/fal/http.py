@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from .errors import FalBrokenError, FalConnectError, FalTimeout
+from .errors import FalBrokenError, FalConnectError, FalRequestInvalid, FalTimeout
 
 # Above this many unread body bytes the socket stops being read (back-pressure).
 _HIGH_WATER = 256 * 1024
@@ -330,11 +330,24 @@ class HttpClient:
     def _serialize(
         self, method: str, target: str, host: str, headers: Mapping[str, str], body: bytes | None
     ) -> bytes:
+        # A CR or LF inside a value (a client's key, a URL from fal) would split the request.
+        if " " in target or _has_line_break(target):
+            raise FalRequestInvalid("a URL contains a space or a line break")
+        if any(map(_has_line_break, (*headers, *headers.values()))):
+            raise FalRequestInvalid("a header contains a line break")
         lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", f"User-Agent: {self._user_agent}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         lines.append(f"Content-Length: {len(body) if body else 0}")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        text = "\r\n".join(lines)
+        try:
+            head = (text + "\r\n\r\n").encode("latin-1")
+        except UnicodeEncodeError:
+            raise FalRequestInvalid("a header is not Latin-1") from None
         return head + body if body else head
+
+
+def _has_line_break(text: str) -> bool:
+    return "\r" in text or "\n" in text
 
 
 def _split(url: str) -> tuple[_Origin, str, str]:
