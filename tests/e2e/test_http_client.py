@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
+from collections.abc import Iterator
 
 import pytest
+import trustme
+import uvicorn
 
 from fal_openai_proxy.fal import http
-from fal_openai_proxy.fal.errors import FalBrokenError, FalConnectError, FalRequestInvalid
-from fal_openai_proxy.simulator.server import SimulatorThread
+from fal_openai_proxy.fal.errors import (
+    FalBrokenError,
+    FalConnectError,
+    FalRequestInvalid,
+    FalTLSError,
+)
+from fal_openai_proxy.simulator import SimulatorConfig, create_simulator_app
+from fal_openai_proxy.simulator.server import SimulatorThread, bind
 
 from ..support.processes import free_port
 from ..support.servers import FAL_KEY
@@ -119,3 +130,51 @@ async def test_line_breaks_never_reach_the_wire(url: str, headers: dict[str, str
     client = http.HttpClient(connect_timeout=2, pool_size=10, user_agent="test")
     with pytest.raises(FalRequestInvalid):
         await client.send("GET", url, headers)
+
+
+@pytest.fixture(scope="module")
+def tls_simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """The simulator behind TLS with a throwaway CA: (base URL, CA file)."""
+    ca = trustme.CA()
+    folder = tmp_path_factory.mktemp("tls")
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(
+        str(folder / "server.pem")
+    )
+    sock = bind("127.0.0.1", 0)
+    config = uvicorn.Config(
+        create_simulator_app(SimulatorConfig(keys={FAL_KEY})),
+        log_level="warning",
+        ssl_certfile=str(folder / "server.pem"),
+        ssl_keyfile=str(folder / "server.pem"),
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield f"https://localhost:{sock.getsockname()[1]}", str(folder / "ca.pem")
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+async def test_https_with_a_trusted_certificate(
+    tls_simulator: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, ca_file = tls_simulator
+    monkeypatch.setenv("SSL_CERT_FILE", ca_file)  # read by ssl.create_default_context()
+    client = http.HttpClient(connect_timeout=5, pool_size=10, user_agent="test")
+    for i in range(2):
+        reply = await client.send("POST", f"{base}/run/openrouter/router", HEADERS, body(f"tls{i}"))
+        assert reply.status == 200
+        assert json.loads(reply.body)["output"] == f"Simulated answer to: tls{i}"
+    await client.close()
+
+
+async def test_https_with_an_untrusted_certificate_is_refused(
+    tls_simulator: tuple[str, str],
+) -> None:
+    base, _ = tls_simulator
+    client = http.HttpClient(connect_timeout=5, pool_size=10, user_agent="test")
+    with pytest.raises(FalTLSError):  # a FalConnectError that is not retried
+        await client.send("POST", f"{base}/run/openrouter/router", HEADERS, body("x"))

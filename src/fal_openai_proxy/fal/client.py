@@ -24,6 +24,7 @@ from .errors import (
     FalConnectError,
     FalError,
     FalTimeout,
+    FalTLSError,
     KeysUnavailable,
     parse_error_response,
 )
@@ -314,6 +315,8 @@ class FalClient:
         self, exc: Exception, budget_left: float, refused: frozenset[int]
     ) -> bool | float:
         """False: give up. True: back off exponentially. A float: wait that long."""
+        if isinstance(exc, FalTLSError):
+            return False
         if isinstance(exc, FalConnectError) or (
             isinstance(exc, FalTimeout) and exc.which == "connect"
         ):

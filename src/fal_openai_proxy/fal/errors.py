@@ -55,6 +55,10 @@ class FalConnectError(Exception):
     """The connection to fal could not be made: nothing was sent."""
 
 
+class FalTLSError(FalConnectError):
+    """fal's certificate could not be verified: retrying will not help."""
+
+
 class FalRequestInvalid(Exception):
     """A request that must not be sent as it is (a line break in a key or URL)."""
 

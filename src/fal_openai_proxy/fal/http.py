@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from .errors import FalBrokenError, FalConnectError, FalRequestInvalid, FalTimeout
+from .errors import FalBrokenError, FalConnectError, FalRequestInvalid, FalTimeout, FalTLSError
 
 # Above this many unread body bytes the socket stops being read (back-pressure).
 _HIGH_WATER = 256 * 1024
@@ -318,6 +318,8 @@ class HttpClient:
                 )
         except TimeoutError:
             raise FalTimeout("connect", self._connect_timeout) from None
+        except ssl.SSLError as exc:
+            raise FalTLSError(type(exc).__name__) from None
         except OSError as exc:
             raise FalConnectError(type(exc).__name__) from None
         return conn
