@@ -16,6 +16,7 @@ from types import FrameType
 import uvicorn
 from starlette.types import ASGIApp
 
+from .openai.sse import close_streams
 from .settings import Settings
 from .state import ProxyState
 
@@ -58,6 +59,8 @@ class DrainingServer(uvicorn.Server):
             await asyncio.sleep(0.05)  # a poll: in_flight is a plain counter
         if self._state.in_flight:
             log.warning("drain timeout: closing %d requests", self._state.in_flight)
+            if close_streams(self._state.open_streams):
+                await asyncio.sleep(0.2)  # let the streams send their farewell
         self.should_exit = True
 
 

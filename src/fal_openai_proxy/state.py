@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
@@ -26,6 +27,7 @@ class ProxyState:
     limiter: ClientLimiter
     draining: bool = False
     in_flight: int = 0  # /v1/ requests being served, for draining
+    open_streams: set[asyncio.Task[None]] = field(default_factory=set)  # ended by the drain
 
 
 def proxy_state(request: Request) -> ProxyState:

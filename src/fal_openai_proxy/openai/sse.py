@@ -75,12 +75,21 @@ async def until_disconnect(work: Awaitable[T], receive: Receive) -> T:
 
 
 class EventStreamResponse(Response):
-    def __init__(self, frames: AsyncIterator[bytes]) -> None:
+    """Frames from `frames`; if the server, shutting down, cancels the stream (see
+    `server.DrainingServer`), the client gets `farewell` and the stream ends cleanly."""
+
+    def __init__(
+        self, frames: AsyncIterator[bytes], open_streams: set[asyncio.Task[None]], farewell: bytes
+    ) -> None:
         self.status_code = 200
         self.background = None
         self._frames = frames
+        self._open_streams = open_streams
+        self._farewell = farewell
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task: asyncio.Task[None] = asyncio.current_task()  # type: ignore[assignment]
+        self._open_streams.add(task)
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         try:
             async with cancelled_on_disconnect(receive):
@@ -89,8 +98,25 @@ class EventStreamResponse(Response):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except ClientGone:
             pass
+        except asyncio.CancelledError:
+            if task not in self._open_streams:  # removed by the drain: say goodbye
+                task.uncancel()
+                await _aclose(self._frames)
+                await send({"type": "http.response.body", "body": self._farewell})
+                return
+            raise
         finally:
+            self._open_streams.discard(task)
             await _aclose(self._frames)
+
+
+def close_streams(open_streams: set[asyncio.Task[None]]) -> int:
+    """End every open stream with its farewell frame; returns how many there were."""
+    tasks = list(open_streams)
+    open_streams.clear()
+    for task in tasks:
+        task.cancel()
+    return len(tasks)
 
 
 async def _aclose(frames: AsyncIterator[bytes]) -> None:

@@ -32,6 +32,20 @@ from ..translate.stream import StreamErrorEvent, StreamTranslator
 
 log = logging.getLogger(__name__)
 CLIENT_CLOSED = 499  # nginx's status for a client that went away; logged, never sent
+# Sent to the streams still open when the drain timeout expires.
+_FAREWELL = (
+    error_frame(
+        {
+            "error": {
+                "message": "The server is shutting down; retry the request.",
+                "type": "server_error",
+                "param": None,
+                "code": "server_shutting_down",
+            }
+        }
+    )
+    + DONE
+)
 
 
 async def create_chat_completion(request: Request) -> Response:
@@ -105,7 +119,7 @@ async def _stream(
         stops=chat.stop_sequences,
         show_reasoning=not chat.reasoning_hidden,
     )
-    return EventStreamResponse(_frames(state, stream, translator))
+    return EventStreamResponse(_frames(state, stream, translator), state.open_streams, _FAREWELL)
 
 
 async def _frames(
