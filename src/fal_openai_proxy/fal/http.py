@@ -10,7 +10,6 @@ module sees `Reply`, `OpenResponse` and the errors in `errors.py`.
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
 import ssl
 from collections.abc import Coroutine, Mapping
@@ -25,6 +24,8 @@ from .errors import FalBrokenError, FalConnectError, FalRequestInvalid, FalTimeo
 # Above this many unread body bytes the socket stops being read (back-pressure).
 _HIGH_WATER = 256 * 1024
 _IDLE_PER_HOST = 256
+# Response headers kept besides every `x-fal-*` one (fal-protocol.md §1.3, §1.7).
+_KEPT_HEADERS = frozenset({"content-type", "retry-after", "retry-after-ms"})
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.status = 0
         self.headers: dict[str, str] = {}
-        self.chunks: collections.deque[bytes] = collections.deque()
+        self.chunks: list[bytes] = []  # usually 0 or 1 items: a list is far smaller than a deque
         self.buffered = 0
         self.headers_done = False
         self.complete = False
@@ -86,6 +87,8 @@ class _Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         key = name.decode("latin-1").lower()
+        if key not in _KEPT_HEADERS and not key.startswith("x-fal-"):
+            return  # held for a stream's whole life, so keep only what fal's protocol uses
         text = value.decode("latin-1")
         self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
 

@@ -99,7 +99,10 @@ class ChunkEncoder:
             "model": self.model,
             "system_fingerprint": SYSTEM_FINGERPRINT,
         }
-        self._usage_head = b"data: " + orjson.dumps({**head, "choices": []})[:-1]
+        # Only streams that asked for usage keep the usage chunk's head.
+        self._usage_head = (
+            b"data: " + orjson.dumps({**head, "choices": []})[:-1] if self.include_usage else b""
+        )
         if self.include_usage:
             head["usage"] = None  # every chunk but the last carries `"usage": null`
         # b'data: {"id":...,"choices":[{"index":0,"delta":'
