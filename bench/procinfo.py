@@ -85,18 +85,14 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _git_commit(repo: Path) -> str:
+def _git(repo: Path, *args: str) -> str | None:
+    """`git args...` in `repo`, its output stripped; None when git is missing or fails."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
+            ["git", *args], cwd=repo, capture_output=True, text=True, check=True, timeout=10
         )
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return None
     return out.stdout.strip()
 
 
@@ -106,21 +102,10 @@ def machine(repo: Path) -> Machine:
         cpu_model=_cpu_model(),
         python=platform.python_version(),
         kernel=platform.release(),
-        commit=_git_commit(repo),
+        commit=_git(repo, "rev-parse", "--short", "HEAD") or "unknown",
     )
 
 
 def src_dirty(repo: Path) -> bool:
     """Whether src/ differs from the commit (other people may be editing it mid-run)."""
-    try:
-        out = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return bool(out.stdout.strip())
+    return bool(_git(repo, "status", "--porcelain", "--", "src"))

@@ -14,7 +14,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import __version__
 from .catalog import Catalog, load_models_file
 from .fal.client import USER_AGENT, FalClient, Timeouts
 from .fal.errors import (
@@ -143,10 +142,13 @@ def _build_state(settings: Settings) -> ProxyState:
             rate_limit_cooldown=settings.key_rate_limit_cooldown,
         )
         metrics.watch_key_pool(pool)
-    # Each request may hold a submit or stream plus a status stream: size the pool for it.
-    pool_size = 2 * len(pool) * settings.fal_key_concurrency + 16 if pool else 1000
+    # Idle connections kept per fal host: a submit or stream plus a status stream for every
+    # request the key pool lets through, within a bound (connections are opened as needed).
+    in_flight = len(pool) * settings.fal_key_concurrency if pool else 1000
     http = HttpClient(
-        connect_timeout=settings.connect_timeout, pool_size=pool_size, user_agent=USER_AGENT
+        connect_timeout=settings.connect_timeout,
+        max_idle_per_host=min(2 * in_flight + 16, 256),
+        user_agent=USER_AGENT,
     )
     timeouts = Timeouts(
         connect=settings.connect_timeout,
@@ -169,9 +171,7 @@ def _build_state(settings: Settings) -> ProxyState:
         max_concurrent=settings.max_concurrent_per_client,
         redis_url=settings.redis_url,
     )
-    return ProxyState(
-        settings, Catalog(settings.fal_chat_app, models), metrics, pool, http, fal, limiter
-    )
+    return ProxyState(settings, Catalog(settings.fal_chat_app, models), metrics, http, fal, limiter)
 
 
 def _error_response(exc: ProxyError) -> Response:
@@ -224,4 +224,4 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     )
 
 
-__all__ = ["ConfigError", "__version__", "create_app"]
+__all__ = ["ConfigError", "ProxyApp", "create_app"]

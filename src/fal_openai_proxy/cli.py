@@ -8,7 +8,6 @@ import logging
 import sys
 from collections.abc import Sequence
 
-import uvicorn
 import uvloop
 from pydantic import SecretStr, ValidationError
 
@@ -129,6 +128,3 @@ async def _serve_simulated(settings: Settings) -> None:
     finally:
         sim_server.should_exit = True
         await sim_task
-
-
-__all__ = ["main", "uvicorn"]

@@ -10,7 +10,7 @@ from limits import RateLimitItemPerMinute
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
-from .openai.errors import ProxyError, rate_limited
+from .openai.errors import rate_limited
 
 _NS = "fal-openai-proxy"  # key prefix in shared storage
 
@@ -51,6 +51,3 @@ class ClientLimiter:
 def _async_uri(url: str) -> str:
     """`redis://…` -> `async+redis://…`, the form `limits` wants for asyncio."""
     return url if url.startswith("async+") else f"async+{url}"
-
-
-__all__ = ["ClientLimiter", "ProxyError"]

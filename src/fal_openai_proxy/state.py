@@ -10,7 +10,6 @@ from starlette.requests import Request
 from .catalog import Catalog
 from .fal.client import FalClient
 from .fal.http import HttpClient
-from .fal.keys import KeyPool
 from .metrics import Metrics
 from .ratelimit import ClientLimiter
 from .settings import Settings
@@ -21,7 +20,6 @@ class ProxyState:
     settings: Settings
     catalog: Catalog
     metrics: Metrics
-    pool: KeyPool | None
     http: HttpClient
     fal: FalClient
     limiter: ClientLimiter

@@ -48,7 +48,7 @@ def body(text: str) -> bytes:
 async def test_sequential_requests_share_one_connection(
     sim: SimulatorThread, connections_made: list[int]
 ) -> None:
-    client = http.HttpClient(connect_timeout=5, pool_size=10, user_agent="test")
+    client = http.HttpClient(connect_timeout=5, max_idle_per_host=10, user_agent="test")
     for i in range(5):
         reply = await client.send(
             "POST", sim.run_url + "/openrouter/router", HEADERS, body(f"q{i}")
@@ -63,7 +63,7 @@ async def test_sequential_requests_share_one_connection(
 async def test_queue_sequence_reuses_the_status_stream_connection(
     sim: SimulatorThread, connections_made: list[int]
 ) -> None:
-    client = http.HttpClient(connect_timeout=5, pool_size=10, user_agent="test")
+    client = http.HttpClient(connect_timeout=5, max_idle_per_host=10, user_agent="test")
     for i in range(3):
         submitted = await client.send(
             "POST", sim.queue_url + "/openrouter/router", HEADERS, body(f"s{i}")
@@ -84,7 +84,7 @@ async def test_queue_sequence_reuses_the_status_stream_connection(
 async def test_concurrent_requests_open_their_own_connections(
     sim: SimulatorThread, connections_made: list[int]
 ) -> None:
-    client = http.HttpClient(connect_timeout=5, pool_size=10, user_agent="test")
+    client = http.HttpClient(connect_timeout=5, max_idle_per_host=10, user_agent="test")
     slow = body('slow [[sim {"latency_ms": 50}]]')
     url = sim.run_url + "/openrouter/router"
     replies = await asyncio.gather(*(client.send("POST", url, HEADERS, slow) for _ in range(4)))
@@ -96,7 +96,7 @@ async def test_concurrent_requests_open_their_own_connections(
 
 
 async def test_dropped_body_is_a_broken_error(sim: SimulatorThread) -> None:
-    client = http.HttpClient(connect_timeout=5, pool_size=10, user_agent="test")
+    client = http.HttpClient(connect_timeout=5, max_idle_per_host=10, user_agent="test")
     response = await client.open(
         "POST", sim.run_url + "/openrouter/router/stream", HEADERS, body('d [[sim {"drop_at": 1}]]')
     )
@@ -107,7 +107,7 @@ async def test_dropped_body_is_a_broken_error(sim: SimulatorThread) -> None:
 
 
 async def test_closed_port_is_a_connect_error() -> None:
-    client = http.HttpClient(connect_timeout=2, pool_size=10, user_agent="test")
+    client = http.HttpClient(connect_timeout=2, max_idle_per_host=10, user_agent="test")
     with pytest.raises(FalConnectError):
         await client.send("GET", f"http://127.0.0.1:{free_port()}/x", {})
     with pytest.raises(FalConnectError):
@@ -127,7 +127,7 @@ async def test_closed_port_is_a_connect_error() -> None:
 )
 async def test_line_breaks_never_reach_the_wire(url: str, headers: dict[str, str]) -> None:
     """A client's key (pass-through) or a URL from fal must not split the request."""
-    client = http.HttpClient(connect_timeout=2, pool_size=10, user_agent="test")
+    client = http.HttpClient(connect_timeout=2, max_idle_per_host=10, user_agent="test")
     with pytest.raises(FalRequestInvalid):
         await client.send("GET", url, headers)
 
@@ -163,7 +163,7 @@ async def test_https_with_a_trusted_certificate(
 ) -> None:
     base, ca_file = tls_simulator
     monkeypatch.setenv("SSL_CERT_FILE", ca_file)  # read by ssl.create_default_context()
-    client = http.HttpClient(connect_timeout=5, pool_size=10, user_agent="test")
+    client = http.HttpClient(connect_timeout=5, max_idle_per_host=10, user_agent="test")
     for i in range(2):
         reply = await client.send("POST", f"{base}/run/openrouter/router", HEADERS, body(f"tls{i}"))
         assert reply.status == 200
@@ -175,6 +175,6 @@ async def test_https_with_an_untrusted_certificate_is_refused(
     tls_simulator: tuple[str, str],
 ) -> None:
     base, _ = tls_simulator
-    client = http.HttpClient(connect_timeout=5, pool_size=10, user_agent="test")
+    client = http.HttpClient(connect_timeout=5, max_idle_per_host=10, user_agent="test")
     with pytest.raises(FalTLSError):  # a FalConnectError that is not retried
         await client.send("POST", f"{base}/run/openrouter/router", HEADERS, body("x"))

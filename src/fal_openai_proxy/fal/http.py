@@ -23,7 +23,6 @@ from .errors import FalBrokenError, FalConnectError, FalRequestInvalid, FalTimeo
 
 # Above this many unread body bytes the socket stops being read (back-pressure).
 _HIGH_WATER = 256 * 1024
-_IDLE_PER_HOST = 256
 # Response headers kept besides every `x-fal-*` one (fal-protocol.md §1.3, §1.7).
 _KEPT_HEADERS = frozenset({"content-type", "retry-after", "retry-after-ms"})
 
@@ -224,9 +223,9 @@ class OpenResponse:
 class HttpClient:
     """One pool of keep-alive connections per process, used from the running loop."""
 
-    def __init__(self, *, connect_timeout: float, pool_size: int, user_agent: str) -> None:
+    def __init__(self, *, connect_timeout: float, max_idle_per_host: int, user_agent: str) -> None:
         self._connect_timeout = connect_timeout
-        self._idle_per_host = min(pool_size, _IDLE_PER_HOST)
+        self._idle_per_host = max_idle_per_host
         self._user_agent = user_agent
         self._idle: dict[_Origin, list[_Connection]] = {}
         self._ssl: ssl.SSLContext | None = None
