@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -15,18 +16,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .catalog import Catalog, load_models_file
-from .fal.client import USER_AGENT, FalClient, Timeouts
-from .fal.errors import (
-    FalBrokenError,
-    FalConnectError,
-    FalError,
-    FalRequestInvalid,
-    FalTimeout,
-    KeysUnavailable,
-    to_proxy_error,
-)
+from .context import request_context
+from .fal.client import USER_AGENT, FalClient
+from .fal.errors import FalError, FalStatusError
 from .fal.http import HttpClient
 from .fal.keys import KeyPool
+from .fal.timeouts import Timeouts
 from .metrics import Metrics
 from .middleware import GuardMiddleware, RequestLogMiddleware
 from .openai.errors import SERVER_ERROR, ProxyError
@@ -34,14 +29,13 @@ from .ratelimit import ClientLimiter
 from .routes.chat import create_chat_completion
 from .routes.health import healthz, metrics, readyz
 from .routes.models import list_models, retrieve_model
+from .services.chat import ChatService
 from .settings import Settings
 from .state import ProxyState, proxy_state
+from .translate.errors import to_openai_error
 
 log = logging.getLogger(__name__)
 CHAT_PATH = "/v1/chat/completions"
-UPSTREAM_ERRORS = (
-    FalError, FalTimeout, FalConnectError, FalBrokenError, FalRequestInvalid, KeysUnavailable,
-)  # fmt: skip
 
 
 class ConfigError(Exception):
@@ -74,7 +68,7 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
         exception_handlers={
             ProxyError: _proxy_error,
             HTTPException: _http_error,
-            **dict.fromkeys(UPSTREAM_ERRORS, _upstream_error),
+            FalError: _upstream_error,
             Exception: _unexpected_error,
         },
         lifespan=lifespan,
@@ -171,7 +165,10 @@ def _build_state(settings: Settings) -> ProxyState:
         max_concurrent=settings.max_concurrent_per_client,
         redis_url=settings.redis_url,
     )
-    return ProxyState(settings, Catalog(settings.fal_chat_app, models), metrics, http, fal, limiter)
+    catalog = Catalog(settings.fal_chat_app, models)
+    open_streams: set[asyncio.Task[None]] = set()
+    chat = ChatService(settings, fal, catalog, metrics, open_streams)
+    return ProxyState(settings, catalog, metrics, http, fal, limiter, chat, open_streams)
 
 
 def _error_response(exc: ProxyError) -> Response:
@@ -180,17 +177,19 @@ def _error_response(exc: ProxyError) -> Response:
 
 async def _proxy_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProxyError)
+    request_context(request.scope).log.error_type = exc.code or exc.type
     return _error_response(exc)
 
 
 async def _upstream_error(request: Request, exc: Exception) -> Response:
-    state = proxy_state(request)
-    error = to_proxy_error(exc, pass_through=state.settings.pass_through)
-    info = request.scope["state"]
-    info["error_type"] = getattr(exc, "error_type", None) or type(exc).__name__
-    if isinstance(exc, FalError):
-        info["fal_request_id"] = exc.request_id
-        if exc.status in (401, 403) and not state.settings.pass_through:
+    assert isinstance(exc, FalError)
+    settings = proxy_state(request).settings
+    error = to_openai_error(exc, pass_through=settings.pass_through)
+    fields = request_context(request.scope).log
+    fields.error_type = exc.kind
+    if isinstance(exc, FalStatusError):
+        fields.fal_request_id = exc.request_id
+        if exc.status in (401, 403) and not settings.pass_through:
             log.error("fal refused the server's key #%s (HTTP %d)", exc.key_index, exc.status)
     return _error_response(error)
 
@@ -203,22 +202,22 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     else:
         message, code = str(exc.detail), None
     error = ProxyError(exc.status_code, message, code=code, headers=exc.headers)
-    return _error_response(error)
+    return await _proxy_error(request, error)
 
 
 async def handle_error(request: Request, exc: Exception) -> Response:
     """The same mapping as the handlers given to Starlette, for the direct chat route."""
     if isinstance(exc, ProxyError):
-        return _error_response(exc)
-    if isinstance(exc, UPSTREAM_ERRORS):
+        return await _proxy_error(request, exc)
+    if isinstance(exc, FalError):
         return await _upstream_error(request, exc)
     return await _unexpected_error(request, exc)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception(
-        "unexpected error", extra={"request_id": request.scope["state"].get("request_id")}
-    )
+    fields = request_context(request.scope).log
+    fields.error_type = "internal_error"
+    log.exception("unexpected error", extra={"request_id": fields.request_id})
     return _error_response(
         ProxyError(500, "The server had an error processing your request.", type=SERVER_ERROR)
     )

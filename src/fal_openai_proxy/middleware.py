@@ -11,10 +11,10 @@ import hmac
 import logging
 import time
 import uuid
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .context import AccessLogFields, clip, new_context, request_context
 from .metrics import Metrics
 from .openai.errors import AUTHENTICATION, ProxyError, unavailable
 from .state import ProxyState
@@ -33,8 +33,7 @@ class RequestLogMiddleware:
             return
         request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
         request_id = request_id[:128]
-        info: dict[str, Any] = scope.setdefault("state", {})
-        info["request_id"] = request_id
+        fields = new_context(scope, request_id).log
         started = time.perf_counter()
         status = 500
 
@@ -50,28 +49,28 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            self._record(scope, info, status, time.perf_counter() - started)
+            self._record(scope, fields, status, time.perf_counter() - started)
 
-    def _record(self, scope: Scope, info: dict[str, Any], status: int, seconds: float) -> None:
+    def _record(self, scope: Scope, fields: AccessLogFields, status: int, seconds: float) -> None:
         path = scope["path"]
         route = _route_label(path)
-        model = info.get("model_label", "")
-        self.metrics.requests.labels(route, model, str(status)).inc()
+        self.metrics.requests.labels(route, fields.model_label, str(status)).inc()
         self.metrics.latency.labels(route).observe(seconds)
         if route in ("/healthz", "/readyz", "/metrics"):
             return
         access_log.info(
             "request",
             extra={
-                "request_id": info["request_id"],
+                "request_id": fields.request_id,
                 "method": scope["method"],
-                "path": path,
+                "path": clip(path),
                 "status": status,
                 "duration_ms": round(seconds * 1000, 2),
-                "model": info.get("model"),
-                "stream": info.get("stream"),
-                "fal_request_id": info.get("fal_request_id"),
-                "error_type": info.get("error_type"),
+                "model": clip(fields.model),
+                "stream": fields.stream,
+                "route": fields.route,
+                "fal_request_id": clip(fields.fal_request_id),
+                "error_type": fields.error_type,
             },
         )
 
@@ -95,6 +94,7 @@ class GuardMiddleware:
             if self._limiter.active:
                 await self._limiter.admit(client)
         except ProxyError as exc:
+            request_context(scope).log.error_type = exc.code or exc.type
             await send_error(send, exc)
             return
         self._state.in_flight += 1
@@ -121,7 +121,7 @@ class GuardMiddleware:
         if self._pass_through:
             if not token:
                 raise _auth_error(token)
-            scope["state"]["fal_key"] = token
+            request_context(scope).fal_key = token
             return "fal-" + hashlib.sha256(token.encode()).hexdigest()[:16]
         client = scope.get("client")
         return f"ip-{client[0]}" if client else "anonymous"

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from starlette.requests import Request
 
 from .catalog import Catalog
 from .fal.client import FalClient
-from .fal.http import HttpClient
+from .fal.transport import Transport
 from .metrics import Metrics
 from .ratelimit import ClientLimiter
+from .services.chat import ChatService
 from .settings import Settings
 
 
@@ -20,12 +21,13 @@ class ProxyState:
     settings: Settings
     catalog: Catalog
     metrics: Metrics
-    http: HttpClient
+    http: Transport
     fal: FalClient
     limiter: ClientLimiter
+    chat: ChatService
+    open_streams: set[asyncio.Task[None]]  # ended by the drain
     draining: bool = False
     in_flight: int = 0  # /v1/ requests being served, for draining
-    open_streams: set[asyncio.Task[None]] = field(default_factory=set)  # ended by the drain
 
 
 def proxy_state(request: Request) -> ProxyState:

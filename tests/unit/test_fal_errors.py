@@ -7,20 +7,26 @@ import pytest
 from multidict import CIMultiDict
 
 from fal_openai_proxy.fal.errors import (
+    MAX_RETRY_AFTER,
     FalBrokenError,
     FalConnectError,
     FalError,
+    FalEventError,
+    FalRequestInvalid,
+    FalStatusError,
     FalTimeout,
+    FalTLSError,
+    FalTransportError,
     KeysUnavailable,
     parse_error_response,
-    to_proxy_error,
 )
 from fal_openai_proxy.openai.errors import ProxyError
+from fal_openai_proxy.translate.errors import to_openai_error as to_proxy_error
 
 SECRET = "0b6c1f6e-1234-4cde-9abc-0123456789ab:feedfacecafebeef0123"
 
 
-def parsed(status: int, body: object = b"", **headers: str) -> FalError:
+def parsed(status: int, body: object = b"", **headers: str) -> FalStatusError:
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
     return parse_error_response(status, {k.replace("_", "-"): v for k, v in headers.items()}, raw)
 
@@ -133,8 +139,10 @@ def test_key_index_is_kept() -> None:
     assert error.key_index == 3
 
 
-def fal(status: int, message: str = "fal says no", retry_after: float | None = None) -> FalError:
-    return FalError(status, message, retry_after=retry_after)
+def fal(
+    status: int, message: str = "fal says no", retry_after: float | None = None
+) -> FalStatusError:
+    return FalStatusError(status, message, retry_after=retry_after)
 
 
 def test_422_is_400_with_fals_message() -> None:
@@ -189,13 +197,50 @@ def test_timeout_is_504() -> None:
 
 
 @pytest.mark.parametrize("exc", [FalConnectError("refused"), FalBrokenError("reset")])
-def test_connection_failures_are_502(exc: Exception) -> None:
+def test_connection_failures_are_502(exc: FalError) -> None:
     error = to_proxy_error(exc, pass_through=False)
     assert (error.status, error.type) == (502, "upstream_error")
 
 
-def test_unknown_exception_is_502() -> None:
-    assert to_proxy_error(RuntimeError("x"), pass_through=False).status == 502
+def test_unknown_fal_error_is_502() -> None:
+    assert to_proxy_error(FalError("x"), pass_through=False).status == 502
+
+
+def test_stream_event_error_is_502_upstream_error() -> None:
+    error = to_proxy_error(FalEventError("model crashed"), pass_through=False)
+    assert (error.status, error.code) == (502, "upstream_error")
+    assert "model crashed" in error.message
+
+
+def test_one_tree_of_fal_errors() -> None:
+    for family in (FalStatusError, FalEventError, FalTransportError, FalRequestInvalid):
+        assert issubclass(family, FalError)
+    for transport in (FalConnectError, FalTLSError, FalBrokenError, FalTimeout):
+        assert issubclass(transport, FalTransportError)
+    assert issubclass(KeysUnavailable, FalError)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("5", 5.0),
+        ("-3", 0.0),
+        ("inf", MAX_RETRY_AFTER),
+        ("1e400", MAX_RETRY_AFTER),
+        ("99999999", MAX_RETRY_AFTER),
+        ("nan", None),
+        ("-inf", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", None),
+    ],
+)
+def test_retry_after_is_clamped(header: str, seconds: float | None) -> None:
+    assert parsed(429, retry_after=header).retry_after == seconds
+
+
+def test_huge_retry_after_gives_a_bounded_429() -> None:
+    error = to_proxy_error(parsed(429, retry_after="inf"), pass_through=False)
+    assert error.headers == {"Retry-After": str(int(MAX_RETRY_AFTER))}
+    assert to_proxy_error(KeysUnavailable("busy", float("inf")), pass_through=False).status == 429
 
 
 def test_keys_refused_is_502() -> None:
@@ -214,19 +259,19 @@ def test_keys_rate_limited_or_busy_is_429(reason: str, word: str) -> None:
 @pytest.mark.parametrize(
     "exc",
     [
-        FalError(401, f"Invalid key {SECRET}"),
-        FalError(403, f"Key {SECRET} has no access"),
+        FalStatusError(401, f"Invalid key {SECRET}"),
+        FalStatusError(403, f"Key {SECRET} has no access"),
         FalConnectError(f"cannot connect with Authorization: Key {SECRET}"),
         FalBrokenError(f"broken with {SECRET}"),
         KeysUnavailable("auth", 600),
         KeysUnavailable("rate_limited", 5),
         KeysUnavailable("busy", 1),
         FalTimeout("total", 600),
-        RuntimeError(SECRET),
+        FalError(SECRET),
     ],
     ids=lambda e: type(e).__name__,
 )
-def test_no_key_text_in_server_key_errors(exc: Exception) -> None:
+def test_no_key_text_in_server_key_errors(exc: FalError) -> None:
     error: ProxyError = to_proxy_error(exc, pass_through=False)
     assert SECRET not in error.message
     assert SECRET.encode() not in error.json()

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from fal_openai_proxy.fal.errors import FalEventError
 from fal_openai_proxy.translate.response import ChunkEncoder, cut_at_stop, map_usage
-from fal_openai_proxy.translate.stream import StreamErrorEvent, StreamTranslator
+from fal_openai_proxy.translate.stream import StreamTranslator
 
 MODEL = "openai/gpt-4.1"
 USAGE = {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
@@ -224,7 +225,7 @@ def test_two_encoders_have_different_ids() -> None:
 def test_error_in_event_raises(error: Any) -> None:
     t = make()
     t.feed({"output": "partial"})
-    with pytest.raises(StreamErrorEvent, match="boom"):
+    with pytest.raises(FalEventError, match="boom"):
         t.feed({"output": "partial more", "error": error})
 
 

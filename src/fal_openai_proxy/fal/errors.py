@@ -1,24 +1,41 @@
-"""fal failures, and how each one reaches an OpenAI client (docs: openai-conformance.md)."""
+"""fal failures, one tree named by family as httpx's `_exceptions.py` is.
+
+    FalError                  any failure of a fal call
+    ├── FalStatusError        fal answered with an error status, or a failed queue status
+    ├── FalEventError         fal reported an error inside a stream event
+    ├── FalTransportError     the connection failed
+    │   ├── FalConnectError   nothing was sent  (FalTLSError: the certificate failed)
+    │   ├── FalBrokenError    the connection broke after the request was sent
+    │   └── FalTimeout        connect, first_event, idle or total timeout
+    ├── FalRequestInvalid     a request that must not be sent as it is
+    └── KeysUnavailable       no fal key can take the request
+
+What a client sees for each is decided outside `fal/`, in `translate/errors.py`.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from ..openai.errors import (
-    AUTHENTICATION,
-    INVALID_REQUEST,
-    RATE_LIMIT,
-    SERVER_ERROR,
-    TIMEOUT,
-    UPSTREAM_ERROR,
-    ProxyError,
-)
+# The longest wait any fal header can impose on us: `Retry-After: inf` must not bench a
+# key forever, nor overflow the client's own Retry-After.
+MAX_RETRY_AFTER = 3600.0
 
 
 class FalError(Exception):
+    """Any failure of a fal call."""
+
+    @property
+    def kind(self) -> str:
+        """A short, bounded label for metrics and logs."""
+        return type(self).__name__
+
+
+class FalStatusError(FalError):
     """fal answered with an error status, or reported an error in a stream or queue status."""
 
     def __init__(
@@ -51,7 +68,19 @@ class FalError(Exception):
         return self.error_type or f"http_{self.status}"
 
 
-class FalConnectError(Exception):
+class FalEventError(FalError):
+    """fal reported an error inside a stream event, after the stream began."""
+
+    @property
+    def kind(self) -> str:
+        return "stream_error"
+
+
+class FalTransportError(FalError):
+    """The connection to fal failed."""
+
+
+class FalConnectError(FalTransportError):
     """The connection to fal could not be made: nothing was sent."""
 
 
@@ -59,15 +88,11 @@ class FalTLSError(FalConnectError):
     """fal's certificate could not be verified: retrying will not help."""
 
 
-class FalRequestInvalid(Exception):
-    """A request that must not be sent as it is (a line break in a key or URL)."""
-
-
-class FalBrokenError(Exception):
+class FalBrokenError(FalTransportError):
     """The connection to fal broke after the request was sent."""
 
 
-class FalTimeout(Exception):
+class FalTimeout(FalTransportError):
     """One of the timeouts expired: connect, first_event, idle or total."""
 
     def __init__(self, which: str, seconds: float) -> None:
@@ -76,19 +101,23 @@ class FalTimeout(Exception):
         self.seconds = seconds
 
 
-class KeysUnavailable(Exception):
+class FalRequestInvalid(FalError):
+    """A request that must not be sent as it is (a line break in a key or URL)."""
+
+
+class KeysUnavailable(FalError):
     """No fal key can take the request: all refused, rate-limited, or busy."""
 
     def __init__(self, reason: str, retry_after: float) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.retry_after = retry_after
+        self.retry_after = min(max(retry_after, 0.0), MAX_RETRY_AFTER)
 
 
 def parse_error_response(
     status: int, headers: Mapping[str, str], body: bytes, key_index: int | None = None
-) -> FalError:
-    """Build a FalError from a non-2xx fal answer."""
+) -> FalStatusError:
+    """Build a FalStatusError from a non-2xx fal answer."""
     detail: Any = None
     error_type = headers.get("x-fal-error-type")
     try:
@@ -99,7 +128,7 @@ def parse_error_response(
         detail = parsed.get("detail", parsed.get("message", parsed.get("error")))
         error_type = parsed.get("error_type") or error_type
     retryable = headers.get("x-fal-retryable")
-    return FalError(
+    return FalStatusError(
         status,
         describe_detail(detail) or f"fal returned HTTP {status}",
         error_type=error_type if isinstance(error_type, str) else None,
@@ -130,75 +159,22 @@ def describe_detail(detail: Any) -> str:
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """fal's `retry-after-ms` or `retry-after` (seconds), clamped to [0, MAX_RETRY_AFTER].
+
+    A value that is not a finite number (`inf`, `nan`, an HTTP date) is ignored: a hostile or
+    broken header must never bench a key forever.
+    """
     ms = headers.get("retry-after-ms")
     raw = headers.get("retry-after")
     try:
         if ms is not None:
-            return max(0.0, float(ms) / 1000)
-        if raw is not None:
-            return max(0.0, float(raw))
+            seconds = float(ms) / 1000
+        elif raw is not None:
+            seconds = float(raw)
+        else:
+            return None
     except ValueError:
         return None
-    return None
-
-
-def to_proxy_error(exc: Exception, *, pass_through: bool) -> ProxyError:
-    """The client's view of an upstream failure (the table in the core issue)."""
-    if isinstance(exc, FalError):
-        return _status_error(exc, pass_through)
-    if isinstance(exc, FalTimeout):
-        return ProxyError(504, str(exc), type=TIMEOUT, code="upstream_timeout")
-    if isinstance(exc, FalConnectError):
-        return ProxyError(
-            502, "Could not connect to fal.", type=UPSTREAM_ERROR, code="upstream_unreachable"
-        )
-    if isinstance(exc, FalBrokenError):
-        return ProxyError(
-            502, "The connection to fal broke.", type=UPSTREAM_ERROR, code="upstream_disconnected"
-        )
-    if isinstance(exc, KeysUnavailable):
-        return _keys_error(exc)
-    if isinstance(exc, FalRequestInvalid):
-        return ProxyError(400, f"The request cannot be sent to fal: {exc}.", type=INVALID_REQUEST)
-    return ProxyError(502, "fal request failed.", type=UPSTREAM_ERROR, code="upstream_error")
-
-
-def _status_error(exc: FalError, pass_through: bool) -> ProxyError:
-    status, message = exc.status, exc.message
-    if status == 422:
-        return ProxyError(400, f"fal rejected the input: {message}", type=INVALID_REQUEST)
-    if status in (401, 403):
-        if pass_through:
-            return ProxyError(
-                401, f"fal refused the key: {message}", type=AUTHENTICATION, code="invalid_api_key"
-            )
-        return ProxyError(
-            502, "fal refused the server's key.", type=UPSTREAM_ERROR, code="upstream_auth"
-        )
-    if status == 429:
-        headers = {"Retry-After": str(max(1, round(exc.retry_after or 1)))}
-        return ProxyError(
-            429, f"fal is rate limiting: {message}", type=RATE_LIMIT,
-            code="rate_limit_exceeded", headers=headers,
-        )  # fmt: skip
-    if status == 503:
-        return ProxyError(503, f"fal is unavailable: {message}", type=SERVER_ERROR)
-    if status == 504:
-        return ProxyError(504, f"fal timed out: {message}", type=TIMEOUT, code="upstream_timeout")
-    if 400 <= status < 500:
-        return ProxyError(400, f"fal rejected the request: {message}", type=INVALID_REQUEST)
-    return ProxyError(502, f"fal failed: {message}", type=UPSTREAM_ERROR, code="upstream_error")
-
-
-def _keys_error(exc: KeysUnavailable) -> ProxyError:
-    retry = {"Retry-After": str(max(1, round(exc.retry_after)))}
-    if exc.reason == "auth":
-        return ProxyError(
-            502, "fal refused every key of this server.", type=UPSTREAM_ERROR, code="upstream_auth"
-        )
-    message = (
-        "All fal keys are rate limited; retry later."
-        if exc.reason == "rate_limited"
-        else "All fal keys are busy; retry later."
-    )
-    return ProxyError(429, message, type=RATE_LIMIT, code="rate_limit_exceeded", headers=retry)
+    if not math.isfinite(seconds):
+        return MAX_RETRY_AFTER if seconds > 0 else None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)

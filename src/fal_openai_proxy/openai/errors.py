@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import orjson
@@ -69,7 +70,8 @@ def model_not_found(model: str) -> ProxyError:
 
 
 def rate_limited(message: str, retry_after: float) -> ProxyError:
-    seconds = str(max(1, round(retry_after)))
+    # Whole seconds in 1..3600, whatever the caller computed (never `round(inf)`).
+    seconds = str(round(min(max(retry_after, 1.0), 3600.0)) if math.isfinite(retry_after) else 1)
     return ProxyError(
         429, message, type=RATE_LIMIT, code="rate_limit_exceeded", headers={"Retry-After": seconds}
     )

@@ -12,13 +12,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from ..fal.errors import FalEventError
 from .response import DONE, ChunkEncoder, map_usage
 
 log = logging.getLogger(__name__)
-
-
-class StreamErrorEvent(Exception):
-    """fal reported an error inside the stream."""
 
 
 class StreamTranslator:
@@ -45,7 +42,7 @@ class StreamTranslator:
         """Frames for one fal event (b"" when it adds nothing)."""
         error = event.get("error")
         if error:
-            raise StreamErrorEvent(str(error))
+            raise FalEventError(str(error))
         if (usage := map_usage(event.get("usage"))) is not None:
             self.usage = usage
         frames = b""

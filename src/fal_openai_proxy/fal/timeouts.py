@@ -1,0 +1,64 @@
+"""The limits on one fal call, and a timeout that says which limit expired."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from types import TracebackType
+
+from .errors import FalTimeout
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float
+    first_event: float
+    idle: float
+    total: float
+    keepalive: float
+    retry_budget: float
+
+
+class deadline:  # lower case: used like asyncio.timeout()
+    """A timeout that raises FalTimeout naming which limit expired: `seconds` from now, or
+    the request's `total_deadline` (`total_seconds` after it began) if that comes first.
+
+    A class rather than an @asynccontextmanager: it runs several times per request.
+    """
+
+    __slots__ = ("_at", "_own", "_seconds", "_timeout", "_total", "_total_seconds", "_which")
+
+    def __init__(
+        self, seconds: float, which: str, total_deadline: float | None, total_seconds: float = 0.0
+    ) -> None:
+        self._seconds = seconds
+        self._own = asyncio.get_running_loop().time() + seconds
+        self._at = self._own if total_deadline is None else min(self._own, total_deadline)
+        self._total = total_deadline
+        self._which = which
+        self._total_seconds = total_seconds
+        self._timeout = asyncio.timeout_at(self._at)
+
+    async def __aenter__(self) -> None:
+        await self._timeout.__aenter__()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self._timeout.__aexit__(kind, exc, tb)
+        except TimeoutError:
+            if self._total is not None and self._at == self._total < self._own:
+                raise FalTimeout("total", self._total_seconds) from None
+            raise FalTimeout(self._which, self._seconds) from None
+
+
+async def shielded(coro: Awaitable[None]) -> None:
+    """Run cleanup to the end even if the caller is being cancelled."""
+    task = asyncio.ensure_future(coro)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise

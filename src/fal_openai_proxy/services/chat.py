@@ -1,0 +1,187 @@
+"""The chat service: one OpenAI chat request -> one fal call -> the OpenAI answer.
+
+Built once in `create_app`; the route hands it a parsed request. Upstream failures before
+the first byte propagate as `FalError` (the route maps them); once a stream has begun they
+are sent in-band, mapped by the same table (`translate/errors.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import orjson
+from starlette.responses import Response
+from starlette.types import Receive
+
+from ..catalog import Catalog
+from ..context import RequestContext
+from ..fal.client import FalClient, QueueResult
+from ..fal.errors import FalError
+from ..metrics import Metrics
+from ..openai.errors import invalid_request
+from ..openai.requests import ChatCompletionRequest
+from ..openai.sse import EventStreamResponse, until_disconnect
+from ..settings import Settings
+from ..translate.errors import to_openai_error
+from ..translate.request import FalCall, build_fal_call
+from ..translate.response import (
+    DONE,
+    KEEPALIVE,
+    ChunkEncoder,
+    completion_body,
+    cut_at_stop,
+    error_frame,
+    map_usage,
+    new_completion_id,
+)
+from ..translate.stream import StreamTranslator
+
+log = logging.getLogger(__name__)
+# Sent to the streams still open when the drain timeout expires.
+FAREWELL = (
+    error_frame(
+        {
+            "error": {
+                "message": "The server is shutting down; retry the request.",
+                "type": "server_error",
+                "param": None,
+                "code": "server_shutting_down",
+            }
+        }
+    )
+    + DONE
+)
+
+
+class EventSource(Protocol):
+    """What the stream loop needs of a fal stream (`fal.stream.FalStream`, or a fake)."""
+
+    def events(self) -> AsyncIterator[dict[str, object] | None]: ...
+    def close(self) -> None: ...
+
+
+class ChatService:
+    def __init__(
+        self,
+        settings: Settings,
+        fal: FalClient,
+        catalog: Catalog,
+        metrics: Metrics,
+        open_streams: set[asyncio.Task[None]],
+    ) -> None:
+        self._settings = settings
+        self._fal = fal
+        self._catalog = catalog
+        self._metrics = metrics
+        self._open_streams = open_streams
+
+    def plan(self, chat: ChatCompletionRequest, context: RequestContext) -> FalCall:
+        """Check the request against our limits and the catalog; the fal call to make."""
+        settings = self._settings
+        if len(chat.messages) > settings.max_messages:
+            raise invalid_request(
+                f"Too many messages: at most {settings.max_messages} are allowed.",
+                param="messages",
+                code="array_above_max_length",
+            )
+        call = build_fal_call(
+            chat,
+            chat_app=settings.fal_chat_app,
+            vision_app=settings.fal_vision_app,
+            prompt_limit=settings.prompt_limit,
+            system_prompt_limit=settings.system_prompt_limit,
+        )
+        self._catalog.check(call.app, chat.model)
+        fields = context.log
+        fields.model = chat.model
+        fields.model_label = self._catalog.metric_label(chat.model)
+        fields.stream = bool(chat.stream)
+        fields.route = "prompt"
+        if settings.log_prompts:
+            log.info("prompt", extra={"request_id": fields.request_id, "fal_input": call.input})
+        return call
+
+    async def complete(
+        self, chat: ChatCompletionRequest, context: RequestContext, receive: Receive
+    ) -> Response:
+        """Run the request; ClientGone if the client leaves first."""
+        call = self.plan(chat, context)
+        if chat.stream:
+            return await self._stream(chat, call, context, receive)
+        result = await until_disconnect(
+            self._fal.run_queued(call.app, call.input, context.fal_key), receive
+        )
+        context.log.fal_request_id = result.request_id
+        return Response(self.completion(chat, result, context), media_type="application/json")
+
+    def completion(
+        self, chat: ChatCompletionRequest, result: QueueResult, context: RequestContext
+    ) -> bytes:
+        output = result.output
+        text = output.get("output")
+        content, _ = cut_at_stop(text if isinstance(text, str) else "", chat.stop_sequences)
+        reasoning = output.get("reasoning")
+        body = completion_body(
+            completion_id=new_completion_id(),
+            model=chat.model,
+            content=content,
+            reasoning=reasoning
+            if isinstance(reasoning, str) and not chat.reasoning_hidden
+            else None,
+            usage=map_usage(output.get("usage")),
+        )
+        if self._settings.log_prompts:
+            log.info("completion", extra={"request_id": context.log.request_id, "output": content})
+        return orjson.dumps(body)
+
+    async def _stream(
+        self, chat: ChatCompletionRequest, call: FalCall, context: RequestContext, receive: Receive
+    ) -> Response:
+        stream = await until_disconnect(
+            self._fal.open_stream(call.app, call.input, context.fal_key), receive
+        )
+        context.log.fal_request_id = stream.request_id
+        translator = StreamTranslator(
+            ChunkEncoder(chat.model, include_usage=chat.include_usage),
+            stops=chat.stop_sequences,
+            show_reasoning=not chat.reasoning_hidden,
+        )
+        return EventStreamResponse(self.frames(stream, translator), self._open_streams, FAREWELL)
+
+    async def frames(
+        self, stream: EventSource, translator: StreamTranslator
+    ) -> AsyncIterator[bytes]:
+        """The client's frames: role chunk, deltas, finish, usage, [DONE]; errors in-band."""
+        metrics = self._metrics
+        metrics.streams_in_flight.inc()
+        started = time.perf_counter()
+        try:
+            yield translator.encoder.role()
+            async for event in stream.events():
+                if event is None:
+                    yield KEEPALIVE
+                    continue
+                had_content = translator.first_content_sent
+                frames = translator.feed(event)
+                if frames:
+                    if not had_content and translator.first_content_sent:
+                        metrics.ttft.observe(time.perf_counter() - started)
+                    yield frames
+                if translator.stopped:
+                    break  # closing the fal connection below stops the generation
+            yield translator.finish()
+        except FalError as exc:
+            yield self._error_frames(exc)
+        finally:
+            stream.close()
+            metrics.streams_in_flight.dec()
+
+    def _error_frames(self, exc: FalError) -> bytes:
+        body = to_openai_error(exc, pass_through=self._settings.pass_through).body()
+        self._metrics.upstream_errors.labels(exc.kind).inc()
+        log.warning("fal stream failed after it began: %s", exc.kind)
+        return error_frame(body) + DONE

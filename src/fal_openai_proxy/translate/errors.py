@@ -1,0 +1,88 @@
+"""fal failures -> the OpenAI error a client sees (the error table in docs/errors.md).
+
+The one place that decides statuses and codes for upstream failures: routes, services and
+the stream loop all come here.
+"""
+
+from __future__ import annotations
+
+from ..fal.errors import (
+    FalBrokenError,
+    FalConnectError,
+    FalError,
+    FalEventError,
+    FalRequestInvalid,
+    FalStatusError,
+    FalTimeout,
+    KeysUnavailable,
+)
+from ..openai.errors import (
+    AUTHENTICATION,
+    INVALID_REQUEST,
+    SERVER_ERROR,
+    TIMEOUT,
+    UPSTREAM_ERROR,
+    ProxyError,
+    rate_limited,
+)
+
+
+def to_openai_error(exc: FalError, *, pass_through: bool) -> ProxyError:
+    """The client's view of an upstream failure."""
+    if isinstance(exc, FalStatusError):
+        return _status_error(exc, pass_through)
+    if isinstance(exc, FalEventError):
+        return ProxyError(
+            502, f"fal reported an error: {exc}", type=UPSTREAM_ERROR, code="upstream_error"
+        )
+    if isinstance(exc, FalTimeout):
+        return ProxyError(504, str(exc), type=TIMEOUT, code="upstream_timeout")
+    if isinstance(exc, FalConnectError):
+        return ProxyError(
+            502, "Could not connect to fal.", type=UPSTREAM_ERROR, code="upstream_unreachable"
+        )
+    if isinstance(exc, FalBrokenError):
+        return ProxyError(
+            502, "The connection to fal broke.", type=UPSTREAM_ERROR, code="upstream_disconnected"
+        )
+    if isinstance(exc, KeysUnavailable):
+        return _keys_error(exc)
+    if isinstance(exc, FalRequestInvalid):
+        return ProxyError(400, f"The request cannot be sent to fal: {exc}.", type=INVALID_REQUEST)
+    return ProxyError(502, "fal request failed.", type=UPSTREAM_ERROR, code="upstream_error")
+
+
+def _status_error(exc: FalStatusError, pass_through: bool) -> ProxyError:
+    status, message = exc.status, exc.message
+    if status == 422:
+        return ProxyError(400, f"fal rejected the input: {message}", type=INVALID_REQUEST)
+    if status in (401, 403):
+        if pass_through:
+            return ProxyError(
+                401, f"fal refused the key: {message}", type=AUTHENTICATION, code="invalid_api_key"
+            )
+        return ProxyError(
+            502, "fal refused the server's key.", type=UPSTREAM_ERROR, code="upstream_auth"
+        )
+    if status == 429:
+        return rate_limited(f"fal is rate limiting: {message}", exc.retry_after or 1)
+    if status == 503:
+        return ProxyError(503, f"fal is unavailable: {message}", type=SERVER_ERROR)
+    if status == 504:
+        return ProxyError(504, f"fal timed out: {message}", type=TIMEOUT, code="upstream_timeout")
+    if 400 <= status < 500:
+        return ProxyError(400, f"fal rejected the request: {message}", type=INVALID_REQUEST)
+    return ProxyError(502, f"fal failed: {message}", type=UPSTREAM_ERROR, code="upstream_error")
+
+
+def _keys_error(exc: KeysUnavailable) -> ProxyError:
+    if exc.reason == "auth":
+        return ProxyError(
+            502, "fal refused every key of this server.", type=UPSTREAM_ERROR, code="upstream_auth"
+        )
+    message = (
+        "All fal keys are rate limited; retry later."
+        if exc.reason == "rate_limited"
+        else "All fal keys are busy; retry later."
+    )
+    return rate_limited(message, exc.retry_after)

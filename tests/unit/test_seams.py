@@ -1,0 +1,212 @@
+"""The seams of the structure: FalClient through a fake transport (no sockets), and the
+chat service's stream loop over a fake fal stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+
+from fal_openai_proxy.catalog import Catalog
+from fal_openai_proxy.fal.client import FalClient
+from fal_openai_proxy.fal.errors import FalEventError, FalStatusError, FalTimeout
+from fal_openai_proxy.fal.timeouts import Timeouts
+from fal_openai_proxy.metrics import Metrics
+from fal_openai_proxy.openai.requests import parse_chat_request
+from fal_openai_proxy.services.chat import ChatService
+from fal_openai_proxy.settings import Settings
+from fal_openai_proxy.translate.response import ChunkEncoder
+from fal_openai_proxy.translate.stream import StreamTranslator
+
+TIMEOUTS = Timeouts(connect=1, first_event=1, idle=1, total=5, keepalive=10, retry_budget=0)
+
+
+@dataclass
+class FakeReply:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass
+class FakeResponse:
+    status: int
+    headers: Mapping[str, str]
+    chunks: list[bytes]
+    closed: bool = False
+
+    async def read_chunk(self) -> bytes:
+        return self.chunks.pop(0) if self.chunks else b""
+
+    async def read_body(self) -> bytes:
+        body = b"".join(self.chunks)
+        self.chunks.clear()
+        return body
+
+    def close(self) -> None:
+        self.closed = True
+
+    def finish_in_background(self, timeout: float = 1.0) -> None:
+        self.closed = True
+
+
+@dataclass
+class FakeTransport:
+    """Answers each (method, url) from a table, and records what was sent."""
+
+    routes: dict[tuple[str, str], FakeResponse]
+    sent: list[tuple[str, str, dict[str, str], bytes | None]] = field(default_factory=list)
+
+    async def open(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
+    ) -> FakeResponse:
+        self.sent.append((method, url, dict(headers), body))
+        return self.routes[(method, url)]
+
+    async def send(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
+    ) -> FakeReply:
+        response = await self.open(method, url, headers, body)
+        return FakeReply(response.status, response.headers, await response.read_body())
+
+    def track(self, work: Coroutine[Any, Any, None]) -> None:
+        work.close()
+
+    async def close(self) -> None:
+        pass
+
+
+def fal_client(transport: FakeTransport) -> FalClient:
+    return FalClient(
+        run_url="https://run.test",
+        queue_url="https://queue.test",
+        http=transport,
+        pool=None,
+        timeouts=TIMEOUTS,
+        metrics=Metrics(),
+    )
+
+
+def sse(*events: dict[str, Any]) -> bytes:
+    return b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in events)
+
+
+async def test_stream_through_a_fake_transport() -> None:
+    url = "https://run.test/openrouter/router/stream"
+    response = FakeResponse(
+        200,
+        {"content-type": "text/event-stream", "x-fal-request-id": "req-1"},
+        [sse({"output": "Hel", "partial": True}), sse({"output": "Hello", "partial": False})],
+    )
+    transport = FakeTransport({("POST", url): response})
+    stream = await fal_client(transport).open_stream("openrouter/router", {"prompt": "hi"}, "k1")
+    events = [e async for e in stream.events()]
+    stream.close()
+    assert [e and e["output"] for e in events] == ["Hel", "Hello"]
+    assert stream.request_id == "req-1"
+    method, _, headers, body = transport.sent[0]
+    assert (method, headers["Authorization"], json.loads(body or b"")) == (
+        "POST",
+        "Key k1",
+        {"prompt": "hi"},
+    )
+    assert response.closed
+
+
+async def test_queue_failure_through_a_fake_transport() -> None:
+    base = "https://queue.test/fal-ai/any-llm/requests/r1"
+    submitted = {
+        "request_id": "r1",
+        "status_url": f"{base}/status",
+        "response_url": base,
+        "cancel_url": f"{base}/cancel",
+    }
+    transport = FakeTransport(
+        {
+            ("POST", "https://queue.test/fal-ai/any-llm"): FakeResponse(
+                200, {}, [orjson.dumps(submitted)]
+            ),
+            ("GET", f"{base}/status/stream?logs=0"): FakeResponse(
+                200,
+                {"content-type": "text/event-stream"},
+                [
+                    sse(
+                        {
+                            "status": "COMPLETED",
+                            "error": "boom",
+                            "error_type": "runner_disconnected",
+                        }
+                    )
+                ],
+            ),
+        }
+    )
+    with pytest.raises(FalStatusError) as caught:
+        await fal_client(transport).run_queued("fal-ai/any-llm", {"prompt": "x"}, "k1")
+    assert (caught.value.status, caught.value.error_type) == (503, "runner_disconnected")
+
+
+@dataclass
+class FakeStream:
+    items: list[dict[str, object] | Exception | None]
+    closed: bool = False
+
+    async def events(self) -> AsyncIterator[dict[str, object] | None]:
+        for item in self.items:
+            await asyncio.sleep(0)
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def chat_service() -> ChatService:
+    settings = Settings(fal_key="k")  # type: ignore[arg-type]
+    return ChatService(settings, None, Catalog("openrouter/router", None), Metrics(), set())  # type: ignore[arg-type]
+
+
+async def run_frames(items: list[dict[str, object] | Exception | None]) -> tuple[list[Any], bool]:
+    stream = FakeStream(items)
+    translator = StreamTranslator(ChunkEncoder("m"), stops=[])
+    frames = b"".join([f async for f in chat_service().frames(stream, translator)])
+    datas = [line[6:] for line in frames.decode().split("\n") if line.startswith("data: ")]
+    return [d if d == "[DONE]" else json.loads(d) for d in datas], stream.closed
+
+
+async def test_stream_loop_with_a_fake_stream() -> None:
+    frames, closed = await run_frames([{"output": "a"}, None, {"output": "ab", "partial": False}])
+    deltas = [f["choices"][0]["delta"].get("content") for f in frames[:-1]]
+    assert deltas == ["", "a", "b", None]
+    assert frames[-2]["choices"][0]["finish_reason"] == "stop"
+    assert frames[-1] == "[DONE]"
+    assert closed
+
+
+@pytest.mark.parametrize(
+    ("failure", "code"),
+    [
+        (FalEventError("model crashed"), "upstream_error"),
+        (FalTimeout("idle", 1), "upstream_timeout"),
+        (FalStatusError(503, "no runners"), None),
+    ],
+)
+async def test_stream_loop_sends_failures_in_band(failure: Exception, code: str | None) -> None:
+    frames, closed = await run_frames([{"output": "a"}, failure])
+    assert frames[-2]["error"]["code"] == code
+    assert frames[-1] == "[DONE]"
+    assert all(
+        f == "[DONE]" or "error" in f or f["choices"][0]["finish_reason"] is None for f in frames
+    )  # never a clean "stop" after a failure
+    assert closed
+
+
+def test_chat_request_parses_for_the_service() -> None:
+    chat = parse_chat_request(b'{"model":"m","messages":[{"role":"user","content":"hi"}]}')
+    assert chat.model == "m"
