@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 LINT_PATHS := src tests example.py $(wildcard bench)
 
-.PHONY: install run test lint format bench bench-quick clean
+.PHONY: install run test lint lint-deploy format bench bench-quick clean
 
 $(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,23 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(STAMP) lint-deploy
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy
+
+# The container and deploy files (deploy/README.md). Every tool comes from the dev extra.
+# No container engine runs on the build machines: nothing here builds or starts an image.
+K8S_VERSION := 1.30.0
+RENDERED := $(VENV)/deploy-rendered
+lint-deploy: $(STAMP)
+	$(BIN)/hadolint Dockerfile
+	mkdir -p $(RENDERED)
+	$(BIN)/kubectl kustomize deploy/k8s > $(RENDERED)/k8s.yaml
+	$(BIN)/kubectl kustomize deploy/k8s/overlays/managed-redis > $(RENDERED)/k8s-managed-redis.yaml
+	$(BIN)/kubernetes-validate --quiet --strict -k $(K8S_VERSION) \
+		$(RENDERED)/k8s.yaml $(RENDERED)/k8s-managed-redis.yaml deploy/k8s/base/secret.example.yaml
+	PROXY_ENV_FILE=proxy.env.example $(BIN)/docker-compose -f deploy/compose.yaml config --quiet
 
 format: $(STAMP)
 	$(BIN)/ruff format $(LINT_PATHS)
