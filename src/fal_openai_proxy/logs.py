@@ -51,7 +51,8 @@ class TextFormatter(logging.Formatter):
             if (duration := extra.pop("duration_ms", None)) is not None:
                 text += f" {duration}ms"
         else:
-            text = f"{record.name}: {record.getMessage()}"
+            name = "uvicorn" if record.name == "uvicorn.error" else record.name  # not an error
+            text = f"{name}: {record.getMessage()}"
         pairs = [f"{key}={extra.pop(key)}" for key in _TEXT_KEYS if extra.get(key) is not None]
         pairs += [f"{key}={value}" for key, value in extra.items() if value is not None]
         line = " ".join([head, text, *pairs])
