@@ -29,6 +29,32 @@ def test_configuration_page_is_generated_from_the_settings() -> None:
     assert markdown() == CONFIGURATION, "docs/configuration.md is stale: run `make docs`"
 
 
+def test_readme_links_the_docs() -> None:
+    for page in ("configuration", "deployment", "clients", "troubleshooting", "architecture"):
+        assert f"(docs/{page}.md)" in README, page
+        assert (ROOT / "docs" / f"{page}.md").is_file(), page
+
+
+ERROR_CODE_PATTERNS = (
+    r'code="(\w+)"',  # ProxyError(..., code="...")
+    r'code = "(\w+)"',
+    r'"code": "(\w+)"',  # in-band stream errors
+    r'param,\s*"(\w+)",?\s*\)',  # invalid_request(message, param, "code")
+    r'"(\w+)" if kind',
+)
+
+
+def test_every_error_code_is_in_troubleshooting() -> None:
+    source = "\n".join(
+        p.read_text() for p in (ROOT / "src" / "fal_openai_proxy").rglob("*.py")
+        if "simulator" not in p.parts
+    )  # fmt: skip
+    codes = {code for pattern in ERROR_CODE_PATTERNS for code in re.findall(pattern, source)}
+    assert len(codes) > 10
+    page = (ROOT / "docs" / "troubleshooting.md").read_text()
+    assert {code for code in codes if f"| `{code}` |" not in page} == set()
+
+
 def test_every_endpoint_is_documented() -> None:
     app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
     paths = {route.path for route in app.routes}  # type: ignore[attr-defined]
