@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 LINT_PATHS := src tests example.py $(wildcard bench)
 
-.PHONY: install run test lint lint-deploy format bench bench-quick clean
+.PHONY: install run test lint lint-deploy format docs check-config bench bench-quick clean
 
 $(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,13 @@ lint-deploy: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format $(LINT_PATHS)
 	$(BIN)/ruff check --fix $(LINT_PATHS)
+
+# docs/configuration.md is generated from the settings model (a test checks it is current).
+docs: $(STAMP)
+	$(BIN)/fal-openai-proxy settings-markdown > docs/configuration.md
+
+check-config: $(STAMP)
+	$(BIN)/fal-openai-proxy check-config
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -27,6 +27,7 @@ from .middleware import GuardMiddleware, RequestLogMiddleware
 from .openai.errors import SERVER_ERROR, ProxyError
 from .ratelimit import ClientLimiter
 from .routes.chat import create_chat_completion
+from .routes.docs import docs_page, openapi_json
 from .routes.health import healthz, metrics, readyz
 from .routes.models import list_models, retrieve_model
 from .services.chat import ChatService
@@ -64,6 +65,8 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route("/openapi.json", openapi_json, methods=["GET"]),
+            Route("/docs", docs_page, methods=["GET"]),
         ],
         exception_handlers={
             ProxyError: _proxy_error,

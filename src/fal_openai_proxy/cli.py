@@ -7,39 +7,60 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import uvloop
 from pydantic import SecretStr, ValidationError
 
 from . import __version__
 from .app import ConfigError, create_app
+from .config_check import LOG_LEVELS, run_checks, validation_problems
 from .logs import configure_logging
 from .server import DrainingServer, QuietServer, loopback_socket, serve_workers, uvicorn_config
 from .settings import Settings
+from .settings_doc import help_epilog, markdown
 
 log = logging.getLogger("fal_openai_proxy")
 SIMULATED_KEY = "simulated-fal-key"
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+COMMANDS = {
+    "serve": "run the server (the default)",
+    "check-config": "validate the environment and .env, list every problem, exit 1 if any",
+    "settings-markdown": "print docs/configuration.md, generated from the settings",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fal-openai-proxy",
+        usage="%(prog)s [serve | check-config | settings-markdown] [options]",
         description="An OpenAI-compatible API for fal.ai's language models. "
-        "Every option can also be set in the environment or in .env (see README).",
+        "Every option can also be set in the environment or in .env.\n\ncommands:\n"
+        + "\n".join(f"  {name:<19}{meaning}" for name, meaning in COMMANDS.items()),
+        epilog=help_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", help="listen address (HOST, default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="listen port (PORT, default 3000)")
-    parser.add_argument("--workers", type=int, help="worker processes (WORKERS, default 1)")
+    parser.add_argument(
+        "command", nargs="?", default="serve", choices=COMMANDS, help=argparse.SUPPRESS
+    )
+    parser.add_argument("--host", help="listen address (HOST)")
+    parser.add_argument("--port", type=int, help="listen port (PORT)")
+    parser.add_argument("--workers", type=int, help="worker processes (WORKERS)")
     parser.add_argument(
         "--simulate", action="store_true", help="answer from the built-in fal simulator"
     )
     parser.add_argument("--log-level", help="debug, info, warning or error (LOG_LEVEL)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return parser.parse_args(argv)
+    return parser
 
 
-def load_settings(args: argparse.Namespace) -> Settings:
-    overrides = {
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
         name: value
         for name, value in (
             ("host", args.host),
@@ -49,16 +70,27 @@ def load_settings(args: argparse.Namespace) -> Settings:
         )
         if value is not None
     }
-    return Settings(**overrides)
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    return Settings(**flag_overrides(args))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.command == "settings-markdown":
+        sys.stdout.write(markdown())
+        return
+    if args.command == "check-config":
+        sys.exit(check_config(args))
     try:
         settings = load_settings(args)
     except ValidationError as exc:
-        sys.exit(f"fal-openai-proxy: invalid setting: {exc}")
-    configure_logging(settings.log_level)
+        sys.exit("fal-openai-proxy: invalid settings:\n  " + "\n  ".join(validation_problems(exc)))
+    try:
+        configure_logging(settings.log_level, settings.log_format)
+    except ValueError:
+        sys.exit(f"fal-openai-proxy: LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}.")
     try:
         if args.simulate:
             uvloop.run(_serve_simulated(settings))
@@ -70,26 +102,45 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"fal-openai-proxy: {exc}")
 
 
-def _announce(settings: Settings, simulated: bool) -> None:
-    url = f"http://{settings.host}:{settings.port}/v1"
-    if simulated:
-        print(
-            "*** SIMULATED: answers come from the built-in fal simulator, not from fal. ***\n"
+def check_config(args: argparse.Namespace) -> int:
+    problems = run_checks(flag_overrides(args))
+    if not problems:
+        print(f"fal-openai-proxy {__version__}: the configuration is valid.")
+        return 0
+    print(f"fal-openai-proxy: {len(problems)} problem(s) in the configuration:")
+    for problem in problems:
+        print(f"  - {problem}")
+    return 1
+
+
+def _announce(settings: Settings, simulator_url: str | None = None) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    lines = [f"fal-openai-proxy {__version__}"]
+    if simulator_url:
+        lines = [
+            "*** SIMULATED: answers come from the built-in fal simulator, not from fal. ***",
             "*** Set FAL_KEY and drop --simulate to use fal.                            ***",
-            file=sys.stderr,
-        )
-    elif settings.pass_through:
-        print(
-            "FAL_KEY is not set: pass-through mode. Each client's `Authorization: Bearer <key>` "
-            "is sent to fal as its fal key.",
-            file=sys.stderr,
-        )
-    print(f"fal-openai-proxy {__version__} listening on {url}", file=sys.stderr)
+            *lines,
+            f"  proxy (point OpenAI clients here): {base}/v1",
+            f"  fal simulator (the proxy's upstream, internal): {simulator_url}",
+        ]
+    else:
+        lines.append(f"  proxy (point OpenAI clients here): {base}/v1")
+        lines.append(f"  upstream: {settings.fal_run_url} and {settings.fal_queue_url}")
+        if settings.pass_through:
+            lines.append(
+                "  FAL_KEY is not set: pass-through mode. Each client's "
+                "`Authorization: Bearer <key>` is sent to fal as its fal key."
+            )
+    if settings.workers > 1:
+        lines.append(f"  workers: {settings.workers} on one port (/metrics adds them up)")
+    lines.append(f"  API reference: {base}/docs   metrics: {base}/metrics")
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 def _serve(settings: Settings) -> None:
     app = create_app(settings)
-    _announce(settings, simulated=False)
+    _announce(settings)
     config = uvicorn_config(app, settings.host, settings.port, settings.log_level)
     DrainingServer(config, app.state.proxy).run()
 
@@ -97,7 +148,7 @@ def _serve(settings: Settings) -> None:
 def _serve_workers(settings: Settings) -> None:
     """N processes sharing one listening socket; each drains on SIGTERM."""
     app = create_app(settings)  # fail fast on a bad configuration, in the parent
-    _announce(settings, simulated=False)
+    _announce(settings)
     sock = uvicorn_config(app, settings.host, settings.port, settings.log_level).bind_socket()
     sys.exit(serve_workers(settings, sock))
 
@@ -118,7 +169,7 @@ async def _serve_simulated(settings: Settings) -> None:
     simulator = create_simulator_app(SimulatorConfig(interval_ms=30, events=12))
     sim_server = QuietServer(uvicorn_config(simulator, "127.0.0.1", sim_port, "warning"))
     app = create_app(settings)
-    _announce(settings, simulated=True)
+    _announce(settings, base)
     proxy = DrainingServer(
         uvicorn_config(app, settings.host, settings.port, settings.log_level), app.state.proxy
     )

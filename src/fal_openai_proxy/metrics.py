@@ -1,18 +1,37 @@
-"""Prometheus metrics, one registry per application (no process-global state)."""
+"""Prometheus metrics, one registry per application (no process-global state).
+
+With WORKERS > 1 the supervisor sets PROMETHEUS_MULTIPROC_DIR before starting the workers:
+prometheus-client then keeps every value in a file per process, and /metrics, whichever worker
+answers, adds up the whole group. A single process keeps the in-memory registry (no file
+writes on the request path).
+"""
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from .fal.keys import KeyPool
 
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SYNC_INTERVAL = 1.0  # seconds between copies of the function gauges to the shared files
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, multiprocess: bool | None = None) -> None:
+        if multiprocess is None:
+            multiprocess = bool(os.environ.get(MULTIPROC_DIR_ENV))
+        self.multiprocess = multiprocess
+        # Function gauges are read at scrape time in one process; across processes their
+        # values are copied to the shared files by sync() instead.
+        self._sampled: list[tuple[Any, Callable[[], float]]] = []
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -32,27 +51,66 @@ class Metrics:
         )
         self.retries = Counter("fal_proxy_upstream_retries", "Retried fal calls.", registry=r)
         self.streams_in_flight = Gauge(
-            "fal_proxy_streams_in_flight", "Open streams to clients.", registry=r
-        )
+            "fal_proxy_streams_in_flight", "Open streams to clients.",
+            registry=r, multiprocess_mode="livesum",
+        )  # fmt: skip
         self.requests_in_flight = Gauge(
-            "fal_proxy_requests_in_flight", "Chat requests being served.", registry=r
-        )
+            "fal_proxy_requests_in_flight", "Chat requests being served.",
+            registry=r, multiprocess_mode="livesum",
+        )  # fmt: skip
         self.key_in_flight = Gauge(
-            "fal_proxy_key_in_flight", "Requests holding each fal key.", ["key_index"], registry=r
-        )
+            "fal_proxy_key_in_flight", "Requests holding each fal key (all workers).",
+            ["key_index"], registry=r, multiprocess_mode="livesum",
+        )  # fmt: skip
         self.key_healthy = Gauge(
-            "fal_proxy_key_healthy", "1 unless the key is cooling down.", ["key_index"], registry=r
-        )
+            "fal_proxy_key_healthy", "1 unless the key is cooling down (in any worker).",
+            ["key_index"], registry=r, multiprocess_mode="livemin",
+        )  # fmt: skip
+        if multiprocess:
+            self.requests_in_flight.set_function = partial(  # type: ignore[method-assign]
+                self._sample, self.requests_in_flight
+            )
+            workers = Gauge(
+                "fal_proxy_workers", "Live worker processes.", multiprocess_mode="livesum"
+            )
+            workers.set(1)
+
+    def _sample(self, gauge: Any, function: Callable[[], float]) -> None:
+        if self.multiprocess:
+            self._sampled.append((gauge, function))
+        else:
+            gauge.set_function(function)
 
     def watch_key_pool(self, pool: KeyPool) -> None:
         """Key state is read at scrape time, by index (never the key itself)."""
         for index in range(len(pool)):
             label = str(index)
-            self.key_in_flight.labels(label).set_function(partial(_in_flight, pool, index))
-            self.key_healthy.labels(label).set_function(partial(_healthy, pool, index))
+            self._sample(self.key_in_flight.labels(label), partial(_in_flight, pool, index))
+            self._sample(self.key_healthy.labels(label), partial(_healthy, pool, index))
+
+    def sync(self) -> None:
+        for gauge, function in self._sampled:
+            gauge.set(function())
+
+    def start_sync(self, interval: float = SYNC_INTERVAL) -> threading.Thread:
+        """In a worker: keep the shared copies of the function gauges fresh."""
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                self.sync()
+
+        stop = threading.Event()
+        thread = threading.Thread(target=loop, name="metrics-sync", daemon=True)
+        thread.start()
+        return thread
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        self.sync()  # this worker's gauges are exact; the others' at most SYNC_INTERVAL old
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
 
 
 def _in_flight(pool: KeyPool, index: int) -> float:

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gc
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 from collections.abc import Generator
 from types import FrameType
 
 import uvicorn
+from prometheus_client.multiprocess import mark_process_dead
 from starlette.types import ASGIApp
 
+from .metrics import MULTIPROC_DIR_ENV
 from .openai.sse import close_streams
 from .settings import Settings
 from .state import ProxyState
@@ -64,12 +70,34 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
+_in_simulator: contextvars.ContextVar[bool] = contextvars.ContextVar("in_simulator", default=False)
+
+
+def _label_simulator_lines(record: logging.LogRecord) -> bool:
+    """uvicorn's lines from the simulator: its start-up chatter ("Started server process", a
+    second time) is dropped; anything else says it comes from the simulator."""
+    if not _in_simulator.get():
+        return True
+    if record.levelno < logging.WARNING:
+        return False
+    record.msg = f"fal simulator: {record.msg}"
+    return True
+
+
 class QuietServer(uvicorn.Server):
-    """A second server in the same process (the simulator) leaves signals to the first."""
+    """A second server in the same process (the simulator): it leaves signals to the first,
+    and keeps its uvicorn lines from being mistaken for the proxy's."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        logger = logging.getLogger("uvicorn.error")
+        if _label_simulator_lines not in logger.filters:
+            logger.addFilter(_label_simulator_lines)
+        _in_simulator.set(True)  # this task and the tasks it starts: the simulator's
+        await super().serve(sockets)
 
 
 def uvicorn_config(app: ASGIApp, host: str, port: int, log_level: str) -> uvicorn.Config:
@@ -101,8 +129,19 @@ def loopback_socket() -> socket.socket:
 def serve_workers(settings: Settings, sock: socket.socket) -> int:
     """Run WORKERS processes on one listening socket; on SIGTERM each drains, then exits.
 
-    Returns the worst exit code of the workers.
+    The workers share a fresh PROMETHEUS_MULTIPROC_DIR, removed at exit, so that /metrics
+    reports the whole group. Returns the worst exit code of the workers.
     """
+    metrics_dir = tempfile.mkdtemp(prefix="fal-openai-proxy-metrics-")
+    os.environ[MULTIPROC_DIR_ENV] = metrics_dir  # read by prometheus-client in each worker
+    try:
+        return _supervise(settings, sock)
+    finally:
+        del os.environ[MULTIPROC_DIR_ENV]
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _supervise(settings: Settings, sock: socket.socket) -> int:
     context = multiprocessing.get_context("spawn")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -118,11 +157,14 @@ def serve_workers(settings: Settings, sock: socket.socket) -> int:
         for index, process in enumerate(workers):
             if not process.is_alive():
                 log.error("worker %d exited with %s; restarting it", process.pid, process.exitcode)
+                # Its counters stay in the sums; its gauges leave them.
+                mark_process_dead(process.pid)  # type: ignore[no-untyped-call]
                 workers[index] = spawn()
     for process in workers:
         process.terminate()  # SIGTERM: the worker drains
     for process in workers:
         process.join()
+        mark_process_dead(process.pid)  # type: ignore[no-untyped-call]
     return max((abs(p.exitcode or 0) for p in workers), default=0)
 
 
@@ -130,8 +172,9 @@ def _worker_main(settings: Settings, sock: socket.socket) -> None:
     from .app import create_app
     from .logs import configure_logging
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, worker=True)
     app = create_app(settings)
+    app.state.proxy.metrics.start_sync()
     config = uvicorn_config(app, settings.host, settings.port, settings.log_level)
     DrainingServer(config, app.state.proxy).run(sockets=[sock])
 

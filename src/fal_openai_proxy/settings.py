@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,10 +29,29 @@ class Settings(BaseSettings):
 
     # Serving
     port: int = Field(3000, ge=0, le=65535, description="Listen port.")
-    host: str = Field("127.0.0.1", description="Listen address.")
-    workers: int = Field(1, ge=1, le=64, description="Worker processes (each has its own pools).")
+    host: str = Field(
+        "127.0.0.1",
+        description="Listen address. A non-loopback address needs `API_KEY` "
+        "(or `ALLOW_UNAUTHENTICATED=1`, or pass-through mode).",
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Worker processes sharing the port; each has its own key pool and "
+        "limits, and /metrics adds up all of them.",
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
-    log_prompts: bool = Field(False, description="Log prompts and outputs (off: never logged).")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="`json` (one object per line), `text` (readable lines) or `auto`: text "
+        "when stderr is a terminal, JSON otherwise.",
+    )
+    log_prompts: bool = Field(
+        False,
+        description="Log the fal input and the answer of each request. "
+        "Off: prompts are never logged.",
+    )
 
     # fal
     fal_key: SecretStr | None = Field(
@@ -39,26 +59,51 @@ class Settings(BaseSettings):
         description="fal key(s), comma-separated. Unset: pass-through mode, where the client's "
         "Bearer key is sent to fal as `Key <key>`.",
     )
-    fal_run_url: str = Field(DEFAULT_RUN_URL, description="Base URL of direct and /stream calls.")
-    fal_queue_url: str = Field(DEFAULT_QUEUE_URL, description="Base URL of queue calls.")
-    fal_chat_app: str = Field("openrouter/router", description="fal app for text chat.")
-    fal_vision_app: str = Field(
-        "openrouter/router/vision", description="fal app for messages with image parts."
+    fal_run_url: str = Field(
+        DEFAULT_RUN_URL,
+        description="Base URL of direct and `/stream` calls; may carry a path.",
     )
-    prompt_limit: int = Field(4800, ge=1, description="Characters of recent turns in `prompt`.")
+    fal_queue_url: str = Field(
+        DEFAULT_QUEUE_URL,
+        description="Base URL of queue calls; may carry a path.",
+    )
+    fal_chat_app: str = Field(
+        "openrouter/router",
+        description="fal app for text chat. `openrouter/router` (any OpenRouter model id, "
+        "returns usage), `fal-ai/any-llm` (fixed model list, no usage) and their `/enterprise` "
+        "variants all work.",
+    )
+    fal_vision_app: str = Field(
+        "openrouter/router/vision",
+        description="fal app for requests whose messages contain image parts; "
+        "`fal-ai/any-llm/vision` works too.",
+    )
+    prompt_limit: int = Field(
+        4800,
+        ge=1,
+        description="Characters of recent turns sent as `prompt`.",
+    )
     system_prompt_limit: int = Field(
-        4800, ge=1, description="Characters of system text and history in `system_prompt`."
+        4800, ge=1, description="Characters of system text and older turns sent as `system_prompt`."
     )
     models_file: Path | None = Field(
-        None, description="JSON or YAML file that replaces the built-in model catalog."
+        None,
+        description="JSON or YAML file that replaces the built-in model catalog: a list of "
+        'ids, of `{id, owned_by?, created?}`, or OpenAI\'s `{"data": [...]}`. For an any-llm '
+        "app it is also the list of accepted ids.",
     )
 
     # Clients
     api_key: SecretStr | None = Field(
-        None, description="Comma-separated keys clients must send as `Authorization: Bearer`."
+        None,
+        description="Comma-separated keys clients must send as `Authorization: Bearer <key>`, "
+        "compared in constant time. Unset: no client auth. Setting it without `FAL_KEY` is "
+        "refused at start.",
     )
     allow_unauthenticated: bool = Field(
-        False, description="Allow a non-loopback HOST without API_KEY."
+        False,
+        description="Allow a non-loopback `HOST` without `API_KEY` (refused otherwise, except "
+        "in pass-through mode, where clients bring their own fal key).",
     )
     cors_origins: str = Field(
         "", description="Comma-separated allowed CORS origins (`*` for any). Empty: CORS off."
@@ -69,20 +114,29 @@ class Settings(BaseSettings):
         10, ge=1, description="Requests in flight per fal key, per process."
     )
     max_queue_wait: float = Field(
-        30.0, ge=0, description="Seconds a request waits for a free fal key before 429."
+        30.0,
+        ge=0,
+        description="Seconds a request waits for a free key when every key is at its cap, "
+        "before 429.",
     )
     key_auth_cooldown: float = Field(
-        600.0, ge=0, description="Seconds a key refused with 401/403 is left out."
+        600.0, ge=0, description="Seconds a key that fal refused (401/403) is left out."
     )
     key_rate_limit_cooldown: float = Field(
-        5.0, ge=0, description="Seconds a key answered with 429 is left out."
+        5.0,
+        ge=0,
+        description="Seconds a key that fal rate-limited (429) is left out (longer if fal's "
+        "`Retry-After` says so).",
     )
     retry_budget: float = Field(
         20.0, ge=0, description="Total seconds spent retrying one request before fal started it."
     )
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to connect to fal.")
     first_event_timeout: float = Field(
-        120.0, gt=0, description="Seconds to wait for fal's first stream event or queue answer."
+        120.0,
+        gt=0,
+        description="Seconds for fal to answer a stream call or a queue submit, and to send "
+        "the first stream event.",
     )
     idle_timeout: float = Field(120.0, gt=0, description="Seconds allowed between stream events.")
     request_timeout: float = Field(
@@ -93,16 +147,28 @@ class Settings(BaseSettings):
     )
 
     # Limits and shutdown
-    max_body_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Largest request body.")
-    max_messages: int = Field(1000, ge=1, description="Most messages in one request.")
+    max_body_bytes: int = Field(
+        20 * 1024 * 1024,
+        ge=1,
+        description="Largest request body in bytes (20 MiB: image data URIs are large); "
+        "larger gives 413.",
+    )
+    max_messages: int = Field(
+        1000, ge=1, description="Most messages in one request; more gives 400."
+    )
     rate_limit_rpm: int = Field(
-        0, ge=0, description="Requests per minute per client key (0: no limit)."
+        0,
+        ge=0,
+        description="Requests per minute per client (per `API_KEY` key, per fal key in "
+        "pass-through mode, else per IP); 0 is no limit.",
     )
     max_concurrent_per_client: int = Field(
         0, ge=0, description="Requests in flight per client key, per process (0: no limit)."
     )
     redis_url: str | None = Field(
-        None, description="Redis URL for rate-limit counters shared by all replicas."
+        None,
+        description="`redis://host:port/db`: keeps the per-minute counters in Redis, so that "
+        "all workers and replicas enforce one limit. Unset: in memory, per process.",
     )
     drain_timeout: float = Field(
         30.0, ge=0, description="Seconds in-flight requests get to finish after SIGTERM."

@@ -1,4 +1,4 @@
-"""README is the user's manual: every setting and endpoint must be in it."""
+"""README and docs/ are the user's manual: every setting and endpoint must be in them."""
 
 from __future__ import annotations
 
@@ -7,15 +7,52 @@ from pathlib import Path
 
 from fal_openai_proxy.app import create_app
 from fal_openai_proxy.settings import Settings
+from fal_openai_proxy.settings_doc import markdown
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text()
 
 
 def test_every_setting_is_documented() -> None:
-    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", README, flags=re.MULTILINE))
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", CONFIGURATION, flags=re.MULTILINE))
     settings = {name.upper() for name in Settings.model_fields}
     assert settings - documented == set()
     assert documented - settings == set()
+
+
+def test_every_setting_has_a_description() -> None:
+    assert [n for n, f in Settings.model_fields.items() if not f.description] == []
+
+
+def test_configuration_page_is_generated_from_the_settings() -> None:
+    assert markdown() == CONFIGURATION, "docs/configuration.md is stale: run `make docs`"
+
+
+def test_readme_links_the_docs() -> None:
+    for page in ("configuration", "deployment", "clients", "troubleshooting", "architecture"):
+        assert f"(docs/{page}.md)" in README, page
+        assert (ROOT / "docs" / f"{page}.md").is_file(), page
+
+
+ERROR_CODE_PATTERNS = (
+    r'code="(\w+)"',  # ProxyError(..., code="...")
+    r'code = "(\w+)"',
+    r'"code": "(\w+)"',  # in-band stream errors
+    r'param,\s*"(\w+)",?\s*\)',  # invalid_request(message, param, "code")
+    r'"(\w+)" if kind',
+)
+
+
+def test_every_error_code_is_in_troubleshooting() -> None:
+    source = "\n".join(
+        p.read_text() for p in (ROOT / "src" / "fal_openai_proxy").rglob("*.py")
+        if "simulator" not in p.parts
+    )  # fmt: skip
+    codes = {code for pattern in ERROR_CODE_PATTERNS for code in re.findall(pattern, source)}
+    assert len(codes) > 10
+    page = (ROOT / "docs" / "troubleshooting.md").read_text()
+    assert {code for code in codes if f"| `{code}` |" not in page} == set()
 
 
 def test_every_endpoint_is_documented() -> None:

@@ -1,0 +1,198 @@
+"""GET /openapi.json and GET /docs: the API as the server really serves it.
+
+The document is built from the application's route table (so every route is in it) and
+the operations registered below (summary, request model, responses). A new endpoint adds one
+`document(...)` call; a test fails while a route has none.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from .. import __version__
+from ..openai.requests import ChatCompletionRequest
+
+JSON = "application/json"
+_PARAM = re.compile(r"\{(\w+)(:\w+)?\}")
+ERRORS = {
+    400: "Invalid request (the field is named in `error.param`).",
+    401: "Missing or wrong client key.",
+    404: "Unknown model.",
+    413: "Body over MAX_BODY_BYTES.",
+    429: "A per-client limit, or every fal key busy; see `Retry-After`.",
+    502: "fal failed or could not be reached.",
+    503: "fal unavailable, or the server is draining.",
+    504: "fal or the proxy timed out.",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    request: type[BaseModel] | None = None
+    example: dict[str, Any] | None = None  # a request body the server accepts
+    responses: dict[int, str] = field(default_factory=dict)
+    media_types: tuple[str, ...] = (JSON,)  # of the success response
+    path_example: dict[str, str] = field(default_factory=dict)  # path parameters, for tests
+
+
+# (method, path as in the route table) -> operation
+OPERATIONS: dict[tuple[str, str], Operation] = {}
+
+
+def document(method: str, path: str, summary: str, **details: Any) -> None:
+    OPERATIONS[(method, path)] = Operation(summary, **details)
+
+
+document(
+    "POST", "/v1/chat/completions",
+    "Chat completion, streaming (`\"stream\": true`, server-sent events) or not.",
+    request=ChatCompletionRequest,
+    example={"model": "google/gemini-2.5-flash", "messages": [{"role": "user", "content": "Hi"}]},
+    responses=dict(ERRORS),
+    media_types=(JSON, "text/event-stream"),
+)  # fmt: skip
+document(
+    "GET", "/v1/models", "The model catalog, in OpenAI's list shape.", responses={401: ERRORS[401]}
+)
+document(
+    "GET", "/v1/models/{model_id:path}", "One model; ids contain `/`.",
+    responses={401: ERRORS[401], 404: ERRORS[404]},
+    path_example={"model_id": "google/gemini-2.5-flash"},
+)  # fmt: skip
+document("GET", "/healthz", "200 while the process is up.")
+document("GET", "/readyz", "200 while serving; 503 once draining.", responses={503: "Draining."})
+document("GET", "/metrics", "Prometheus metrics.", media_types=("text/plain",))
+document("GET", "/openapi.json", "This document.")
+document("GET", "/docs", "This document as a page.", media_types=("text/html",))
+
+
+def openapi_path(path: str) -> str:
+    """`/v1/models/{model_id:path}` -> `/v1/models/{model_id}`."""
+    return _PARAM.sub(r"{\1}", path)
+
+
+def build_openapi(routes: list[Any]) -> dict[str, Any]:
+    schemas: dict[str, Any] = {"Error": _ERROR_SCHEMA}
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        if not isinstance(route, Route):
+            continue
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            operation = OPERATIONS.get((method, route.path))
+            entry = _operation(route.path, operation, schemas)
+            paths.setdefault(openapi_path(route.path), {})[method.lower()] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "fal-openai-proxy", "version": __version__},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _operation(path: str, operation: Operation | None, schemas: dict[str, Any]) -> dict[str, Any]:
+    if operation is None:  # a route nobody described: visible, and a test fails on it
+        return {"summary": "Undocumented.", "responses": {"200": {"description": "OK"}}}
+    success = {"description": "OK", "content": {t: {} for t in operation.media_types}}
+    responses: dict[str, Any] = {"200": success}
+    for status, text in operation.responses.items():
+        error = {"schema": {"$ref": "#/components/schemas/Error"}}
+        responses[str(status)] = {"description": text, "content": {JSON: error}}
+    entry: dict[str, Any] = {"summary": operation.summary, "responses": responses}
+    if path.startswith("/v1/"):  # GuardMiddleware: API_KEY when set (or a fal key)
+        entry["security"] = [{"bearer": []}]
+    if params := _PARAM.findall(path):
+        entry["parameters"] = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name, _ in params
+        ]
+    if operation.request is not None:
+        schema = operation.request.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[operation.request.__name__] = schema
+        ref = {"$ref": f"#/components/schemas/{operation.request.__name__}"}
+        body: dict[str, Any] = {"schema": ref}
+        entry["requestBody"] = {"required": True, "content": {JSON: body}}
+    return entry
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "param", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+
+
+def _document(request: Request) -> dict[str, Any]:
+    state = request.app.state
+    if getattr(state, "openapi", None) is None:
+        state.openapi = build_openapi(request.app.routes)
+    document: dict[str, Any] = state.openapi
+    return document
+
+
+async def openapi_json(request: Request) -> Response:
+    return Response(orjson.dumps(_document(request)), media_type=JSON)
+
+
+async def docs_page(request: Request) -> Response:
+    """Rendered here, with no script or style from elsewhere (the page works offline)."""
+    doc = _document(request)
+    rows, bodies = [], []
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            statuses = ", ".join(op["responses"])
+            auth = "Bearer (API_KEY)" if "security" in op else "none"
+            body = op.get("requestBody", {}).get("content", {}).get(JSON, {}).get("schema", {})
+            name = body.get("$ref", "").rsplit("/", 1)[-1]
+            rows.append(
+                f"<tr><td><b>{method.upper()}</b></td><td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(op['summary'])}</td><td>{auth}</td>"
+                f"<td>{f'<a href=#{name}>{name}</a>' if name else ''}</td><td>{statuses}</td></tr>"
+            )
+    for name, schema in doc["components"]["schemas"].items():
+        text = html.escape(orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode())
+        bodies.append(f"<h3 id={name}>{name}</h3><pre>{text}</pre>")
+    page = _PAGE.format(version=__version__, rows="\n".join(rows), schemas="\n".join(bodies))
+    return HTMLResponse(page)
+
+
+_PAGE = """<!doctype html>
+<html><head><meta charset=utf-8><title>fal-openai-proxy API</title>
+<style>body{{font:14px sans-serif;margin:2em;max-width:70em}}td,th{{border-bottom:1px solid #ddd;
+padding:4px 8px;text-align:left;vertical-align:top}}table{{border-collapse:collapse}}
+pre{{background:#f6f6f6;padding:8px;overflow:auto}}</style></head>
+<body><h1>fal-openai-proxy {version}</h1>
+<p>The OpenAI-compatible API of this server. Machine-readable:
+<a href=openapi.json>openapi.json</a>.</p>
+<table><tr><th>method</th><th>path</th><th>what</th><th>auth</th><th>body</th>
+<th>statuses</th></tr>
+{rows}
+</table>
+<h2>Schemas</h2>
+{schemas}
+</body></html>
+"""
