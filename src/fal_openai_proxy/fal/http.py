@@ -292,14 +292,14 @@ class HttpClient:
         connect_timeout: float,
         max_idle_per_host: int,
         user_agent: str,
-        max_connections: int = 512,
+        max_connections: int | None = None,
         idle_expiry: float = 30.0,
         trust_env: bool = True,
     ) -> None:
         self._connect_timeout = connect_timeout
         self._idle_per_host = max_idle_per_host
         self._user_agent = user_agent
-        self._max_connections = max_connections
+        self._max_connections = max_connections or default_max_connections()
         self._idle_expiry = idle_expiry
         self._idle: dict[_Origin, list[_Connection]] = {}
         self._ssl: ssl.SSLContext | None = None
@@ -576,6 +576,19 @@ class HttpClient:
         except UnicodeEncodeError:
             raise FalRequestInvalid("a header is not Latin-1") from None
         return head + body if body else head
+
+
+def default_max_connections() -> int:
+    """Half the open-file limit (clients' sockets need the rest), within 64..4096: 512 under
+    the common limit of 1024, and never a request failing on EMFILE instead of waiting."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 512
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return 4096
+    return min(4096, max(64, soft // 2))
 
 
 def _has_line_break(text: str) -> bool:
