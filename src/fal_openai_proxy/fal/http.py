@@ -445,18 +445,25 @@ class HttpClient:
     ) -> _Connection:
         scheme, host, port = origin
         proxy = route.proxy
-        sock = await (
-            _dial.open_socket(proxy.host, proxy.port) if proxy else _dial.open_socket(host, port)
+        tunnel = proxy is not None and not route.forward
+        infos = await (
+            _dial.resolve(proxy.host, proxy.port) if proxy else _dial.resolve(host, port)
         )
-        try:
-            if proxy is not None and not route.forward:
-                await _dial.tunnel(sock, host, port, proxy.authorization)
-            tls = scheme == "https"
-            _, conn = await asyncio.get_running_loop().create_connection(
-                protocol,
-                sock=sock,
-                ssl=self._ssl_context() if tls else None,
+        tls = self._ssl_context() if scheme == "https" else None
+        loop = asyncio.get_running_loop()
+        if len(infos) == 1 and not tunnel:
+            family, _, _, _, address = infos[0]
+            _, conn = await loop.create_connection(
+                protocol, address[0], address[1], ssl=tls, family=family,
                 server_hostname=host if tls else None,
+            )  # fmt: skip
+            return conn
+        sock = await _dial.open_socket(infos)
+        try:
+            if proxy is not None and tunnel:
+                await _dial.tunnel(sock, host, port, proxy.authorization)
+            _, conn = await loop.create_connection(
+                protocol, sock=sock, ssl=tls, server_hostname=host if tls else None
             )
         except BaseException:
             sock.close()
