@@ -5,26 +5,41 @@ keep-alive connections and hands out responses whose body is read piece by piece
 replaced aiohttp after measurement: per request it costs a fraction of aiohttp's CPU, and
 per open stream about 7 KB instead of 16 KB (docs/benchmarks.md). Everything above this
 module sees `Reply`, `OpenResponse` and the errors in `errors.py`.
+
+For real networks: proxies from the standard environment variables (`_proxy.py`), happy
+eyeballs and CONNECT tunnels (`_dial.py`), the system's CAs or certifi's, idle expiry, a cap
+on open connections, 1xx answers skipped, and bodies that end when the connection closes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import ssl
-from collections.abc import Coroutine, Mapping
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httptools
 
+from . import _dial, _proxy
 from .errors import FalBrokenError, FalConnectError, FalRequestInvalid, FalTimeout, FalTLSError
+
+log = logging.getLogger(__name__)
 
 # Above this many unread body bytes the socket stops being read (back-pressure).
 _HIGH_WATER = 256 * 1024
 # Response headers kept besides every `x-fal-*` one (fal-protocol.md §1.3, §1.7).
 _KEPT_HEADERS = frozenset({"content-type", "retry-after", "retry-after-ms"})
+# Headers that delimit a body; without them it ends when the connection closes (RFC 9112 §6.3).
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})
+# Methods that may be sent again after a reused connection broke before any answer
+# (RFC 9110 §9.2.2): a PUT to cancel_url is one, a POST never is (fal may have started it).
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -41,8 +56,9 @@ class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection; parses one response at a time."""
 
     __slots__ = (
-        "buffered", "chunks", "closed", "complete", "headers", "headers_done", "keep_alive", "lost",
-        "origin", "parser", "reading_paused", "reused", "status", "transport", "waiter",
+        "buffered", "chunks", "closed", "complete", "framed", "headers", "headers_done",
+        "idle_since", "informational", "keep_alive", "lost", "on_gone", "origin", "parser",
+        "reading_paused", "reused", "status", "transport", "waiter",
     )  # fmt: skip
 
     def __init__(self, origin: _Origin) -> None:
@@ -61,6 +77,10 @@ class _Connection(asyncio.Protocol):
         self.reading_paused = False
         self.reused = False
         self.keep_alive = False
+        self.framed = False  # Content-Length or Transfer-Encoding seen
+        self.informational = False  # inside a 1xx answer
+        self.idle_since = 0.0
+        self.on_gone: Callable[[], None] | None = None  # frees the connection's slot, once
 
     # asyncio.Protocol
 
@@ -69,6 +89,11 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        if self.complete:
+            # Bytes between responses (a 408, garbage): the connection cannot be reused.
+            self.keep_alive = False
+            self.close()
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -79,7 +104,15 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
-        if not self.complete:
+        self._gone()
+        if self.complete:
+            return
+        if self.headers_done and not self.framed and exc is None:
+            # A body without length or chunks ends when the connection closes (RFC 9112 §6.3).
+            self.keep_alive = False
+            self.complete = True
+            self._wake()
+        else:
             self._fail(FalBrokenError("fal closed the connection"))
 
     # httptools callbacks
@@ -87,12 +120,20 @@ class _Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         key = name.decode("latin-1").lower()
         if key not in _KEPT_HEADERS and not key.startswith("x-fal-"):
+            if key in _FRAMING_HEADERS:
+                self.framed = True
             return  # held for a stream's whole life, so keep only what fal's protocol uses
         text = value.decode("latin-1")
         self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
+        if 100 <= self.status < 200 and self.status != 101:
+            # 100 Continue, 103 Early Hints: the final answer follows on the same connection.
+            self.informational = True
+            self.headers = {}
+            self.framed = False
+            return
         self.headers_done = True
         self._wake()
 
@@ -105,6 +146,9 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self.informational:
+            self.informational = False
+            return
         # Only meaningful now: the parser forgets it once the message is over.
         self.keep_alive = self.parser.should_keep_alive()
         self.complete = True
@@ -114,7 +158,7 @@ class _Connection(asyncio.Protocol):
 
     def start(self, request: bytes) -> None:
         self.status, self.headers, self.buffered = 0, {}, 0
-        self.headers_done = self.complete = self.keep_alive = False
+        self.headers_done = self.complete = self.keep_alive = self.framed = False
         self.chunks.clear()
         assert self.transport is not None
         self.transport.write(request)
@@ -151,8 +195,14 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        self._gone()
         if self.transport is not None:
             self.transport.close()
+
+    def _gone(self) -> None:
+        if self.on_gone is not None:
+            on_gone, self.on_gone = self.on_gone, None
+            on_gone()
 
     def _wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -220,16 +270,46 @@ class OpenResponse:
             self._conn = None
 
 
+@dataclass(frozen=True)
+class _Route:
+    """How requests to one origin travel: directly, tunnelled, or forwarded by a proxy."""
+
+    proxy: _proxy.Proxy | None
+    forward: bool  # plain http through the proxy: absolute-form targets (RFC 9112 §3.2.2)
+    prefix: str  # "http://host[:port]" for absolute-form targets, else ""
+    extra: str  # header lines added to every request ("" or Proxy-Authorization)
+
+
+_DIRECT = _Route(None, False, "", "")
+
+
 class HttpClient:
     """One pool of keep-alive connections per process, used from the running loop."""
 
-    def __init__(self, *, connect_timeout: float, max_idle_per_host: int, user_agent: str) -> None:
+    def __init__(
+        self,
+        *,
+        connect_timeout: float,
+        max_idle_per_host: int,
+        user_agent: str,
+        max_connections: int | None = None,
+        idle_expiry: float = 30.0,
+        trust_env: bool = True,
+    ) -> None:
         self._connect_timeout = connect_timeout
         self._idle_per_host = max_idle_per_host
         self._user_agent = user_agent
+        self._max_connections = max_connections or default_max_connections()
+        self._idle_expiry = idle_expiry
         self._idle: dict[_Origin, list[_Connection]] = {}
         self._ssl: ssl.SSLContext | None = None
         self._background: set[asyncio.Task[None]] = set()
+        # Read once: the environment of a running server does not change.
+        self._proxies = _proxy.environment_proxies() if trust_env else {}
+        self._routes: dict[_Origin, _Route] = {}
+        self._open = 0  # connections open or being opened, idle ones included
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def track(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` in the background, holding a reference until it ends."""
@@ -240,6 +320,9 @@ class HttpClient:
     async def close(self) -> None:
         for task in list(self._background):
             task.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conns in self._idle.values():
             for conn in conns:
                 conn.close()
@@ -250,17 +333,22 @@ class HttpClient:
     ) -> OpenResponse:
         """Send a request and wait for the response headers."""
         origin, target, host = _split(url)
-        request = self._serialize(method, target, host, headers, body)
+        route = self._routes.get(origin) or self._route(origin)
+        if route.forward:
+            target = route.prefix + target
+        request = self._serialize(method, target, host, headers, body, route.extra)
         while True:
-            conn = await self._connection(origin)
+            conn = await self._connection(origin, route)
             try:
                 conn.start(request)
                 while not conn.headers_done:
                     await conn.wait()
             except FalBrokenError:
                 conn.close()
-                if conn.reused and conn.status == 0:
-                    continue  # the server closed an idle connection as we reused it
+                if conn.reused and conn.status == 0 and method in _IDEMPOTENT:
+                    # A stale keep-alive connection. A POST is not sent again: fal may have
+                    # received it before the connection broke.
+                    continue
                 raise
             except BaseException:
                 conn.close()
@@ -296,50 +384,197 @@ class HttpClient:
     def give_back(self, conn: _Connection) -> None:
         idle = self._idle.setdefault(conn.origin, [])
         if conn.reusable() and len(idle) < self._idle_per_host:
+            conn.idle_since = time.monotonic()
             idle.append(conn)
+            if self._sweeper is None:
+                self._sweeper = asyncio.get_running_loop().call_later(
+                    self._idle_expiry, self._sweep
+                )
+            if self._slot_waiters:
+                self._wake_slot_waiter()  # it may want this origin
         else:
             conn.close()
 
-    async def _connection(self, origin: _Origin) -> _Connection:
-        idle = self._idle.get(origin)
-        while idle:
-            conn = idle.pop()
-            if conn.reusable():
-                conn.reused = True
-                return conn
-            conn.close()
-        scheme, host, port = origin
-        loop = asyncio.get_running_loop()
+    # -- connections ------------------------------------------------------------------------
+
+    async def _connection(self, origin: _Origin, route: _Route) -> _Connection:
+        while True:
+            idle = self._idle.get(origin)
+            if idle:
+                now = time.monotonic()
+                while idle:
+                    conn = idle.pop()  # the most recently used, the least likely stale
+                    if conn.reusable() and now - conn.idle_since < self._idle_expiry:
+                        conn.reused = True
+                        return conn
+                    conn.close()  # closed by fal, or idle too long: never reused
+            if self._open < self._max_connections:
+                break
+            if not self._close_oldest_idle():
+                await self._wait_for_slot()
+        self._open += 1
+        return await self._new_connection(origin, route)
+
+    async def _new_connection(self, origin: _Origin, route: _Route) -> _Connection:
+        made: list[_Connection] = []
+
+        def protocol() -> _Connection:
+            conn = _Connection(origin)
+            conn.on_gone = self._release_slot
+            made.append(conn)
+            return conn
+
         try:
             async with asyncio.timeout(self._connect_timeout):
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(origin),
-                    host,
-                    port,
-                    ssl=self._ssl_context() if scheme == "https" else None,
-                )
-        except TimeoutError:
-            raise FalTimeout("connect", self._connect_timeout) from None
-        except ssl.SSLError as exc:
-            raise FalTLSError(type(exc).__name__) from None
-        except OSError as exc:
-            raise FalConnectError(type(exc).__name__) from None
+                return await self._dial(origin, route, protocol)
+        except BaseException as exc:
+            if made:
+                made[0].close()
+            else:
+                self._release_slot()
+            if isinstance(exc, TimeoutError):
+                raise FalTimeout("connect", self._connect_timeout) from None
+            if isinstance(exc, ssl.SSLError):
+                raise FalTLSError(type(exc).__name__) from None
+            if isinstance(exc, OSError):
+                raise FalConnectError(type(exc).__name__) from None
+            raise
+
+    async def _dial(
+        self, origin: _Origin, route: _Route, protocol: Callable[[], _Connection]
+    ) -> _Connection:
+        scheme, host, port = origin
+        proxy = route.proxy
+        tunnel = proxy is not None and not route.forward
+        infos = await (
+            _dial.resolve(proxy.host, proxy.port) if proxy else _dial.resolve(host, port)
+        )
+        tls = self._ssl_context() if scheme == "https" else None
+        loop = asyncio.get_running_loop()
+        if len(infos) == 1 and not tunnel:
+            family, _, _, _, address = infos[0]
+            _, conn = await loop.create_connection(
+                protocol, address[0], address[1], ssl=tls, family=family,
+                server_hostname=host if tls else None,
+            )  # fmt: skip
+            return conn
+        sock = await _dial.open_socket(infos)
+        try:
+            if proxy is not None and tunnel:
+                await _dial.tunnel(sock, host, port, proxy.authorization)
+            _, conn = await loop.create_connection(
+                protocol, sock=sock, ssl=tls, server_hostname=host if tls else None
+            )
+        except BaseException:
+            sock.close()
+            raise
         return conn
+
+    def _route(self, origin: _Origin) -> _Route:
+        """Chosen once per origin: fal's URLs share a handful of them."""
+        scheme, host, port = origin
+        try:
+            proxy = _proxy.proxy_for(self._proxies, scheme, host, port)
+        except ValueError as exc:
+            raise FalConnectError(f"bad proxy setting: {exc}") from None
+        if proxy is None:
+            route = _DIRECT
+        else:
+            log.info("connections to %s go through the proxy %s", host, proxy.address)
+            if scheme == "https":  # a CONNECT tunnel: the requests inside are fal's own
+                route = _Route(proxy, False, "", "")
+            else:
+                name = f"[{host}]" if ":" in host else host
+                prefix = f"http://{name}" if port == 80 else f"http://{name}:{port}"
+                auth = proxy.authorization
+                extra = f"\r\nProxy-Authorization: {auth}" if auth else ""
+                route = _Route(proxy, True, prefix, extra)
+        self._routes[origin] = route
+        return route
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
-            self._ssl = ssl.create_default_context()
+            self._ssl = _dial.tls_context()
         return self._ssl
 
+    # -- the connection cap -----------------------------------------------------------------
+
+    def _release_slot(self) -> None:
+        self._open -= 1
+        if self._slot_waiters:
+            self._wake_slot_waiter()
+
+    def _wake_slot_waiter(self) -> None:
+        while self._slot_waiters:
+            waiter = self._slot_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _wait_for_slot(self) -> None:
+        """Wait until a connection closes or returns to the pool. Cancellable: callers'
+        deadlines bound the wait."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._slot_waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._wake_slot_waiter()  # woken but leaving: pass the turn on
+            else:
+                waiter.cancel()
+            raise
+
+    def _close_oldest_idle(self) -> bool:
+        """At the cap, an idle connection to another host gives way to a new one."""
+        oldest: list[_Connection] | None = None
+        for conns in self._idle.values():
+            if conns and (oldest is None or conns[0].idle_since < oldest[0].idle_since):
+                oldest = conns
+        if oldest is None:
+            return False
+        oldest.pop(0).close()
+        return True
+
+    def _sweep(self) -> None:
+        """Close connections idle past the expiry; run while any connection is idle."""
+        self._sweeper = None
+        now = time.monotonic()
+        next_expiry = None
+        for conns in self._idle.values():
+            while conns and (
+                now - conns[0].idle_since >= self._idle_expiry or not conns[0].reusable()
+            ):
+                conns.pop(0).close()
+            if conns:
+                due = conns[0].idle_since + self._idle_expiry
+                next_expiry = due if next_expiry is None else min(next_expiry, due)
+        if next_expiry is not None:
+            self._sweeper = asyncio.get_running_loop().call_later(
+                max(next_expiry - now, 0.01), self._sweep
+            )
+
     def _serialize(
-        self, method: str, target: str, host: str, headers: Mapping[str, str], body: bytes | None
+        self,
+        method: str,
+        target: str,
+        host: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        extra: str = "",
     ) -> bytes:
         # A CR or LF inside a value (a client's key, a URL from fal) would split the request.
         if " " in target or _has_line_break(target):
             raise FalRequestInvalid("a URL contains a space or a line break")
         if any(map(_has_line_break, (*headers, *headers.values()))):
             raise FalRequestInvalid("a header contains a line break")
-        lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", f"User-Agent: {self._user_agent}"]
+        # identity: a compressed body could not be relayed piece by piece as it arrives.
+        lines = [
+            f"{method} {target} HTTP/1.1",
+            f"Host: {host}{extra}",
+            f"User-Agent: {self._user_agent}",
+            "Accept-Encoding: identity",
+        ]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         lines.append(f"Content-Length: {len(body) if body else 0}")
         text = "\r\n".join(lines)
@@ -348,6 +583,19 @@ class HttpClient:
         except UnicodeEncodeError:
             raise FalRequestInvalid("a header is not Latin-1") from None
         return head + body if body else head
+
+
+def default_max_connections() -> int:
+    """Half the open-file limit (clients' sockets need the rest), within 64..4096: 512 under
+    the common limit of 1024, and never a request failing on EMFILE instead of waiting."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 512
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return 4096
+    return min(4096, max(64, soft // 2))
 
 
 def _has_line_break(text: str) -> bool:
