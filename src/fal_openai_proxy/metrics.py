@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from functools import partial
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-
-from .fal.keys import KeyPool
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -43,21 +43,33 @@ class Metrics:
         self.key_healthy = Gauge(
             "fal_proxy_key_healthy", "1 unless the key is cooling down.", ["key_index"], registry=r
         )
+        self.key_limit = Gauge(
+            "fal_proxy_key_concurrency_limit",
+            "Requests each fal key may have in flight (learned, or FAL_KEY_CONCURRENCY); "
+            "+Inf: no limit yet.",
+            ["key_index"], registry=r,
+        )  # fmt: skip
 
-    def watch_key_pool(self, pool: KeyPool) -> None:
-        """Key state is read at scrape time, by index (never the key itself)."""
-        for index in range(len(pool)):
+    def watch_keys(
+        self,
+        count: int,
+        *,
+        in_flight: Callable[[int], int],
+        healthy: Callable[[int], bool],
+        limit: Callable[[int], int | None],
+    ) -> None:
+        """Key state is read at scrape time through these callables, by index (never the key
+        itself). A key without a limit reports +Inf."""
+        for index in range(count):
             label = str(index)
-            self.key_in_flight.labels(label).set_function(partial(_in_flight, pool, index))
-            self.key_healthy.labels(label).set_function(partial(_healthy, pool, index))
+            self.key_in_flight.labels(label).set_function(partial(_number, in_flight, index))
+            self.key_healthy.labels(label).set_function(partial(_number, healthy, index))
+            self.key_limit.labels(label).set_function(partial(_number, limit, index))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
-def _in_flight(pool: KeyPool, index: int) -> float:
-    return float(pool.states[index].in_flight)
-
-
-def _healthy(pool: KeyPool, index: int) -> float:
-    return float(pool.is_healthy(index))
+def _number(read: Callable[[int], float | None], index: int) -> float:
+    value = read(index)
+    return math.inf if value is None else float(value)
