@@ -92,10 +92,10 @@ def _acquire(state: SimulatorState, p: Prepared) -> bool:
     current = state.key_in_flight.get(p.key, 0)
     if limit is not None:
         running = current + state.running_jobs(p.key, time.monotonic())
+        state.key_peak[p.key] = max(state.key_peak.get(p.key, 0), running + 1)
         if running >= limit:
             state.key_refused[p.key] = state.key_refused.get(p.key, 0) + 1
             return False
-        state.key_peak[p.key] = max(state.key_peak.get(p.key, 0), running + 1)
     state.key_in_flight[p.key] = current + 1
     return True
 

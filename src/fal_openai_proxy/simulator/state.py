@@ -117,8 +117,9 @@ class SimulatorState:
     open_streams: int = 0
     in_flight: int = 0
     key_in_flight: dict[str, int] = field(default_factory=dict)
-    # With ``key_concurrency``: the most direct calls one key had running at once, the direct
-    # calls refused with 429, and each key's queue jobs that may still hold a slot.
+    # With ``key_concurrency``: the most calls one key had at fal at once (running, plus the
+    # direct call arriving, even if refused), the direct calls refused with 429, and each
+    # key's queue jobs that may still hold a slot.
     key_peak: dict[str, int] = field(default_factory=dict)
     key_refused: dict[str, int] = field(default_factory=dict)
     key_jobs: dict[str, list[Job]] = field(default_factory=dict)
