@@ -369,3 +369,14 @@ async def test_fixed_cap_is_not_learned() -> None:
     for lease in leases[1:]:
         lease.release()
     assert pool.limit(0) == 3
+
+
+async def test_auto_429_benches_the_key_while_another_is_healthy() -> None:
+    pool = make_auto(keys=2)
+    lease = await pool.acquire()
+    rate_limited(pool, lease)
+    assert not pool.is_healthy(lease.index)  # the next request fails over
+    assert pool.limit(lease.index) == 1
+    other = await pool.acquire()
+    rate_limited(pool, other)
+    assert pool.is_healthy(other.index)  # the last healthy key stays in use

@@ -150,8 +150,8 @@ class KeyPool:
         Fixed cap: the key is left out for KEY_RATE_LIMIT_COOLDOWN (or Retry-After).
         Auto: the 429 means the account's concurrency limit, which the lower limit answers, so
         the key stays in use (benching the only key would stall every request); it is left out
-        only when fal sends Retry-After, or when the limit is already 1 (other processes or
-        replicas fill the account, and nothing is left to shrink).
+        only when fal sends Retry-After, while another key is healthy (failover), or when the
+        limit is already 1 (other processes or replicas fill the account).
         """
         seconds = _clamp_retry_after(retry_after)
         state = self._state[index]
@@ -167,8 +167,8 @@ class KeyPool:
         if state.last_release_epoch == state.epoch:  # else: sent under the old, higher limit
             at_floor = state.limit is not None and state.limit < 2.0
             self._decrease(index, state)
-        if seconds is None and at_floor:
-            seconds = self._rate_limit_cooldown
+        if seconds is None and (at_floor or self.has_other_healthy(frozenset({index}))):
+            seconds = self._rate_limit_cooldown  # failing over beats waiting on this key
         if seconds:
             self._cool(index, seconds, "rate_limited")
             log.warning("fal rate limited key #%d; leaving it out for %.1f s", index, seconds)
