@@ -133,15 +133,18 @@ def _build_state(settings: Settings) -> ProxyState:
     if settings.fal_keys:
         pool = KeyPool(
             settings.fal_keys,
-            concurrency=settings.fal_key_concurrency,
+            concurrency=settings.key_concurrency_cap,
             max_wait=settings.max_queue_wait,
             auth_cooldown=settings.key_auth_cooldown,
             rate_limit_cooldown=settings.key_rate_limit_cooldown,
         )
-        metrics.watch_key_pool(pool)
+        metrics.watch_keys(
+            len(pool), in_flight=pool.in_flight, healthy=pool.is_healthy, limit=pool.limit
+        )
     # Idle connections kept per fal host: a submit or stream plus a status stream for every
     # request the key pool lets through, within a bound (connections are opened as needed).
-    in_flight = len(pool) * settings.fal_key_concurrency if pool else 1000
+    cap = settings.key_concurrency_cap or 1000  # auto: no cap known in advance
+    in_flight = len(pool) * cap if pool else 1000
     http = HttpClient(
         connect_timeout=settings.connect_timeout,
         max_idle_per_host=min(2 * in_flight + 16, 256),

@@ -8,6 +8,7 @@ writes on the request path).
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Callable
@@ -16,8 +17,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
-
-from .fal.keys import KeyPool
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SYNC_INTERVAL = 1.0  # seconds between copies of the function gauges to the shared files
@@ -66,6 +65,12 @@ class Metrics:
             "fal_proxy_key_healthy", "1 unless the key is cooling down (in any worker).",
             ["key_index"], registry=r, multiprocess_mode="livemin",
         )  # fmt: skip
+        self.key_limit = Gauge(
+            "fal_proxy_key_concurrency_limit",
+            "Requests each fal key may have in flight (learned, or FAL_KEY_CONCURRENCY); "
+            "+Inf: no limit yet.",
+            ["key_index"], registry=r, multiprocess_mode="livemin",
+        )  # fmt: skip
         if multiprocess:
             self.requests_in_flight.set_function = partial(  # type: ignore[method-assign]
                 self._sample, self.requests_in_flight
@@ -81,12 +86,21 @@ class Metrics:
         else:
             gauge.set_function(function)
 
-    def watch_key_pool(self, pool: KeyPool) -> None:
-        """Key state is read at scrape time, by index (never the key itself)."""
-        for index in range(len(pool)):
+    def watch_keys(
+        self,
+        count: int,
+        *,
+        in_flight: Callable[[int], int],
+        healthy: Callable[[int], bool],
+        limit: Callable[[int], int | None],
+    ) -> None:
+        """Key state is read at scrape time through these callables, by index (never the key
+        itself). A key without a limit reports +Inf."""
+        for index in range(count):
             label = str(index)
-            self._sample(self.key_in_flight.labels(label), partial(_in_flight, pool, index))
-            self._sample(self.key_healthy.labels(label), partial(_healthy, pool, index))
+            self._sample(self.key_in_flight.labels(label), partial(_number, in_flight, index))
+            self._sample(self.key_healthy.labels(label), partial(_number, healthy, index))
+            self._sample(self.key_limit.labels(label), partial(_number, limit, index))
 
     def sync(self) -> None:
         for gauge, function in self._sampled:
@@ -113,9 +127,6 @@ class Metrics:
         return generate_latest(registry)
 
 
-def _in_flight(pool: KeyPool, index: int) -> float:
-    return float(pool.states[index].in_flight)
-
-
-def _healthy(pool: KeyPool, index: int) -> float:
-    return float(pool.is_healthy(index))
+def _number(read: Callable[[int], float | None], index: int) -> float:
+    value = read(index)
+    return math.inf if value is None else float(value)

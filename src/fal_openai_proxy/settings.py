@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -110,8 +110,10 @@ class Settings(BaseSettings):
     )
 
     # Key pool, retries and timeouts
-    fal_key_concurrency: int = Field(
-        10, ge=1, description="Requests in flight per fal key, per process."
+    fal_key_concurrency: int | Literal["auto"] = Field(
+        "auto",
+        description="Requests in flight per fal key, per process: `auto` learns each key's limit "
+        "from fal's 429s; a number is a fixed cap.",
     )
     max_queue_wait: float = Field(
         30.0,
@@ -178,6 +180,23 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("fal_key_concurrency", mode="before")
+    @classmethod
+    def _concurrency(cls, value: Any) -> int | str:
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        number = isinstance(value, int | str) and not isinstance(value, bool) and text.isdigit()
+        if number and int(text) >= 1:
+            return int(text)
+        raise ValueError(f"must be `auto` or a whole number >= 1, not {str(value)[:40]!r}")
+
+    @property
+    def key_concurrency_cap(self) -> int | None:
+        """The fixed cap per key, or None for `auto`."""
+        value = self.fal_key_concurrency
+        return None if value == "auto" else int(value)
 
     @field_validator("fal_chat_app", "fal_vision_app")
     @classmethod

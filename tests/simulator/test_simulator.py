@@ -572,6 +572,41 @@ async def test_key_concurrency(http: aiohttp.ClientSession, sim: SimulatorThread
     assert status == 200
 
 
+async def test_key_concurrency_counts_peak_and_refusals(
+    http: aiohttp.ClientSession, sim: SimulatorThread
+) -> None:
+    sim.state.config.key_concurrency = 2
+    slow = {"prompt": "x" + directive(latency_ms=150)}
+    calls = [call(http, "POST", f"{sim.run_url}/{ANY}", slow) for _ in range(5)]
+    statuses = sorted(status for status, _, _ in await asyncio.gather(*calls))
+    assert statuses == [200, 200, 429, 429, 429]
+    assert sim.state.key_peak[GOOD] == 3  # two running, and each refused one arriving
+    assert sim.state.key_refused[GOOD] == 3
+
+
+async def test_key_concurrency_queue_jobs_wait_in_queue(
+    http: aiohttp.ClientSession, sim: SimulatorThread
+) -> None:
+    sim.state.config.key_concurrency = 2
+    slow = {"prompt": "x" + directive(latency_ms=300)}
+    subs = [await call(http, "POST", f"{sim.queue_url}/{ANY}", slow) for _ in range(3)]
+    assert [status for status, _, _ in subs] == [200, 200, 200]  # never a 429: they wait
+
+    async def status_of(sub: dict[str, Any]) -> str:
+        _, body, _ = await call(http, "GET", sub["status_url"])
+        return str(body["status"])
+
+    assert [await status_of(sub) for _, sub, _ in subs] == ["IN_PROGRESS"] * 2 + ["IN_QUEUE"]
+    # A running direct call counts against the same limit.
+    status, body, _ = await call(http, "POST", f"{sim.run_url}/{ANY}", {"prompt": "y"})
+    assert status == 429
+    assert "detail" in body
+    await asyncio.sleep(0.35)
+    assert [await status_of(sub) for _, sub, _ in subs] == ["COMPLETED"] * 2 + ["IN_PROGRESS"]
+    await asyncio.sleep(0.35)
+    assert await status_of(subs[2][1]) == "COMPLETED"
+
+
 # --- control API ----------------------------------------------------------------------------
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import pytest
 
 from fal_openai_proxy.fal.errors import KeysUnavailable
-from fal_openai_proxy.fal.keys import KeyPool, single_key_lease
+from fal_openai_proxy.fal.keys import MAX_LIMIT, KeyLease, KeyPool, single_key_lease
 
 KEYS = ["key-zero", "key-one", "key-two"]
 
@@ -206,3 +207,176 @@ def test_single_key_lease_has_no_pool() -> None:
     lease = single_key_lease("client-key")
     assert (lease.pool, lease.index, lease.key) == (None, -1, "client-key")
     lease.release()  # nothing to release; must not fail
+
+
+# --- auto: limits learned from fal's 429s (AIMD) ---
+
+
+def make_auto(keys: int = 1, *, max_wait: float = 0.0, clock: FakeClock | None = None) -> KeyPool:
+    return KeyPool(
+        KEYS[:keys],
+        concurrency=None,
+        max_wait=max_wait,
+        auth_cooldown=600.0,
+        rate_limit_cooldown=5.0,
+        clock=clock or FakeClock(),
+    )
+
+
+def rate_limited(pool: KeyPool, lease: KeyLease, retry_after: float | None = None) -> None:
+    """What fal/client.py does with a 429: release the lease, then mark the key."""
+    lease.release()
+    pool.mark_rate_limited(lease.index, retry_after)
+
+
+async def test_auto_has_no_limit_until_a_429() -> None:
+    pool = make_auto()
+    leases = [await pool.acquire() for _ in range(50)]
+    assert pool.limit(0) is None
+    assert pool.in_flight(0) == 50
+    for lease in leases:
+        lease.release()
+    assert pool.limit(0) is None  # successes without a limit do not invent one
+
+
+async def test_auto_429_sets_the_limit_from_what_was_in_flight() -> None:
+    pool = make_auto()
+    leases = [await pool.acquire() for _ in range(20)]
+    rate_limited(pool, leases[-1])
+    assert pool.limit(0) == 14  # 20 in flight at the 429, times 0.7
+    assert pool.is_healthy(0)  # no Retry-After: the lower limit is the answer, no bench
+    assert pool.in_flight(0) == 19
+    with pytest.raises(KeysUnavailable) as info:  # over the new limit: wait (here: none)
+        await pool.acquire()
+    assert info.value.reason == "busy"
+
+
+async def test_auto_one_decrease_per_congestion_event() -> None:
+    pool = make_auto()
+    leases = [await pool.acquire() for _ in range(20)]
+    for lease in leases[10:]:  # ten 429s for requests all sent before the first decrease
+        rate_limited(pool, lease)
+    assert pool.limit(0) == 14
+    for lease in leases[:10]:
+        lease.release()
+    fresh = [await pool.acquire() for _ in range(5)]
+    rate_limited(pool, fresh[-1])  # a request sent under the new limit: a new event
+    assert pool.limit(0) == 3  # min(limit 14, 5 in flight) * 0.7
+
+
+async def test_auto_successes_at_the_limit_add_one_per_window() -> None:
+    pool = make_auto()
+    leases = [await pool.acquire() for _ in range(5)]
+    rate_limited(pool, leases[-1])
+    assert pool.limit(0) == 3
+    held = leases[:3]
+    leases[3].release()  # over the limit after the 429: not a success at the limit
+    # Steady state at the limit: each release is followed by a new request.
+    for limit in (3, 4, 5):
+        pool.states[0].limit = float(limit)
+        successes = 0
+        while pool.limit(0) == limit:
+            held.pop(0).release()
+            successes += 1
+            held.append(await pool.acquire())
+            if pool.limit(0) != limit:
+                held.append(await pool.acquire())  # the extra slot
+        assert pool.limit(0) == limit + 1
+        assert limit <= successes <= limit + 1
+
+
+async def test_auto_successes_below_the_limit_do_not_raise_it() -> None:
+    pool = make_auto()
+    leases = [await pool.acquire() for _ in range(10)]
+    rate_limited(pool, leases[-1])
+    for lease in leases[:9]:
+        lease.release()
+    limit = pool.limit(0)
+    for _ in range(100):
+        (await pool.acquire()).release()  # one at a time, far below the limit
+    assert pool.limit(0) == limit
+
+
+async def test_auto_limit_floor_is_one_and_then_the_key_cools_down() -> None:
+    clock = FakeClock()
+    pool = make_auto(clock=clock)
+    lease = await pool.acquire()
+    rate_limited(pool, lease)
+    assert pool.limit(0) == 1
+    assert pool.is_healthy(0)
+    lease = await pool.acquire()
+    rate_limited(pool, lease)  # at 1 and still refused: the account is full elsewhere
+    assert pool.limit(0) == 1
+    assert not pool.is_healthy(0)
+    clock.now += 5.0
+    assert pool.is_healthy(0)
+
+
+async def test_auto_retry_after_benches_the_key_clamped() -> None:
+    clock = FakeClock()
+    pool = make_auto(clock=clock)
+    leases = [await pool.acquire() for _ in range(4)]
+    rate_limited(pool, leases[0], retry_after=2.0)
+    assert not pool.is_healthy(0)
+    clock.now += 2.0
+    assert pool.is_healthy(0)
+    rate_limited(pool, leases[1], retry_after=math.inf)
+    clock.now += 3600.0
+    assert pool.is_healthy(0)  # an infinite Retry-After is an hour at most
+
+
+@pytest.mark.parametrize("retry_after", [-5.0, math.nan, math.inf, 1e12])
+def test_fixed_cap_retry_after_is_clamped(retry_after: float) -> None:
+    clock = FakeClock()
+    pool = make(["only"], clock=clock)
+    pool.mark_rate_limited(0, retry_after)
+    clock.now += 3600.0
+    assert pool.is_healthy(0)
+
+
+async def test_auto_limit_growth_wakes_a_waiter() -> None:
+    pool = make_auto(max_wait=5.0, clock=None)
+    leases = [await pool.acquire() for _ in range(3)]
+    rate_limited(pool, leases[-1])  # 3 in flight * 0.7 -> limit 2, two still held
+    assert pool.limit(0) == 2
+    waiters = [asyncio.create_task(pool.acquire()) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    leases[0].release()  # a success at the limit: 2.5, one waiter gets the freed slot
+    await asyncio.sleep(0.01)
+    assert sum(w.done() for w in waiters) == 1
+    for w in waiters:
+        w.cancel()
+
+
+async def test_auto_limit_never_exceeds_the_maximum() -> None:
+    pool = make_auto()
+    pool.states[0].limit = MAX_LIMIT - 0.001
+    held = [await pool.acquire() for _ in range(int(MAX_LIMIT) - 1)]
+    for _ in range(1000):
+        (await pool.acquire()).release()
+    assert pool.limit(0) == int(MAX_LIMIT)
+    for lease in held:
+        lease.release()
+
+
+async def test_fixed_cap_is_not_learned() -> None:
+    pool = make(["only"], concurrency=3)
+    leases = [await pool.acquire() for _ in range(3)]
+    assert pool.limit(0) == 3
+    rate_limited(pool, leases[0])
+    assert pool.limit(0) == 3
+    assert not pool.is_healthy(0)  # the old behaviour: left out for the cooldown
+    for lease in leases[1:]:
+        lease.release()
+    assert pool.limit(0) == 3
+
+
+async def test_auto_429_benches_the_key_while_another_is_healthy() -> None:
+    pool = make_auto(keys=2)
+    lease = await pool.acquire()
+    rate_limited(pool, lease)
+    assert not pool.is_healthy(lease.index)  # the next request fails over
+    assert pool.limit(lease.index) == 1
+    other = await pool.acquire()
+    rate_limited(pool, other)
+    assert pool.is_healthy(other.index)  # the last healthy key stays in use

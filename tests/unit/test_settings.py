@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from fal_openai_proxy.settings import Settings, is_loopback
 
@@ -109,3 +110,29 @@ def test_default_urls() -> None:
 def test_app_ids_lose_surrounding_slashes() -> None:
     s = settings(fal_chat_app="/fal-ai/any-llm/", fal_vision_app="fal-ai/any-llm/vision/")
     assert (s.fal_chat_app, s.fal_vision_app) == ("fal-ai/any-llm", "fal-ai/any-llm/vision")
+
+
+@pytest.mark.parametrize(("raw", "cap"), [("auto", None), ("AUTO", None), (" Auto ", None)])
+def test_key_concurrency_auto(raw: str, cap: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAL_KEY_CONCURRENCY", raw)
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert s.fal_key_concurrency == "auto"
+    assert s.key_concurrency_cap is cap
+
+
+def test_key_concurrency_defaults_to_auto() -> None:
+    assert settings().key_concurrency_cap is None
+
+
+@pytest.mark.parametrize("raw", ["1", "10", "40"])
+def test_key_concurrency_number_is_a_fixed_cap(raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAL_KEY_CONCURRENCY", raw)
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert s.key_concurrency_cap == int(raw)
+
+
+@pytest.mark.parametrize("raw", ["0", "-3", "2.5", "many", "", "true"])
+def test_key_concurrency_bad_values_are_refused(raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAL_KEY_CONCURRENCY", raw)
+    with pytest.raises(ValidationError, match="must be `auto` or a whole number >= 1"):
+        Settings(_env_file=None)  # type: ignore[call-arg]

@@ -1,4 +1,9 @@
-"""A pool of fal keys: least-loaded choice, a per-key concurrency cap, and cooldowns.
+"""A pool of fal keys: least-loaded choice, a per-key concurrency limit, and cooldowns.
+
+The limit of a key is either fixed (FAL_KEY_CONCURRENCY=<n>) or learned (`auto`): none until fal
+answers 429, then additive increase / multiplicative decrease (AIMD) around what fal accepts.
+fal's concurrency limit is per account (2 for a new one, 40 or more later); direct and /stream
+calls over it get a 429, queue calls wait at fal (fal-protocol.md §5 item 6).
 
 Keys are only ever referred to by index outside this module.
 """
@@ -7,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,12 +21,30 @@ from .errors import KeysUnavailable
 
 log = logging.getLogger(__name__)
 
+# Multiplicative decrease on a 429. Gentler than TCP's 0.5: fal's limit is a hard step, so
+# halving from limit+1 would keep the key far below it for most of each cycle.
+DECREASE = 0.7
+# A learned limit never grows past this, so a key that is never at its limit cannot run away.
+MAX_LIMIT = 256.0
+# Retry-After beyond this (or `inf`, or negative) is not believed: it must never bench a key
+# for good. The parsing side (fal/errors.py) is elsewhere; this clamps defensively.
+MAX_RETRY_AFTER = 3600.0
+
 
 @dataclass
 class KeyState:
     in_flight: int = 0
     cooldown_until: float = 0.0
     cooldown_reason: str = ""
+    # None: no limit (auto, before fal's first 429). A float so that each success adds 1/limit.
+    limit: float | None = None
+    # Bumped at each decrease; a lease taken before it carries an older epoch, and its own 429
+    # is part of the congestion already answered (one decrease per event, as in TCP).
+    epoch: int = 0
+    # What the last release() did, undone by mark_rate_limited(), which client.py calls right
+    # after releasing the lease that got the 429.
+    last_release_epoch: int = 0
+    last_release_credit: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +54,11 @@ class KeyLease:
     pool: KeyPool | None
     index: int
     key: str
+    epoch: int = 0
 
     def release(self) -> None:
         if self.pool is not None:
-            self.pool.release(self.index)
+            self.pool.release(self.index, self.epoch)
 
 
 def single_key_lease(key: str) -> KeyLease:
@@ -46,17 +71,19 @@ class KeyPool:
         self,
         keys: list[str],
         *,
-        concurrency: int,
+        concurrency: int | None,
         max_wait: float,
         auth_cooldown: float,
         rate_limit_cooldown: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`concurrency`: a fixed cap per key, or None to learn each key's limit from 429s."""
         if not keys:
             raise ValueError("a key pool needs at least one key")
         self._keys = keys
-        self._state = [KeyState() for _ in keys]
-        self._concurrency = concurrency
+        self._adaptive = concurrency is None
+        start = None if concurrency is None else float(concurrency)
+        self._state = [KeyState(limit=start) for _ in keys]
         self._max_wait = max_wait
         self._auth_cooldown = auth_cooldown
         self._rate_limit_cooldown = rate_limit_cooldown
@@ -70,6 +97,18 @@ class KeyPool:
     def states(self) -> list[KeyState]:
         return self._state
 
+    @property
+    def adaptive(self) -> bool:
+        return self._adaptive
+
+    def in_flight(self, index: int) -> int:
+        return self._state[index].in_flight
+
+    def limit(self, index: int) -> int | None:
+        """Requests the key may have in flight now; None: no limit."""
+        limit = self._state[index].limit
+        return None if limit is None else int(limit)
+
     def is_healthy(self, index: int) -> bool:
         return self._state[index].cooldown_until <= self._clock()
 
@@ -79,26 +118,71 @@ class KeyPool:
         while True:
             index = self._pick(exclude)
             if index is not None:
-                self._state[index].in_flight += 1
-                return KeyLease(self, index, self._keys[index])
+                state = self._state[index]
+                state.in_flight += 1
+                return KeyLease(self, index, self._keys[index], state.epoch)
             wait = self._wait_time(exclude, deadline)
             await self._wait(wait)
 
-    def release(self, index: int) -> None:
-        self._state[index].in_flight -= 1
+    def release(self, index: int, epoch: int | None = None) -> None:
+        """Free a slot. In auto mode a release while at the limit counts as a success and
+        adds 1/limit (one slot per limit's worth of successes); a 429 right after undoes it."""
+        state = self._state[index]
+        credit = 0.0
+        limit = state.limit
+        if self._adaptive and limit is not None and state.in_flight >= int(limit):
+            credit = min(MAX_LIMIT, limit + 1.0 / limit) - limit
+            state.limit = limit + credit
+        state.in_flight -= 1
+        state.last_release_epoch = state.epoch if epoch is None else epoch
+        state.last_release_credit = credit
         self._wake_one()
+        if limit is not None and int(limit + credit) > int(limit):
+            self._wake_one()  # the extra slot
 
     def mark_refused(self, index: int) -> None:
         self._cool(index, self._auth_cooldown, "auth")
         log.warning("fal refused key #%d; leaving it out for %.0f s", index, self._auth_cooldown)
 
     def mark_rate_limited(self, index: int, retry_after: float | None) -> None:
-        seconds = max(self._rate_limit_cooldown, retry_after or 0.0)
-        self._cool(index, seconds, "rate_limited")
-        log.warning("fal rate limited key #%d; leaving it out for %.1f s", index, seconds)
+        """fal answered 429 for the lease of this key that was just released.
+
+        Fixed cap: the key is left out for KEY_RATE_LIMIT_COOLDOWN (or Retry-After).
+        Auto: the 429 means the account's concurrency limit, which the lower limit answers, so
+        the key stays in use (benching the only key would stall every request); it is left out
+        only when fal sends Retry-After, while another key is healthy (failover), or when the
+        limit is already 1 (other processes or replicas fill the account).
+        """
+        seconds = _clamp_retry_after(retry_after)
+        state = self._state[index]
+        if not self._adaptive:
+            seconds = max(self._rate_limit_cooldown, seconds or 0.0)
+            self._cool(index, seconds, "rate_limited")
+            log.warning("fal rate limited key #%d; leaving it out for %.1f s", index, seconds)
+            return
+        if state.limit is not None:
+            state.limit -= state.last_release_credit  # that release was no success
+        state.last_release_credit = 0.0
+        at_floor = False
+        if state.last_release_epoch == state.epoch:  # else: sent under the old, higher limit
+            at_floor = state.limit is not None and state.limit < 2.0
+            self._decrease(index, state)
+        if seconds is None and (at_floor or self.has_other_healthy(frozenset({index}))):
+            seconds = self._rate_limit_cooldown  # failing over beats waiting on this key
+        if seconds:
+            self._cool(index, seconds, "rate_limited")
+            log.warning("fal rate limited key #%d; leaving it out for %.1f s", index, seconds)
 
     def has_other_healthy(self, exclude: frozenset[int]) -> bool:
         return any(self.is_healthy(i) for i in range(len(self._keys)) if i not in exclude)
+
+    def _decrease(self, index: int, state: KeyState) -> None:
+        # What fal accepted is at most what was in flight (this request included).
+        current = state.in_flight + 1
+        base = float(current) if state.limit is None else min(state.limit, float(current))
+        state.limit = float(max(1, math.floor(base * DECREASE)))
+        state.epoch += 1
+        log.info("fal rate limited key #%d: its limit is now %d", index, int(state.limit))
 
     def _cool(self, index: int, seconds: float, reason: str) -> None:
         state = self._state[index]
@@ -108,7 +192,7 @@ class KeyPool:
     def _pick(self, exclude: frozenset[int]) -> int | None:
         best: int | None = None
         for index, state in enumerate(self._state):
-            if index in exclude or state.in_flight >= self._concurrency:
+            if index in exclude or (state.limit is not None and state.in_flight >= state.limit):
                 continue
             if not self.is_healthy(index):
                 continue
@@ -153,3 +237,10 @@ class KeyPool:
             if not waiter.done():
                 waiter.set_result(None)
                 return
+
+
+def _clamp_retry_after(value: float | None) -> float | None:
+    """A usable Retry-After in 0..MAX_RETRY_AFTER seconds, or None (NaN and negatives too)."""
+    if value is None or math.isnan(value) or value < 0:
+        return None
+    return min(value, MAX_RETRY_AFTER)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -89,8 +90,12 @@ def _acquire(state: SimulatorState, p: Prepared) -> bool:
     """Per-key slot for direct calls, like fal's gateway concurrency check."""
     limit = state.config.key_concurrency
     current = state.key_in_flight.get(p.key, 0)
-    if limit is not None and current >= limit:
-        return False
+    if limit is not None:
+        running = current + state.running_jobs(p.key, time.monotonic())
+        state.key_peak[p.key] = max(state.key_peak.get(p.key, 0), running + 1)
+        if running >= limit:
+            state.key_refused[p.key] = state.key_refused.get(p.key, 0) + 1
+            return False
     state.key_in_flight[p.key] = current + 1
     return True
 

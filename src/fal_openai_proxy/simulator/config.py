@@ -23,6 +23,8 @@ class SimulatorConfig:
     events: int = 8
     run_prefix: str = "/run"
     queue_prefix: str = "/queue"
+    # fal's account concurrency limit, per key here: direct and /stream calls over it get a
+    # 429, queue requests over it stay IN_QUEUE until a slot frees (fal-protocol.md §5 item 6).
     key_concurrency: int | None = None
     # Caps the request log and the job table so long benchmarks cannot exhaust memory.
     history_limit: int = 100_000

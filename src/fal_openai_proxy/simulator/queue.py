@@ -38,9 +38,16 @@ async def submit(call: Call, state: SimulatorState, p: Prepared) -> None:
     latency_ms = config.latency_ms if d.latency_ms is None else d.latency_ms
     run_s = math.inf if d.hang is not None else latency_ms / 1000
     queue_s = (d.queue_ms or 0) / 1000
+    limit = config.key_concurrency
+    if limit is not None:  # over the account's limit a job waits at fal, IN_QUEUE
+        now = time.monotonic()
+        queue_s = max(queue_s, state.queue_start(p.key, limit, now) - now)
     answer = render(p.inp, p.clean_prompt, p.app, d)
     rid = call.request_id
-    state.add_job(Job(rid, p.app, p.inp, answer, d, queue_s, run_s))
+    job = Job(rid, p.app, p.inp, answer, d, queue_s, run_s)
+    state.add_job(job)
+    if limit is not None:
+        state.key_jobs.setdefault(p.key, []).append(job)
     # fal drops the app sub-path in the per-request URLs (fal-protocol.md §1.1).
     url = f"{_origin(call)}{config.queue_prefix}/{p.app.base}/requests/{rid}"
     body = {

@@ -64,6 +64,9 @@ class Job:
             return COMPLETED
         return IN_QUEUE if now < self.started_at else IN_PROGRESS
 
+    def end(self) -> float:
+        return self.done_at if self.cancelled_at is None else min(self.done_at, self.cancelled_at)
+
     def next_change(self, now: float) -> float:
         """Seconds until the status changes on its own (``inf`` if never)."""
         if self.cancelled_at is not None or now >= self.done_at:
@@ -114,6 +117,29 @@ class SimulatorState:
     open_streams: int = 0
     in_flight: int = 0
     key_in_flight: dict[str, int] = field(default_factory=dict)
+    # With ``key_concurrency``: the most calls one key had at fal at once (running, plus the
+    # direct call arriving, even if refused), the direct calls refused with 429, and each
+    # key's queue jobs that may still hold a slot.
+    key_peak: dict[str, int] = field(default_factory=dict)
+    key_refused: dict[str, int] = field(default_factory=dict)
+    key_jobs: dict[str, list[Job]] = field(default_factory=dict)
+
+    def running_jobs(self, key: str, now: float) -> int:
+        return sum(1 for job in self.key_jobs.get(key, ()) if job.status(now) == IN_PROGRESS)
+
+    def queue_start(self, key: str, limit: int, now: float) -> float:
+        """When a job submitted now may start: at once, or when the slot it waits for frees.
+
+        Jobs are scheduled in order of submission; a cancel frees its slot for later
+        submissions only (jobs already waiting keep their start). Direct calls are not seen
+        here, so queue jobs and direct calls together may exceed the limit.
+        """
+        active = [job for job in self.key_jobs.get(key, ()) if job.end() > now]
+        self.key_jobs[key] = active
+        if len(active) < limit:
+            return now
+        ends = sorted(job.end() for job in active)
+        return ends[len(active) - limit]
 
     def record(self, entry: dict[str, Any]) -> None:
         log = self.log
@@ -141,6 +167,9 @@ class SimulatorState:
     def clear(self) -> None:
         self.log.clear()
         self.attempts.clear()
+        self.key_peak.clear()
+        self.key_refused.clear()
+        self.key_jobs.clear()
 
     def stats(self) -> dict[str, int]:
         return {"open_streams": self.open_streams, "in_flight": self.in_flight}
