@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,11 @@ class Settings(BaseSettings):
     fal_chat_app: str = Field("openrouter/router", description="fal app for text chat.")
     fal_vision_app: str = Field(
         "openrouter/router/vision", description="fal app for messages with image parts."
+    )
+    fal_nonstream_mode: Literal["queue", "run"] = Field(
+        "queue",
+        description="Non-stream requests: `queue` (submit, status, result) or `run` (one "
+        "direct call to FAL_RUN_URL).",
     )
     prompt_limit: int = Field(4800, ge=1, description="Characters of recent turns in `prompt`.")
     system_prompt_limit: int = Field(
