@@ -59,6 +59,9 @@ class Directives:
     status_stream: bool = True  # False: the status stream answers 404, so clients poll
     poll_fail: PollFail | None = None  # the first status/result/cancel calls fail
     max_prompt_chars: int | None = None  # a length limit on `prompt` (422 string_too_long)
+    # Stream framing faults
+    end_at: int | None = None  # the stream ends cleanly before this event (still partial)
+    no_blank_lines: bool = False  # events not separated by a blank line
 
     @property
     def job_error(self) -> str | None:
@@ -143,6 +146,8 @@ def build(objects: list[dict[str, Any]]) -> Directives:
         status_stream=merged.get("status_stream") is not False,
         poll_fail=_poll_fail(merged.get("poll_fail")),
         max_prompt_chars=_int(merged.get("max_prompt_chars")),
+        end_at=_int(merged.get("end_at")),
+        no_blank_lines=merged.get("no_blank_lines") is True,
     )
 
 
