@@ -4,8 +4,8 @@ Fed raw bytes as they arrive, it returns the `data` of each complete event. Even
 retry fields and comments are ignored, as fal's own clients ignore them.
 
 One tolerance beyond WHATWG: events not separated by a blank line. A `data:` line that holds
-a whole JSON object is one event, since fal's events are single JSON objects (docs/
-fal-protocol.md §6). The check costs nothing on well-formed streams: it runs only when a data
+a whole JSON object is one event, since fal's events are single JSON objects
+(docs/fal-protocol.md §6). The check costs nothing on well-formed streams: it runs only when a data
 line follows another without a blank line, or when a chunk ends inside an event.
 """
 

@@ -2,7 +2,7 @@
 
 After a submit, fal_client follows the `status_url`, `response_url` and `cancel_url` that fal
 returns rather than building its own (fal-ai/fal `projects/fal_client/src/fal_client/
-client.py`, `submit`; docs/fal-protocol.md §3). We do the same, with two rules of our own:
+client.py`, `submit`; docs/fal-protocol.md §1). We do the same, with two rules of our own:
 
 - When `FAL_QUEUE_URL` is not fal's default (a relay, or fal's backup queue host), every
   queue URL is moved onto its scheme, host and path prefix, so that all calls go there.

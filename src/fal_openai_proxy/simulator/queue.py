@@ -42,7 +42,7 @@ async def submit(call: Call, state: SimulatorState, p: Prepared | Invalid) -> No
     queue_s = (d.queue_ms or 0) / 1000
     rid = call.request_id
     if isinstance(p, Invalid):
-        # The queue takes any input; the runner's 422 becomes the result (§3.3 and §4).
+        # The queue takes any input; the runner's 422 is the result (docs/fal-protocol.md §3.3).
         job = Job(rid, p.app, None, None, d, queue_s, 0.0)
         job.fail(422, p.errors, "Unprocessable Entity", None)
     else:
