@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 LINT_PATHS := src tests example.py $(wildcard bench)
 
-.PHONY: install run test lint lint-deploy format docs check-config bench bench-quick clean
+.PHONY: install run test lint lint-deploy format docs check-config bench bench-quick bench-quick-run clean
 
 $(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,9 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick
+
+bench-quick-run: $(STAMP)  # the same, with FAL_NONSTREAM_MODE=run
+	$(BIN)/python -m bench.run --quick --nonstream-mode run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -160,7 +160,9 @@ class Proxy:
         return self.cpu_seconds() + extra
 
 
-def start_proxy(workdir: Path, sim: Simulator, workers: int) -> Proxy:
+def start_proxy(
+    workdir: Path, sim: Simulator, workers: int, nonstream_mode: str = "queue"
+) -> Proxy:
     port = free_port()
     env = _clean_env()
     env.update(
@@ -171,6 +173,7 @@ def start_proxy(workdir: Path, sim: Simulator, workers: int) -> Proxy:
         MAX_QUEUE_WAIT="60",
         WORKERS=str(workers),
         LOG_LEVEL="info",
+        FAL_NONSTREAM_MODE=nonstream_mode,
     )
     args = ["-m", "fal_openai_proxy", "--host", HOST, "--port", str(port)]
     child = _spawn(f"proxy-w{workers}", args, env, workdir)

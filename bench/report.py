@@ -267,6 +267,7 @@ _HOW_TO_RUN = """\
 ```sh
 make bench          # full run, about 6 minutes: rewrites this page and bench/results/<date>.json
 make bench-quick    # CI smoke run, under 60 s: bench/results/quick-latest.json, page untouched
+make bench-quick-run  # the same with FAL_NONSTREAM_MODE=run: quick-latest-run.json
 .venv/bin/python -m bench.run [--quick]
 ```
 

@@ -43,6 +43,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="CI smoke run (<60 s, one worker): fail only on errors and gross regressions",
     )
+    parser.add_argument(
+        "--nonstream-mode",
+        choices=("queue", "run"),
+        default="queue",
+        help="the proxy's FAL_NONSTREAM_MODE for the non-stream phases (default: queue)",
+    )
     return parser.parse_args(argv)
 
 
@@ -113,7 +119,9 @@ async def two_workers(b: phases.Bench) -> dict[str, Any]:
     }
 
 
-async def measure(plan: Plan, workdir: Path, started: list[Child]) -> dict[str, Any]:
+async def measure(
+    plan: Plan, workdir: Path, started: list[Child], nonstream_mode: str = "queue"
+) -> dict[str, Any]:
     sim = start_simulator(workdir, FAST.latency_ms, FAST.interval_ms, FAST.events)
     started.append(sim.child)
     questions = Questions(str(int(time.time()) % 100_000))
@@ -126,7 +134,7 @@ async def measure(plan: Plan, workdir: Path, started: list[Child]) -> dict[str, 
         gc.collect()
         gc.freeze()  # fewer, shorter collections in the load generator while it measures
         for workers in plan.workers:
-            proxy = start_proxy(workdir, sim, workers)
+            proxy = start_proxy(workdir, sim, workers, nonstream_mode)
             started.append(proxy.child)
             logs.append(proxy.child.log_path)
             print(f"proxy with {workers} worker(s) up at {proxy.url}", file=sys.stderr)
@@ -213,7 +221,8 @@ def publish(plan: Plan, results: dict[str, Any], verdicts: list[Verdict]) -> int
     if plan.quick:
         reasons = quick_gate(results, verdicts)
         results["quick_gate"] = {"failed": bool(reasons), "reasons": reasons}
-        report.write_json(results, RESULTS / "quick-latest.json")
+        suffix = "" if results.get("nonstream_mode", "queue") == "queue" else "-run"
+        report.write_json(results, RESULTS / f"quick-latest{suffix}.json")
         for reason in reasons:
             print(f"QUICK BENCH FAILED: {reason}", file=sys.stderr)
         return 1 if reasons else 0
@@ -225,7 +234,8 @@ def publish(plan: Plan, results: dict[str, Any], verdicts: list[Verdict]) -> int
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    plan = QUICK if parse_args(argv).quick else FULL
+    args = parse_args(argv)
+    plan = QUICK if args.quick else FULL
     raise_fd_limit()
     signal.signal(signal.SIGTERM, _sigterm)
     started_at = time.perf_counter()
@@ -235,11 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             children() as started,
             asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
         ):
-            figures = runner.run(measure(plan, Path(tmp), started))
+            figures = runner.run(measure(plan, Path(tmp), started, args.nonstream_mode))
     except KeyboardInterrupt:
         print("interrupted: the simulator and the proxy were stopped", file=sys.stderr)
         return 130
     results = assemble(plan, figures)
+    results["nonstream_mode"] = args.nonstream_mode
     results["wall_time_s"] = time.perf_counter() - started_at
     code = publish(plan, results, evaluate(results))
     print(f"wall time {results['wall_time_s']:.1f} s", file=sys.stderr)

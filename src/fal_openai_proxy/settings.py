@@ -83,6 +83,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Characters of recent turns sent as `prompt`.",
     )
+    fal_nonstream_mode: Literal["queue", "run"] = Field(
+        "queue",
+        description="How non-stream requests reach fal. `queue`: submit, status, result; robust "
+        "to a dropped connection, and fal's platform retries failed runners. `run`: one direct "
+        "`POST {FAL_RUN_URL}/{app}`; one round trip, so lower latency and less proxy CPU, but a "
+        "dropped connection loses the answer and fal does not retry.",
+    )
     system_prompt_limit: int = Field(
         4800, ge=1, description="Characters of system text and older turns sent as `system_prompt`."
     )

@@ -120,10 +120,16 @@ def test_request_id_means_fal_answered() -> None:
     assert not error.from_ingress
 
 
-def test_no_request_id_means_ingress_answered() -> None:
+def test_no_request_id_and_nginx_page_means_ingress_answered() -> None:
     error = parsed(502, b"<html>nginx</html>")
     assert error.request_id is None
     assert error.from_ingress
+
+
+def test_no_request_id_without_nginx_page_is_not_ingress() -> None:
+    """fal_client's `_is_ingress_error` needs both: no request id, and nginx in the body."""
+    assert not parsed(502, {"detail": "Bad gateway"}).from_ingress
+    assert not parsed(503, b"").from_ingress
 
 
 def test_headers_as_aiohttp_gives_them() -> None:

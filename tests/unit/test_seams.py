@@ -14,7 +14,14 @@ import pytest
 
 from fal_openai_proxy.catalog import Catalog
 from fal_openai_proxy.fal.client import FalClient
-from fal_openai_proxy.fal.errors import FalEventError, FalStatusError, FalTimeout
+from fal_openai_proxy.fal.errors import (
+    FalBrokenError,
+    FalEventError,
+    FalStatusError,
+    FalTimeout,
+    FalUnsafeURL,
+)
+from fal_openai_proxy.fal.retry import RESULT_RETRIES
 from fal_openai_proxy.fal.timeouts import Timeouts
 from fal_openai_proxy.metrics import Metrics
 from fal_openai_proxy.openai.requests import parse_chat_request
@@ -59,14 +66,17 @@ class FakeResponse:
 class FakeTransport:
     """Answers each (method, url) from a table, and records what was sent."""
 
-    routes: dict[tuple[str, str], FakeResponse]
+    routes: dict[tuple[str, str], FakeResponse | Exception]
     sent: list[tuple[str, str, dict[str, str], bytes | None]] = field(default_factory=list)
 
     async def open(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
     ) -> FakeResponse:
         self.sent.append((method, url, dict(headers), body))
-        return self.routes[(method, url)]
+        route = self.routes[(method, url)]
+        if isinstance(route, Exception):
+            raise route
+        return route
 
     async def send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
@@ -118,37 +128,113 @@ async def test_stream_through_a_fake_transport() -> None:
     assert response.closed
 
 
-async def test_queue_failure_through_a_fake_transport() -> None:
-    base = "https://queue.test/fal-ai/any-llm/requests/r1"
+QUEUE = "https://queue.test/fal-ai/any-llm"
+REQUEST = f"{QUEUE}/requests/r1"
+
+
+def failed_queue(result: FakeResponse | Exception) -> FakeTransport:
+    """A queue request that completes with an error; its result answers `result`."""
     submitted = {
         "request_id": "r1",
-        "status_url": f"{base}/status",
-        "response_url": base,
-        "cancel_url": f"{base}/cancel",
+        "status_url": f"{REQUEST}/status",
+        "response_url": REQUEST,
+        "cancel_url": f"{REQUEST}/cancel",
     }
-    transport = FakeTransport(
+    failed = {"status": "COMPLETED", "error": "boom", "error_type": "runner_disconnected"}
+    return FakeTransport(
         {
-            ("POST", "https://queue.test/fal-ai/any-llm"): FakeResponse(
-                200, {}, [orjson.dumps(submitted)]
+            ("POST", QUEUE): FakeResponse(200, {}, [orjson.dumps(submitted)]),
+            ("GET", f"{REQUEST}/status/stream?logs=0"): FakeResponse(
+                200, {"content-type": "text/event-stream"}, [sse(failed)]
             ),
-            ("GET", f"{base}/status/stream?logs=0"): FakeResponse(
-                200,
-                {"content-type": "text/event-stream"},
-                [
-                    sse(
-                        {
-                            "status": "COMPLETED",
-                            "error": "boom",
-                            "error_type": "runner_disconnected",
-                        }
-                    )
-                ],
-            ),
+            ("GET", REQUEST): result,
         }
+    )
+
+
+async def test_a_failed_queue_request_reports_its_result_status_and_detail() -> None:
+    detail = [{"loc": ["body", "prompt"], "msg": "String should have at most 9 characters"}]
+    transport = failed_queue(
+        FakeResponse(422, {"x-fal-request-id": "r1"}, [orjson.dumps({"detail": detail})])
     )
     with pytest.raises(FalStatusError) as caught:
         await fal_client(transport).run_queued("fal-ai/any-llm", {"prompt": "x"}, "k1")
+    assert (caught.value.status, caught.value.message) == (
+        422,
+        "prompt: String should have at most 9 characters",
+    )
+    assert [m for m, *_ in transport.sent].count("GET") == 2  # status stream, one result call
+
+
+async def test_error_type_is_the_fallback_when_the_result_cannot_be_fetched() -> None:
+    transport = failed_queue(FalBrokenError("fal closed the connection"))
+    with pytest.raises(FalStatusError) as caught:
+        await fal_client(transport).run_queued("fal-ai/any-llm", {"prompt": "x"}, "k1")
     assert (caught.value.status, caught.value.error_type) == (503, "runner_disconnected")
+    # a lost connection is retried (RESULT_RETRIES) before falling back
+    assert [u for _, u, *_ in transport.sent].count(REQUEST) == 1 + RESULT_RETRIES
+
+
+def queue_with_urls(
+    urls: dict[str, str], queue_url: str = "https://queue.fal.run"
+) -> FakeTransport:
+    submitted = {"request_id": "r1", **urls}
+    return FakeTransport(
+        {("POST", f"{queue_url}/fal-ai/any-llm"): FakeResponse(200, {}, [orjson.dumps(submitted)])}
+    )
+
+
+def on(base: str) -> dict[str, str]:
+    return {"status_url": f"{base}/status", "response_url": base, "cancel_url": f"{base}/cancel"}
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "http://queue.fal.run/fal-ai/any-llm/requests/r1",  # a downgrade to plain http
+        "https://evil.example/fal-ai/any-llm/requests/r1",  # not fal's host
+        "https://queue.fal.run.evil.example/fal-ai/any-llm/requests/r1",
+    ],
+)
+async def test_the_key_is_never_sent_to_a_url_fal_should_not_name(base: str) -> None:
+    transport = queue_with_urls(on(base))
+    client = FalClient(
+        run_url="https://fal.run",
+        queue_url="https://queue.fal.run",
+        http=transport,
+        pool=None,
+        timeouts=TIMEOUTS,
+        metrics=Metrics(),
+    )
+    with pytest.raises(FalUnsafeURL):
+        await client.run_queued("fal-ai/any-llm", {"prompt": "x"}, "k1")
+    assert [u for _, u, *_ in transport.sent] == ["https://queue.fal.run/fal-ai/any-llm"]
+
+
+async def test_polls_are_retried_then_the_request_succeeds() -> None:
+    submitted = {"request_id": "r1", **on(REQUEST)}
+    flaky = FakeResponse(503, {}, [b"<html><center>nginx</center></html>"])
+    transport = FakeTransport(
+        {
+            ("POST", QUEUE): FakeResponse(200, {}, [orjson.dumps(submitted)]),
+            ("GET", f"{REQUEST}/status/stream?logs=0"): FakeResponse(404, {}, [b"{}"]),
+            ("GET", f"{REQUEST}/status?logs=0"): flaky,
+        }
+    )
+    client = fal_client(transport)
+    task = asyncio.ensure_future(client.run_queued("fal-ai/any-llm", {"prompt": "x"}, "k1"))
+    await asyncio.sleep(0.05)
+    assert len(transport.sent) >= 3  # submit, status stream, a failed poll
+    transport.routes[("GET", f"{REQUEST}/status?logs=0")] = FakeResponse(
+        202, {}, [orjson.dumps({"status": "IN_PROGRESS"})]
+    )
+    await asyncio.sleep(0.3)
+    transport.routes[("GET", f"{REQUEST}/status?logs=0")] = FakeResponse(
+        200, {}, [orjson.dumps({"status": "COMPLETED"})]
+    )
+    transport.routes[("GET", REQUEST)] = FakeResponse(200, {}, [orjson.dumps({"output": "ok"})])
+    result = await asyncio.wait_for(task, 5)
+    assert result.output == {"output": "ok"}
 
 
 @dataclass

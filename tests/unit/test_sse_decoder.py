@@ -123,3 +123,36 @@ def test_close_with_trailing_comment_returns_nothing() -> None:
 
 def test_blank_lines_without_data_dispatch_nothing() -> None:
     assert decode(b"\n\n\r\n\r\r", b"data: a\n\n\n\n\n") == [b"a"]
+
+
+# Tolerance beyond WHATWG: fal's events are single JSON objects, so a `data:` line that holds a
+# whole object is one event even without the blank line that should follow it.
+
+
+def test_json_events_without_blank_lines_are_separate_events() -> None:
+    raw = b'data: {"output": "a"}\ndata: {"output": "ab"}\ndata: {"output": "abc"}\n'
+    assert decode(raw) == [b'{"output": "a"}', b'{"output": "ab"}', b'{"output": "abc"}']
+
+
+def test_json_events_without_blank_lines_split_anywhere() -> None:
+    raw = b'event: event\ndata: {"output": "a"}\ndata: {"output": "ab"}\n\ndata: {"x": 1}\n'
+    whole = decode(raw)
+    assert whole == [b'{"output": "a"}', b'{"output": "ab"}', b'{"x": 1}']
+    for cut in range(len(raw) + 1):
+        assert decode(raw[:cut], raw[cut:]) == whole, cut
+
+
+def test_a_whole_json_event_is_delivered_without_waiting_for_the_next() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b'data: {"output": "a"}\n') == [b'{"output": "a"}']
+    assert decoder.feed(b"\n") == []  # its late blank line adds nothing
+
+
+def test_json_split_over_data_lines_is_still_one_event() -> None:
+    raw = b'data: {"output":\ndata: "a"}\n\n'
+    assert decode(raw) == [b'{"output":\n"a"}']
+
+
+def test_a_line_that_only_looks_whole_is_not_cut() -> None:
+    raw = b'data: {"a": {"b": 1}\ndata: }\n\n'
+    assert decode(raw) == [b'{"a": {"b": 1}\n}']

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from fal_openai_proxy.fal.errors import FalEventError
+from fal_openai_proxy.fal.errors import FalEventError, FalIncompleteStream
 from fal_openai_proxy.translate.response import ChunkEncoder, cut_at_stop, map_usage
 from fal_openai_proxy.translate.stream import StreamTranslator
 
@@ -58,7 +58,9 @@ def run(translator: StreamTranslator, events: list[dict[str, Any]]) -> list[Any]
 
 
 def outputs(*texts: str) -> list[dict[str, Any]]:
-    return [{"output": t, "partial": True, "error": None} for t in texts]
+    """fal's events: `partial: true` until the last."""
+    last = len(texts) - 1
+    return [{"output": t, "partial": i < last, "error": None} for i, t in enumerate(texts)]
 
 
 def test_cumulative_output_becomes_deltas() -> None:
@@ -294,3 +296,20 @@ def test_map_usage_garbage_is_none(usage: Any) -> None:
 )
 def test_cut_at_stop(text: str, stops: list[str], expected: tuple[str, bool]) -> None:
     assert cut_at_stop(text, stops) == expected
+
+
+def test_a_stream_that_ends_while_partial_is_an_error() -> None:
+    t = make()
+    t.feed({"output": "Hel", "partial": True, "error": None})
+    with pytest.raises(FalIncompleteStream):
+        t.finish()
+
+
+def test_a_stream_whose_last_event_is_final_finishes_with_stop() -> None:
+    frames = run(make(), outputs("Hel", "Hello"))
+    assert frames[-2]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_a_stream_without_partial_flags_finishes_with_stop() -> None:
+    frames = run(make(), [{"output": "Hel"}, {"output": "Hello"}])
+    assert frames[-2]["choices"][0]["finish_reason"] == "stop"

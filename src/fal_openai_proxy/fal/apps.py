@@ -1,6 +1,6 @@
-"""fal's chat apps and what they accept (fal-protocol.md §2)."""
+"""fal's chat apps and what they accept (docs/fal-protocol.md §8)."""
 
-# fal-ai/any-llm's model enum (fal-protocol.md §2.1); the app rejects anything else.
+# fal-ai/any-llm's model enum (docs/fal-protocol.md §8); the app rejects anything else.
 ANY_LLM_MODELS = (
     "deepseek/deepseek-r1",
     "anthropic/claude-3.7-sonnet",

@@ -15,25 +15,36 @@ import orjson
 
 from .. import __version__
 from ..metrics import Metrics
+from ..settings import DEFAULT_QUEUE_URL
 from .decode import loads_object
 from .errors import (
     FalBrokenError,
     FalConnectError,
     FalStatusError,
     FalTimeout,
+    FalTransportError,
     parse_error_response,
 )
 from .keys import KeyLease, KeyPool
-from .retry import CallStarter
+from .retry import (
+    CANCEL_RETRIES,
+    RESULT_RETRIES,
+    STATUS_RETRIES,
+    CallStarter,
+    with_poll_retries,
+)
 from .sse import SSEDecoder
 from .stream import FalStream
 from .timeouts import Timeouts, deadline, shielded
-from .transport import StreamingResponse, Transport
+from .transport import Reply, StreamingResponse, Transport
+from .urls import QueueURLs
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"fal-openai-proxy/{__version__}"
-# fal's queue `error_type` values and the status each stands for (fal-protocol.md §1.7).
+# The statuses of a request still waiting (docs/fal-protocol.md §3.3).
+_WAITING = frozenset({"IN_QUEUE", "IN_PROGRESS"})
+# fal's queue `error_type` values and the status each stands for (docs/fal-protocol.md §4.3).
 _ERROR_TYPE_STATUS = {
     "request_timeout": 504,
     "startup_timeout": 504,
@@ -71,7 +82,11 @@ class FalClient:
         self._queue_url = queue_url
         self._http = http
         self._timeouts = timeouts
+        self._metrics = metrics
         self._starter = CallStarter(pool, timeouts.retry_budget, metrics)
+        self._urls = QueueURLs(
+            queue_url=queue_url, run_url=run_url, default_queue_url=DEFAULT_QUEUE_URL
+        )
 
     # -- streams ----------------------------------------------------------------------------
 
@@ -90,7 +105,7 @@ class FalClient:
                 self._timeouts.first_event, "first_event", total_deadline, self._timeouts.total
             ):
                 response = await self._http.open("POST", url, headers, body)
-                if response.status != 200 or not _is_event_stream(response.headers):
+                if not _ok(response.status) or not _is_event_stream(response.headers):
                     raise await _error_from(response, lease)
             return response
 
@@ -102,6 +117,37 @@ class FalClient:
             first_deadline=loop.time() + self._timeouts.first_event,
             total_deadline=total_deadline,
         )
+
+    # -- direct run -------------------------------------------------------------------------
+
+    async def run_direct(
+        self, app: str, payload: Mapping[str, Any], client_key: str | None
+    ) -> QueueResult:
+        """POST {run}/{app}: one round trip (docs/fal-protocol.md §3.1).
+
+        Retried as fal_client retries `run` (408, 409, 429 such as fal's concurrency limit,
+        ingress 5xx). A caller that is cancelled closes the connection, and fal cancels the work.
+        """
+        loop = asyncio.get_running_loop()
+        total_deadline = loop.time() + self._timeouts.total
+        url = f"{self._run_url}/{app}"
+        body = orjson.dumps(payload)
+
+        async def attempt(lease: KeyLease) -> tuple[dict[str, Any], str]:
+            async with deadline(
+                self._timeouts.total, "total", total_deadline, self._timeouts.total
+            ):
+                reply = await self._http.send("POST", url, _headers(lease.key), body)
+            if not _ok(reply.status):
+                raise parse_error_response(reply.status, reply.headers, reply.body, lease.index)
+            request_id = reply.headers.get("x-fal-request-id", "")
+            output = loads_object(reply.body)
+            _raise_if_failed(output, request_id or None)
+            return output, request_id
+
+        (output, request_id), lease = await self._starter.start(attempt, client_key, total_deadline)
+        lease.release()
+        return QueueResult(output, request_id)
 
     # -- queue ------------------------------------------------------------------------------
 
@@ -118,50 +164,65 @@ class FalClient:
         body = orjson.dumps(payload)
         url = f"{self._queue_url}/{app}"
 
-        async def attempt(lease: KeyLease) -> dict[str, Any]:
+        async def attempt(lease: KeyLease) -> _Submitted:
             async with deadline(
                 self._timeouts.first_event, "first_event", total_deadline, self._timeouts.total
             ):
                 reply = await self._http.send("POST", url, _headers(lease.key), body)
-            if reply.status != 200:
+            # Any 2xx is success: fal-js accepts `response.ok` (libs/client/src/response.ts).
+            if not _ok(reply.status):
                 raise parse_error_response(reply.status, reply.headers, reply.body, lease.index)
-            return _parse_submit(reply.body)
+            return self._parse_submit(reply.body)
 
         submitted, lease = await self._starter.start(attempt, client_key, total_deadline)
-        request_id = str(submitted["request_id"])
         done = False
         try:
             async with deadline(
                 self._timeouts.total, "total", total_deadline, self._timeouts.total
             ):
-                status = await self._wait_for_completion(submitted, lease)
+                status = await self._wait_for_completion(submitted, lease, total_deadline)
                 done = True
-                _raise_if_failed(status, request_id)
-                output = await self._fetch_result(submitted, lease, request_id)
-            return QueueResult(output, request_id)
+                output = await self._fetch_result(submitted, lease, status, total_deadline)
+            return QueueResult(output, submitted.request_id)
         except BaseException:
             if not done:
-                await shielded(self._cancel(submitted["cancel_url"], lease))
+                await shielded(self._cancel(submitted.cancel_url, lease))
             raise
         finally:
             lease.release()
 
+    def _parse_submit(self, body: bytes) -> _Submitted:
+        submitted = loads_object(body)
+        for field in ("request_id", "status_url", "response_url", "cancel_url"):
+            if not isinstance(submitted.get(field), str):
+                raise FalBrokenError(f"fal's queue answer has no {field}")
+        follow = self._urls.follow
+        return _Submitted(
+            str(submitted["request_id"]),
+            follow(submitted["status_url"]),
+            follow(submitted["response_url"]),
+            follow(submitted["cancel_url"]),
+        )
+
     async def _wait_for_completion(
-        self, submitted: Mapping[str, Any], lease: KeyLease
+        self, submitted: _Submitted, lease: KeyLease, until: float
     ) -> dict[str, Any]:
-        status_url = str(submitted["status_url"])
+        status_url = submitted.status_url
         try:
-            return await self._follow_status_stream(status_url, lease)
+            status = await self._follow_status_stream(status_url, lease)
         except (FalBrokenError, FalConnectError, _StatusStreamUnavailable, FalTimeout) as exc:
             log.info("status stream unavailable (%s); polling", type(exc).__name__)
-        return await self._poll_status(status_url, lease)
+        else:
+            _check_status(status, submitted.request_id)
+            return status
+        return await self._poll_status(status_url, lease, submitted.request_id, until)
 
     async def _follow_status_stream(self, status_url: str, lease: KeyLease) -> dict[str, Any]:
         response = await self._http.open(
             "GET", f"{status_url}/stream?logs=0", _headers(lease.key, accept="text/event-stream")
         )
         try:
-            if response.status != 200:
+            if not _ok(response.status):
                 raise _StatusStreamUnavailable()
             decoder = SSEDecoder()
             while True:
@@ -170,48 +231,109 @@ class FalClient:
                 events = decoder.feed(chunk) if chunk else decoder.close()
                 for data in events:
                     status = loads_object(data)
-                    if status.get("status") == "COMPLETED":
-                        # fal ends the stream right after; keep the connection for reuse.
-                        response.finish_in_background()
+                    if status.get("status") not in _WAITING:
+                        if status.get("status") == "COMPLETED":
+                            # fal ends the stream right after; keep the connection for reuse.
+                            response.finish_in_background()
                         return status
                 if not chunk:
                     raise _StatusStreamUnavailable()
         finally:
             response.close()
 
-    async def _poll_status(self, status_url: str, lease: KeyLease) -> dict[str, Any]:
+    async def _poll_status(
+        self, status_url: str, lease: KeyLease, request_id: str, until: float
+    ) -> dict[str, Any]:
+        url = f"{status_url}?logs=0"
+        headers = _headers(lease.key)
+
+        async def poll() -> dict[str, Any]:
+            reply = await self._http.send("GET", url, headers)
+            # fal answers 202 while the request is queued or running, 200 once completed.
+            if not _ok(reply.status):
+                raise parse_error_response(reply.status, reply.headers, reply.body, lease.index)
+            return loads_object(reply.body)
+
         delay = 0.05
         while True:
-            reply = await self._http.send("GET", f"{status_url}?logs=0", _headers(lease.key))
-            if reply.status != 200:
-                raise parse_error_response(reply.status, reply.headers, reply.body, lease.index)
-            status = loads_object(reply.body)
-            if status.get("status") == "COMPLETED":
+            status = await with_poll_retries(poll, STATUS_RETRIES, until, self._metrics)
+            if status.get("status") not in _WAITING:
+                _check_status(status, request_id)
                 return status
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
     async def _fetch_result(
-        self, submitted: Mapping[str, Any], lease: KeyLease, request_id: str
+        self, submitted: _Submitted, lease: KeyLease, status: Mapping[str, Any], until: float
     ) -> dict[str, Any]:
-        reply = await self._http.send("GET", str(submitted["response_url"]), _headers(lease.key))
-        if reply.status != 200:
-            raise parse_error_response(reply.status, reply.headers, reply.body, lease.index)
+        """The output; or, for a failed request, the error the result call answers with.
+
+        A failed request still reaches COMPLETED, with `error` set in the status; its result
+        answers with the real HTTP status and `detail` (a 422 for invalid input), which is
+        what fal_client's `_raise_for_status` reports. `error_type` is only the fallback when
+        that answer cannot be had.
+        """
+        failed = bool(status.get("error"))
+        headers = _headers(lease.key)
+
+        async def fetch() -> Reply:
+            reply = await self._http.send("GET", submitted.response_url, headers)
+            if not _ok(reply.status) and not failed:
+                raise parse_error_response(reply.status, reply.headers, reply.body, lease.index)
+            return reply
+
+        try:
+            # For a failed request the status code is the answer: only a lost connection is
+            # worth another try.
+            reply = await with_poll_retries(
+                fetch, RESULT_RETRIES, until, self._metrics, statuses=not failed
+            )
+        except (FalTransportError, FalStatusError):
+            if failed:
+                _raise_if_failed(status, submitted.request_id)
+            raise
+        if not _ok(reply.status):
+            error = parse_error_response(reply.status, reply.headers, reply.body, lease.index)
+            error.request_id = error.request_id or submitted.request_id
+            if error.error_type is None:
+                error.error_type = _str_or_none(status.get("error_type"))
+            raise error
+        if failed:
+            _raise_if_failed(status, submitted.request_id)
         output = loads_object(reply.body)
-        _raise_if_failed(output, request_id)
+        _raise_if_failed(output, submitted.request_id)
         return output
 
     async def _cancel(self, cancel_url: str, lease: KeyLease) -> None:
+        headers = _headers(lease.key)
+
+        async def cancel() -> int:
+            reply = await self._http.send("PUT", cancel_url, headers)
+            # 202 CANCELLATION_REQUESTED, or 400 ALREADY_COMPLETED: both settle it
+            # (https://docs.fal.ai/documentation/deployment/requests).
+            if not _ok(reply.status) and reply.status != 400:
+                raise parse_error_response(reply.status, reply.headers, reply.body, lease.index)
+            return reply.status
+
         try:
             async with asyncio.timeout(_CANCEL_TIMEOUT):
-                reply = await self._http.send("PUT", cancel_url, _headers(lease.key))
-            log.info("cancelled fal request (HTTP %d)", reply.status)
+                until = asyncio.get_running_loop().time() + _CANCEL_TIMEOUT
+                code = await with_poll_retries(cancel, CANCEL_RETRIES, until, self._metrics)
+            log.info("cancelled fal request (HTTP %d)", code)
         except Exception as exc:  # best effort: the client is gone either way
             log.warning("could not cancel fal request: %s", type(exc).__name__)
 
 
 class _StatusStreamUnavailable(Exception):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Submitted:
+    request_id: str
+    status_url: str
+    response_url: str
+    cancel_url: str
 
 
 def _headers(key: str, accept: str = "application/json") -> dict[str, str]:
@@ -227,31 +349,39 @@ async def _error_from(response: StreamingResponse, lease: KeyLease) -> Exception
         body = await response.read_body()
     finally:
         response.close()
-    if response.status == 200:
+    if _ok(response.status):
         return FalBrokenError("fal answered the stream call without an event stream")
     return parse_error_response(response.status, response.headers, body, lease.index)
 
 
-def _parse_submit(body: bytes) -> dict[str, Any]:
-    submitted = loads_object(body)
-    for field in ("request_id", "status_url", "response_url", "cancel_url"):
-        if not isinstance(submitted.get(field), str):
-            raise FalBrokenError(f"fal's queue answer has no {field}")
-    return submitted
+def _ok(status: int) -> bool:
+    return 200 <= status < 300
 
 
-def _raise_if_failed(status: Mapping[str, Any], request_id: str) -> None:
-    """A failed queue request still reaches COMPLETED, with `error` set."""
-    error = status.get("error")
-    if error:
-        error_type = status.get("error_type")
-        code = _ERROR_TYPE_STATUS.get(str(error_type), 500)
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _check_status(status: Mapping[str, Any], request_id: str) -> None:
+    """A status that ended the wait but is not COMPLETED (`CANCELLED`, an unknown one)."""
+    name = status.get("status")
+    if name != "COMPLETED":
         raise FalStatusError(
-            code,
-            str(error),
-            error_type=str(error_type) if error_type else None,
+            502,
+            f"fal's queue reported status {str(name)[:40]!r} instead of COMPLETED",
+            error_type=_str_or_none(status.get("error_type")),
             request_id=request_id,
         )
+
+
+def _raise_if_failed(status: Mapping[str, Any], request_id: str | None) -> None:
+    """A failed queue request still reaches COMPLETED, with `error` set; its `error_type`
+    stands for a status (docs/fal-protocol.md §4.3)."""
+    error = status.get("error")
+    if error:
+        error_type = _str_or_none(status.get("error_type"))
+        code = _ERROR_TYPE_STATUS.get(str(error_type), 500)
+        raise FalStatusError(code, str(error), error_type=error_type, request_id=request_id)
 
 
 __all__ = ["FalClient", "FalStream", "QueueResult", "Timeouts"]

@@ -6,9 +6,11 @@
     ├── FalTransportError     the connection failed
     │   ├── FalConnectError   nothing was sent  (FalTLSError: the certificate failed)
     │   ├── FalBrokenError    the connection broke after the request was sent
+    │   │   └── FalIncompleteStream  the stream ended while fal still said `partial: true`
     │   └── FalTimeout        connect, first_event, idle or total timeout
     ├── FalRequestInvalid     a request that must not be sent as it is
-    └── KeysUnavailable       no fal key can take the request
+    ├── KeysUnavailable       no fal key can take the request
+    └── FalUnsafeURL          fal's queue named a URL our key must not be sent to
 
 What a client sees for each is decided outside `fal/`, in `translate/errors.py`.
 """
@@ -48,6 +50,7 @@ class FalStatusError(FalError):
         retryable: bool | None = None,
         retry_after: float | None = None,
         key_index: int | None = None,
+        ingress_page: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -57,11 +60,16 @@ class FalStatusError(FalError):
         self.retryable = retryable
         self.retry_after = retry_after
         self.key_index = key_index
+        self.ingress_page = ingress_page  # the body is nginx's error page
 
     @property
     def from_ingress(self) -> bool:
-        """fal's ingress, not fal, answered: the work has certainly not started."""
-        return self.request_id is None
+        """fal's ingress, not fal, answered: the work has certainly not started.
+
+        fal_client's `_is_ingress_error` (fal-ai/fal `projects/fal_client/src/fal_client/
+        client.py`): no `x-fal-request-id` header, and "nginx" in the body.
+        """
+        return self.request_id is None and self.ingress_page
 
     @property
     def kind(self) -> str:
@@ -136,6 +144,8 @@ def parse_error_response(
         retryable=None if retryable is None else retryable.strip().lower() == "true",
         retry_after=parse_retry_after(headers),
         key_index=key_index,
+        # Only a flag is kept, not the page: errors live as long as the request.
+        ingress_page=parsed is None and b"nginx" in body,
     )
 
 
@@ -178,3 +188,12 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     if not math.isfinite(seconds):
         return MAX_RETRY_AFTER if seconds > 0 else None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+class FalIncompleteStream(FalBrokenError):
+    """fal's stream ended while its last event still said `partial: true`."""
+
+
+class FalUnsafeURL(FalError):
+    """fal's queue answer named a URL that is neither fal's nor a configured one, or that
+    downgrades to plain http: the key is not sent there."""

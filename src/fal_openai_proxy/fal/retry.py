@@ -1,15 +1,18 @@
-"""Starting a fal call: a key from the pool, failover to another key, and retries.
+"""Starting a fal call: a key from the pool, failover to another key, and retries; and the
+retries of the queue's polls (status, result, cancel).
 
-Retries happen only while fal has certainly not started the work: connect errors, 408, 409,
-429, and 502/503/504 from fal's ingress (no `x-fal-request-id`). Never after a queue submit
-was answered, nor once a stream has begun. The retry rules are fal_client's
-(`_maybe_retry_request`, fal-protocol.md §1.7), with Retry-After honoured and the backoff
+A call that starts work (a submit, a direct run, a `/stream` open) is retried only while fal
+has certainly not started it: connect errors, 408, 409, 429, and 502/503/504 from fal's
+ingress (no `x-fal-request-id` and nginx's page, fal_client's `_is_ingress_error`). Never
+after a queue submit was answered, nor once a stream has begun. The rules are fal_client's
+(`_maybe_retry_request`, docs/fal-protocol.md §5), with Retry-After honoured and the backoff
 capped by what is left of RETRY_BUDGET.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -17,6 +20,7 @@ import stamina
 
 from ..metrics import Metrics
 from .errors import (
+    FalBrokenError,
     FalConnectError,
     FalError,
     FalStatusError,
@@ -152,3 +156,67 @@ class CallStarter:
 
 def _longest_backoff(failures: int) -> float:
     return min(_WAIT_INITIAL * 2.0 ** (failures - 1) + _WAIT_JITTER, _WAIT_MAX)
+
+
+# -- polls: status, result and cancel ---------------------------------------------------------
+# fal-js retries the queue's status calls on 429, 500, 502, 503, 504 and network errors,
+# 5 times for status (`QUEUE_STATUS_RETRY_CONFIG`, fal-ai/fal-js `libs/client/src/queue.ts`),
+# and 3 times by default (`libs/client/src/retry.ts`); fal_client retries them too
+# (`_maybe_retry_request`). These calls read or cancel work fal already has: repeating them
+# cannot start it twice. The backoff is fal_client's base (0.1 s, doubling) with fal-js's
+# ±25 % jitter, and never sleeps past the request's deadline.
+STATUS_RETRIES = 5
+RESULT_RETRIES = 3
+CANCEL_RETRIES = 3
+_POLL_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_POLL_WAIT_INITIAL, _POLL_WAIT_MAX = 0.1, 5.0
+
+
+def poll_retryable(exc: FalError, *, statuses: bool = True) -> bool:
+    """Whether a failed poll may be repeated. `statuses=False`: only a lost connection."""
+    if isinstance(exc, FalTLSError):
+        return False
+    if isinstance(exc, FalConnectError | FalBrokenError) and not isinstance(exc, FalTimeout):
+        return True
+    return (
+        statuses
+        and isinstance(exc, FalStatusError)
+        and exc.status in _POLL_RETRY_STATUSES
+        and exc.retryable is not False
+    )
+
+
+async def with_poll_retries(
+    call: Callable[[], Awaitable[T]],
+    retries: int,
+    until: float,
+    metrics: Metrics,
+    *,
+    statuses: bool = True,
+) -> T:
+    """`call()`, repeated up to `retries` times on a retryable failure, before `until`."""
+    try:
+        return await call()  # the common case pays for no retry machinery
+    except FalError as exc:
+        if not poll_retryable(exc, statuses=statuses):
+            raise
+        failure = exc
+    loop = asyncio.get_running_loop()
+    for n in range(retries):
+        hinted = failure.retry_after if isinstance(failure, FalStatusError) else None
+        delay = (
+            hinted
+            if hinted is not None
+            else min(_POLL_WAIT_INITIAL * 2.0**n, _POLL_WAIT_MAX) * random.uniform(0.75, 1.25)
+        )
+        if loop.time() + delay >= until:
+            break
+        await asyncio.sleep(delay)
+        metrics.retries.inc()
+        try:
+            return await call()
+        except FalError as exc:
+            if not poll_retryable(exc, statuses=statuses):
+                raise
+            failure = exc
+    raise failure

@@ -2,9 +2,28 @@
 
 Fed raw bytes as they arrive, it returns the `data` of each complete event. Event names, ids,
 retry fields and comments are ignored, as fal's own clients ignore them.
+
+One tolerance beyond WHATWG: events not separated by a blank line. A `data:` line that holds
+a whole JSON object is one event, since fal's events are single JSON objects
+(docs/fal-protocol.md §6). The check costs nothing on well-formed streams: it runs only when a data
+line follows another without a blank line, or when a chunk ends inside an event.
 """
 
 from __future__ import annotations
+
+import orjson
+
+
+def _whole_object(data: list[bytes]) -> bool:
+    if len(data) != 1:
+        return False
+    line = data[0].strip()
+    if not (line.startswith(b"{") and line.endswith(b"}")):
+        return False
+    try:
+        return isinstance(orjson.loads(line), dict)
+    except orjson.JSONDecodeError:
+        return False
 
 
 class SSEDecoder:
@@ -27,16 +46,24 @@ class SSEDecoder:
             lines = buffer.split(b"\n")
             self._pending = lines.pop()
         events: list[bytes] = []
+        data = self._data
         for line in lines:
             if not line:
-                if self._data:
-                    events.append(b"\n".join(self._data))
-                    self._data = []
+                if data:
+                    events.append(b"\n".join(data))
+                    data = self._data = []
             elif line.startswith(b"data:"):
+                if data and _whole_object(data):
+                    events.append(data[0])  # the previous event lacked its blank line
+                    data = self._data = []
                 value = line[5:]
-                self._data.append(value[1:] if value.startswith(b" ") else value)
+                data.append(value[1:] if value.startswith(b" ") else value)
             elif line == b"data":
-                self._data.append(b"")
+                data.append(b"")
+        if data and not self._pending and _whole_object(data):
+            # The chunk ended after a whole event: deliver it now rather than with the next.
+            events.append(data[0])
+            self._data = []
         return events
 
     def close(self) -> list[bytes]:

@@ -112,9 +112,12 @@ class ChatService:
         call = self.plan(chat, context)
         if chat.stream:
             return await self._stream(chat, call, context, receive)
-        result = await until_disconnect(
-            self._fal.run_queued(call.app, call.input, context.fal_key), receive
+        run = (
+            self._fal.run_direct
+            if self._settings.fal_nonstream_mode == "run"
+            else self._fal.run_queued
         )
+        result = await until_disconnect(run(call.app, call.input, context.fal_key), receive)
         context.log.fal_request_id = result.request_id
         return Response(self.completion(chat, result, context), media_type="application/json")
 

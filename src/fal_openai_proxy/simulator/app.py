@@ -75,7 +75,7 @@ async def _direct(state: SimulatorState, call: Call, rest: str) -> None:
         await call.detail(405, "Method Not Allowed")
         return
     p = await prepare(call, state, "stream" if is_stream else "run", app_id)
-    if p is None:
+    if not isinstance(p, Prepared):
         return
     if not _acquire(state, p):
         await call.detail(429, "Concurrent request limit reached for this key")
@@ -123,7 +123,7 @@ async def _queue(
         await read_body(receive)
         await call.detail(405, "Method Not Allowed")
         return
-    p = await prepare(call, state, "submit", rest)
+    p = await prepare(call, state, "submit", rest, defer_invalid=True)
     if p is not None:
         await queue.submit(call, state, p)
 

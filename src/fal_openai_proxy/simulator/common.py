@@ -138,8 +138,22 @@ def read_directives(body: dict[str, Any]) -> tuple[str, Directives]:
     return clean, build(objects) if objects else NO_DIRECTIVES
 
 
-async def prepare(call: Call, state: SimulatorState, kind: str, app_id: str) -> Prepared | None:
-    """Run the shared front half of run/stream/submit; None means a response was sent."""
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """A queue submit whose input fails validation: fal's queue accepts it, and the runner's
+    422 becomes the request's result (docs/fal-protocol.md §7)."""
+
+    app: AppSpec
+    errors: list[ErrorItem]
+    directives: Directives
+
+
+async def prepare(
+    call: Call, state: SimulatorState, kind: str, app_id: str, *, defer_invalid: bool = False
+) -> Prepared | Invalid | None:
+    """Run the shared front half of run/stream/submit; None means a response was sent.
+
+    With `defer_invalid` (a queue submit), invalid input is returned as `Invalid`."""
     body = decode_body(await read_body(call.receive))
     parse_key(call)
     call.log(state, kind, app_id, None if body is _INVALID else body)
@@ -156,8 +170,10 @@ async def prepare(call: Call, state: SimulatorState, kind: str, app_id: str) -> 
     if _scripted_failure(state, directives, clean_prompt):
         await send_scripted_error(call, directives)
         return None
-    checked = validate(body, app)
+    checked = validate(body, app, directives.max_prompt_chars)
     if isinstance(checked, list):
+        if defer_invalid:
+            return Invalid(app, checked, directives)
         await call.json(422, {"detail": checked})
         return None
     assert call.key is not None  # check_auth guarantees it

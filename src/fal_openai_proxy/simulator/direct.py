@@ -57,8 +57,9 @@ async def _respond(call: Call, p: Prepared) -> None:
     raise SimulatedDrop
 
 
-def _sse(event: Event) -> bytes:
-    return b"event: event\ndata: " + orjson.dumps(event) + b"\n\n"
+def _sse(event: Event, blank_line: bool = True) -> bytes:
+    end = b"\n\n" if blank_line else b"\n"
+    return b"event: event\ndata: " + orjson.dumps(event) + end
 
 
 def _error_event(events: list[Event], index: int, message: str) -> Event:
@@ -75,9 +76,11 @@ def _error_event(events: list[Event], index: int, message: str) -> Event:
 class _Script:
     """Where the stream deviates from the normal sequence (indices clamped to the events)."""
 
-    __slots__ = ("drop_at", "error_at", "error_message")
+    __slots__ = ("blank_line", "drop_at", "end_at", "error_at", "error_message")
 
     def __init__(self, d: Directives, total: int) -> None:
+        self.end_at = d.end_at
+        self.blank_line = not d.no_blank_lines
         self.error_message = d.error_message or "Simulated runner error"
         self.error_at = None if d.error_at is None else min(max(d.error_at, 0), total - 1)
         self.drop_at = None if d.drop_at is None else min(max(d.drop_at, 0), total)
@@ -128,12 +131,15 @@ async def _emit(
     for index, event in enumerate(events):
         if index == script.drop_at:
             raise SimulatedDrop
+        if index == script.end_at:
+            return True  # a clean end, though the last event sent said `partial: true`
         if (index and await watch.pause(interval)) or watch.disconnected:
             return False
         data: dict[str, Any] = event
         if index == script.error_at:
             data = _error_event(events, index, script.error_message)
-        await send({"type": "http.response.body", "body": _sse(data), "more_body": True})
+        frame = _sse(data, script.blank_line)
+        await send({"type": "http.response.body", "body": frame, "more_body": True})
         if index == script.error_at:
             return True
     if script.drop_at == len(events):

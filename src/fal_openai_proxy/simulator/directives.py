@@ -20,6 +20,16 @@ Hang = Literal["after_headers", "before_headers"]
 
 
 @dataclass(frozen=True, slots=True)
+class PollFail:
+    """`{"op": "status"|"result"|"cancel", "times": N, "status": 503}`; status 0 drops the
+    connection instead of answering."""
+
+    op: str
+    times: int
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
 class Directives:
     """Typed view of the merged directive objects; ``None`` means "not given"."""
 
@@ -42,6 +52,16 @@ class Directives:
     rewrite_at: int | None = None
     hang: Hang | None = None
     usage: bool | None = None
+    # Queue behaviours (docs/fal-protocol.md §7)
+    error_type: str | None = None  # with completed_error: fal's error_type, which sets the status
+    final_status: str | None = None  # a terminal status other than COMPLETED (e.g. CANCELLED)
+    queue_url_base: str | None = None  # the origin (+ prefix) of the URLs a submit returns
+    status_stream: bool = True  # False: the status stream answers 404, so clients poll
+    poll_fail: PollFail | None = None  # the first status/result/cancel calls fail
+    max_prompt_chars: int | None = None  # a length limit on `prompt` (422 string_too_long)
+    # Stream framing faults
+    end_at: int | None = None  # the stream ends cleanly before this event (still partial)
+    no_blank_lines: bool = False  # events not separated by a blank line
 
     @property
     def job_error(self) -> str | None:
@@ -120,7 +140,24 @@ def build(objects: list[dict[str, Any]]) -> Directives:
         rewrite_at=_int(merged.get("rewrite_at")),
         hang=_hang(merged.get("hang")),
         usage=merged["usage"] if isinstance(merged.get("usage"), bool) else None,
+        error_type=_str(merged.get("error_type")),
+        final_status=_str(merged.get("final_status")),
+        queue_url_base=_str(merged.get("queue_url_base")),
+        status_stream=merged.get("status_stream") is not False,
+        poll_fail=_poll_fail(merged.get("poll_fail")),
+        max_prompt_chars=_int(merged.get("max_prompt_chars")),
+        end_at=_int(merged.get("end_at")),
+        no_blank_lines=merged.get("no_blank_lines") is True,
     )
+
+
+def _poll_fail(value: Any) -> PollFail | None:
+    if not isinstance(value, dict):
+        return None
+    op, times, status = value.get("op"), _int(value.get("times")), _int(value.get("status"))
+    if op not in ("status", "result", "cancel"):
+        return None
+    return PollFail(op, 1 if times is None else times, 503 if status is None else status)
 
 
 def _number(value: Any) -> float | None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import orjson
 
 from .apps import APP_BASES
-from .asgi import SSE_HEADERS, DisconnectWatch, read_body
-from .common import Call, Prepared, check_auth, parse_key
-from .state import COMPLETED, Job, SimulatorState
+from .asgi import SSE_HEADERS, DisconnectWatch, Headers, SimulatedDrop, read_body
+from .common import Call, Invalid, Prepared, check_auth, parse_key, send_scripted_error
+from .directives import Directives
+from .state import COMPLETED, IN_PROGRESS, IN_QUEUE, Job, SimulatorState
 from .text import render
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -32,24 +34,30 @@ def _origin(call: Call) -> str:
     return f"{call.scope.get('scheme', 'http')}://{host}"
 
 
-async def submit(call: Call, state: SimulatorState, p: Prepared) -> None:
+async def submit(call: Call, state: SimulatorState, p: Prepared | Invalid) -> None:
     d = p.directives
     config = state.config
     latency_ms = config.latency_ms if d.latency_ms is None else d.latency_ms
     run_s = math.inf if d.hang is not None else latency_ms / 1000
     queue_s = (d.queue_ms or 0) / 1000
-    limit = config.key_concurrency
-    if limit is not None:  # over the account's limit a job waits at fal, IN_QUEUE
+    limit = config.key_concurrency if isinstance(p, Prepared) else None
+    if limit is not None and isinstance(p, Prepared):  # over the account's limit a job waits
         now = time.monotonic()
         queue_s = max(queue_s, state.queue_start(p.key, limit, now) - now)
-    answer = render(p.inp, p.clean_prompt, p.app, d)
     rid = call.request_id
-    job = Job(rid, p.app, p.inp, answer, d, queue_s, run_s)
+    if isinstance(p, Invalid):
+        # The queue takes any input; the runner's 422 is the result (docs/fal-protocol.md §3.3).
+        job = Job(rid, p.app, None, None, d, queue_s, 0.0)
+        job.fail(422, p.errors, "Unprocessable Entity", None)
+    else:
+        answer = render(p.inp, p.clean_prompt, p.app, d)
+        job = Job(rid, p.app, p.inp, answer, d, queue_s, run_s)
     state.add_job(job)
-    if limit is not None:
+    if limit is not None and isinstance(p, Prepared):
         state.key_jobs.setdefault(p.key, []).append(job)
-    # fal drops the app sub-path in the per-request URLs (fal-protocol.md §1.1).
-    url = f"{_origin(call)}{config.queue_prefix}/{p.app.base}/requests/{rid}"
+    # fal drops the app sub-path in the per-request URLs (docs/fal-protocol.md §1).
+    origin = d.queue_url_base or f"{_origin(call)}{config.queue_prefix}"
+    url = f"{origin}/{p.app.base}/requests/{rid}"
     body = {
         "request_id": rid,
         "response_url": url,
@@ -82,6 +90,8 @@ async def request_op(
     if job is None or job.app.base != base:
         await call.detail(404, f"Request '{request_id}' not found")
         return
+    if await _scripted_poll_failure(call, job, kind):
+        return
     if kind == "status":
         await _status(call, job)
     elif kind == "status_stream":
@@ -90,6 +100,22 @@ async def request_op(
         await _result(call, job)
     else:
         await _cancel(call, state, job)
+
+
+async def _scripted_poll_failure(call: Call, job: Job, kind: str) -> bool:
+    """`poll_fail`: the first N calls of one kind fail, as nginx would answer, or dropped."""
+    fail = job.directives.poll_fail
+    op = "status" if kind == "status_stream" else kind
+    if fail is None or fail.op != op or job.poll_failures >= fail.times:
+        return False
+    if kind == "status_stream":
+        await call.detail(404, "Not Found")  # so that the client polls, where the failures are
+        return True
+    job.poll_failures += 1
+    if fail.status == 0:
+        raise SimulatedDrop
+    await send_scripted_error(call, Directives(status=fail.status, ingress=True))
+    return True
 
 
 def _logs_flag(call: Call) -> bool | None:
@@ -112,10 +138,15 @@ async def _status(call: Call, job: Job) -> None:
         }
         await call.json(422, {"detail": [item]})
         return
-    await call.json(200, job.status_body(time.monotonic()))
+    body = job.status_body(time.monotonic())
+    # 202 while the request is queued or running, 200 once it is done (docs/fal-protocol.md §3.3).
+    await call.json(202 if body["status"] in (IN_QUEUE, IN_PROGRESS) else 200, body)
 
 
 async def _status_stream(call: Call, state: SimulatorState, job: Job) -> None:
+    if not job.directives.status_stream:
+        await call.detail(404, "Not Found")
+        return
     headers = [*SSE_HEADERS, *call.id_header]
     watch = DisconnectWatch(call.receive)
     await call.send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -129,7 +160,7 @@ async def _status_stream(call: Call, state: SimulatorState, job: Job) -> None:
                 last = body["status"]
                 chunk = b"data: " + orjson.dumps(body) + b"\n\n"
                 await call.send({"type": "http.response.body", "body": chunk, "more_body": True})
-            if last == COMPLETED:
+            if last not in (IN_QUEUE, IN_PROGRESS):
                 break
             if await watch.pause(job.next_change(now), job.changed()):
                 call.log_disconnect(state)
@@ -145,13 +176,17 @@ async def _result(call: Call, job: Job) -> None:
     if job.status(time.monotonic()) != COMPLETED:
         await call.detail(400, "Request is still in progress")
         return
-    if job.error is None:
+    if job.error is None and job.answer is not None:
         await call.json(200, job.answer.body())
         return
-    error_type = job.error_type or "runner_server_error"
-    status = 499 if error_type == "client_cancelled" else 500
-    headers = [(b"x-fal-error-type", error_type.encode())]
-    await call.json(status, {"detail": job.error, "error_type": error_type}, headers)
+    # What fal_client's `_raise_for_status` reads: the status, `detail`, and `error_type` from
+    # the body or the `x-fal-error-type` header (docs/fal-protocol.md §4.2).
+    body: dict[str, Any] = {"detail": job.result_detail}
+    headers: Headers = []
+    if job.error_type is not None:
+        body["error_type"] = job.error_type
+        headers.append((b"x-fal-error-type", job.error_type.encode()))
+    await call.json(job.result_status, body, headers)
 
 
 async def _cancel(call: Call, state: SimulatorState, job: Job) -> None:

@@ -15,6 +15,22 @@ from .text import Answer
 from .validation import ChatInput
 
 IN_QUEUE = "IN_QUEUE"
+# The status a failed request's result answers with, by error_type (docs/fal-protocol.md §4.3).
+ERROR_TYPE_STATUS = {
+    "request_timeout": 504,
+    "startup_timeout": 504,
+    "runner_scheduling_failure": 503,
+    "runner_connection_timeout": 503,
+    "runner_disconnected": 503,
+    "runner_connection_refused": 503,
+    "runner_connection_error": 503,
+    "runner_incomplete_response": 502,
+    "runner_server_error": 500,
+    "client_disconnected": 499,
+    "client_cancelled": 499,
+    "bad_request": 400,
+    "internal_error": 500,
+}
 IN_PROGRESS = "IN_PROGRESS"
 COMPLETED = "COMPLETED"
 
@@ -32,7 +48,10 @@ class Job:
         "error",
         "error_type",
         "inp",
+        "poll_failures",
         "request_id",
+        "result_detail",
+        "result_status",
         "started_at",
     )
 
@@ -40,8 +59,8 @@ class Job:
         self,
         request_id: str,
         app: AppSpec,
-        inp: ChatInput,
-        answer: Answer,
+        inp: ChatInput | None,
+        answer: Answer | None,
         directives: Directives,
         queue_s: float,
         run_s: float,
@@ -56,8 +75,19 @@ class Job:
         self.done_at = self.started_at + run_s  # math.inf for a hanging job
         self.cancelled_at: float | None = None
         self.error = directives.job_error
-        self.error_type: str | None = None if self.error is None else "runner_server_error"
+        self.error_type: str | None = None
+        self.result_status = 200
+        self.result_detail: Any = self.error
+        if self.error is not None:
+            self.error_type = directives.error_type or "runner_server_error"
+            self.result_status = ERROR_TYPE_STATUS.get(self.error_type, 500)
+        self.poll_failures = 0
         self._changed: asyncio.Future[None] | None = None
+
+    def fail(self, status: int, detail: Any, message: str, error_type: str | None) -> None:
+        """Make the request fail: its status carries `message`, its result `status`+`detail`."""
+        self.error, self.error_type = message, error_type
+        self.result_status, self.result_detail = status, detail
 
     def status(self, now: float) -> str:
         if self.cancelled_at is not None or now >= self.done_at:
@@ -82,7 +112,7 @@ class Job:
         end = self.cancelled_at if self.cancelled_at is not None else self.done_at
         elapsed = max(0.0, end - self.started_at)
         body: dict[str, Any] = {
-            "status": COMPLETED,
+            "status": self.directives.final_status or COMPLETED,
             "logs": None,
             "metrics": {"inference_time": round(elapsed, 6)},
         }
@@ -93,8 +123,8 @@ class Job:
 
     def cancel(self, now: float) -> None:
         self.cancelled_at = now
-        self.error = "Request was cancelled by the client"
-        self.error_type = "client_cancelled"
+        self.fail(499, "Request was cancelled by the client", "Request was cancelled by the client",
+                  "client_cancelled")  # fmt: skip
         if self._changed is not None and not self._changed.done():
             self._changed.set_result(None)
         self._changed = None

@@ -138,10 +138,16 @@ def _image_urls(body: dict[str, Any], app: AppSpec, errors: list[ErrorItem]) -> 
     return value if not errors else None
 
 
-def validate(body: dict[str, Any], app: AppSpec) -> ChatInput | list[ErrorItem]:
+def validate(
+    body: dict[str, Any], app: AppSpec, max_prompt_chars: int | None = None
+) -> ChatInput | list[ErrorItem]:
     """Return the validated input, or the list of 422 error items."""
     errors: list[ErrorItem] = []
     prompt = _string(body, "prompt", errors, required=True)
+    if prompt is not None and max_prompt_chars is not None and len(prompt) > max_prompt_chars:
+        # pydantic's wording for a `max_length` constraint, as FastAPI returns it.
+        msg = f"String should have at most {max_prompt_chars} characters"
+        errors.append(_error("prompt", "string_too_long", msg, prompt, max_length=max_prompt_chars))
     system_prompt = _string(body, "system_prompt", errors, required=False)
     model = _model(body, app, errors)
     reasoning = _boolean(body, errors)

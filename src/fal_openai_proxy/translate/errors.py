@@ -11,9 +11,11 @@ from ..fal.errors import (
     FalConnectError,
     FalError,
     FalEventError,
+    FalIncompleteStream,
     FalRequestInvalid,
     FalStatusError,
     FalTimeout,
+    FalUnsafeURL,
     KeysUnavailable,
 )
 from ..openai.errors import (
@@ -41,12 +43,22 @@ def to_openai_error(exc: FalError, *, pass_through: bool) -> ProxyError:
         return ProxyError(
             502, "Could not connect to fal.", type=UPSTREAM_ERROR, code="upstream_unreachable"
         )
+    if isinstance(exc, FalIncompleteStream):
+        return ProxyError(
+            502, "fal's stream ended before the answer was complete.",
+            type=UPSTREAM_ERROR, code="upstream_incomplete",
+        )  # fmt: skip
     if isinstance(exc, FalBrokenError):
         return ProxyError(
             502, "The connection to fal broke.", type=UPSTREAM_ERROR, code="upstream_disconnected"
         )
     if isinstance(exc, KeysUnavailable):
         return _keys_error(exc)
+    if isinstance(exc, FalUnsafeURL):
+        return ProxyError(
+            502, "fal's queue named a URL the proxy will not call.",
+            type=UPSTREAM_ERROR, code="upstream_bad_url",
+        )  # fmt: skip
     if isinstance(exc, FalRequestInvalid):
         return ProxyError(400, f"The request cannot be sent to fal: {exc}.", type=INVALID_REQUEST)
     return ProxyError(502, "fal request failed.", type=UPSTREAM_ERROR, code="upstream_error")

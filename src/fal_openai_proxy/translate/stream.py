@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ..fal.errors import FalEventError
+from ..fal.errors import FalEventError, FalIncompleteStream
 from .response import DONE, ChunkEncoder, map_usage
 
 log = logging.getLogger(__name__)
@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 
 class StreamTranslator:
     __slots__ = (
-        "_holdback", "_output", "_reasoning", "_sent", "_show_reasoning", "_stops", "encoder",
-        "first_content_sent", "stopped", "usage",
+        "_holdback", "_output", "_partial", "_reasoning", "_sent", "_show_reasoning", "_stops",
+        "encoder", "first_content_sent", "stopped", "usage",
     )  # fmt: skip
 
     def __init__(
@@ -37,12 +37,14 @@ class StreamTranslator:
         self.stopped = False  # a stop sequence was found: the answer is complete
         self.usage: dict[str, int] | None = None
         self.first_content_sent = False
+        self._partial = False  # fal's last event said `partial: true`: more was to come
 
     def feed(self, event: Mapping[str, Any]) -> bytes:
         """Frames for one fal event (b"" when it adds nothing)."""
         error = event.get("error")
         if error:
             raise FalEventError(str(error))
+        self._partial = event.get("partial") is True
         if (usage := map_usage(event.get("usage"))) is not None:
             self.usage = usage
         frames = b""
@@ -57,7 +59,13 @@ class StreamTranslator:
         return frames
 
     def finish(self) -> bytes:
-        """The held-back tail, the finish chunk, the usage chunk if asked, and [DONE]."""
+        """The held-back tail, the finish chunk, the usage chunk if asked, and [DONE].
+
+        Raises FalIncompleteStream if fal's stream ended while its last event still said
+        `partial: true`: the answer was cut short, which a clean `stop` would hide.
+        """
+        if self._partial and not self.stopped:
+            raise FalIncompleteStream("fal's stream ended before its final event")
         frames = b""
         if not self.stopped and self._sent < len(self._output):
             frames += self._content(self._output[self._sent :])

@@ -1,0 +1,61 @@
+"""Which URLs fal's queue may send us to, and onto which host they go.
+
+After a submit, fal_client follows the `status_url`, `response_url` and `cancel_url` that fal
+returns rather than building its own (fal-ai/fal `projects/fal_client/src/fal_client/
+client.py`, `submit`; docs/fal-protocol.md §1). We do the same, with two rules of our own:
+
+- When `FAL_QUEUE_URL` is not fal's default (a relay, or fal's backup queue host), every
+  queue URL is moved onto its scheme, host and path prefix, so that all calls go there.
+- Otherwise the URL must be https on one of fal's own hosts (`fal.run`, `fal.ai` and their
+  subdomains; fal answers with `https://queue.fal.run/...`) or on a configured host; plain
+  http is accepted only if the configured URL is http. Anything else is refused before the
+  key is sent.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import FalUnsafeURL
+
+_FAL_DOMAINS = ("fal.run", "fal.ai")
+
+
+def is_fal_host(host: str) -> bool:
+    host = host.lower().rstrip(".")
+    return any(host == d or host.endswith("." + d) for d in _FAL_DOMAINS)
+
+
+class QueueURLs:
+    """Checks and rewrites the URLs named by fal's queue answers."""
+
+    __slots__ = ("_allow_http", "_hosts", "_prefix", "_rewrite_to")
+
+    def __init__(self, *, queue_url: str, run_url: str, default_queue_url: str) -> None:
+        queue = urlsplit(queue_url)
+        self._hosts = frozenset(
+            (u.hostname or "").lower() for u in (queue, urlsplit(run_url)) if u.hostname
+        )
+        self._allow_http = queue.scheme == "http"
+        self._prefix = queue.path.rstrip("/")
+        self._rewrite_to: tuple[str, str] | None = (
+            None if queue_url.rstrip("/") == default_queue_url else (queue.scheme, queue.netloc)
+        )
+
+    def follow(self, url: str) -> str:
+        """The URL to call for a queue URL that fal returned; FalUnsafeURL if refused."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise FalUnsafeURL("fal's queue answer names a URL that is not http(s)")
+        if self._rewrite_to is not None:
+            scheme, netloc = self._rewrite_to
+            path = parts.path
+            if self._prefix and not path.startswith(self._prefix + "/"):
+                path = self._prefix + path
+            return urlunsplit((scheme, netloc, path, parts.query, ""))
+        if parts.scheme == "http" and not self._allow_http:
+            raise FalUnsafeURL("fal's queue answer names a plain http URL; refused")
+        host = parts.hostname.lower()
+        if not (is_fal_host(host) or host in self._hosts):
+            raise FalUnsafeURL("fal's queue answer names a host that is not fal's; refused")
+        return url
