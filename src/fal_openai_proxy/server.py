@@ -165,7 +165,15 @@ def _supervise(settings: Settings, sock: socket.socket) -> int:
     for process in workers:
         process.join()
         mark_process_dead(process.pid)  # type: ignore[no-untyped-call]
-    return max((abs(p.exitcode or 0) for p in workers), default=0)
+    return max((_exit_status(p.exitcode) for p in workers), default=0)
+
+
+def _exit_status(exitcode: int | None) -> int:
+    """A worker that our SIGTERM ended before it installed its handlers (still starting) had
+    served nothing: that is a clean stop. Once serving, SIGTERM makes it drain and exit 0."""
+    if exitcode == -signal.SIGTERM:
+        return 0
+    return abs(exitcode or 0)
 
 
 def _worker_main(settings: Settings, sock: socket.socket) -> None:
