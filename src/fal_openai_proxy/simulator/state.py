@@ -114,6 +114,7 @@ class SimulatorState:
     open_streams: int = 0
     in_flight: int = 0
     key_in_flight: dict[str, int] = field(default_factory=dict)
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # media: bytes, type
 
     def record(self, entry: dict[str, Any]) -> None:
         log = self.log
