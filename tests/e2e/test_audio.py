@@ -181,3 +181,84 @@ def test_fal_failures_use_the_chat_error_table(
             model="fal-ai/whisper", file=("a.wav", WAV[:2000]), prompt=sim(directive)
         )
     assert info.value.status_code == status
+
+
+# -- speech ---------------------------------------------------------------------------------
+
+
+def test_speech_streams_the_wav_from_fal(client: openai.OpenAI, sim_log: Records) -> None:
+    text = "Hello from the proxy, this is a test of speech."
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1", voice="alloy", input=text, speed=1.5
+    ) as response:
+        assert response.headers["content-type"] == "audio/wav"
+        data = b"".join(response.iter_bytes())
+    with wave.open(io.BytesIO(data)) as reader:
+        assert reader.getframerate() == 24000
+        assert reader.getnframes() > 0
+    record = only_submit(sim_log)
+    assert record["app"] == "fal-ai/kokoro/american-english"  # FAL_SPEECH_APP
+    assert record["body"] == {"prompt": text, "voice": "af_alloy", "speed": 1.5}
+    (fetch,) = sim_log("file_get")
+    assert fetch["body"] == {"authorization": False}
+
+
+def test_speech_takes_kokoro_voices_and_wav(client: openai.OpenAI, sim_log: Records) -> None:
+    response = client.audio.speech.create(
+        model="fal-ai/kokoro/american-english",
+        voice="am_adam",  # type: ignore[arg-type]
+        input="Hi.",
+        response_format="wav",
+    )
+    assert response.content.startswith(b"RIFF")
+    assert only_submit(sim_log)["body"]["voice"] == "am_adam"
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "mentions"),
+    [
+        ({"voice": "shimmer"}, "voice", "af_heart"),
+        ({"response_format": "mp3"}, "response_format", "'wav'"),
+        ({"speed": 9}, "speed", ""),
+        ({"model": "whisper-1"}, "model", "fal-ai/kokoro/american-english"),
+        ({"model": "fal-ai/flux/dev"}, "model", ""),
+        ({"input": ""}, "input", ""),
+    ],
+)
+def test_bad_speech_input_is_a_400_naming_the_field(
+    proxy: RunningProxy,
+    http: httpx.Client,
+    sim_log: Records,
+    body: dict[str, Any],
+    param: str,
+    mentions: str,
+) -> None:
+    request = {"model": "tts-1", "voice": "alloy", "input": "Hi.", **body}
+    response = http.post(proxy.v1 + "/audio/speech", json=request)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == param
+    assert mentions in error["message"]
+    assert sim_log("submit") == []
+
+
+@pytest.mark.parametrize(
+    ("directive", "status"),
+    [
+        ({"status": 422, "body": {"detail": [{"loc": ["body", "voice"], "msg": "bad"}]}}, 400),
+        ({"status": 503}, 503),
+        ({"completed_error": "runner crashed"}, 502),
+        ({"hang": True}, 504),
+    ],
+)
+def test_speech_fal_failures_use_the_chat_error_table(
+    small: RunningProxy,
+    make_client: Callable[..., openai.OpenAI],
+    directive: dict[str, Any],
+    status: int,
+) -> None:
+    with pytest.raises(openai.APIStatusError) as info:
+        make_client(small).audio.speech.create(
+            model="tts-1", voice="nova", input="Hi " + sim(directive)
+        )
+    assert info.value.status_code == status
