@@ -161,7 +161,7 @@ def test_bad_input_is_a_400_naming_the_field(
     ("directive", "status"),
     [
         ({"status": 422, "body": {"detail": [{"loc": ["body", "prompt"], "msg": "bad"}]}}, 400),
-        ({"status": 429, "headers": {"retry-after": "1"}}, 429),
+        ({"status": 429}, 429),
         ({"status": 503}, 503),
         ({"status": 500}, 502),
         ({"completed_error": "runner crashed"}, 502),
