@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from ..support.chat import Records, of, sim, tagged
-from ..support.servers import RunningProxy
+from ..support.servers import CLIENT_FAL_KEY, RunningProxy
 from .test_cancel import wait_for
 
 
@@ -200,3 +200,25 @@ def test_media_models_are_listed(client: openai.OpenAI) -> None:
     assert {"fal-ai/flux/dev", "fal-ai/flux-pro/kontext", "fal-ai/whisper", "whisper-1"} <= ids
     assert {"fal-ai/kokoro/american-english", "dall-e-3", "tts-1"} <= ids
     assert "google/gemini-2.5-flash" in ids
+
+
+def test_metrics_name_the_media_routes(
+    proxy: RunningProxy, client: openai.OpenAI, http: httpx.Client
+) -> None:
+    client.images.generate(model="dall-e-3", prompt="a metric")
+    text = http.get(proxy.base_url + "/metrics").text
+    assert 'route="/v1/images/generations",status="200"' in text
+    assert 'model="dall-e-3"' in text
+
+
+def test_pass_through_sends_the_clients_key_to_fal_only(
+    proxy_factory: Callable[..., RunningProxy],
+    make_client: Callable[..., openai.OpenAI],
+    sim_log: Records,
+) -> None:
+    running = proxy_factory(fal_key=None, inline_file_bytes=0)
+    client = make_client(running, api_key=CLIENT_FAL_KEY)
+    token, prompt = tagged("mine")
+    client.images.generate(model="fal-ai/flux/dev", prompt=prompt, response_format="b64_json")
+    assert submitted(sim_log, token)["key"] == CLIENT_FAL_KEY
+    assert sim_log("file_get")[0]["body"] == {"authorization": False}
