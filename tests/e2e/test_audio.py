@@ -262,3 +262,22 @@ def test_speech_fal_failures_use_the_chat_error_table(
             model="tts-1", voice="nova", input="Hi " + sim(directive)
         )
     assert info.value.status_code == status
+
+
+def test_fal_files_over_max_media_bytes_are_a_502(
+    proxy_factory: Callable[..., RunningProxy], make_client: Callable[..., openai.OpenAI]
+) -> None:
+    client = make_client(proxy_factory(max_media_bytes=50))  # the PNG is 74 B, the WAV ~25 KB
+    with pytest.raises(openai.InternalServerError) as info:
+        client.audio.speech.create(model="tts-1", voice="echo", input="Long enough to pass 50 B.")
+    assert info.value.status_code == 502
+    with pytest.raises(openai.InternalServerError):
+        client.images.generate(model="dall-e-2", prompt="x", response_format="b64_json")
+
+
+def test_a_media_model_sent_to_chat_is_a_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model="fal-ai/flux/dev", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert info.value.param == "model"
