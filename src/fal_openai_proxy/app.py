@@ -26,11 +26,14 @@ from .metrics import Metrics
 from .middleware import GuardMiddleware, RequestLogMiddleware
 from .openai.errors import SERVER_ERROR, ProxyError
 from .ratelimit import ClientLimiter
+from .routes.audio import create_speech, create_transcription, create_translation
 from .routes.chat import create_chat_completion
 from .routes.docs import docs_page, openapi_json
 from .routes.health import healthz, metrics, readyz
+from .routes.images import create_image, create_image_edit
 from .routes.models import list_models, retrieve_model
 from .services.chat import ChatService
+from .services.media_build import build_media
 from .settings import Settings
 from .state import ProxyState, proxy_state
 from .translate.errors import to_openai_error
@@ -67,6 +70,11 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
             Route("/metrics", metrics, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/docs", docs_page, methods=["GET"]),
+            Route("/v1/images/generations", create_image, methods=["POST"]),
+            Route("/v1/images/edits", create_image_edit, methods=["POST"]),
+            Route("/v1/audio/transcriptions", create_transcription, methods=["POST"]),
+            Route("/v1/audio/translations", create_translation, methods=["POST"]),
+            Route("/v1/audio/speech", create_speech, methods=["POST"]),
         ],
         exception_handlers={
             ProxyError: _proxy_error,
@@ -174,7 +182,9 @@ def _build_state(settings: Settings) -> ProxyState:
     catalog = Catalog(settings.fal_chat_app, models)
     open_streams: set[asyncio.Task[None]] = set()
     chat = ChatService(settings, fal, catalog, metrics, open_streams)
-    return ProxyState(settings, catalog, metrics, http, fal, limiter, chat, open_streams)
+    state = ProxyState(settings, catalog, metrics, http, fal, limiter, chat, open_streams)
+    state.images, state.audio = build_media(settings, http, pool, fal, catalog, metrics)
+    return state
 
 
 def _error_response(exc: ProxyError) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import yaml
 
 from .fal.apps import ANY_LLM_MODELS, is_any_llm
-from .openai.errors import model_not_found
+from .openai.errors import invalid_request, model_not_found
 
 # Popular ids for openrouter/router, which forwards any OpenRouter model id as it is.
 ROUTER_MODELS = (
@@ -63,6 +64,7 @@ class Catalog:
             self._cards = [card(m) for m in ids]
         self._by_id = {c.id: c for c in self._cards}
         self._from_file = models is not None
+        self._media: frozenset[str] = frozenset()
 
     def list(self) -> list[dict[str, Any]]:
         return [c.to_openai() for c in self._cards]
@@ -75,8 +77,21 @@ class Catalog:
             raise model_not_found(model_id)
         return found.to_openai()
 
+    def add_media(self, ids: Sequence[str]) -> None:
+        """List the media models (images, audio) after the chat models."""
+        new = [card(m) for m in ids if m not in self._by_id]
+        self._cards = [*self._cards, *new]
+        self._by_id.update((c.id, c) for c in new)
+        self._media = frozenset(ids)
+
     def check(self, app: str, model_id: str) -> None:
         """404 for an id that an any-llm app would reject; the router takes any id."""
+        if model_id in self._media:
+            raise invalid_request(
+                f"The model `{model_id}` is an image or audio model, not a chat model.",
+                param="model",
+                code="model_not_supported",
+            )
         if not is_any_llm(app):
             return
         allowed = self._by_id if self._from_file else ANY_LLM_MODELS

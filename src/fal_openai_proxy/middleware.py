@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .context import AccessLogFields, clip, new_context, request_context
 from .metrics import Metrics
 from .openai.errors import AUTHENTICATION, ProxyError, unavailable
+from .routes.media_paths import MEDIA_PATHS
 from .state import ProxyState
 
 access_log = logging.getLogger("fal_openai_proxy.access")
@@ -196,5 +197,7 @@ def _route_label(path: str) -> str:
     if path.startswith("/v1/models/"):
         return "/v1/models/{id}"
     if path in ("/v1/models", "/v1/chat/completions", "/healthz", "/readyz", "/metrics"):
+        return path
+    if path in MEDIA_PATHS:
         return path
     return "other"

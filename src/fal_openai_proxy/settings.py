@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_RUN_URL = "https://fal.run"
 DEFAULT_QUEUE_URL = "https://queue.fal.run"
+DEFAULT_REST_URL = "https://rest.fal.ai"
 
 
 def split_keys(raw: SecretStr | None) -> list[str]:
@@ -183,7 +184,37 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Seconds in-flight requests get to finish after SIGTERM."
     )
 
-    @field_validator("fal_run_url", "fal_queue_url")
+    # Media (images and audio)
+    fal_image_app: str = Field(
+        "fal-ai/flux/schnell", description="fal app for dall-e-2, dall-e-3 and gpt-image-1."
+    )
+    fal_edit_app: str = Field(
+        "fal-ai/flux-pro/kontext", description="fal app for images.edit with an OpenAI model id."
+    )
+    fal_transcribe_app: str = Field(
+        "fal-ai/whisper", description="fal app for whisper-1 (transcriptions, translations)."
+    )
+    fal_speech_app: str = Field(
+        "fal-ai/kokoro/american-english", description="fal app for tts-1 and tts-1-hd."
+    )
+    fal_rest_url: str = Field(DEFAULT_REST_URL, description="Base URL of fal's storage API.")
+    max_file_bytes: int = Field(
+        16 * 1024 * 1024, ge=1, description="Largest uploaded file (image or audio); 400 above."
+    )
+    inline_file_bytes: int = Field(
+        1024 * 1024,
+        ge=0,
+        description="Files up to this size go to fal as data URIs; larger "
+        "ones are uploaded to fal's storage.",
+    )
+    max_media_bytes: int = Field(
+        32 * 1024 * 1024, ge=1, description="Largest image or audio file read from fal's URLs."
+    )
+    media_fetch_timeout: float = Field(
+        60.0, gt=0, description="Seconds allowed between bytes when reading fal's files."
+    )
+
+    @field_validator("fal_run_url", "fal_queue_url", "fal_rest_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
@@ -205,7 +236,14 @@ class Settings(BaseSettings):
         value = self.fal_key_concurrency
         return None if value == "auto" else int(value)
 
-    @field_validator("fal_chat_app", "fal_vision_app")
+    @field_validator(
+        "fal_chat_app",
+        "fal_vision_app",
+        "fal_image_app",
+        "fal_edit_app",
+        "fal_transcribe_app",
+        "fal_speech_app",
+    )
     @classmethod
     def _strip_app(cls, value: str) -> str:
         return value.strip("/")

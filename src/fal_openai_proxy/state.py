@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
@@ -12,7 +12,9 @@ from .fal.client import FalClient
 from .fal.transport import Transport
 from .metrics import Metrics
 from .ratelimit import ClientLimiter
+from .services.audio import AudioService
 from .services.chat import ChatService
+from .services.images import ImageService
 from .settings import Settings
 
 
@@ -28,6 +30,8 @@ class ProxyState:
     open_streams: set[asyncio.Task[None]]  # ended by the drain
     draining: bool = False
     in_flight: int = 0  # /v1/ requests being served, for draining
+    images: ImageService = field(init=False)
+    audio: AudioService = field(init=False)
 
 
 def proxy_state(request: Request) -> ProxyState:

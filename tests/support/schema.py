@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from jsonschema import Draft202012Validator
+from openai.types.audio import Transcription, TranscriptionVerbose, Translation, TranslationVerbose
 
 SCHEMAS = json.loads((Path(__file__).parent.parent / "data" / "openai-schemas.json").read_text())
 _VALIDATORS = {
@@ -25,7 +26,26 @@ _VALIDATORS = {
         "ListModelsResponse",
         "Model",
         "ErrorResponse",
+        "ImagesResponse",
     )
+}
+# openai-schemas.json (an extract of openapi.yaml) has no audio schemas: transcriptions and
+# translations are checked against the openai SDK's own models, as JSON schemas.
+_VALIDATORS.update(
+    {
+        name: Draft202012Validator(model.model_json_schema())
+        for name, model in (
+            ("Transcription", Transcription),
+            ("TranscriptionVerbose", TranscriptionVerbose),
+            ("Translation", Translation),
+            ("TranslationVerbose", TranslationVerbose),
+        )
+    }
+)
+_IMAGE_PATHS = ("/v1/images/generations", "/v1/images/edits")
+_AUDIO_TEXT_PATHS = {
+    "/v1/audio/transcriptions": "Transcription",
+    "/v1/audio/translations": "Translation",
 }
 
 
@@ -70,6 +90,12 @@ def check_response(
         return schema_errors("ListModelsResponse", json.loads(body))
     if path.startswith("/v1/models/"):
         return schema_errors("Model", json.loads(body))
+    if path in _IMAGE_PATHS:
+        return check_images(json.loads(body))
+    if path in _AUDIO_TEXT_PATHS:
+        return check_transcript(_AUDIO_TEXT_PATHS[path], ctype, body)
+    if path == "/v1/audio/speech":
+        return [] if ctype.startswith("audio/") else [f"speech without an audio type: {ctype}"]
     if path == "/v1/chat/completions":
         if ctype.startswith("text/event-stream"):
             return check_event_stream(body, whole)
@@ -79,6 +105,29 @@ def check_response(
             problems.append("system_fingerprint is not a string")
         return problems
     return []
+
+
+def check_images(body: Any) -> list[str]:
+    problems = schema_errors("ImagesResponse", body)
+    for item in body.get("data") or []:
+        if ("url" in item) == ("b64_json" in item):
+            problems.append(f"an image has neither or both of url and b64_json: {list(item)}")
+    if not body.get("data"):
+        problems.append("no images in data")
+    return problems
+
+
+def check_transcript(name: str, ctype: str, body: bytes) -> list[str]:
+    """json and verbose_json by schema; text, srt and vtt by their framing."""
+    if ctype.startswith("application/json"):
+        parsed = json.loads(body)
+        return schema_errors(name + "Verbose" if "segments" in parsed else name, parsed)
+    text = body.decode()
+    if ctype.startswith("text/vtt"):
+        return [] if text.startswith("WEBVTT\n\n") else ["vtt without its WEBVTT header"]
+    if ctype.startswith("text/plain"):
+        return []
+    return [f"transcript with an unexpected content type: {ctype}"]
 
 
 def check_event_stream(body: bytes, whole: bool) -> list[str]:

@@ -55,6 +55,7 @@ def proxy_settings(sim: SimulatorThread, **overrides: Any) -> Settings:
         "fal_key": FAL_KEY,
         "fal_run_url": sim.run_url,
         "fal_queue_url": sim.queue_url,
+        "fal_rest_url": sim.base_url + "/rest",
         "log_level": "info",
     }
     values.update(overrides)

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from . import direct, queue
+from . import direct, media, queue
 from .apps import base_length
 from .asgi import JSON_TYPE, Receive, Scope, Send, install_drop_filter, read_body, send_bytes
 from .common import Call, Prepared, decode_body, prepare
@@ -34,6 +34,9 @@ class SimulatorApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
+        if media.handles(path):
+            await media.serve(self.simulator_state, scope, receive, send)
+            return
         if path.startswith("/_sim/") or path == "/healthz":
             await _control(self.simulator_state, scope, receive, send)
             return
@@ -122,6 +125,9 @@ async def _queue(
     if call.method != "POST":
         await read_body(receive)
         await call.detail(405, "Method Not Allowed")
+        return
+    if media.is_media_app(rest):
+        await media.submit(call, state, rest)
         return
     p = await prepare(call, state, "submit", rest, defer_invalid=True)
     if p is not None:

@@ -55,3 +55,15 @@ APPS: dict[str, AppSpec] = {
 }
 
 APP_BASES: frozenset[str] = frozenset(spec.base for spec in APPS.values())
+# The media apps' `owner/alias` bases (simulator/media.py plays them).
+MEDIA_BASES: frozenset[str] = frozenset(
+    {
+        "fal-ai/flux",
+        "fal-ai/flux-pro",
+        "fal-ai/recraft",
+        "fal-ai/ideogram",
+        "fal-ai/whisper",
+        "fal-ai/wizper",
+        "fal-ai/kokoro",
+    }
+)

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from .apps import APP_BASES
+from .apps import APP_BASES, MEDIA_BASES
 from .asgi import SSE_HEADERS, DisconnectWatch, Headers, SimulatedDrop, read_body
 from .common import Call, Invalid, Prepared, check_auth, parse_key, send_scripted_error
 from .directives import Directives
@@ -83,7 +83,7 @@ async def request_op(
         return
     if not await check_auth(call, state):
         return
-    if base not in APP_BASES:
+    if base not in APP_BASES and base not in MEDIA_BASES:
         await call.detail(404, f"Application '{base}' not found")
         return
     job = state.jobs.get(request_id)

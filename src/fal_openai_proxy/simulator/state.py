@@ -147,6 +147,7 @@ class SimulatorState:
     open_streams: int = 0
     in_flight: int = 0
     key_in_flight: dict[str, int] = field(default_factory=dict)
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # media: bytes, type
     # With ``key_concurrency``: the most calls one key had at fal at once (running, plus the
     # direct call arriving, even if refused), the direct calls refused with 429, and each
     # key's queue jobs that may still hold a slot.

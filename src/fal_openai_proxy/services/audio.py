@@ -1,0 +1,181 @@
+"""Audio: transcriptions and translations (speech-to-text), and speech (text-to-speech).
+
+Each is one queued fal call (a client that leaves cancels it). The input audio goes to fal
+as a data URI up to INLINE_FILE_BYTES, and through fal's storage above it. Speech audio is
+streamed to the client as it arrives from fal's file URL, with the key never sent there.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from ..catalog import Catalog
+from ..context import RequestContext
+from ..fal.client import FalClient
+from ..fal.errors import FalBrokenError, FalError
+from ..fal.files import FalFiles
+from ..openai.errors import invalid_request
+from ..openai.media_requests import Form, SpeechRequest
+from ..openai.sse import ClientGone, cancelled_on_disconnect, until_disconnect
+from ..settings import Settings
+from ..translate.audio import (
+    TRANSCRIPT_FORMATS,
+    audio_content_type,
+    detected_language,
+    segments,
+    speech_input,
+    speech_url,
+    srt,
+    transcript_text,
+    transcription_input,
+    verbose_body,
+    vtt,
+    wav_duration,
+)
+from .media import note_request, resolve_app
+
+log = logging.getLogger(__name__)
+
+
+class AudioService:
+    def __init__(self, settings: Settings, fal: FalClient, files: FalFiles, catalog: Catalog):
+        self._settings = settings
+        self._fal = fal
+        self._files = files
+        self._catalog = catalog
+
+    async def transcribe(
+        self, form: Form, task: str, context: RequestContext, receive: Receive
+    ) -> Response:
+        """`task` is "transcribe" or "translate" (fal's own names, §6.3)."""
+        model = form.require("model")
+        app = resolve_app(model, "stt", self._settings.fal_transcribe_app, self._catalog)
+        files = form.files.get("file", [])
+        if not files:
+            raise invalid_request(
+                "Missing required parameter: 'file'.", "file", "missing_required_parameter"
+            )
+        file = files[0]
+        content_type = audio_content_type(file.filename, file.content_type)
+        if content_type is None:
+            raise invalid_request(
+                f"Invalid 'file': {file.filename[:80] or 'the file'} is not a supported audio "
+                "type. Supported formats: mp3, mp4, mpeg, mpga, m4a, wav, webm.",
+                "file",
+                "invalid_file_format",
+            )
+        response_format = form.choice("response_format", TRANSCRIPT_FORMATS) or "json"
+        language = form.text("language") if task == "transcribe" else None
+        temperature = form.number("temperature", float, 0.0, 1.0)
+        note_request(context, self._catalog, model, app)
+        audio_url = await until_disconnect(
+            self._file_url(file.data, content_type, context.fal_key), receive
+        )
+        fal_input = transcription_input(
+            app, audio_url, task=task, language=language, prompt=form.text("prompt")
+        )
+        result = await until_disconnect(
+            self._fal.run_queued(app.app_id, fal_input, context.fal_key), receive
+        )
+        context.log.fal_request_id = result.request_id
+        duration = wav_duration(file.data) if content_type == "audio/wav" else None
+        return _transcript(result.output, response_format, task, language, duration, temperature)
+
+    async def _file_url(self, data: bytes, content_type: str, client_key: str | None) -> str:
+        if len(data) <= self._settings.inline_file_bytes:
+            return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
+        return await self._files.upload(data, content_type, client_key)
+
+    async def speech(
+        self, request: SpeechRequest, context: RequestContext, receive: Receive
+    ) -> Response:
+        app = resolve_app(request.model, "tts", self._settings.fal_speech_app, self._catalog)
+        fal_input = speech_input(
+            app, request.input, request.voice, request.speed, request.response_format
+        )
+        note_request(context, self._catalog, request.model, app)
+        result = await until_disconnect(
+            self._fal.run_queued(app.app_id, fal_input, context.fal_key), receive
+        )
+        context.log.fal_request_id = result.request_id
+        found = speech_url(result.output)
+        if found is None:
+            raise FalBrokenError("fal's answer has no audio")
+        url, declared = found
+        upstream = await until_disconnect(self._files.open(url), receive)
+        chunks = self._files.chunks(upstream)
+        # The first bytes before the status line: a failure until then is a proper error.
+        first = await until_disconnect(anext(chunks, b""), receive)
+        served = upstream.headers.get("content-type", "")
+        content_type = next(
+            t
+            for t in (served, declared or "", app.audio_content_type, "audio/wav")
+            if t.startswith("audio/")
+        )
+        return AudioStreamResponse(first, chunks, content_type)
+
+
+def _transcript(
+    output: dict[str, Any],
+    response_format: str,
+    task: str,
+    language: str | None,
+    duration: float | None,
+    temperature: float | None,
+) -> Response:
+    if response_format == "text":
+        return Response(transcript_text(output) + "\n", media_type="text/plain")
+    if response_format == "srt":
+        return Response(srt(segments(output, duration)), media_type="text/plain")
+    if response_format == "vtt":
+        return Response(vtt(segments(output, duration)), media_type="text/vtt")
+    if response_format == "verbose_json":
+        body = verbose_body(
+            output,
+            task=task,
+            language=detected_language(output, language),
+            duration=duration,
+            temperature=temperature,
+        )
+        return Response(orjson.dumps(body), media_type="application/json")
+    return Response(orjson.dumps({"text": transcript_text(output)}), media_type="application/json")
+
+
+class AudioStreamResponse(Response):
+    """Audio bytes relayed as they arrive; the fal file read stops if the client leaves.
+
+    A failure after the first byte cannot change the status any more: the response is left
+    unfinished, so the client sees a broken transfer rather than a truncated success.
+    """
+
+    def __init__(self, first: bytes, rest: AsyncIterator[bytes], content_type: str) -> None:
+        self.status_code = 200
+        self.background = None
+        self._first = first
+        self._rest = rest
+        self._content_type = content_type
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", self._content_type.encode("latin-1"))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        try:
+            async with cancelled_on_disconnect(receive):
+                await send({"type": "http.response.body", "body": self._first, "more_body": True})
+                async for chunk in self._rest:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except ClientGone:
+            pass
+        except FalError as exc:
+            log.warning("speech audio broke off after it began: %s", exc.kind)
+        finally:
+            aclose = getattr(self._rest, "aclose", None)
+            if aclose is not None:
+                await aclose()

@@ -1,0 +1,435 @@
+"""fal's media apps as the simulator plays them: image, edit, speech-to-text, text-to-speech.
+
+Each app checks its own input as fal's pydantic models would (422 with `loc`), from the
+field lists of fal-protocol.md §3 and §6, independently of the proxy's table, so that a
+wrong mapping fails here. Outputs link to real bytes this server keeps and serves at
+`/_sim/files/{id}`: a valid PNG, a valid WAV. It also plays fal's storage API
+(`{rest}/storage/upload/initiate`, then PUT to the signed URL; fal-protocol.md §6.1).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import struct
+import uuid
+import wave
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from .apps import AppSpec
+from .asgi import Receive, Scope, Send, read_body, send_bytes
+from .common import Call, check_auth, decode_body, parse_key, read_directives, send_scripted_error
+from .queue import _origin
+from .state import Job, SimulatorState
+from .text import Answer
+from .validation import ChatInput, ErrorItem
+
+REST_PREFIX = "/rest"
+FILES_PREFIX = "/_sim/files/"
+UPLOADS_PREFIX = "/_sim/uploads/"
+
+_FLUX_RATIOS = ("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21")
+_IDEOGRAM_RATIOS = (
+    "10:16",
+    "16:10",
+    "9:16",
+    "16:9",
+    "4:3",
+    "3:4",
+    "1:1",
+    "1:3",
+    "3:1",
+    "3:2",
+    "2:3",
+)
+_SIZE_ENUM = (
+    "square_hd",
+    "square",
+    "portrait_4_3",
+    "portrait_16_9",
+    "landscape_4_3",
+    "landscape_16_9",
+)
+_KOKORO = (
+    "af_heart", "af_alloy", "af_aoede", "af_bella", "af_jessica", "af_kore", "af_nicole",
+    "af_nova", "af_river", "af_sarah", "af_sky", "am_adam", "am_echo", "am_eric", "am_fenrir",
+    "am_liam", "am_michael", "am_onyx", "am_puck", "am_santa",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MediaSpec:
+    """What one simulated media app requires and produces."""
+
+    kind: str  # image | stt | tts
+    size: str = ""  # image_size | aspect_ratio | ""
+    ratios: tuple[str, ...] = ()
+    image_field: str = ""  # image_url | image_urls | ""
+    mask: bool = False
+    strength: bool = False
+    output_format: bool = True
+    languages_key: str = "inferred_languages"
+
+
+APPS: dict[str, MediaSpec] = {
+    "fal-ai/flux/dev": MediaSpec("image", size="image_size"),
+    "fal-ai/flux/schnell": MediaSpec("image", size="image_size"),
+    "fal-ai/flux-pro/v1.1": MediaSpec("image", size="image_size"),
+    "fal-ai/flux-pro/v1.1-ultra": MediaSpec("image", size="aspect_ratio", ratios=_FLUX_RATIOS),
+    "fal-ai/recraft/v3/text-to-image": MediaSpec("image", size="image_size", output_format=False),
+    "fal-ai/ideogram/v2": MediaSpec(
+        "image", size="aspect_ratio", ratios=_IDEOGRAM_RATIOS, output_format=False
+    ),
+    "fal-ai/flux-pro/kontext": MediaSpec(
+        "image", size="aspect_ratio", ratios=_FLUX_RATIOS, image_field="image_url"
+    ),
+    "fal-ai/flux-pro/kontext/multi": MediaSpec(
+        "image", size="aspect_ratio", ratios=_FLUX_RATIOS, image_field="image_urls"
+    ),
+    "fal-ai/flux/dev/image-to-image": MediaSpec("image", image_field="image_url", strength=True),
+    "fal-ai/flux-pro/v1/fill": MediaSpec("image", image_field="image_url", mask=True),
+    "fal-ai/whisper": MediaSpec("stt"),
+    "fal-ai/wizper": MediaSpec("stt", languages_key="languages"),
+    "fal-ai/kokoro/american-english": MediaSpec("tts"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MediaAnswer(Answer):
+    """A media app's output, kept in a queue job like a chat answer."""
+
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        return self.payload
+
+
+def handles(path: str) -> bool:
+    return path.startswith((FILES_PREFIX, UPLOADS_PREFIX, REST_PREFIX + "/"))
+
+
+def is_media_app(app_id: str) -> bool:
+    return app_id in APPS
+
+
+# -- files and storage ---------------------------------------------------------------------
+
+
+async def serve(state: SimulatorState, scope: Scope, receive: Receive, send: Send) -> None:
+    raw = await read_body(receive)
+    call = Call(scope, receive, send, str(uuid.uuid4()))
+    path = call.path
+    if path.startswith(FILES_PREFIX) and call.method == "GET":
+        name = path[len(FILES_PREFIX) :]
+        call.log(state, "file_get", None, {"authorization": "authorization" in call.headers})
+        stored = state.files.get(name)
+        if stored is None:
+            await call.detail(404, "File not found")
+            return
+        data, content_type = stored
+        await send_bytes(send, 200, data, [], (b"content-type", content_type.encode()))
+    elif path == REST_PREFIX + "/storage/upload/initiate" and call.method == "POST":
+        parse_key(call)
+        body = decode_body(raw)
+        call.log(state, "upload_initiate", None, body)
+        if not await check_auth(call, state):
+            return
+        name = f"{uuid.uuid4().hex}-{body.get('file_name', 'upload.bin')}"
+        origin = _origin(call)
+        await call.json(
+            200,
+            {
+                "upload_url": origin + UPLOADS_PREFIX + name,
+                "file_url": origin + FILES_PREFIX + name,
+            },
+        )
+    elif path.startswith(UPLOADS_PREFIX) and call.method == "PUT":
+        name = path[len(UPLOADS_PREFIX) :]
+        content_type = call.headers.get("content-type", "application/octet-stream")
+        call.log(
+            state,
+            "upload_put",
+            None,
+            {"bytes": len(raw), "authorization": "authorization" in call.headers},
+        )
+        state.files[name] = (raw, content_type)
+        await call.json(200, {})
+    else:
+        await call.detail(404, "Not Found")
+
+
+# -- queue submit --------------------------------------------------------------------------
+
+
+async def submit(call: Call, state: SimulatorState, app_id: str) -> None:
+    """A media app's queue submit: check the input, make the output, queue the job."""
+    body = decode_body(await read_body(call.receive))
+    parse_key(call)
+    call.log(state, "submit", app_id, body if isinstance(body, dict) else None)
+    if not await check_auth(call, state):
+        return
+    if not isinstance(body, dict):
+        await call.json(
+            422, {"detail": [{"loc": ["body"], "msg": "Field required", "type": "missing"}]}
+        )
+        return
+    clean, directives = read_directives(body)
+    if directives.status is not None:
+        await send_scripted_error(call, directives)
+        return
+    spec = APPS[app_id]
+    errors = _validate(spec, body, state)
+    if errors:
+        await call.json(422, {"detail": errors})
+        return
+    origin = _origin(call)
+    payload = _produce(spec, body, clean, state, origin)
+    latency_ms = state.config.latency_ms if directives.latency_ms is None else directives.latency_ms
+    run_s = math.inf if directives.hang is not None else latency_ms / 1000
+    inp = ChatInput(clean, None, "", False, None, None, None)
+    answer = MediaAnswer("", None, None, payload)
+    rid = call.request_id
+    state.add_job(
+        Job(
+            rid,
+            _chat_spec(app_id),
+            inp,
+            answer,
+            directives,
+            (directives.queue_ms or 0) / 1000,
+            run_s,
+        )
+    )
+    base = "/".join(app_id.split("/")[:2])  # fal drops the sub-path (fal-protocol.md §1.1)
+    url = f"{origin}{state.config.queue_prefix}/{base}/requests/{rid}"
+    await call.json(
+        200,
+        {
+            "request_id": rid,
+            "response_url": url,
+            "status_url": url + "/status",
+            "cancel_url": url + "/cancel",
+            "status": "IN_QUEUE",
+            "queue_position": 0,
+        },
+    )
+
+
+def _chat_spec(app_id: str) -> AppSpec:
+    return AppSpec(app_id, router=False, vision=False, images_required=False)
+
+
+# -- validation ----------------------------------------------------------------------------
+
+
+def _error(name: str, kind: str, msg: str, value: Any = None) -> ErrorItem:
+    item: ErrorItem = {"loc": ["body", name], "msg": msg, "type": kind}
+    if kind != "missing":
+        item["input"] = value
+    return item
+
+
+def _validate(spec: MediaSpec, body: dict[str, Any], state: SimulatorState) -> list[ErrorItem]:
+    if spec.kind == "image":
+        return _validate_image(spec, body, state)
+    if spec.kind == "stt":
+        errors = _file_errors("audio_url", body.get("audio_url"), state)
+        if body.get("task", "transcribe") not in ("transcribe", "translate"):
+            errors.append(
+                _error(
+                    "task", "enum", "Input should be 'transcribe' or 'translate'", body.get("task")
+                )
+            )
+        return errors
+    errors = []
+    if not isinstance(body.get("prompt"), str):
+        errors.append(
+            _error("prompt", "string_type", "Input should be a valid string", body.get("prompt"))
+        )
+    voice = body.get("voice", "af_heart")
+    if voice not in _KOKORO:
+        msg = "Input should be " + ", ".join(f"'{v}'" for v in _KOKORO)
+        errors.append(_error("voice", "literal_error", msg, voice))
+    speed = body.get("speed", 1.0)
+    if not isinstance(speed, int | float) or not 0.1 <= speed <= 5.0:
+        errors.append(
+            _error("speed", "less_than_equal", "Input should be between 0.1 and 5", speed)
+        )
+    return errors
+
+
+def _validate_image(
+    spec: MediaSpec, body: dict[str, Any], state: SimulatorState
+) -> list[ErrorItem]:
+    errors: list[ErrorItem] = []
+    if not isinstance(body.get("prompt"), str):
+        errors.append(_error("prompt", "missing", "Field required"))
+    n = body.get("num_images", 1)
+    if not isinstance(n, int) or not 1 <= n <= 4:
+        errors.append(_error("num_images", "less_than_equal", "Input should be between 1 and 4", n))
+    size = body.get("image_size")
+    if size is not None and not (
+        size in _SIZE_ENUM
+        or (
+            isinstance(size, dict)
+            and all(isinstance(size.get(k), int) for k in ("width", "height"))
+        )
+    ):
+        errors.append(
+            _error("image_size", "union_type", "Input should be an ImageSize or enum", size)
+        )
+    ratio = body.get("aspect_ratio")
+    if ratio is not None and ratio not in spec.ratios:
+        errors.append(_error("aspect_ratio", "enum", "Input should be one of the ratios", ratio))
+    if body.get("output_format", "jpeg") not in ("jpeg", "png"):
+        errors.append(
+            _error(
+                "output_format",
+                "enum",
+                "Input should be 'jpeg' or 'png'",
+                body.get("output_format"),
+            )
+        )
+    if spec.image_field == "image_url":
+        errors += _file_errors("image_url", body.get("image_url"), state)
+    elif spec.image_field == "image_urls":
+        urls = body.get("image_urls")
+        if not isinstance(urls, list) or not urls:
+            errors.append(_error("image_urls", "missing", "Field required"))
+        else:
+            for url in urls:
+                errors += _file_errors("image_urls", url, state)
+    if spec.mask:
+        errors += _file_errors("mask_url", body.get("mask_url"), state)
+    strength = body.get("strength")
+    if (
+        spec.strength
+        and strength is not None
+        and not (isinstance(strength, int | float) and 0.01 <= strength <= 1)
+    ):
+        errors.append(
+            _error("strength", "less_than_equal", "Input should be between 0.01 and 1", strength)
+        )
+    return errors
+
+
+def _file_errors(name: str, value: Any, state: SimulatorState) -> list[ErrorItem]:
+    if value is None:
+        return [_error(name, "missing", "Field required")]
+    if _file_bytes(value, state) is None:
+        return [_error(name, "file_download_error", "Could not read the file", str(value)[:80])]
+    return []
+
+
+def _file_bytes(value: Any, state: SimulatorState) -> bytes | None:
+    """A data URI's bytes, or a file this server keeps (an upload)."""
+    if not isinstance(value, str):
+        return None
+    if value.startswith("data:"):
+        head, _, data = value.partition(",")
+        if not head.endswith(";base64"):
+            return None
+        try:
+            return base64.b64decode(data, validate=True)
+        except ValueError:
+            return None
+    marker = value.find(FILES_PREFIX)
+    if marker >= 0 and value.startswith("http"):
+        stored = state.files.get(value[marker + len(FILES_PREFIX) :])
+        return stored[0] if stored else None
+    return None
+
+
+# -- outputs -------------------------------------------------------------------------------
+
+
+def _produce(
+    spec: MediaSpec, body: dict[str, Any], prompt: str, state: SimulatorState, origin: str
+) -> dict[str, Any]:
+    if spec.kind == "image":
+        images = []
+        for _ in range(body.get("num_images", 1)):
+            name = f"{uuid.uuid4().hex}.png"
+            state.files[name] = (png(8, 8), "image/png")
+            images.append(
+                {
+                    "url": origin + FILES_PREFIX + name,
+                    "width": 8,
+                    "height": 8,
+                    "content_type": "image/png",
+                }
+            )
+        return {
+            "images": images,
+            "seed": 42,
+            "prompt": prompt,
+            "has_nsfw_concepts": [False] * len(images),
+        }
+    if spec.kind == "stt":
+        data = _file_bytes(body["audio_url"], state) or b""
+        duration = _wav_seconds(data) or 1.0
+        translated = body.get("task") == "translate"
+        half = round(duration / 2, 3)
+        first = " Simulated translation" if translated else " Simulated transcript"
+        second = f" of {duration:.1f} seconds."
+        return {
+            "text": (first + second).strip(),
+            "chunks": [
+                {"timestamp": [0.0, half], "text": first},
+                {"timestamp": [half, None], "text": second},  # fal may leave the last end open
+            ],
+            spec.languages_key: [body.get("language") or "en"],
+        }
+    name = f"{uuid.uuid4().hex}.wav"
+    audio = wav(min(0.02 * len(prompt), 5.0))
+    state.files[name] = (audio, "audio/wav")
+    return {
+        "audio": {
+            "url": origin + FILES_PREFIX + name,
+            "content_type": "audio/wav",
+            "file_size": len(audio),
+        }
+    }
+
+
+def png(width: int, height: int) -> bytes:
+    """A valid RGB PNG of one colour."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    rows = b"".join(b"\x00" + b"\x20\x80\xe0" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def wav(seconds: float, rate: int = 24000) -> bytes:
+    """A valid 16-bit mono WAV: a quiet 440 Hz tone."""
+    frames = int(seconds * rate)
+    samples = (int(3000 * math.sin(2 * math.pi * 440 * i / rate)) for i in range(frames))
+    out = io.BytesIO()
+    with wave.open(out, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(b"".join(struct.pack("<h", s) for s in samples))
+    return out.getvalue()
+
+
+def _wav_seconds(data: bytes) -> float | None:
+    try:
+        with wave.open(io.BytesIO(data), "rb") as reader:
+            seconds: float = reader.getnframes() / reader.getframerate()
+            return seconds
+    except (wave.Error, EOFError, ZeroDivisionError):
+        return None

@@ -1,0 +1,283 @@
+"""audio.transcriptions / translations / speech through the openai SDK against the simulator."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import struct
+import warnings
+import wave
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from ..support.chat import Records, sim
+from ..support.servers import RunningProxy
+
+
+def make_wav(seconds: float = 2.0, rate: int = 16000) -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        frames = (int(2000 * math.sin(i / 8)) for i in range(int(seconds * rate)))
+        writer.writeframes(b"".join(struct.pack("<h", f) for f in frames))
+    return out.getvalue()
+
+
+WAV = make_wav()
+
+
+def only_submit(sim_log: Records) -> dict[str, Any]:
+    (record,) = sim_log("submit")
+    return record
+
+
+def test_json_transcription_sends_a_data_uri(client: openai.OpenAI, sim_log: Records) -> None:
+    result = client.audio.transcriptions.create(
+        model="whisper-1", file=("talk.wav", WAV, "audio/wav"), language="de", prompt="names"
+    )
+    assert result.text == "Simulated transcript of 2.0 seconds."
+    record = only_submit(sim_log)
+    assert record["app"] == "fal-ai/whisper"  # FAL_TRANSCRIBE_APP
+    body = record["body"]
+    assert body["task"] == "transcribe"
+    assert body["language"] == "de"
+    assert body["prompt"] == "names"
+    head, _, data = body["audio_url"].partition(",")
+    assert head == "data:audio/wav;base64"
+    assert base64.b64decode(data) == WAV
+
+
+@pytest.mark.parametrize("response_format", ["text", "srt", "vtt", "verbose_json", "json"])
+def test_every_response_format(client: openai.OpenAI, response_format: str) -> None:
+    result: Any = client.audio.transcriptions.create(
+        model="fal-ai/wizper",
+        file=("talk.wav", WAV, "audio/wav"),
+        response_format=response_format,  # type: ignore[arg-type]
+    )
+    if response_format == "text":
+        assert result.strip() == "Simulated transcript of 2.0 seconds."
+    elif response_format == "srt":
+        assert result.startswith("1\n00:00:00,000 --> 00:00:01,000\nSimulated transcript\n\n2\n")
+        assert "00:00:01,000 --> 00:00:02,000\nof 2.0 seconds." in result
+    elif response_format == "vtt":
+        assert result.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nSimulated transcript")
+    elif response_format == "verbose_json":
+        assert result.duration == pytest.approx(2.0)
+        assert result.language == "en"
+        assert [(s.start, s.end) for s in result.segments] == [(0.0, 1.0), (1.0, 2.0)]
+    else:
+        assert result.text.startswith("Simulated transcript")
+
+
+def test_translation_sends_task_translate(client: openai.OpenAI, sim_log: Records) -> None:
+    with warnings.catch_warnings():  # the SDK marks audio.translations deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        result = client.audio.translations.create(
+            model="fal-ai/whisper",
+            file=("talk.mp3", WAV, "audio/mpeg"),
+            response_format="verbose_json",
+        )
+    assert result.text.startswith("Simulated translation")
+    body = only_submit(sim_log)["body"]
+    assert body["task"] == "translate"
+    assert "language" not in body
+    assert body["audio_url"].startswith("data:audio/mpeg;base64,")
+
+
+def test_large_audio_goes_through_fal_storage(
+    proxy_factory: Callable[..., RunningProxy],
+    make_client: Callable[..., openai.OpenAI],
+    sim_log: Records,
+) -> None:
+    client = make_client(proxy_factory(inline_file_bytes=1000))
+    result = client.audio.transcriptions.create(model="whisper-1", file=("a.wav", WAV))
+    assert result.text.startswith("Simulated transcript of 2.0")
+    (initiate,) = sim_log("upload_initiate")
+    assert initiate["body"]["content_type"] == "audio/wav"
+    (put,) = sim_log("upload_put")
+    assert put["body"] == {"bytes": len(WAV), "authorization": False}
+    assert "/_sim/files/" in only_submit(sim_log)["body"]["audio_url"]
+
+
+@pytest.fixture(scope="module")
+def small(proxy_factory: Callable[..., RunningProxy]) -> RunningProxy:
+    return proxy_factory(
+        max_file_bytes=50_000,
+        request_timeout=1.5,
+        retry_budget=0.3,
+        key_rate_limit_cooldown=0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "files", "param"),
+    [
+        ({"model": "whisper-1"}, {"file": ("a.txt", b"hello", "text/plain")}, "file"),
+        ({"model": "whisper-1"}, {"file": ("a.wav", b"x" * 60_000, "audio/wav")}, "file"),
+        ({"model": "whisper-1"}, {}, "file"),
+        ({}, {"file": ("a.wav", WAV[:1000], "audio/wav")}, "model"),
+        ({"model": "fal-ai/flux/dev"}, {"file": ("a.wav", WAV[:1000], "audio/wav")}, "model"),
+        ({"model": "google/gemini-2.5-flash"}, {"file": ("a.wav", WAV[:1000])}, "model"),
+        (
+            {"model": "whisper-1", "response_format": "xml"},
+            {"file": ("a.wav", WAV[:1000])},
+            "response_format",
+        ),
+        (
+            {"model": "whisper-1", "temperature": "hot"},
+            {"file": ("a.wav", WAV[:1000])},
+            "temperature",
+        ),
+    ],
+)
+def test_bad_transcription_input_is_a_400_naming_the_field(
+    small: RunningProxy,
+    http: httpx.Client,
+    sim_log: Records,
+    fields: dict[str, str],
+    files: dict[str, Any],
+    param: str,
+) -> None:
+    response = http.post(small.v1 + "/audio/transcriptions", data=fields, files=files or None)
+    if not files:  # httpx sends form fields alone url-encoded; make it multipart
+        response = http.post(
+            small.v1 + "/audio/transcriptions", files={"model": (None, fields["model"])}
+        )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+    assert sim_log("submit") == []
+
+
+def test_a_json_body_is_refused(small: RunningProxy, http: httpx.Client) -> None:
+    response = http.post(small.v1 + "/audio/transcriptions", json={"model": "whisper-1"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_content_type"
+
+
+@pytest.mark.parametrize(
+    ("directive", "status"),
+    [
+        ({"status": 422, "body": {"detail": [{"loc": ["body", "audio_url"], "msg": "bad"}]}}, 400),
+        ({"status": 429}, 429),
+        ({"status": 503}, 503),
+        ({"hang": True}, 504),
+    ],
+)
+def test_fal_failures_use_the_chat_error_table(
+    small: RunningProxy,
+    make_client: Callable[..., openai.OpenAI],
+    directive: dict[str, Any],
+    status: int,
+) -> None:
+    with pytest.raises(openai.APIStatusError) as info:
+        make_client(small).audio.transcriptions.create(
+            model="fal-ai/whisper", file=("a.wav", WAV[:2000]), prompt=sim(directive)
+        )
+    assert info.value.status_code == status
+
+
+# -- speech ---------------------------------------------------------------------------------
+
+
+def test_speech_streams_the_wav_from_fal(client: openai.OpenAI, sim_log: Records) -> None:
+    text = "Hello from the proxy, this is a test of speech."
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1", voice="alloy", input=text, speed=1.5
+    ) as response:
+        assert response.headers["content-type"] == "audio/wav"
+        data = b"".join(response.iter_bytes())
+    with wave.open(io.BytesIO(data)) as reader:
+        assert reader.getframerate() == 24000
+        assert reader.getnframes() > 0
+    record = only_submit(sim_log)
+    assert record["app"] == "fal-ai/kokoro/american-english"  # FAL_SPEECH_APP
+    assert record["body"] == {"prompt": text, "voice": "af_alloy", "speed": 1.5}
+    (fetch,) = sim_log("file_get")
+    assert fetch["body"] == {"authorization": False}
+
+
+def test_speech_takes_kokoro_voices_and_wav(client: openai.OpenAI, sim_log: Records) -> None:
+    response = client.audio.speech.create(
+        model="fal-ai/kokoro/american-english",
+        voice="am_adam",  # type: ignore[arg-type]
+        input="Hi.",
+        response_format="wav",
+    )
+    assert response.content.startswith(b"RIFF")
+    assert only_submit(sim_log)["body"]["voice"] == "am_adam"
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "mentions"),
+    [
+        ({"voice": "shimmer"}, "voice", "af_heart"),
+        ({"response_format": "mp3"}, "response_format", "'wav'"),
+        ({"speed": 9}, "speed", ""),
+        ({"model": "whisper-1"}, "model", "fal-ai/kokoro/american-english"),
+        ({"model": "fal-ai/flux/dev"}, "model", ""),
+        ({"input": ""}, "input", ""),
+    ],
+)
+def test_bad_speech_input_is_a_400_naming_the_field(
+    proxy: RunningProxy,
+    http: httpx.Client,
+    sim_log: Records,
+    body: dict[str, Any],
+    param: str,
+    mentions: str,
+) -> None:
+    request = {"model": "tts-1", "voice": "alloy", "input": "Hi.", **body}
+    response = http.post(proxy.v1 + "/audio/speech", json=request)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == param
+    assert mentions in error["message"]
+    assert sim_log("submit") == []
+
+
+@pytest.mark.parametrize(
+    ("directive", "status"),
+    [
+        ({"status": 422, "body": {"detail": [{"loc": ["body", "voice"], "msg": "bad"}]}}, 400),
+        ({"status": 503}, 503),
+        ({"completed_error": "runner crashed"}, 502),
+        ({"hang": True}, 504),
+    ],
+)
+def test_speech_fal_failures_use_the_chat_error_table(
+    small: RunningProxy,
+    make_client: Callable[..., openai.OpenAI],
+    directive: dict[str, Any],
+    status: int,
+) -> None:
+    with pytest.raises(openai.APIStatusError) as info:
+        make_client(small).audio.speech.create(
+            model="tts-1", voice="nova", input="Hi " + sim(directive)
+        )
+    assert info.value.status_code == status
+
+
+def test_fal_files_over_max_media_bytes_are_a_502(
+    proxy_factory: Callable[..., RunningProxy], make_client: Callable[..., openai.OpenAI]
+) -> None:
+    client = make_client(proxy_factory(max_media_bytes=50))  # the PNG is 74 B, the WAV ~25 KB
+    with pytest.raises(openai.InternalServerError) as info:
+        client.audio.speech.create(model="tts-1", voice="echo", input="Long enough to pass 50 B.")
+    assert info.value.status_code == 502
+    with pytest.raises(openai.InternalServerError):
+        client.images.generate(model="dall-e-2", prompt="x", response_format="b64_json")
+
+
+def test_a_media_model_sent_to_chat_is_a_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model="fal-ai/flux/dev", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert info.value.param == "model"
