@@ -197,4 +197,8 @@ def _route_label(path: str) -> str:
         return "/v1/models/{id}"
     if path in ("/v1/models", "/v1/chat/completions", "/healthz", "/readyz", "/metrics"):
         return path
+    if path in ("/v1/responses", "/v1/embeddings"):
+        return path
+    if path.startswith("/v1/responses/"):
+        return "/v1/responses/{id}"
     return "other"

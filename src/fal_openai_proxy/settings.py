@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     models_file: Path | None = Field(
         None, description="JSON or YAML file that replaces the built-in model catalog."
     )
+    model_routes: str = Field(
+        "",
+        description="Comma-separated PATTERN=ROUTE pairs (glob over model ids, first match "
+        "wins; ROUTE is prompt, openai or auto). Unmatched models take auto.",
+    )
 
     # Clients
     api_key: SecretStr | None = Field(
@@ -118,6 +123,16 @@ class Settings(BaseSettings):
     def _strip_app(cls, value: str) -> str:
         return value.strip("/")
 
+    @field_validator("model_routes")
+    @classmethod
+    def _check_routes(cls, value: str) -> str:
+        parse_model_routes(value)
+        return value
+
+    @property
+    def model_route_table(self) -> list[tuple[str, str]]:
+        return parse_model_routes(self.model_routes)
+
     @property
     def fal_keys(self) -> list[str]:
         return split_keys(self.fal_key)
@@ -154,6 +169,26 @@ class Settings(BaseSettings):
                 "there could spend your fal credit. Set API_KEY, or ALLOW_UNAUTHENTICATED=1."
             )
         return problems
+
+
+ROUTES = ("prompt", "openai", "auto")
+
+
+def parse_model_routes(raw: str) -> list[tuple[str, str]]:
+    """`"openai/*=openai, *=auto"` -> [("openai/*", "openai"), ("*", "auto")]."""
+    table = []
+    for pair in raw.split(","):
+        if not pair.strip():
+            continue
+        pattern, sep, route = pair.rpartition("=")
+        pattern, route = pattern.strip(), route.strip().lower()
+        if not sep or not pattern or route not in ROUTES:
+            raise ValueError(
+                f"MODEL_ROUTES: {pair.strip()!r} is not PATTERN=ROUTE with ROUTE one of "
+                "prompt, openai, auto"
+            )
+        table.append((pattern, route))
+    return table
 
 
 def is_loopback(host: str) -> bool:

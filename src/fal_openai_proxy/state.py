@@ -13,6 +13,8 @@ from .fal.transport import Transport
 from .metrics import Metrics
 from .ratelimit import ClientLimiter
 from .services.chat import ChatService
+from .services.embeddings import EmbeddingsService
+from .services.responses import ResponsesService
 from .settings import Settings
 
 
@@ -28,6 +30,8 @@ class ProxyState:
     open_streams: set[asyncio.Task[None]]  # ended by the drain
     draining: bool = False
     in_flight: int = 0  # /v1/ requests being served, for draining
+    responses: ResponsesService | None = None  # fal's OpenAI route
+    embeddings: EmbeddingsService | None = None
 
 
 def proxy_state(request: Request) -> ProxyState:

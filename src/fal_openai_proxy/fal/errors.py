@@ -178,3 +178,36 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     if not math.isfinite(seconds):
         return MAX_RETRY_AFTER if seconds > 0 else None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+# -- fal's OpenAI route (OpenRouter behind fal, fal-protocol.md §2.4) -----------------------
+
+
+class UpstreamRefusal(FalError):
+    """OpenRouter (behind fal) refused the request with 401, 402 or 403: its credits, a
+    guardrail or a moderation flag (§2.4.2). Not a verdict on our fal key, so the key is
+    not benched and the call is not retried elsewhere."""
+
+    def __init__(self, status: int, message: str, error_type: str | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_type = error_type
+
+    @property
+    def kind(self) -> str:
+        return f"openrouter_{self.status}"
+
+
+class UpstreamStreamError(FalError):
+    """The upstream reported an error inside a stream or a 200 body (§2.4.2 "Errors
+    mid-stream": a chunk with a top-level `error`, or `finish_reason: "error"`)."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+    @property
+    def kind(self) -> str:
+        return "stream_error"

@@ -42,6 +42,10 @@ class Directives:
     rewrite_at: int | None = None
     hang: Hang | None = None
     usage: bool | None = None
+    # fal's OpenAI route (simulator/openai_route.py)
+    finish_error: bool = False
+    no_done: bool = False
+    no_completed: bool = False
 
     @property
     def job_error(self) -> str | None:
@@ -120,6 +124,9 @@ def build(objects: list[dict[str, Any]]) -> Directives:
         rewrite_at=_int(merged.get("rewrite_at")),
         hang=_hang(merged.get("hang")),
         usage=merged["usage"] if isinstance(merged.get("usage"), bool) else None,
+        finish_error=merged.get("finish_error") is True,
+        no_done=merged.get("no_done") is True,
+        no_completed=merged.get("no_completed") is True,
     )
 
 
