@@ -68,7 +68,11 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
             # POSTs never reach this route (ProxyApp serves them); it answers 405 for GETs.
             Route(CHAT_PATH, create_chat_completion, methods=["POST"]),
             Route("/v1/responses", create_response, methods=["POST"]),
-            Route("/v1/responses/{response_id:path}", stored_response),
+            Route(
+                "/v1/responses/{response_id:path}",
+                stored_response,
+                methods=["GET", "POST", "DELETE"],
+            ),
             Route("/v1/embeddings", create_embeddings, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"]),

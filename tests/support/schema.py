@@ -7,7 +7,9 @@ transport into APIConnectionError), and an autouse fixture fails the test that s
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +114,12 @@ def check_response(
         return schema_errors("Response", json.loads(body))
     if path == "/v1/embeddings":
         body_json = json.loads(body)
+        for item in body_json.get("data") or []:
+            # `encoding_format: "base64"` (the SDK's default) answers a base64 string of
+            # little-endian float32s where the schema says an array of numbers.
+            if isinstance(item, dict) and isinstance(item.get("embedding"), str):
+                raw = base64.b64decode(item["embedding"])
+                item["embedding"] = list(struct.unpack(f"<{len(raw) // 4}f", raw))
         problems = schema_errors("CreateEmbeddingResponse", body_json)
         if body_json.get("object") != "list":
             problems.append("embeddings object is not 'list'")

@@ -305,8 +305,9 @@ def _fill_response(response: dict[str, Any], model: str) -> dict[str, Any]:
         if not _is_int(usage.get("total_tokens")):
             usage["total_tokens"] = input_tokens + output_tokens
         if not isinstance(usage.get("input_tokens_details"), dict):
-            usage["input_tokens_details"] = {"cached_tokens": 0}
+            usage["input_tokens_details"] = {}
         usage["input_tokens_details"].setdefault("cached_tokens", 0)
+        usage["input_tokens_details"].setdefault("cache_write_tokens", 0)
         if not isinstance(usage.get("output_tokens_details"), dict):
             usage["output_tokens_details"] = {"reasoning_tokens": 0}
         usage["output_tokens_details"].setdefault("reasoning_tokens", 0)
