@@ -183,16 +183,21 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
 # -- fal's OpenAI route (OpenRouter behind fal, fal-protocol.md §2.4) -----------------------
 
 
-class UpstreamRefusal(FalError):
-    """OpenRouter (behind fal) refused the request with 401, 402 or 403: its credits, a
-    guardrail or a moderation flag (§2.4.2). Not a verdict on our fal key, so the key is
-    not benched and the call is not retried elsewhere."""
+class UpstreamProviderError(FalError):
+    """OpenRouter, behind fal's OpenAI route, answered with an error status and its own
+    `{"error": {...}}` body (fal-protocol.md §2.4.2). It speaks of the model or the provider
+    (its credits, a moderation flag, a provider rate limit), not of our fal key: the key is
+    neither benched nor swapped, and the call is not retried (the client's SDK may retry,
+    honouring Retry-After)."""
 
-    def __init__(self, status: int, message: str, error_type: str | None) -> None:
+    def __init__(
+        self, status: int, message: str, error_type: str | None, retry_after: float | None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_type = error_type
+        self.retry_after = retry_after
 
     @property
     def kind(self) -> str:

@@ -23,7 +23,7 @@ from .errors import (
     FalError,
     FalStatusError,
     FalTimeout,
-    UpstreamRefusal,
+    UpstreamProviderError,
     UpstreamStreamError,
     parse_error_response,
 )
@@ -50,11 +50,7 @@ def route_error(
     if openrouter is None:
         return error
     message, error_type = openrouter
-    error.message = message or error.message
-    error.error_type = error_type
-    if status in (401, 402, 403):
-        return UpstreamRefusal(status, error.message, error_type)
-    return error
+    return UpstreamProviderError(status, message or error.message, error_type, error.retry_after)
 
 
 def _openrouter_error(body: bytes) -> tuple[str, str | None] | None:
@@ -290,7 +286,7 @@ __all__ = [
     "RouteReply",
     "RouteStream",
     "SSEEvent",
-    "UpstreamRefusal",
+    "UpstreamProviderError",
     "UpstreamStreamError",
     "route_error",
 ]

@@ -15,7 +15,7 @@ from ..fal.errors import (
     FalStatusError,
     FalTimeout,
     KeysUnavailable,
-    UpstreamRefusal,
+    UpstreamProviderError,
     UpstreamStreamError,
 )
 from ..openai.errors import (
@@ -33,8 +33,8 @@ def to_openai_error(exc: FalError, *, pass_through: bool) -> ProxyError:
     """The client's view of an upstream failure."""
     if isinstance(exc, FalStatusError):
         return _status_error(exc, pass_through)
-    if isinstance(exc, UpstreamRefusal):
-        return _refusal_error(exc)
+    if isinstance(exc, UpstreamProviderError):
+        return _provider_error(exc, pass_through)
     if isinstance(exc, UpstreamStreamError):
         return ProxyError(
             502, f"The model provider failed: {exc.message}", type=UPSTREAM_ERROR,
@@ -97,8 +97,9 @@ def _keys_error(exc: KeysUnavailable) -> ProxyError:
     return rate_limited(message, exc.retry_after)
 
 
-def _refusal_error(exc: UpstreamRefusal) -> ProxyError:
-    """OpenRouter's own 401/402/403 behind fal's OpenAI route (fal-protocol.md §2.4.2)."""
+def _provider_error(exc: UpstreamProviderError, pass_through: bool) -> ProxyError:
+    """OpenRouter's own error statuses behind fal's OpenAI route (fal-protocol.md §2.4.2):
+    the prompt route's table, except for what is not about our fal key."""
     if exc.status == 402:
         return ProxyError(
             402, f"The model provider needs more credit: {exc.message}", type=UPSTREAM_ERROR,
@@ -109,8 +110,11 @@ def _refusal_error(exc: UpstreamRefusal) -> ProxyError:
             403, f"The model provider refused the request: {exc.message}",
             type="permission_error", code=exc.error_type or "forbidden",
         )  # fmt: skip
-    # fal's key was accepted; the credentials fal holds for the provider were not.
-    return ProxyError(
-        502, f"The model provider refused fal's credentials: {exc.message}",
-        type=UPSTREAM_ERROR, code="upstream_auth",
-    )  # fmt: skip
+    if exc.status == 401:
+        # fal's key was accepted; the credentials fal holds for the provider were not.
+        return ProxyError(
+            502, f"The model provider refused fal's credentials: {exc.message}",
+            type=UPSTREAM_ERROR, code="upstream_auth",
+        )  # fmt: skip
+    status_error = FalStatusError(exc.status, exc.message, retry_after=exc.retry_after)
+    return _status_error(status_error, pass_through)
