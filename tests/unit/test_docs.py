@@ -20,10 +20,11 @@ def test_every_setting_is_documented() -> None:
 
 def test_every_endpoint_is_documented() -> None:
     app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
-    paths = {route.path for route in app.routes}  # type: ignore[attr-defined]
-    for path in paths:
-        shown = path.replace("{model_id:path}", "{id}")
-        assert f"`{'POST' if 'chat' in path else 'GET'} {shown}`" in README, path
+    for route in app.routes:  # type: ignore[attr-defined]
+        path = route.path
+        shown = path.replace("{model_id:path}", "{id}").replace("{response_id:path}", "{id}")
+        method = "GET" if "GET" in route.methods else "POST"
+        assert f"`{method} {shown}`" in README, path
 
 
 def test_the_two_commands_come_first() -> None:
