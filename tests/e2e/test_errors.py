@@ -205,7 +205,7 @@ def test_unknown_route_via_sdk(
     fast: RunningProxy, make_client: Callable[..., openai.OpenAI]
 ) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
-        make_client(fast).embeddings.create(model="x", input="y")
+        make_client(fast).moderations.create(input="y")  # no such endpoint here
     assert caught.value.code == "unknown_url"
 
 
