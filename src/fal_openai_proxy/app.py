@@ -21,6 +21,8 @@ from .fal.client import USER_AGENT, FalClient
 from .fal.errors import FalError, FalStatusError
 from .fal.http import HttpClient
 from .fal.keys import KeyPool
+from .fal.openai_route import OpenAIRouteClient
+from .fal.retry import CallStarter
 from .fal.timeouts import Timeouts
 from .metrics import Metrics
 from .middleware import GuardMiddleware, RequestLogMiddleware
@@ -29,11 +31,17 @@ from .ratelimit import ClientLimiter
 from .routes.audio import create_speech, create_transcription, create_translation
 from .routes.chat import create_chat_completion
 from .routes.docs import docs_page, openapi_json
+from .routes.embeddings import create_embeddings
 from .routes.health import healthz, metrics, readyz
 from .routes.images import create_image, create_image_edit
 from .routes.models import list_models, retrieve_model
+from .routes.responses import create_response, stored_response
 from .services.chat import ChatService
+from .services.embeddings import EmbeddingsService
 from .services.media_build import build_media
+from .services.openai_route import OpenAIChatService
+from .services.responses import ResponsesService
+from .services.routing import RouteTable, load_model_routes
 from .settings import Settings
 from .state import ProxyState, proxy_state
 from .translate.errors import to_openai_error
@@ -63,6 +71,13 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
         routes=[
             # POSTs never reach this route (ProxyApp serves them); it answers 405 for GETs.
             Route(CHAT_PATH, create_chat_completion, methods=["POST"]),
+            Route("/v1/responses", create_response, methods=["POST"]),
+            Route(
+                "/v1/responses/{response_id:path}",
+                stored_response,
+                methods=["GET", "POST", "DELETE"],
+            ),
+            Route("/v1/embeddings", create_embeddings, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
@@ -181,8 +196,22 @@ def _build_state(settings: Settings) -> ProxyState:
     )
     catalog = Catalog(settings.fal_chat_app, models)
     open_streams: set[asyncio.Task[None]] = set()
-    chat = ChatService(settings, fal, catalog, metrics, open_streams)
+    # fal's OpenAI route: its own client, starting calls with the same keys and retries.
+    route_client = OpenAIRouteClient(
+        run_url=settings.fal_run_url,
+        http=http,
+        starter=CallStarter(pool, timeouts.retry_budget, metrics),
+        timeouts=timeouts,
+    )
+    shared = (settings, route_client, catalog, metrics, open_streams)
+    per_model = load_model_routes(settings.models_file) if settings.models_file else None
+    routes = RouteTable(settings.model_route_table, per_model)
+    chat = ChatService(
+        settings, fal, catalog, metrics, open_streams, routes, OpenAIChatService(*shared)
+    )
     state = ProxyState(settings, catalog, metrics, http, fal, limiter, chat, open_streams)
+    state.responses = ResponsesService(*shared)
+    state.embeddings = EmbeddingsService(*shared)
     state.images, state.audio = build_media(settings, http, pool, fal, catalog, metrics)
     return state
 

@@ -48,6 +48,10 @@ class Metrics:
         self.upstream_errors = Counter(
             "fal_proxy_upstream_errors", "fal failures by fal error type.", ["type"], registry=r
         )
+        self.upstream_routes = Counter(
+            "fal_proxy_upstream_route_requests", "Requests by endpoint and the fal route taken.",
+            ["endpoint", "route"], registry=r,
+        )  # fmt: skip
         self.retries = Counter("fal_proxy_upstream_retries", "Retried fal calls.", registry=r)
         self.streams_in_flight = Gauge(
             "fal_proxy_streams_in_flight", "Open streams to clients.",

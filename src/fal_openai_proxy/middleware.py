@@ -200,4 +200,8 @@ def _route_label(path: str) -> str:
         return path
     if path in MEDIA_PATHS:
         return path
+    if path in ("/v1/responses", "/v1/embeddings"):
+        return path
+    if path.startswith("/v1/responses/"):
+        return "/v1/responses/{id}"
     return "other"

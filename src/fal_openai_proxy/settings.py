@@ -100,6 +100,11 @@ class Settings(BaseSettings):
         'ids, of `{id, owned_by?, created?}`, or OpenAI\'s `{"data": [...]}`. For an any-llm '
         "app it is also the list of accepted ids.",
     )
+    model_routes: str = Field(
+        "",
+        description="Comma-separated PATTERN=ROUTE pairs (glob over model ids, first match "
+        "wins; ROUTE is prompt, openai or auto). Unmatched models take auto.",
+    )
 
     # Clients
     api_key: SecretStr | None = Field(
@@ -248,6 +253,16 @@ class Settings(BaseSettings):
     def _strip_app(cls, value: str) -> str:
         return value.strip("/")
 
+    @field_validator("model_routes")
+    @classmethod
+    def _check_routes(cls, value: str) -> str:
+        parse_model_routes(value)
+        return value
+
+    @property
+    def model_route_table(self) -> list[tuple[str, str]]:
+        return parse_model_routes(self.model_routes)
+
     @property
     def fal_keys(self) -> list[str]:
         return split_keys(self.fal_key)
@@ -284,6 +299,26 @@ class Settings(BaseSettings):
                 "there could spend your fal credit. Set API_KEY, or ALLOW_UNAUTHENTICATED=1."
             )
         return problems
+
+
+ROUTES = ("prompt", "openai", "auto")
+
+
+def parse_model_routes(raw: str) -> list[tuple[str, str]]:
+    """`"openai/*=openai, *=auto"` -> [("openai/*", "openai"), ("*", "auto")]."""
+    table = []
+    for pair in raw.split(","):
+        if not pair.strip():
+            continue
+        pattern, sep, route = pair.rpartition("=")
+        pattern, route = pattern.strip(), route.strip().lower()
+        if not sep or not pattern or route not in ROUTES:
+            raise ValueError(
+                f"MODEL_ROUTES: {pair.strip()!r} is not PATTERN=ROUTE with ROUTE one of "
+                "prompt, openai, auto"
+            )
+        table.append((pattern, route))
+    return table
 
 
 def is_loopback(host: str) -> bool:

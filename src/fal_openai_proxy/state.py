@@ -14,7 +14,9 @@ from .metrics import Metrics
 from .ratelimit import ClientLimiter
 from .services.audio import AudioService
 from .services.chat import ChatService
+from .services.embeddings import EmbeddingsService
 from .services.images import ImageService
+from .services.responses import ResponsesService
 from .settings import Settings
 
 
@@ -32,6 +34,8 @@ class ProxyState:
     in_flight: int = 0  # /v1/ requests being served, for draining
     images: ImageService = field(init=False)
     audio: AudioService = field(init=False)
+    responses: ResponsesService | None = None  # fal's OpenAI route
+    embeddings: EmbeddingsService | None = None
 
 
 def proxy_state(request: Request) -> ProxyState:

@@ -226,7 +226,10 @@ def _limits_proxy(
 ) -> RunningProxy:
     key = (prompt_limit, system_limit)
     if key not in cache:
-        cache[key] = proxy_factory(prompt_limit=prompt_limit, system_prompt_limit=system_limit)
+        # The prompt route, forced: under `auto`, tool messages switch to the OpenAI route.
+        cache[key] = proxy_factory(
+            prompt_limit=prompt_limit, system_prompt_limit=system_limit, model_routes="*=prompt"
+        )
     return cache[key]
 
 

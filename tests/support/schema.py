@@ -7,15 +7,20 @@ transport into APIConnectionError), and an autouse fixture fails the test that s
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pydantic
 from jsonschema import Draft202012Validator
+from openai.types import CreateEmbeddingResponse
 from openai.types.audio import Transcription, TranscriptionVerbose, Translation, TranslationVerbose
+from openai.types.responses import Response, ResponseStreamEvent
 
 SCHEMAS = json.loads((Path(__file__).parent.parent / "data" / "openai-schemas.json").read_text())
 _VALIDATORS = {
@@ -49,7 +54,32 @@ _AUDIO_TEXT_PATHS = {
 }
 
 
+# The Responses API and embeddings are not in tests/data/openai-schemas.json: their oracle
+# is the openai SDK's own types (generated from the same OpenAPI document), validated
+# strictly here, plus the fields OpenAI's `Response` schema requires that the SDK leaves
+# optional.
+_ADAPTERS: dict[str, pydantic.TypeAdapter[Any]] = {
+    "Response": pydantic.TypeAdapter(Response),
+    "ResponseStreamEvent": pydantic.TypeAdapter(ResponseStreamEvent),
+    "CreateEmbeddingResponse": pydantic.TypeAdapter(CreateEmbeddingResponse),
+}
+_RESPONSE_REQUIRED = (
+    "id", "object", "created_at", "model", "output", "error", "incomplete_details",
+    "instructions", "metadata", "parallel_tool_calls", "tool_choice", "tools", "temperature",
+    "top_p",
+)  # fmt: skip
+TERMINAL_EVENTS = ("response.completed", "response.failed", "response.incomplete")
+
+
 def schema_errors(name: str, body: Any) -> list[str]:
+    if name in _ADAPTERS:
+        try:
+            _ADAPTERS[name].validate_python(body)
+        except pydantic.ValidationError as exc:
+            return [f"{name}: {e['loc']}: {e['msg']}" for e in exc.errors()[:5]]
+        if name == "Response":
+            return [f"Response: missing {k}" for k in _RESPONSE_REQUIRED if k not in body]
+        return []
     return [f"{name}: {e.json_path}: {e.message}" for e in _VALIDATORS[name].iter_errors(body)]
 
 
@@ -104,6 +134,22 @@ def check_response(
         if not isinstance(body_json.get("system_fingerprint"), str):
             problems.append("system_fingerprint is not a string")
         return problems
+    if path == "/v1/responses":
+        if ctype.startswith("text/event-stream"):
+            return check_responses_stream(body, whole)
+        return schema_errors("Response", json.loads(body))
+    if path == "/v1/embeddings":
+        body_json = json.loads(body)
+        for item in body_json.get("data") or []:
+            # `encoding_format: "base64"` (the SDK's default) answers a base64 string of
+            # little-endian float32s where the schema says an array of numbers.
+            if isinstance(item, dict) and isinstance(item.get("embedding"), str):
+                raw = base64.b64decode(item["embedding"])
+                item["embedding"] = list(struct.unpack(f"<{len(raw) // 4}f", raw))
+        problems = schema_errors("CreateEmbeddingResponse", body_json)
+        if body_json.get("object") != "list":
+            problems.append("embeddings object is not 'list'")
+        return problems
     return []
 
 
@@ -130,6 +176,47 @@ def check_transcript(name: str, ctype: str, body: bytes) -> list[str]:
     return [f"transcript with an unexpected content type: {ctype}"]
 
 
+def check_responses_stream(body: bytes, whole: bool) -> list[str]:
+    """OpenAI's Responses framing: `event: <type>` then `data: {...}` in every event, a
+    sequence_number rising by one from 0, `response.created` first, one response id, a
+    terminal event last, no `[DONE]`; and every event of a type the SDK knows."""
+    problems: list[str] = []
+    events = []
+    for frame in (f for f in body.decode().split("\n\n") if f):
+        lines = frame.split("\n")
+        if all(line.startswith(":") for line in lines):
+            continue  # keep-alive comments
+        if (
+            len(lines) != 2
+            or not lines[0].startswith("event: ")
+            or not lines[1].startswith("data: ")
+        ):
+            problems.append(f"unexpected frame: {frame[:80]!r}")
+            continue
+        data = lines[1][len("data: ") :]
+        if data == "[DONE]":
+            problems.append("a Responses stream must not send [DONE]")
+            continue
+        event = json.loads(data)
+        if event.get("type") != lines[0][len("event: ") :]:
+            problems.append(f"event name {lines[0]!r} differs from type {event.get('type')!r}")
+        problems += schema_errors("ResponseStreamEvent", event)
+        events.append(event)
+    if [e.get("sequence_number") for e in events] != list(range(len(events))):
+        problems.append("sequence_number does not rise by one from 0")
+    if events and events[0].get("type") != "response.created":
+        problems.append(f"first event is {events[0].get('type')}, not response.created")
+    ids = {e["response"].get("id") for e in events if isinstance(e.get("response"), dict)}
+    if len(ids) > 1:
+        problems.append(f"response ids differ: {ids}")
+    for event in events:
+        if event.get("type") in (*TERMINAL_EVENTS, "response.created"):
+            problems += schema_errors("Response", event["response"])
+    if whole and (not events or events[-1].get("type") not in TERMINAL_EVENTS):
+        problems.append("stream does not end with a terminal event")
+    return problems
+
+
 def check_event_stream(body: bytes, whole: bool) -> list[str]:
     """Schema of every chunk, plus the framing rules clients rely on."""
     text = body.decode()
@@ -138,7 +225,7 @@ def check_event_stream(body: bytes, whole: bool) -> list[str]:
     if any(line.startswith("event:") for line in text.splitlines()):
         problems.append("stream has event: lines")
     ids = set()
-    finishes = 0
+    finishes: dict[int, int] = {}
     datas = [f[len("data: ") :] for f in frames if f.startswith("data: ")]
     for data in datas:
         if data == "[DONE]":
@@ -151,15 +238,17 @@ def check_event_stream(body: bytes, whole: bool) -> list[str]:
         if not isinstance(chunk.get("system_fingerprint"), str):
             problems.append("chunk system_fingerprint is not a string")
         ids.add(chunk["id"])
-        finishes += sum(1 for c in chunk["choices"] if c.get("finish_reason"))
+        for c in chunk["choices"]:
+            if c.get("finish_reason"):
+                finishes[c["index"]] = finishes.get(c["index"], 0) + 1
     if len(ids) > 1:
         problems.append(f"chunk ids differ: {ids}")
     if whole:
         if not datas or datas[-1] != "[DONE]":
             problems.append("stream does not end with data: [DONE]")
         errored = any(d.startswith('{"error"') for d in datas)
-        if not errored and finishes != 1:
-            problems.append(f"{finishes} chunks carry a finish_reason; expected 1")
+        if not errored and (not finishes or set(finishes.values()) != {1}):
+            problems.append(f"finish_reasons per choice: {finishes}; expected one each")
     for frame in frames:
         if not frame.startswith(("data: ", ":")):
             problems.append(f"unexpected frame: {frame[:80]!r}")

@@ -61,7 +61,7 @@ def test_every_endpoint_is_documented() -> None:
     for path, method in routes:
         if method == "HEAD":
             continue
-        shown = path.replace("{model_id:path}", "{id}")
+        shown = path.replace("{model_id:path}", "{id}").replace("{response_id:path}", "{id}")
         assert f"`{method} {shown}`" in README, path
 
 

@@ -197,3 +197,41 @@ class FalIncompleteStream(FalBrokenError):
 class FalUnsafeURL(FalError):
     """fal's queue answer named a URL that is neither fal's nor a configured one, or that
     downgrades to plain http: the key is not sent there."""
+
+
+# -- fal's OpenAI route (OpenRouter behind fal, fal-protocol.md §2.4) -----------------------
+
+
+class UpstreamProviderError(FalError):
+    """OpenRouter, behind fal's OpenAI route, answered with an error status and its own
+    `{"error": {...}}` body (fal-protocol.md §2.4.2). It speaks of the model or the provider
+    (its credits, a moderation flag, a provider rate limit), not of our fal key: the key is
+    neither benched nor swapped, and the call is not retried (the client's SDK may retry,
+    honouring Retry-After)."""
+
+    def __init__(
+        self, status: int, message: str, error_type: str | None, retry_after: float | None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_type = error_type
+        self.retry_after = retry_after
+
+    @property
+    def kind(self) -> str:
+        return f"openrouter_{self.status}"
+
+
+class UpstreamStreamError(FalError):
+    """The upstream reported an error inside a stream or a 200 body (§2.4.2 "Errors
+    mid-stream": a chunk with a top-level `error`, or `finish_reason: "error"`)."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+    @property
+    def kind(self) -> str:
+        return "stream_error"

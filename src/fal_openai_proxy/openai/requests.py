@@ -241,3 +241,12 @@ def _param_name(loc: tuple[int | str, ...]) -> str:
 
 _UNION_LABELS = {"str", "bool", "int", "ReasoningOptions", "ImageURL"}
 _PART_TAGS = {"text", "image_url", "refusal", "input_audio", "file"}
+
+
+def parse_chat_body(body: bytes) -> ChatCompletionRequest:
+    """Validate a request body without the prompt route's refusals (`check_supported`):
+    which route serves the request is decided after this."""
+    try:
+        return ChatCompletionRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise _to_proxy_error(exc) from None

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..context import request_context
-from ..openai.requests import parse_chat_request
+from ..openai.requests import parse_chat_body
 from ..openai.sse import ClientGone
 from ..state import proxy_state
 
@@ -15,9 +15,10 @@ CLIENT_CLOSED = 499  # nginx's status for a client that went away; logged, never
 
 async def create_chat_completion(request: Request) -> Response:
     """Upstream failures propagate as FalError to the app's one handler."""
-    chat = parse_chat_request(await request.body())
+    body = await request.body()
+    chat = parse_chat_body(body)
     service = proxy_state(request).chat
     try:
-        return await service.complete(chat, request_context(request.scope), request.receive)
+        return await service.complete(chat, request_context(request.scope), request.receive, body)
     except ClientGone:
         return Response(status_code=CLIENT_CLOSED)

@@ -23,8 +23,9 @@ from ..fal.client import FalClient, QueueResult
 from ..fal.errors import FalError
 from ..metrics import Metrics
 from ..openai.errors import invalid_request
-from ..openai.requests import ChatCompletionRequest
+from ..openai.requests import ChatCompletionRequest, check_supported
 from ..openai.sse import EventStreamResponse, until_disconnect
+from ..openai.tools import check_stream_options, check_tools, needs_openai_route
 from ..settings import Settings
 from ..translate.errors import to_openai_error
 from ..translate.request import FalCall, build_fal_call
@@ -39,6 +40,8 @@ from ..translate.response import (
     new_completion_id,
 )
 from ..translate.stream import StreamTranslator
+from .openai_route import OpenAIChatService
+from .routing import AUTO, OPENAI, RouteTable
 
 log = logging.getLogger(__name__)
 # Sent to the streams still open when the drain timeout expires.
@@ -72,7 +75,12 @@ class ChatService:
         catalog: Catalog,
         metrics: Metrics,
         open_streams: set[asyncio.Task[None]],
+        routes: RouteTable | None = None,
+        openai_route: OpenAIChatService | None = None,
     ) -> None:
+        self._routes = routes or RouteTable([])
+        self._openai_route = openai_route
+        self._prompt_routed = metrics.upstream_routes.labels("chat", "prompt")
         self._settings = settings
         self._fal = fal
         self._catalog = catalog
@@ -82,12 +90,7 @@ class ChatService:
     def plan(self, chat: ChatCompletionRequest, context: RequestContext) -> FalCall:
         """Check the request against our limits and the catalog; the fal call to make."""
         settings = self._settings
-        if len(chat.messages) > settings.max_messages:
-            raise invalid_request(
-                f"Too many messages: at most {settings.max_messages} are allowed.",
-                param="messages",
-                code="array_above_max_length",
-            )
+        self._check_limits(chat)
         call = build_fal_call(
             chat,
             chat_app=settings.fal_chat_app,
@@ -105,10 +108,38 @@ class ChatService:
             log.info("prompt", extra={"request_id": fields.request_id, "fal_input": call.input})
         return call
 
+    def _check_limits(self, chat: ChatCompletionRequest) -> None:
+        limit = self._settings.max_messages
+        if len(chat.messages) > limit:
+            raise invalid_request(
+                f"Too many messages: at most {limit} are allowed.",
+                param="messages",
+                code="array_above_max_length",
+            )
+
+    def route(self, chat: ChatCompletionRequest) -> str:
+        """`prompt` or `openai` (MODEL_ROUTES; `auto` switches only when it must)."""
+        route = self._routes.route_for(chat.model)
+        if route == AUTO:
+            return OPENAI if needs_openai_route(chat) else "prompt"
+        return route
+
     async def complete(
-        self, chat: ChatCompletionRequest, context: RequestContext, receive: Receive
+        self,
+        chat: ChatCompletionRequest,
+        context: RequestContext,
+        receive: Receive,
+        raw: bytes | None = None,
     ) -> Response:
-        """Run the request; ClientGone if the client leaves first."""
+        """Run the request; ClientGone if the client leaves first. `raw`: the client's body,
+        sent on (nearly) as it is if the request takes fal's OpenAI route."""
+        check_tools(chat)
+        if raw is not None and self._openai_route is not None and self.route(chat) == OPENAI:
+            self._check_limits(chat)
+            check_stream_options(chat)
+            return await self._openai_route.complete(chat, raw, context, receive, FAREWELL)
+        check_supported(chat)
+        self._prompt_routed.inc()
         call = self.plan(chat, context)
         if chat.stream:
             return await self._stream(chat, call, context, receive)

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from . import direct, media, queue
+from . import direct, media, openai_route, queue
 from .apps import base_length
 from .asgi import JSON_TYPE, Receive, Scope, Send, install_drop_filter, read_body, send_bytes
 from .common import Call, Prepared, decode_body, prepare
@@ -61,6 +61,10 @@ class SimulatorApp:
             return
         if in_run:
             rest = path[len(run_prefix) + 1 :].strip("/")
+            if rest.startswith(openai_route.PREFIX):
+                call = Call(scope, receive, send, _new_id())
+                await openai_route.handle(call, state, rest[len(openai_route.PREFIX) :])
+                return
             await _direct(state, Call(scope, receive, send, _new_id()), rest)
             return
         await Call(scope, receive, send, _new_id()).detail(404, "Not Found")

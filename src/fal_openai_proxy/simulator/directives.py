@@ -62,6 +62,10 @@ class Directives:
     # Stream framing faults
     end_at: int | None = None  # the stream ends cleanly before this event (still partial)
     no_blank_lines: bool = False  # events not separated by a blank line
+    # fal's OpenAI route (simulator/openai_route.py)
+    finish_error: bool = False
+    no_done: bool = False
+    no_completed: bool = False
 
     @property
     def job_error(self) -> str | None:
@@ -148,6 +152,9 @@ def build(objects: list[dict[str, Any]]) -> Directives:
         max_prompt_chars=_int(merged.get("max_prompt_chars")),
         end_at=_int(merged.get("end_at")),
         no_blank_lines=merged.get("no_blank_lines") is True,
+        finish_error=merged.get("finish_error") is True,
+        no_done=merged.get("no_done") is True,
+        no_completed=merged.get("no_completed") is True,
     )
 
 

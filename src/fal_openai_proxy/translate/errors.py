@@ -17,6 +17,8 @@ from ..fal.errors import (
     FalTimeout,
     FalUnsafeURL,
     KeysUnavailable,
+    UpstreamProviderError,
+    UpstreamStreamError,
 )
 from ..openai.errors import (
     AUTHENTICATION,
@@ -33,6 +35,13 @@ def to_openai_error(exc: FalError, *, pass_through: bool) -> ProxyError:
     """The client's view of an upstream failure."""
     if isinstance(exc, FalStatusError):
         return _status_error(exc, pass_through)
+    if isinstance(exc, UpstreamProviderError):
+        return _provider_error(exc, pass_through)
+    if isinstance(exc, UpstreamStreamError):
+        return ProxyError(
+            502, f"The model provider failed: {exc.message}", type=UPSTREAM_ERROR,
+            code="upstream_error",
+        )  # fmt: skip
     if isinstance(exc, FalEventError):
         return ProxyError(
             502, f"fal reported an error: {exc}", type=UPSTREAM_ERROR, code="upstream_error"
@@ -98,3 +107,26 @@ def _keys_error(exc: KeysUnavailable) -> ProxyError:
         else "All fal keys are busy; retry later."
     )
     return rate_limited(message, exc.retry_after)
+
+
+def _provider_error(exc: UpstreamProviderError, pass_through: bool) -> ProxyError:
+    """OpenRouter's own error statuses behind fal's OpenAI route (fal-protocol.md §2.4.2):
+    the prompt route's table, except for what is not about our fal key."""
+    if exc.status == 402:
+        return ProxyError(
+            402, f"The model provider needs more credit: {exc.message}", type=UPSTREAM_ERROR,
+            code="insufficient_credits",
+        )  # fmt: skip
+    if exc.status == 403:
+        return ProxyError(
+            403, f"The model provider refused the request: {exc.message}",
+            type="permission_error", code=exc.error_type or "forbidden",
+        )  # fmt: skip
+    if exc.status == 401:
+        # fal's key was accepted; the credentials fal holds for the provider were not.
+        return ProxyError(
+            502, f"The model provider refused fal's credentials: {exc.message}",
+            type=UPSTREAM_ERROR, code="upstream_auth",
+        )  # fmt: skip
+    status_error = FalStatusError(exc.status, exc.message, retry_after=exc.retry_after)
+    return _status_error(status_error, pass_through)

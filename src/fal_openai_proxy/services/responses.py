@@ -1,0 +1,66 @@
+"""POST /v1/responses on fal's OpenAI route (OpenRouter's stateless Responses API)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from starlette.responses import Response
+from starlette.types import Receive
+
+from ..context import RequestContext
+from ..fal.errors import FalError
+from ..fal.openai_route import RESPONSES
+from ..openai.endpoints import RouteRequest
+from ..openai.sse import EventStreamResponse
+from ..translate.openai_route import ResponsesStreamRepair, repair_response
+from .openai_route import RouteService
+
+SHUTTING_DOWN = "The server is shutting down; retry the request."
+
+
+class ResponsesService(RouteService):
+    async def create(
+        self, request: RouteRequest, context: RequestContext, receive: Receive
+    ) -> Response:
+        self.note("responses", request.model, request.stream, context)
+        self.log_input(request.body, context)
+        if not request.stream:
+            answer = await self.post(RESPONSES, request.body, context, receive)
+            return Response(
+                orjson.dumps(repair_response(answer, request.model)),
+                media_type="application/json",
+            )
+        upstream = await self.open(RESPONSES, request.body, context, receive)
+        repair = ResponsesStreamRepair(request.model)
+
+        def on_error(exc: FalError) -> bytes:
+            error = self.error_body(exc)["error"]
+            code = "rate_limit_exceeded" if error.get("code") == "rate_limit_exceeded" else None
+            return repair.failed(str(error["message"]), code or "server_error")
+
+        frames = self.frames(upstream, repair, on_error)
+        return ResponsesEventStream(frames, self._open_streams, repair)
+
+
+class ResponsesEventStream(EventStreamResponse):
+    """An event stream whose drain farewell is a `response.failed` in the stream's framing."""
+
+    def __init__(
+        self,
+        frames: object,
+        open_streams: set[asyncio.Task[None]],
+        repair: ResponsesStreamRepair,
+    ) -> None:
+        self._repair = repair
+        super().__init__(frames, open_streams, b"")  # type: ignore[arg-type]
+
+    @property
+    def _farewell(self) -> bytes:
+        if self._repair.terminal:
+            return b""
+        return self._repair.failed(SHUTTING_DOWN, "server_error")
+
+    @_farewell.setter
+    def _farewell(self, value: bytes) -> None:
+        pass  # computed when the drain comes, from what the stream has sent
