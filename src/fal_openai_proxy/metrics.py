@@ -50,6 +50,10 @@ class Metrics:
             "fal_proxy_upstream_errors", "fal failures by fal error type.", ["type"], registry=r
         )
         self.retries = Counter("fal_proxy_upstream_retries", "Retried fal calls.", registry=r)
+        self.model_refresh_failures = Counter(
+            "fal_proxy_model_refresh_failures",
+            "Failed refreshes of the live model list (FAL_MODELS_REFRESH).", registry=r,
+        )  # fmt: skip
         self.streams_in_flight = Gauge(
             "fal_proxy_streams_in_flight", "Open streams to clients.",
             registry=r, multiprocess_mode="livesum",
