@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +16,7 @@ from fal_openai_proxy.simulator.platform import PREFIX
 from fal_openai_proxy.simulator.server import SimulatorThread
 
 from ..conftest import CapturedLogs
-from ..support.servers import FAL_KEY, RunningProxy
+from ..support.servers import FAL_KEY, RunningProxy, proxy_settings, start_proxy
 
 Records = Callable[..., list[dict[str, Any]]]
 # What the simulator lists (simulator/platform.py), by what the proxy must do with it.
@@ -39,16 +39,28 @@ def epoch(iso: str) -> int:
     return int(datetime.fromisoformat(iso).replace(tzinfo=UTC).timestamp())
 
 
-def live_proxy(
-    proxy_factory: Callable[..., RunningProxy], sim: SimulatorThread, mode: str = "", **kw: Any
-) -> RunningProxy:
-    url = sim.base_url + PREFIX + (f"/{mode}" if mode else "")
-    values: dict[str, Any] = {
-        "fal_models_refresh": True,
-        "fal_api_url": url,
-        "fal_models_refresh_interval": 0.3,
-    }
-    return proxy_factory(**{**values, **kw})
+LiveProxy = Callable[..., RunningProxy]
+
+
+@pytest.fixture
+def live_proxy(sim: SimulatorThread) -> Iterator[LiveProxy]:
+    """Proxies with the live list, stopped at the end of the test: their refreshers must not
+    keep calling the shared simulator while other tests read its log."""
+    started: list[RunningProxy] = []
+
+    def start(mode: str = "", **overrides: Any) -> RunningProxy:
+        values: dict[str, Any] = {
+            "fal_models_refresh": True,
+            "fal_api_url": sim.base_url + PREFIX + (f"/{mode}" if mode else ""),
+            "fal_models_refresh_interval": 0.3,
+        }
+        running = start_proxy(proxy_settings(sim, **{**values, **overrides}))
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -68,13 +80,12 @@ def builtin_ids(proxy: RunningProxy, http: httpx.Client) -> list[str]:
 
 
 def test_live_list_follows_pages_and_keeps_served_categories(
-    proxy_factory: Callable[..., RunningProxy],
-    sim: SimulatorThread,
+    live_proxy: LiveProxy,
     make_client: Callable[..., openai.OpenAI],
     sim_log: Records,
     builtin_ids: list[str],
 ) -> None:
-    client = make_client(live_proxy(proxy_factory, sim))
+    client = make_client(live_proxy())
     wait_for(lambda: {m.id for m in client.models.list()} >= LISTED)
     models = {m.id: m for m in client.models.list()}
     assert not DROPPED & set(models)
@@ -95,12 +106,11 @@ def test_live_list_follows_pages_and_keeps_served_categories(
 
 
 def test_pass_through_sends_no_key_to_the_platform(
-    proxy_factory: Callable[..., RunningProxy],
-    sim: SimulatorThread,
+    live_proxy: LiveProxy,
     http: httpx.Client,
     sim_log: Records,
 ) -> None:
-    running = live_proxy(proxy_factory, sim, fal_key=None)
+    running = live_proxy(fal_key=None)
     wait_for(lambda: len(platform_calls(sim_log)) >= 3)
     assert {c["key"] for c in platform_calls(sim_log)} == {None}
     response = http.get(running.v1 + "/models", headers={"Authorization": "Bearer client-own"})
@@ -109,8 +119,7 @@ def test_pass_through_sends_no_key_to_the_platform(
 
 @pytest.mark.parametrize("mode", ["fail-503", "fail-429", "garbage", "bad-page-2"])
 def test_failing_platform_leaves_the_builtin_list(
-    proxy_factory: Callable[..., RunningProxy],
-    sim: SimulatorThread,
+    live_proxy: LiveProxy,
     http: httpx.Client,
     sim_log: Records,
     builtin_ids: list[str],
@@ -118,7 +127,7 @@ def test_failing_platform_leaves_the_builtin_list(
     mode: str,
 ) -> None:
     logs_before = len(captured_logs.lines)
-    running = live_proxy(proxy_factory, sim, mode, fal_models_refresh_interval=0.05)
+    running = live_proxy(mode, fal_models_refresh_interval=0.05)
     metrics_url = running.base_url + "/metrics"
 
     def failures() -> float:
@@ -142,14 +151,13 @@ def test_failing_platform_leaves_the_builtin_list(
 
 
 def test_nothing_waits_for_a_hanging_platform(
-    proxy_factory: Callable[..., RunningProxy],
-    sim: SimulatorThread,
+    live_proxy: LiveProxy,
     http: httpx.Client,
     sim_log: Records,
     builtin_ids: list[str],
 ) -> None:
     started = time.monotonic()
-    running = live_proxy(proxy_factory, sim, "hang")
+    running = live_proxy("hang")
     start_seconds = time.monotonic() - started
     wait_for(lambda: bool(platform_calls(sim_log)))  # the fetch is under way, and hangs
     started = time.monotonic()
