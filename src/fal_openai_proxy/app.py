@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .catalog import Catalog, load_models_file
+from .catalog import LIVE_CATEGORIES, Catalog, load_models_file
 from .context import request_context
 from .fal.client import USER_AGENT, FalClient
 from .fal.errors import FalError, FalStatusError
@@ -26,6 +26,7 @@ from .fal.retry import CallStarter
 from .fal.timeouts import Timeouts
 from .metrics import Metrics
 from .middleware import GuardMiddleware, RequestLogMiddleware
+from .model_refresh import LiveModels, ModelRefresher
 from .openai.errors import SERVER_ERROR, ProxyError
 from .ratelimit import ClientLimiter
 from .routes.audio import create_speech, create_transcription, create_translation
@@ -58,13 +59,19 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
     settings = settings or Settings()
     if problems := settings.startup_problems():
         raise ConfigError(" ".join(problems))
-    state = _build_state(settings)
+    live = LiveModels() if settings.fal_models_refresh else None
+    state = _build_state(settings, live)
+    refresher = _model_refresher(settings, state, live)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if refresher is not None:
+            refresher.start()  # in the background: start-up never waits for fal's list
         try:
             yield  # upstream connections are opened on first use
         finally:
+            if refresher is not None:
+                await refresher.stop()
             await state.http.close()
 
     app = Starlette(
@@ -149,7 +156,24 @@ class ProxyApp:
             return await handle_error(request, exc)
 
 
-def _build_state(settings: Settings) -> ProxyState:
+def _model_refresher(
+    settings: Settings, state: ProxyState, live: LiveModels | None
+) -> ModelRefresher | None:
+    if live is None:
+        return None
+    keys = settings.fal_keys  # a server key only; pass-through clients' keys are theirs
+    return ModelRefresher(
+        state.http,
+        api_url=settings.fal_api_url,
+        key=keys[0] if keys else None,
+        categories=LIVE_CATEGORIES,
+        interval=settings.fal_models_refresh_interval,
+        source=live,
+        metrics=state.metrics,
+    )
+
+
+def _build_state(settings: Settings, live: LiveModels | None = None) -> ProxyState:
     models = load_models_file(settings.models_file) if settings.models_file else None
     metrics = Metrics()
     pool = None
@@ -194,7 +218,7 @@ def _build_state(settings: Settings) -> ProxyState:
         max_concurrent=settings.max_concurrent_per_client,
         redis_url=settings.redis_url,
     )
-    catalog = Catalog(settings.fal_chat_app, models)
+    catalog = Catalog(settings.fal_chat_app, models, live)
     open_streams: set[asyncio.Task[None]] = set()
     # fal's OpenAI route: its own client, starting calls with the same keys and retries.
     route_client = OpenAIRouteClient(

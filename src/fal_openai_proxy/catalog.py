@@ -6,11 +6,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
 from .fal.apps import ANY_LLM_MODELS, is_any_llm
+from .fal.platform import PlatformModel
 from .openai.errors import invalid_request, model_not_found
 
 # Popular ids for openrouter/router, which forwards any OpenRouter model id as it is.
@@ -27,6 +28,19 @@ ROUTER_MODELS = (
     "meta-llama/llama-4-maverick",
     "deepseek/deepseek-r1",
 )
+
+# fal's platform categories (`metadata.category`) that the live list (FAL_MODELS_REFRESH=1)
+# keeps: True when the proxy serves every endpoint of the category, so each is listed; False
+# when it serves only its own apps, so the live list only refreshes `owned_by`/`created` of
+# ids already in the built-in list. Chat ("llm", "vision") is not here: those endpoints are
+# fal's chat apps (openrouter/router, fal-ai/any-llm), while a chat client names an
+# OpenRouter model, which fal's list cannot enumerate; chat ids stay the built-in list's.
+LIVE_CATEGORIES: dict[str, bool] = {
+    "text-to-image": True,  # /v1/images/generations passes any fal image app through
+    "image-to-image": False,  # /v1/images/edits: the edit apps of its table
+    "speech-to-text": False,  # /v1/audio/transcriptions
+    "text-to-speech": False,  # /v1/audio/speech
+}
 
 # A fixed timestamp, so listings are identical across restarts and replicas.
 _CREATED = 1735689600  # 2025-01-01
@@ -51,10 +65,26 @@ def card(model_id: str) -> ModelCard:
     return ModelCard(model_id, model_id.split("/", 1)[0] if "/" in model_id else "fal")
 
 
+class ModelSource(Protocol):
+    """Where the latest live list comes from (the refresher in this process; later, a
+    list shared by the replicas)."""
+
+    def latest(self) -> Sequence[PlatformModel]: ...
+
+
 class Catalog:
-    def __init__(self, chat_app: str, models: list[ModelCard] | None = None) -> None:
-        """`models` (from MODELS_FILE) replaces the built-in list when given."""
+    def __init__(
+        self,
+        chat_app: str,
+        models: list[ModelCard] | None = None,
+        live: ModelSource | None = None,
+    ) -> None:
+        """`models` (from MODELS_FILE) replaces the built-in list when given; `live` adds
+        fal's own list (LIVE_CATEGORIES) to what /v1/models shows."""
         self._chat_app = chat_app
+        self._live = live
+        # (live list, built-in cards) -> merged cards: the last merge, reused while both hold.
+        self._merged: tuple[object, object, list[ModelCard]] = (None, None, [])
         if models is not None:
             self._cards = models
         elif is_any_llm(chat_app):
@@ -67,10 +97,30 @@ class Catalog:
         self._media: frozenset[str] = frozenset()
 
     def list(self) -> list[dict[str, Any]]:
-        return [c.to_openai() for c in self._cards]
+        return [c.to_openai() for c in self._listed()]
+
+    def _listed(self) -> Sequence[ModelCard]:
+        """The built-in cards, with live metadata where fal lists the same id, then the live
+        ids of the categories served in full. Recomputed only when the live list changes."""
+        latest = self._live.latest() if self._live is not None else None
+        if not latest:
+            return self._cards
+        if self._merged[0] is latest and self._merged[1] is self._cards:
+            return self._merged[2]
+        live = {m.endpoint_id: m for m in latest if m.category in LIVE_CATEGORIES}
+        cards = [_with_live(c, live.get(c.id)) for c in self._cards]
+        cards += [
+            _with_live(card(m.endpoint_id), m)
+            for m in live.values()
+            if LIVE_CATEGORIES[m.category] and m.endpoint_id not in self._by_id
+        ]
+        self._merged = (latest, self._cards, cards)
+        return cards
 
     def get(self, model_id: str) -> dict[str, Any]:
         found = self._by_id.get(model_id)
+        if found is None and self._live is not None:
+            found = next((c for c in self._listed() if c.id == model_id), None)
         if found is None and not is_any_llm(self._chat_app) and "/" in model_id.strip("/"):
             found = card(model_id)  # the router forwards any OpenRouter id
         if found is None:
@@ -101,6 +151,12 @@ class Catalog:
     def metric_label(self, model_id: str) -> str:
         """Known ids as themselves; anything else as "other" (bounded label cardinality)."""
         return model_id if model_id in self._by_id else "other"
+
+
+def _with_live(base: ModelCard, live: PlatformModel | None) -> ModelCard:
+    if live is None:
+        return base
+    return ModelCard(base.id, live.owned_by, live.created or base.created)
 
 
 def load_models_file(path: Path) -> list[ModelCard]:

@@ -91,7 +91,7 @@ def log_level(settings: Settings) -> Iterable[str]:
 
 @check
 def fal_urls(settings: Settings) -> Iterable[str]:
-    for name in ("fal_run_url", "fal_queue_url"):
+    for name in ("fal_run_url", "fal_queue_url", "fal_api_url"):
         parts = urlsplit(getattr(settings, name))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             yield f"{name.upper()}: must be an http:// or https:// URL."

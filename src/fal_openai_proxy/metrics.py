@@ -53,6 +53,10 @@ class Metrics:
             ["endpoint", "route"], registry=r,
         )  # fmt: skip
         self.retries = Counter("fal_proxy_upstream_retries", "Retried fal calls.", registry=r)
+        self.model_refresh_failures = Counter(
+            "fal_proxy_model_refresh_failures",
+            "Failed refreshes of the live model list (FAL_MODELS_REFRESH).", registry=r,
+        )  # fmt: skip
         self.streams_in_flight = Gauge(
             "fal_proxy_streams_in_flight", "Open streams to clients.",
             registry=r, multiprocess_mode="livesum",

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_RUN_URL = "https://fal.run"
 DEFAULT_QUEUE_URL = "https://queue.fal.run"
 DEFAULT_REST_URL = "https://rest.fal.ai"
+DEFAULT_API_URL = "https://api.fal.ai"  # fal-protocol.md §4
 
 
 def split_keys(raw: SecretStr | None) -> list[str]:
@@ -104,6 +105,23 @@ class Settings(BaseSettings):
         "",
         description="Comma-separated PATTERN=ROUTE pairs (glob over model ids, first match "
         "wins; ROUTE is prompt, openai or auto). Unmatched models take auto.",
+    )
+
+    fal_models_refresh: bool = Field(
+        False,
+        description="List fal's own models in /v1/models too: fal's platform list "
+        "(`FAL_API_URL`), refreshed in the background, keeping the categories the proxy "
+        "serves. Falls back to the built-in list (or `MODELS_FILE`) on any error.",
+    )
+    fal_models_refresh_interval: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds between refreshes of the live model list (after a failure: at "
+        "most 60).",
+    )
+    fal_api_url: str = Field(
+        DEFAULT_API_URL,
+        description="Base URL of fal's platform API (the model list is `{FAL_API_URL}/v1/models`).",
     )
 
     # Clients
@@ -240,6 +258,11 @@ class Settings(BaseSettings):
         """The fixed cap per key, or None for `auto`."""
         value = self.fal_key_concurrency
         return None if value == "auto" else int(value)
+
+    @field_validator("fal_api_url")
+    @classmethod
+    def _strip_api_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
     @field_validator(
         "fal_chat_app",

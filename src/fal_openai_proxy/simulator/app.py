@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from . import direct, media, openai_route, queue
+from . import direct, media, openai_route, platform, queue
 from .apps import base_length
 from .asgi import JSON_TYPE, Receive, Scope, Send, install_drop_filter, read_body, send_bytes
 from .common import Call, Prepared, decode_body, prepare
@@ -39,6 +39,9 @@ class SimulatorApp:
             return
         if path.startswith("/_sim/") or path == "/healthz":
             await _control(self.simulator_state, scope, receive, send)
+            return
+        if path.startswith(platform.PREFIX + "/"):  # fal's platform API (api.fal.ai)
+            await platform.serve(self.simulator_state, Call(scope, receive, send, _new_id()))
             return
         state = self.simulator_state
         state.in_flight += 1

@@ -1,0 +1,106 @@
+"""fal's platform model list, `GET {prefix}/v1/models` (fal-protocol.md §4), for tests.
+
+Behaviour is chosen by the URL, so that each proxy under test can have its own:
+`{prefix}/v1/models` answers normally; `{prefix}/<mode>/v1/models` with mode `fail-<status>`
+(that status, fal's `{"detail"}` body), `hang` (no answer until the client leaves),
+`garbage` (not JSON) or `bad-page-<n>` (page n has no `models` list). Pages hold at most
+`PAGE_SIZE` models whatever `limit` asks, so that the default list spans three pages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import parse_qs
+
+from .asgi import JSON_TYPE, send_bytes
+from .common import Call, parse_key
+from .state import SimulatorState
+
+PREFIX = "/platform"
+PAGE_SIZE = 3
+
+
+def _model(endpoint_id: str, category: str, date: str, status: str = "active") -> dict[str, Any]:
+    return {
+        "endpoint_id": endpoint_id,
+        "metadata": {
+            "display_name": endpoint_id.rsplit("/", 1)[-1],
+            "category": category,
+            "description": f"Simulated {category} endpoint.",
+            "status": status,
+            "tags": [],
+            "updated_at": "2025-06-01T00:00:00Z",
+            "date": date,
+            "model_url": f"https://fal.run/{endpoint_id}",
+        },
+    }
+
+
+MODELS: list[dict[str, Any]] = [
+    _model("fal-ai/flux/dev", "text-to-image", "2024-08-01T00:00:00Z"),
+    _model("openrouter/router", "llm", "2025-07-01T00:00:00Z"),
+    _model("fal-ai/flux/schnell", "text-to-image", "2024-08-02T00:00:00Z"),
+    _model("fal-ai/kling-video/v2/master/image-to-video", "image-to-video", "2025-04-01T00:00:00Z"),
+    _model("fal-ai/ideogram/v2", "text-to-image", "2024-10-01T00:00:00Z", status="deprecated"),
+    _model("fal-ai/recraft/v3/text-to-image", "text-to-image", "2025-03-18T00:00:00Z"),
+    _model("fal-ai/flux-lora-fast-training", "training", "2024-09-01T00:00:00Z"),
+    _model("fal-ai/whisper", "speech-to-text", "2024-05-01T00:00:00Z"),
+    _model("bytedance/seedream/v4/text-to-image", "text-to-image", "2025-09-10T00:00:00Z"),
+]
+
+
+async def serve(state: SimulatorState, call: Call) -> None:
+    parse_key(call)
+    rest = call.path[len(PREFIX) :].strip("/")
+    mode = rest[: -len("v1/models")].strip("/") if rest.endswith("v1/models") else None
+    query = {k: v[-1] for k, v in parse_qs(call.scope.get("query_string", b"").decode()).items()}
+    state.record_event("platform", path=call.path, key=call.key, query=query, mode=mode or "normal")
+    if mode is None or call.method != "GET":
+        await call.detail(404 if mode is None else 405, "Not Found")
+        return
+    if mode == "hang":
+        while (await call.receive())["type"] != "http.disconnect":
+            pass  # no answer until the client goes away
+        return
+    if mode.startswith("fail-") and mode[5:].isdigit():
+        await call.detail(int(mode[5:]), "Simulated platform failure")
+        return
+    if mode == "garbage":
+        await send_bytes(call.send, 200, b"<html>oops</html>", [], JSON_TYPE)
+        return
+    offset = _offset(query.get("cursor"))
+    if offset is None:
+        await call.detail(400, "Invalid cursor")
+        return
+    if mode == f"bad-page-{offset // PAGE_SIZE + 1}":
+        await call.json(200, {"items": [], "next_cursor": None, "has_more": False})
+        return
+    await call.json(200, _page(query, offset))
+
+
+def _page(query: dict[str, str], offset: int) -> dict[str, Any]:
+    selected = [
+        m
+        for m in MODELS
+        if m["metadata"]["status"] == query.get("status", m["metadata"]["status"])
+        and m["metadata"]["category"] == query.get("category", m["metadata"]["category"])
+    ]
+    asked = query.get("limit", "")
+    limit = min(PAGE_SIZE, max(1, int(asked))) if asked.isdigit() else PAGE_SIZE
+    page = selected[offset : offset + limit]
+    more = offset + limit < len(selected)
+    cursor = base64.b64encode(str(offset + limit).encode()).decode() if more else None
+    return {"models": page, "next_cursor": cursor, "has_more": more}
+
+
+def _offset(cursor: str | None) -> int | None:
+    """fal's cursors are opaque (e.g. `Mg==`); ours are base64 offsets."""
+    if cursor is None:
+        return 0
+    try:
+        text = base64.b64decode(cursor, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() else None
