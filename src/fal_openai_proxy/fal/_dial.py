@@ -170,7 +170,8 @@ def _system_has_cas() -> bool:
         return True
     if paths.capath is not None:
         try:
-            return any(os.scandir(paths.capath))
+            with os.scandir(paths.capath) as entries:  # closed, not left to the GC
+                return any(entries)
         except OSError:
             return False
     return False
