@@ -60,7 +60,10 @@ def target_table(verdicts: list[Verdict]) -> Table:
     rows = []
     for per in by_target.values():
         t = next(iter(per.values())).target
-        gate = f"{'>=' if t.higher_is_better else '<='} {t.gross:g}{t.unit}"
+        sign = ">=" if t.higher_is_better else "<="
+        gate = f"{sign} {t.gross:g}{t.unit}"
+        if t.gross_tls is not None:
+            gate += f" (tls: {sign} {t.gross_tls:g}{t.unit})"
         if t.gross_key:
             digits = 3 if t.unit == " ms" else 2
             values = " / ".join(num(per[n].gross_value, digits) if n in per else "" for n in names)

@@ -9,6 +9,7 @@ import contextlib
 import datetime
 import gc
 import resource
+import shutil
 import signal
 import sys
 import tempfile
@@ -41,6 +42,7 @@ from .wire import Questions
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
+LOGS = RESULTS / "logs"  # of the last run that had errors (not in git)
 DOC = REPO / "docs" / "benchmarks.md"
 MAX_LOG_SAMPLES = 8
 
@@ -181,6 +183,8 @@ async def measure(
                         proxies_cpu += proxy.total_cpu_seconds()
                     _stop(proxy, started)
     used = phases.sample_cpu(None, *sims.values()) - first
+    if any(e.count for e in errors.values()):
+        keep_logs(workdir)
     return {
         "upstreams": figures,
         "upstream_tls": ca.describe(),
@@ -189,6 +193,16 @@ async def measure(
         "proxy_log": log_findings(logs),
         "simulator_alive": {name: sim.child.alive() for name, sim in sims.items()},
     }
+
+
+def keep_logs(workdir: Path) -> None:
+    """The run's logs outlive its temporary folder when something failed."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    for old in LOGS.glob("*.log"):
+        old.unlink()
+    for log in workdir.glob("*.log"):
+        shutil.copy(log, LOGS / log.name)
+    print(f"errors: the logs are kept in {LOGS}", file=sys.stderr)
 
 
 def _stop(proxy: Proxy, started: list[Child]) -> None:
@@ -272,7 +286,7 @@ def quick_gate(results: dict[str, Any], verdicts: list[Verdict]) -> list[str]:
             t = v.target
             reasons.append(
                 f"[{v.upstream}] {t.gross_key or t.label}: {report.num(v.gross_value, 3)}{t.unit} "
-                f"(gross limit {t.gross:g}{t.unit}, errors {v.errors})"
+                f"(gross limit {t.gross_for(v.upstream):g}{t.unit}, errors {v.errors})"
             )
     return reasons
 
