@@ -294,7 +294,7 @@ def upstreams_line(results: dict[str, Any]) -> str:
     tls = results["upstreams"].get("tls", {}).get("tls", {})
     return (
         "Upstreams: plain (the simulator over HTTP) and tls (the same simulator over HTTPS, "
-        f"a {tls.get('key_type', '?')} certificate from a {tls.get('ca', '?')} CA); "
+        f"an {tls.get('key_type', '?')} certificate from a {tls.get('ca', '?')} CA); "
         "the direct client uses the same upstream as the proxy in each comparison."
     )
 
@@ -366,7 +366,8 @@ noisy shared 2-core box) and sit well clear of today's figures, including those 
 their target, so that only a real regression turns CI red; they apply to both upstreams.
 For the RSS target, `--quick` checks growth after the first burst of open streams (a leak)
 rather than the high-water mark that the burst itself leaves. The full run exits 1 only on
-failed or wrong responses."""
+failed or wrong responses. A run with failed responses keeps the proxies' and simulators'
+logs in `bench/results/logs/`."""
 
 _METHOD = """\
 Every figure is taken twice, with fal over plain HTTP and over TLS, and each compares the
