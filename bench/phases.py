@@ -52,12 +52,12 @@ class Cpu:
         return max(0.0, self.machine - ours) / self.wall if self.wall else float("nan")
 
 
-def sample_cpu(proxy: Proxy | None, sim: Simulator) -> Cpu:
+def sample_cpu(proxy: Proxy | None, *sims: Simulator) -> Cpu:
     own = os.times()
     return Cpu(
         time.perf_counter(),
         proxy.cpu_seconds() if proxy is not None else 0.0,
-        sim.child_cpu(),
+        sum(sim.child_cpu() for sim in sims),
         own.user + own.system,
         procinfo.machine_busy_seconds(),
     )
@@ -156,8 +156,9 @@ def _first_content(outcomes: list[wire.Outcome]) -> list[float]:
 
 
 async def throughput(b: Bench) -> dict[str, Any]:
+    cases = [c for c in CASES if b.plan.runs_case(c.name, b.sim.upstream)]
     return {
-        case.name: {mode: await throughput_case(b, case, mode) for mode in MODES} for case in CASES
+        case.name: {mode: await throughput_case(b, case, mode) for mode in MODES} for case in cases
     }
 
 

@@ -18,6 +18,7 @@ from typing import IO
 from fal_openai_proxy.settings import Settings
 
 from . import procinfo
+from .tls import TlsFiles
 
 HOST = "127.0.0.1"
 FAL_KEY = "bench-key"
@@ -100,6 +101,11 @@ class Simulator:
     child: Child
     run_url: str
     queue_url: str
+    tls: TlsFiles | None = None  # HTTPS behind this throwaway CA
+
+    @property
+    def upstream(self) -> str:
+        return "tls" if self.tls else "plain"
 
     @property
     def base_url(self) -> str:
@@ -109,14 +115,19 @@ class Simulator:
         return procinfo.cpu_seconds(self.child.pid)
 
 
-def start_simulator(workdir: Path, latency_ms: float, interval_ms: float, events: int) -> Simulator:
-    out_path = workdir / "simulator.out"
+def start_simulator(
+    workdir: Path, latency_ms: float, interval_ms: float, events: int, tls: TlsFiles | None = None
+) -> Simulator:
+    name = "simulator-tls" if tls else "simulator-plain"
+    out_path = workdir / f"{name}.out"
     args = ["-m", "fal_openai_proxy.simulator", "--host", HOST, "--port", "0"]
     args += ["--latency-ms", str(latency_ms), "--interval-ms", str(interval_ms)]
     args += ["--events", str(events), "--log-level", "warning"]
-    child = _spawn("simulator", args, _clean_env(), workdir, stdout=out_path)
+    if tls:
+        args += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+    child = _spawn(name, args, _clean_env(), workdir, stdout=out_path)
     urls = _wait_for_urls(child, out_path)
-    return Simulator(child, urls["FAL_RUN_URL"], urls["FAL_QUEUE_URL"])
+    return Simulator(child, urls["FAL_RUN_URL"], urls["FAL_QUEUE_URL"], tls)
 
 
 def _wait_for_urls(child: Child, out_path: Path) -> dict[str, str]:
@@ -160,23 +171,34 @@ class Proxy:
         return self.cpu_seconds() + extra
 
 
+SET_BY_HARNESS = (
+    "FAL_KEY",
+    "FAL_RUN_URL",
+    "FAL_QUEUE_URL",
+    "SSL_CERT_FILE (TLS upstream)",
+    "WORKERS (the 2-worker run)",
+)
+
+
+def proxy_settings(sim: Simulator, workers: int, overrides: dict[str, str]) -> dict[str, str]:
+    """What the harness sets: where fal is, its key, the CA, the workers; every other setting
+    keeps its default (the adaptive key cap among them), unless ``--proxy-env`` says so."""
+    env = {"FAL_KEY": FAL_KEY, "FAL_RUN_URL": sim.run_url, "FAL_QUEUE_URL": sim.queue_url}
+    if sim.tls:
+        env["SSL_CERT_FILE"] = str(sim.tls.ca)  # read by ssl.create_default_context()
+    if workers != 1:
+        env["WORKERS"] = str(workers)
+    return {**env, **overrides}
+
+
 def start_proxy(
-    workdir: Path, sim: Simulator, workers: int, nonstream_mode: str = "queue"
+    workdir: Path, sim: Simulator, workers: int, overrides: dict[str, str] | None = None
 ) -> Proxy:
     port = free_port()
     env = _clean_env()
-    env.update(
-        FAL_KEY=FAL_KEY,
-        FAL_RUN_URL=sim.run_url,
-        FAL_QUEUE_URL=sim.queue_url,
-        FAL_KEY_CONCURRENCY="100000",
-        MAX_QUEUE_WAIT="60",
-        WORKERS=str(workers),
-        LOG_LEVEL="info",
-        FAL_NONSTREAM_MODE=nonstream_mode,
-    )
+    env.update(proxy_settings(sim, workers, overrides or {}))
     args = ["-m", "fal_openai_proxy", "--host", HOST, "--port", str(port)]
-    child = _spawn(f"proxy-w{workers}", args, env, workdir)
+    child = _spawn(f"proxy-{sim.upstream}-w{workers}", args, env, workdir)
     proxy = Proxy(child, f"http://{HOST}:{port}", workers)
     try:
         _wait_healthy(proxy)

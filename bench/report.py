@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,60 +39,79 @@ def _summary(s: dict[str, float]) -> tuple[str, str, str]:
     return num(s["p50_ms"], 3), num(s["p99_ms"], 3), num(s["max_ms"], 3)
 
 
+Upstreams = dict[str, dict[str, Any]]  # name -> that upstream's figures, same shape for each
+
+
+def _cell(v: Verdict) -> str:
+    t = v.target
+    digits = 3 if t.unit == " ms" else 2
+    value = f"{num(v.value, digits)}{t.unit}"
+    if t.errors_key:
+        value += f", {v.errors} errors"
+    return f"{value} {'met' if v.met else 'NOT MET'}"
+
+
 def target_table(verdicts: list[Verdict]) -> Table:
-    rows = []
+    """One row per target, one column per upstream."""
+    names = list(dict.fromkeys(v.upstream for v in verdicts))
+    by_target: dict[str, dict[str, Verdict]] = {}
     for v in verdicts:
-        t = v.target
-        digits = 3 if t.unit == " ms" else 2
-        value = f"{num(v.value, digits)}{t.unit}"
-        if t.errors_key:
-            value += f", {v.errors} errors"
-        gate = f"{'>=' if t.higher_is_better else '<='} {t.gross:g}{t.unit}"
-        if t.gross_key:
-            gate += f" (on {t.gross_key.rsplit('.', 1)[-1]}: {num(v.gross_value, digits)})"
-        rows.append((t.label, value, t.describe(), "met" if v.met else "NOT MET", gate))
-    headers = ("target", "measured", "limit", "result", "--quick fails unless")
-    return Table("Targets (one worker)", headers, rows)
-
-
-def latency_table(lat: dict[str, Any]) -> Table:
+        by_target.setdefault(v.target.key, {})[v.upstream] = v
     rows = []
-    for name, label in (
-        ("non_stream", "non-stream, whole request"),
-        ("stream_ttfc", "stream, first content"),
+    for per in by_target.values():
+        t = next(iter(per.values())).target
+        sign = ">=" if t.higher_is_better else "<="
+        gate = f"{sign} {t.gross:g}{t.unit}"
+        if t.gross_tls is not None:
+            gate += f" (tls: {sign} {t.gross_tls:g}{t.unit})"
+        if t.gross_key:
+            digits = 3 if t.unit == " ms" else 2
+            values = " / ".join(num(per[n].gross_value, digits) if n in per else "" for n in names)
+            gate += f" (on {t.gross_key.rsplit('.', 1)[-1]}: {values})"
+        cells = tuple(_cell(per[n]) if n in per else "n/a" for n in names)
+        rows.append((t.label, t.describe(), *cells, gate))
+    headers = ("target", "limit", *names, "--quick fails unless")
+    return Table("Targets (one worker), fal over plain HTTP and over TLS", headers, rows)
+
+
+def latency_table(ups: Upstreams) -> Table:
+    rows = []
+    for label, name in (
+        ("non-stream, whole request", "non_stream"),
+        ("stream, first content", "stream_ttfc"),
     ):
-        f = lat[name]
-        rows.append((label, *_summary(f["direct"]), *_summary(f["proxy"]), *_summary(f["added"])))
+        for upstream, figures in ups.items():
+            f = figures["latency"][name]
+            rows.append(
+                (
+                    f"{label}, {upstream}",
+                    *_summary(f["direct"]),
+                    *_summary(f["proxy"]),
+                    *_summary(f["added"]),
+                )
+            )
+    pairs = next(iter(ups.values()))["latency"]["pairs"]
     headers = ("c=1, 0 ms upstream (ms)", "direct p50", "p99", "max", "proxy p50", "p99", "max")
     return Table(
-        f"Latency at concurrency 1 ({lat['pairs']} interleaved pairs each)",
+        f"Latency at concurrency 1 ({pairs} interleaved pairs each)",
         (*headers, "added p50", "p99", "max"),
         rows,
     )
 
 
-def throughput_table(tput: dict[str, dict[str, Any]]) -> Table:
+def throughput_table(ups: Upstreams) -> Table:
     rows = []
-    for workers, cases in sorted(tput.items()):
+    workers_seen = sorted({w for f in ups.values() for w in f["throughput"]})
+    for workers in workers_seen:
         for case in CASES:
             for mode in MODES:
-                f = cases[case.name][mode]
-                rows.append(
-                    (
-                        f"{case.name} {mode}",
-                        workers[1:],
-                        num(f["direct_rps"], 0),
-                        num(f["proxy_rps"], 0),
-                        num(f["ratio"], 3),
-                        f"{f['errors_proxy']}/{f['errors_direct']}",
-                        num(f["proxy_cpu_ms_per_request"], 3),
-                        num(f["proxy_cpu_cores"], 2),
-                        _pair(f["box_cpu_pct"], 0),
-                        _pair(f["foreign_cpu_cores"], 1),
-                    )
-                )
+                for upstream, figures in ups.items():
+                    f = figures["throughput"].get(workers, {}).get(case.name, {}).get(mode)
+                    if f is not None:  # --quick runs fewer cases over TLS
+                        rows.append(_throughput_row(f"{case.name} {mode}", upstream, workers, f))
     headers = (
         "case",
+        "upstream",
         "workers",
         "direct req/s",
         "proxy req/s",
@@ -110,17 +129,36 @@ def throughput_table(tput: dict[str, dict[str, Any]]) -> Table:
     return Table(title, headers, rows)
 
 
+def _throughput_row(case: str, upstream: str, workers: str, f: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        case,
+        upstream,
+        workers[1:],
+        num(f["direct_rps"], 0),
+        num(f["proxy_rps"], 0),
+        num(f["ratio"], 3),
+        f"{f['errors_proxy']}/{f['errors_direct']}",
+        num(f["proxy_cpu_ms_per_request"], 3),
+        num(f["proxy_cpu_cores"], 2),
+        _pair(f["box_cpu_pct"], 0),
+        _pair(f["foreign_cpu_cores"], 1),
+    )
+
+
 def _pair(sides: dict[str, float], digits: int) -> str:
     return f"{num(sides['direct'], digits)}/{num(sides['proxy'], digits)}"
 
 
-def chunk_table(ic: dict[str, Any]) -> Table:
-    d, p = ic["direct_gap"], ic["proxy_gap"]
-    rows = [
-        ("direct (fal events)", *_summary(d)),
-        ("proxy (content chunks)", *_summary(p)),
-        ("added", num(ic["added_p50_ms"], 3), num(ic["added_p99_ms"], 3), ""),
-    ]
+def chunk_table(ups: Upstreams) -> Table:
+    rows = []
+    for upstream, figures in ups.items():
+        ic = figures["inter_chunk"]
+        rows += [
+            (f"{upstream}: direct (fal events)", *_summary(ic["direct_gap"])),
+            (f"{upstream}: proxy (content chunks)", *_summary(ic["proxy_gap"])),
+            (f"{upstream}: added", num(ic["added_p50_ms"], 3), num(ic["added_p99_ms"], 3), ""),
+        ]
+    ic = next(iter(ups.values()))["inter_chunk"]
     up = ic["upstream"]
     title = (
         f"Inter-chunk gaps: {ic['streams']} concurrent streams x {up['events']} events "
@@ -129,60 +167,77 @@ def chunk_table(ic: dict[str, Any]) -> Table:
     return Table(title, ("gap (ms)", "p50", "p99", "max"), rows)
 
 
-def memory_table(mem: dict[str, Any], idle: dict[str, Any]) -> Table:
-    n = idle["opened"]
-    rows = [
-        ("idle after warm-up", f"{mem['baseline_kb']:,} KB"),
-        (f"{n:,} idle open streams", f"{idle['rss_open_kb']:,} KB"),
-        ("per open stream", f"{num(idle['per_open_stream_kb'], 2)} KB"),
-        ("fal streams closed after clients left", _seconds(idle["upstream_closed_after_s"])),
-        ("idle, after the streams closed", f"{idle['rss_after_first_burst_kb']:,} KB"),
-        (f"a second burst of {n:,} streams adds", f"{idle['second_burst_growth_kb']:,} KB"),
-        ("after all load", f"{mem['after_load_kb']:,} KB"),
-        ("after all load vs idle after warm-up", f"{num(mem['after_load_growth_pct'], 1)} %"),
+def memory_table(ups: Upstreams) -> Table:
+    n = next(iter(ups.values()))["idle_streams"]["streams"]
+    lines: list[tuple[str, Callable[[dict[str, Any], dict[str, Any]], str]]] = [
+        ("idle after warm-up", lambda m, i: f"{m['baseline_kb']:,} KB"),
+        (f"{n:,} idle open streams", lambda m, i: f"{i['rss_open_kb']:,} KB"),
+        ("per open stream", lambda m, i: f"{num(i['per_open_stream_kb'], 2)} KB"),
+        (
+            "fal streams closed after clients left",
+            lambda m, i: _seconds(i["upstream_closed_after_s"]),
+        ),
+        ("idle, after the streams closed", lambda m, i: f"{i['rss_after_first_burst_kb']:,} KB"),
+        (
+            f"a second burst of {n:,} streams adds",
+            lambda m, i: f"{i['second_burst_growth_kb']:,} KB",
+        ),
+        ("after all load", lambda m, i: f"{m['after_load_kb']:,} KB"),
+        (
+            "after all load vs idle after warm-up",
+            lambda m, i: f"{num(m['after_load_growth_pct'], 1)} %",
+        ),
         (
             "after all load vs idle after the first burst",
-            f"{num(mem['growth_after_first_burst_pct'], 1)} %",
+            lambda m, i: f"{num(m['growth_after_first_burst_pct'], 1)} %",
         ),
     ]
-    return Table("Proxy memory (VmRSS, one worker)", ("", "RSS"), rows)
+    rows = [
+        (label, *(cell(f["memory"], f["idle_streams"]) for f in ups.values()))
+        for label, cell in lines
+    ]
+    headers = ("", *(f"RSS, {name}" for name in ups))
+    return Table("Proxy memory (VmRSS, one worker)", headers, rows)
 
 
 def _seconds(value: float | None) -> str:
     return "not within 15 s" if value is None else f"within {num(value, 2)} s"
 
 
-def cpu_table(results: dict[str, Any]) -> Table:
-    w1 = results["throughput"]["w1"]
-    rows = [
+def cpu_table(ups: Upstreams) -> Table:
+    def c32(f: dict[str, Any], mode: str) -> Any:
+        return (
+            f["throughput"]["w1"].get("c32@50ms", {}).get(mode, {}).get("proxy_cpu_ms_per_request")
+        )
+
+    lines: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         (
             "per request, non-stream, c=1",
-            num(results["latency"]["non_stream"]["proxy_cpu_ms_per_request"], 3) + " ms",
+            lambda f: num(f["latency"]["non_stream"]["proxy_cpu_ms_per_request"], 3) + " ms",
         ),
-        (
-            "per request, non-stream, c=32 @ 50 ms",
-            num(w1["c32@50ms"]["non_stream"]["proxy_cpu_ms_per_request"], 3) + " ms",
-        ),
+        ("per request, non-stream, c=32 @ 50 ms", lambda f: num(c32(f, "non_stream"), 3) + " ms"),
         (
             "per request, stream (10 events), c=32 @ 50 ms",
-            num(w1["c32@50ms"]["stream"]["proxy_cpu_ms_per_request"], 3) + " ms",
+            lambda f: num(c32(f, "stream"), 3) + " ms",
         ),
         (
             "per content chunk, 100 streams x 50 events",
-            num(results["inter_chunk"]["proxy_cpu_us_per_chunk"], 1) + " us",
+            lambda f: num(f["inter_chunk"]["proxy_cpu_us_per_chunk"], 1) + " us",
         ),
     ]
-    return Table("Proxy CPU time (utime + stime)", ("", "CPU"), rows)
+    rows = [(label, *(cell(f) for f in ups.values())) for label, cell in lines]
+    return Table("Proxy CPU time (utime + stime)", ("", *(f"CPU, {n}" for n in ups)), rows)
 
 
 def tables(results: dict[str, Any], verdicts: list[Verdict]) -> list[Table]:
+    ups: Upstreams = results["upstreams"]
     return [
         target_table(verdicts),
-        latency_table(results["latency"]),
-        throughput_table(results["throughput"]),
-        chunk_table(results["inter_chunk"]),
-        memory_table(results["memory"], results["idle_streams"]),
-        cpu_table(results),
+        latency_table(ups),
+        throughput_table(ups),
+        chunk_table(ups),
+        memory_table(ups),
+        cpu_table(ups),
     ]
 
 
@@ -225,8 +280,28 @@ def noise_line(results: dict[str, Any]) -> str:
     )
 
 
+def settings_line(results: dict[str, Any]) -> str:
+    s = results["proxy_settings"]
+    overrides = ", ".join(f"{k}={v}" for k, v in sorted(s["overrides"].items()))
+    return (
+        "The proxy ran at its default settings; the harness set only "
+        + ", ".join(s["set_by_harness"])
+        + (f". Overridden with --proxy-env: {overrides}." if overrides else ".")
+    )
+
+
+def upstreams_line(results: dict[str, Any]) -> str:
+    tls = results["upstreams"].get("tls", {}).get("tls", {})
+    return (
+        "Upstreams: plain (the simulator over HTTP) and tls (the same simulator over HTTPS, "
+        f"an {tls.get('key_type', '?')} certificate from a {tls.get('ca', '?')} CA); "
+        "the direct client uses the same upstream as the proxy in each comparison."
+    )
+
+
 def console(results: dict[str, Any], verdicts: list[Verdict]) -> str:
-    parts = [header_line(results) + "\n" + noise_line(results)]
+    head = [header_line(results), noise_line(results), settings_line(results)]
+    parts = ["\n".join([*head, upstreams_line(results)])]
     parts += [render_text(t) for t in tables(results, verdicts)]
     parts.append(_errors_text(results))
     parts.append(_log_text(results["proxy_log"]))
@@ -265,27 +340,40 @@ def existing_profile(doc: Path) -> str | None:
 
 _HOW_TO_RUN = """\
 ```sh
-make bench          # full run, about 6 minutes: rewrites this page and bench/results/<date>.json
-make bench-quick    # CI smoke run, under 60 s: bench/results/quick-latest.json, page untouched
+make bench          # full run, about 12 minutes: rewrites this page and bench/results/<date>.json
+make bench-quick    # CI smoke run, under 90 s: bench/results/quick-latest.json, page untouched
 make bench-quick-run  # the same with FAL_NONSTREAM_MODE=run: quick-latest-run.json
-.venv/bin/python -m bench.run [--quick]
+.venv/bin/python -m bench.run [--quick] [--proxy-env NAME=VALUE ...]
 ```
 
-The harness starts the fal simulator and the proxy itself (`python -m fal_openai_proxy`,
-`FAL_KEY_CONCURRENCY=100000`, `LOG_LEVEL=info`, stderr to a file) on free loopback ports, and
-stops them on exit or Ctrl-C. The full run measures one worker, then the throughput again
-with `WORKERS=2`; `--quick` measures one worker with smaller counts.
+The harness starts two fal simulators, one over plain HTTP and one over HTTPS (fal is only
+reached over HTTPS in production), and a proxy for each, on free loopback ports, and stops
+them on exit or Ctrl-C. For HTTPS it makes a throwaway CA with `trustme` (an ECDSA
+certificate for 127.0.0.1, in a temporary folder), starts the simulator with `--tls-cert`
+and `--tls-key`, and gives the proxy `SSL_CERT_FILE=<ca.pem>`; the harness's direct client
+trusts the same CA, so both sides of each comparison pay for TLS alike.
+
+The proxy runs at its default settings (`python -m fal_openai_proxy`, stderr to a file):
+the harness sets only `FAL_KEY`, `FAL_RUN_URL`, `FAL_QUEUE_URL`, `SSL_CERT_FILE` (TLS) and
+`WORKERS` (the 2-worker run). So the key cap is whatever the default is (adaptive).
+`--proxy-env NAME=VALUE` runs with another setting, and the results record it. The full
+run measures one worker, plain and then TLS, then the throughput again with `WORKERS=2`;
+`--quick` measures one worker with smaller counts, and over TLS only the throughput cases
+that have targets (the 50 ms ones).
 
 `--quick` exits 1 on any failed or wrong response, and on gross regressions only: a figure
 beyond the last column of the targets table. Those limits are generous on purpose (CI is a
 noisy shared 2-core box) and sit well clear of today's figures, including those that miss
-their target, so that only a real regression turns CI red. For the RSS target, `--quick`
-checks growth after the first burst of open streams (a leak) rather than the high-water mark
-that the burst itself leaves. The full run exits 1 only on failed or wrong responses."""
+their target, so that only a real regression turns CI red; they apply to both upstreams.
+For the RSS target, `--quick` checks growth after the first burst of open streams (a leak)
+rather than the high-water mark that the burst itself leaves. The full run exits 1 only on
+failed or wrong responses. A run with failed responses keeps the proxies' and simulators'
+logs in `bench/results/logs/`."""
 
 _METHOD = """\
-Every figure compares the proxy with a **direct** client making the same fal calls against
-the same simulator in the same run: for non-stream, queue submit, status stream
+Every figure is taken twice, with fal over plain HTTP and over TLS, and each compares the
+proxy with a **direct** client making the same fal calls against the same simulator (the
+same upstream) in the same run: for non-stream, queue submit, status stream
 (`/status/stream?logs=0`) and result; for stream, the run `/stream` call. Load comes from
 the harness process (aiohttp, one keep-alive session, uvloop) over loopback. Each request
 asks a unique question, and its answer must be exactly `Simulated answer to: <question>`,
@@ -328,6 +416,7 @@ def markdown_page(results: dict[str, Any], verdicts: list[Verdict], profile: str
         "## What is measured",
         _METHOD,
         "## Results",
+        f"{settings_line(results)} {upstreams_line(results)}",
         *(render_markdown(t) for t in tables(results, verdicts)),
         "### Errors and proxy log",
         _errors_text(results).replace("\n  - ", "\n- "),

@@ -1,4 +1,5 @@
-"""``python -m bench.run [--quick]``: the proxy against a direct fal client, side by side."""
+"""``python -m bench.run [--quick]``: the proxy against a direct fal client, side by side,
+with fal reached over plain HTTP and over HTTPS (as in production)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import datetime
 import gc
 import resource
+import shutil
 import signal
 import sys
 import tempfile
@@ -23,15 +25,24 @@ import aiohttp
 import orjson
 import uvloop
 
-from . import phases, procinfo, report
+from . import phases, procinfo, report, tls
 from .load import Errors
 from .plan import FAST, FULL, QUICK, Plan
-from .processes import Child, Proxy, start_proxy, start_simulator
-from .targets import Verdict, evaluate
+from .processes import (
+    HOST,
+    SET_BY_HARNESS,
+    Child,
+    Proxy,
+    Simulator,
+    start_proxy,
+    start_simulator,
+)
+from .targets import UPSTREAMS, Verdict, evaluate
 from .wire import Questions
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
+LOGS = RESULTS / "logs"  # of the last run that had errors (not in git)
 DOC = REPO / "docs" / "benchmarks.md"
 MAX_LOG_SAMPLES = 8
 
@@ -41,7 +52,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="CI smoke run (<60 s, one worker): fail only on errors and gross regressions",
+        help="CI smoke run (<90 s, one worker): fail only on errors and gross regressions",
     )
     parser.add_argument(
         "--nonstream-mode",
@@ -49,7 +60,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="queue",
         help="the proxy's FAL_NONSTREAM_MODE for the non-stream phases (default: queue)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--proxy-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a proxy setting other than its default (repeatable; recorded in the results)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        args.overrides = dict(_setting(item) for item in args.proxy_env)
+        if args.nonstream_mode != "queue":
+            args.overrides["FAL_NONSTREAM_MODE"] = args.nonstream_mode
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
+
+
+def _setting(item: str) -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name:
+        raise ValueError(f"--proxy-env {item!r}: expected NAME=VALUE")
+    return name.upper(), value
 
 
 def raise_fd_limit() -> None:
@@ -75,9 +107,12 @@ def children() -> Iterator[list[Child]]:
             child.stop()
 
 
-def new_session() -> aiohttp.ClientSession:
-    # The connection limit is far above any concurrency used, idle streams included.
-    connector = aiohttp.TCPConnector(limit=10_000, limit_per_host=0, keepalive_timeout=60)
+def new_session(ca: tls.TlsFiles) -> aiohttp.ClientSession:
+    # The connection limit is far above any concurrency used, idle streams included. The
+    # direct client trusts the throwaway CA, so it pays for TLS just as the proxy does.
+    connector = aiohttp.TCPConnector(
+        limit=10_000, limit_per_host=0, keepalive_timeout=60, ssl=ca.client_context()
+    )
     return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
 
 
@@ -120,39 +155,62 @@ async def two_workers(b: phases.Bench) -> dict[str, Any]:
 
 
 async def measure(
-    plan: Plan, workdir: Path, started: list[Child], nonstream_mode: str = "queue"
+    plan: Plan, workdir: Path, started: list[Child], overrides: dict[str, str]
 ) -> dict[str, Any]:
-    sim = start_simulator(workdir, FAST.latency_ms, FAST.interval_ms, FAST.events)
-    started.append(sim.child)
+    ca = tls.throwaway_ca(workdir, HOST)
+    sims: dict[str, Simulator] = {}
+    for name in UPSTREAMS:
+        sim = start_simulator(
+            workdir, FAST.latency_ms, FAST.interval_ms, FAST.events, ca if name == "tls" else None
+        )
+        started.append(sim.child)
+        sims[name] = sim
     questions = Questions(str(int(time.time()) % 100_000))
-    errors = Errors()
-    figures: dict[str, Any] = {}
+    errors = {name: Errors() for name in UPSTREAMS}
+    figures: dict[str, dict[str, Any]] = {name: {} for name in UPSTREAMS}
     logs: list[Path] = []
-    first = phases.sample_cpu(None, sim)
+    first = phases.sample_cpu(None, *sims.values())
     proxies_cpu = 0.0
-    async with new_session() as session:
+    async with new_session(ca) as session:
         gc.collect()
         gc.freeze()  # fewer, shorter collections in the load generator while it measures
+        # Plain and TLS one after the other for each worker count: like with like, close in time.
         for workers in plan.workers:
-            proxy = start_proxy(workdir, sim, workers, nonstream_mode)
-            started.append(proxy.child)
-            logs.append(proxy.child.log_path)
-            print(f"proxy with {workers} worker(s) up at {proxy.url}", file=sys.stderr)
-            b = phases.Bench(plan, session, sim, proxy, questions)
-            try:
-                run = one_worker if workers == 1 else two_workers
-                figures.update(await run(b))
-            finally:
-                errors.merge(b.errors)
-                with contextlib.suppress(OSError):  # a proxy that died has no /proc entry
-                    proxies_cpu += proxy.total_cpu_seconds()
-                _stop(proxy, started)
-    used = phases.sample_cpu(None, sim) - first
-    figures["foreign_cpu_cores"] = replace(used, proxy=proxies_cpu).foreign_cores()
-    figures["errors"] = {"count": errors.count, "samples": errors.samples}
-    figures["proxy_log"] = log_findings(logs)
-    figures["simulator_alive"] = sim.child.alive()
-    return figures
+            for name, sim in sims.items():
+                proxy = start_proxy(workdir, sim, workers, overrides)
+                started.append(proxy.child)
+                logs.append(proxy.child.log_path)
+                print(f"proxy ({name}, {workers} worker(s)) up at {proxy.url}", file=sys.stderr)
+                b = phases.Bench(plan, session, sim, proxy, questions)
+                try:
+                    run = one_worker if workers == 1 else two_workers
+                    figures[name].update(await run(b))
+                finally:
+                    errors[name].merge(b.errors)
+                    with contextlib.suppress(OSError):  # a proxy that died has no /proc entry
+                        proxies_cpu += proxy.total_cpu_seconds()
+                    _stop(proxy, started)
+    used = phases.sample_cpu(None, *sims.values()) - first
+    if any(e.count for e in errors.values()):
+        keep_logs(workdir)
+    return {
+        "upstreams": figures,
+        "upstream_tls": ca.describe(),
+        "foreign_cpu_cores": replace(used, proxy=proxies_cpu).foreign_cores(),
+        "errors": errors,
+        "proxy_log": log_findings(logs),
+        "simulator_alive": {name: sim.child.alive() for name, sim in sims.items()},
+    }
+
+
+def keep_logs(workdir: Path) -> None:
+    """The run's logs outlive its temporary folder when something failed."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    for old in LOGS.glob("*.log"):
+        old.unlink()
+    for log in workdir.glob("*.log"):
+        shutil.copy(log, LOGS / log.name)
+    print(f"errors: the logs are kept in {LOGS}", file=sys.stderr)
 
 
 def _stop(proxy: Proxy, started: list[Child]) -> None:
@@ -177,27 +235,53 @@ def log_findings(paths: list[Path]) -> dict[str, Any]:
     return {"levels": dict(levels), "notable": dict(notable.most_common(MAX_LOG_SAMPLES))}
 
 
-def assemble(plan: Plan, figures: dict[str, Any]) -> dict[str, Any]:
+def assemble(plan: Plan, figures: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
     machine = procinfo.machine(REPO)
-    results: dict[str, Any] = {
+    errors: dict[str, Errors] = figures["errors"]
+    total = Errors()
+    for name, errs in errors.items():
+        total.merge(Errors(errs.count, [f"[{name}] {s}" for s in errs.samples]))
+    return {
         "date": datetime.date.today().isoformat(),
         "mode": "quick" if plan.quick else "full",
         "machine": {**machine.as_dict(), "src_dirty": procinfo.src_dirty(REPO)},
         "plan": plan.as_dict(),
-        "latency": figures["latency"],
-        "throughput": {"w1": figures["throughput_w1"]},
-        "inter_chunk": figures["inter_chunk"],
-        "idle_streams": figures["idle_streams"],
-        "memory": figures["memory"],
-        "errors": figures["errors"],
+        # Every setting not named here is the proxy's default.
+        "proxy_settings": {
+            "set_by_harness": list(SET_BY_HARNESS),
+            "overrides": overrides,
+        },
+        "upstreams": {
+            name: upstream_results(name, figures["upstreams"][name], errors[name], figures)
+            for name in UPSTREAMS
+        },
+        "errors": {"count": total.count, "samples": total.samples},
         "proxy_log": figures["proxy_log"],
-        "simulator_alive": figures["simulator_alive"],
+        "simulator_alive": all(figures["simulator_alive"].values()),
         "foreign_cpu_cores": figures["foreign_cpu_cores"],
     }
-    if "throughput_w2" in figures:
-        results["throughput"]["w2"] = figures["throughput_w2"]
-        results["memory_w2"] = figures["memory_w2"]
-    return results
+
+
+def upstream_results(
+    name: str, f: dict[str, Any], errors: Errors, figures: dict[str, Any]
+) -> dict[str, Any]:
+    """One upstream's figures; every upstream has the same shape (the targets' keys)."""
+    out: dict[str, Any] = {
+        "scheme": "https" if name == "tls" else "http",
+        "latency": f["latency"],
+        "throughput": {"w1": f["throughput_w1"]},
+        "inter_chunk": f["inter_chunk"],
+        "idle_streams": f["idle_streams"],
+        "memory": f["memory"],
+        "errors": {"count": errors.count, "samples": errors.samples},
+        "simulator_alive": figures["simulator_alive"][name],
+    }
+    if name == "tls":
+        out["tls"] = figures["upstream_tls"]
+    if "throughput_w2" in f:
+        out["throughput"]["w2"] = f["throughput_w2"]
+        out["memory_w2"] = f["memory_w2"]
+    return out
 
 
 def quick_gate(results: dict[str, Any], verdicts: list[Verdict]) -> list[str]:
@@ -209,8 +293,8 @@ def quick_gate(results: dict[str, Any], verdicts: list[Verdict]) -> list[str]:
         if v.gross:
             t = v.target
             reasons.append(
-                f"{t.gross_key or t.label}: {report.num(v.gross_value, 3)}{t.unit} "
-                f"(gross limit {t.gross:g}{t.unit}, errors {v.errors})"
+                f"[{v.upstream}] {t.gross_key or t.label}: {report.num(v.gross_value, 3)}{t.unit} "
+                f"(gross limit {t.gross_for(v.upstream):g}{t.unit}, errors {v.errors})"
             )
     return reasons
 
@@ -245,11 +329,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             children() as started,
             asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
         ):
-            figures = runner.run(measure(plan, Path(tmp), started, args.nonstream_mode))
+            figures = runner.run(measure(plan, Path(tmp), started, args.overrides))
     except KeyboardInterrupt:
         print("interrupted: the simulator and the proxy were stopped", file=sys.stderr)
         return 130
-    results = assemble(plan, figures)
+    results = assemble(plan, figures, args.overrides)
     results["nonstream_mode"] = args.nonstream_mode
     results["wall_time_s"] = time.perf_counter() - started_at
     code = publish(plan, results, evaluate(results))

@@ -28,7 +28,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate-limited-keys", type=_key_set, default=set())
     parser.add_argument("--key-concurrency", type=int, default=None)
     parser.add_argument("--log-level", default="warning")
-    return parser.parse_args(argv)
+    parser.add_argument("--tls-cert", default=None, help="PEM certificate chain: serve HTTPS")
+    parser.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
+    args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -46,9 +51,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     sock = bind(args.host, args.port)
     port = sock.getsockname()[1]
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"FAL_RUN_URL=http://{host}:{port}{config.run_prefix}", flush=True)
-    print(f"FAL_QUEUE_URL=http://{host}:{port}{config.queue_prefix}", flush=True)
-    make_server(app, args.log_level.lower()).run(sockets=[sock])
+    scheme = "https" if args.tls_cert else "http"
+    print(f"FAL_RUN_URL={scheme}://{host}:{port}{config.run_prefix}", flush=True)
+    print(f"FAL_QUEUE_URL={scheme}://{host}:{port}{config.queue_prefix}", flush=True)
+    server = make_server(app, args.log_level.lower(), tls_cert=args.tls_cert, tls_key=args.tls_key)
+    server.run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -29,8 +29,13 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def make_server(
-    app: SimulatorApp, log_level: str = "warning", loop: str = "uvloop"
+    app: SimulatorApp,
+    log_level: str = "warning",
+    loop: str = "uvloop",
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> uvicorn.Server:
+    """``tls_cert``/``tls_key`` (PEM files): serve HTTPS, as fal does (benchmarks over TLS)."""
     config = uvicorn.Config(
         app,
         loop=loop,
@@ -39,6 +44,8 @@ def make_server(
         access_log=False,
         log_level=log_level,
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
     )
     return uvicorn.Server(config)
 
