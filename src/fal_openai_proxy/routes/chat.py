@@ -15,8 +15,9 @@ CLIENT_CLOSED = 499  # nginx's status for a client that went away; logged, never
 
 async def create_chat_completion(request: Request) -> Response:
     """Upstream failures propagate as FalError to the app's one handler."""
-    chat = parse_chat_request(await request.body())
-    service = proxy_state(request).chat
+    state = proxy_state(request)
+    chat = parse_chat_request(await request.body(), state.settings.max_content_parts)
+    service = state.chat
     try:
         return await service.complete(chat, request_context(request.scope), request.receive)
     except ClientGone:
