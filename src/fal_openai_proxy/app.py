@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -26,7 +26,7 @@ from .metrics import Metrics
 from .middleware import GuardMiddleware, RequestLogMiddleware
 from .openai.errors import SERVER_ERROR, ProxyError
 from .ratelimit import ClientLimiter
-from .routes.chat import create_chat_completion
+from .routes.chat import CLIENT_CLOSED, create_chat_completion
 from .routes.health import healthz, metrics, readyz
 from .routes.models import list_models, retrieve_model
 from .services.chat import ChatService
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
             ProxyError: _proxy_error,
             HTTPException: _http_error,
             FalError: _upstream_error,
+            ClientDisconnect: _client_gone,
             Exception: _unexpected_error,
         },
         lifespan=lifespan,
@@ -211,7 +212,15 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         return await _proxy_error(request, exc)
     if isinstance(exc, FalError):
         return await _upstream_error(request, exc)
+    if isinstance(exc, ClientDisconnect):
+        return await _client_gone(request, exc)
     return await _unexpected_error(request, exc)
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client left while sending its body: its doing, not ours (logged as 499)."""
+    request_context(request.scope).log.error_type = "client_disconnected"
+    return Response(status_code=CLIENT_CLOSED)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:

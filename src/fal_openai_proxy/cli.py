@@ -90,7 +90,7 @@ def _announce(settings: Settings, simulated: bool) -> None:
 def _serve(settings: Settings) -> None:
     app = create_app(settings)
     _announce(settings, simulated=False)
-    config = uvicorn_config(app, settings.host, settings.port, settings.log_level)
+    config = uvicorn_config(app, settings.host, settings.port, settings.log_level, settings)
     DrainingServer(config, app.state.proxy).run()
 
 
@@ -98,7 +98,9 @@ def _serve_workers(settings: Settings) -> None:
     """N processes sharing one listening socket; each drains on SIGTERM."""
     app = create_app(settings)  # fail fast on a bad configuration, in the parent
     _announce(settings, simulated=False)
-    sock = uvicorn_config(app, settings.host, settings.port, settings.log_level).bind_socket()
+    sock = uvicorn_config(
+        app, settings.host, settings.port, settings.log_level, settings
+    ).bind_socket()
     sys.exit(serve_workers(settings, sock))
 
 
@@ -120,7 +122,8 @@ async def _serve_simulated(settings: Settings) -> None:
     app = create_app(settings)
     _announce(settings, simulated=True)
     proxy = DrainingServer(
-        uvicorn_config(app, settings.host, settings.port, settings.log_level), app.state.proxy
+        uvicorn_config(app, settings.host, settings.port, settings.log_level, settings),
+        app.state.proxy,
     )
     sim_task = asyncio.ensure_future(sim_server.serve(sockets=[sim_socket]))
     try:

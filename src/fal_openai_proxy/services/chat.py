@@ -150,7 +150,12 @@ class ChatService:
             stops=chat.stop_sequences,
             show_reasoning=not chat.reasoning_hidden,
         )
-        return EventStreamResponse(self.frames(stream, translator), self._open_streams, FAREWELL)
+        return EventStreamResponse(
+            self.frames(stream, translator),
+            self._open_streams,
+            FAREWELL,
+            self._settings.write_timeout,
+        )
 
     async def frames(
         self, stream: EventSource, translator: StreamTranslator
