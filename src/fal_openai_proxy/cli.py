@@ -104,19 +104,25 @@ def _serve_workers(settings: Settings) -> None:
     sys.exit(serve_workers(settings, sock))
 
 
+def simulated_settings(settings: Settings, base: str) -> Settings:
+    """The proxy's settings for --simulate: the simulator's URLs and a simulator-only key.
+    Never the real FAL_KEY: the simulator keeps a log that any local user can read."""
+    return settings.model_copy(
+        update={
+            "fal_run_url": f"{base}/run",
+            "fal_queue_url": f"{base}/queue",
+            "fal_key": SecretStr(SIMULATED_KEY),
+        }
+    )
+
+
 async def _serve_simulated(settings: Settings) -> None:
     from .simulator import SimulatorConfig, create_simulator_app
 
     sim_socket = loopback_socket()
     sim_port = sim_socket.getsockname()[1]
     base = f"http://127.0.0.1:{sim_port}"
-    settings = settings.model_copy(
-        update={
-            "fal_run_url": f"{base}/run",
-            "fal_queue_url": f"{base}/queue",
-            "fal_key": settings.fal_key or SecretStr(SIMULATED_KEY),
-        }
-    )
+    settings = simulated_settings(settings, base)
     simulator = create_simulator_app(SimulatorConfig(interval_ms=30, events=12))
     sim_server = QuietServer(uvicorn_config(simulator, "127.0.0.1", sim_port, "warning"))
     app = create_app(settings)
