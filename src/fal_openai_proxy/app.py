@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .catalog import Catalog, load_models_file
+from .catalog import Catalog, ModelsFileError, load_models_file
 from .context import request_context
 from .fal.client import USER_AGENT, FalClient
 from .fal.errors import FalError, FalStatusError
@@ -46,7 +46,10 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
     settings = settings or Settings()
     if problems := settings.startup_problems():
         raise ConfigError(" ".join(problems))
-    state = _build_state(settings)
+    try:
+        state = _build_state(settings)
+    except ModelsFileError as exc:
+        raise ConfigError(str(exc)) from None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

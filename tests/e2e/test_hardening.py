@@ -16,7 +16,7 @@ import pytest
 
 from ..conftest import CapturedLogs
 from ..support.chat import MODEL, Records, sim
-from ..support.servers import RunningProxy
+from ..support.servers import CLIENT_FAL_KEY, RunningProxy
 
 JSON = {"content-type": "application/json"}
 
@@ -416,3 +416,37 @@ def test_stream_client_that_never_reads_is_dropped_and_its_key_slot_freed(
         assert response.status_code == 200
     finally:
         sock.close()
+
+
+# -- item 9: Retry-After from fal, end to end ----------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "-inf", "nan", "9" * 40, "Infinity"])
+@pytest.mark.parametrize("mode", ["server-key", "pass-through"])
+def test_absurd_retry_after_from_fal_is_bounded(
+    proxy_factory: Callable[..., RunningProxy], http: httpx.Client, value: str, mode: str
+) -> None:
+    if mode == "server-key":
+        running = proxy_factory(retry_budget=0.2, key_rate_limit_cooldown=0)
+        headers = JSON
+    else:
+        running = proxy_factory(fal_key=None, retry_budget=0.2)
+        headers = {**JSON, "authorization": f"Bearer {CLIENT_FAL_KEY}"}
+    directive = sim({"status": 429, "headers": {"Retry-After": value}})
+    raw = body(messages=[{"role": "user", "content": directive}])
+    for stream in (False, True):
+        streamed = raw.replace(
+            b'"model"', b'"stream": ' + str(stream).lower().encode() + b', "model"'
+        )
+        response = http.post(chat_url(running), content=streamed, headers=headers)
+        error_of(response, 429)
+        assert 1 <= int(response.headers["retry-after"]) <= 3600
+    # Later requests are answered: a 200 once no key is left out for the header (pass-through
+    # has no key to leave out), else a bounded 429; never a 500.
+    later = http.post(chat_url(running), content=body(), headers=headers)
+    if mode == "pass-through":
+        assert later.status_code == 200, later.text
+    else:
+        assert later.status_code in (200, 429), later.text
+        if later.status_code == 429:
+            assert 1 <= int(later.headers["retry-after"]) <= 3600
