@@ -450,3 +450,15 @@ def test_absurd_retry_after_from_fal_is_bounded(
         assert later.status_code in (200, 429), later.text
         if later.status_code == 429:
             assert 1 <= int(later.headers["retry-after"]) <= 3600
+
+
+def test_logged_prompts_are_clipped_too(
+    proxy_factory: Callable[..., RunningProxy], http: httpx.Client, captured_logs: CapturedLogs
+) -> None:
+    running = proxy_factory(log_prompts=True)
+    before = len(captured_logs.lines)
+    raw = body(messages=[{"role": "user", "content": "y" * 2_000_000}])
+    assert http.post(chat_url(running), content=raw, headers=JSON).status_code == 200
+    new = captured_logs.lines[before:]
+    assert any('"prompt"' in line for line in new)
+    assert max(len(line) for line in new) < 200_000

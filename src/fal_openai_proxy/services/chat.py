@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.types import Receive
 
 from ..catalog import Catalog
-from ..context import RequestContext
+from ..context import RequestContext, clip_all
 from ..fal.client import FalClient, QueueResult
 from ..fal.errors import FalError
 from ..metrics import Metrics
@@ -102,7 +102,9 @@ class ChatService:
         fields.stream = bool(chat.stream)
         fields.route = "prompt"
         if settings.log_prompts:
-            log.info("prompt", extra={"request_id": fields.request_id, "fal_input": call.input})
+            log.info(
+                "prompt", extra={"request_id": fields.request_id, "fal_input": clip_all(call.input)}
+            )
         return call
 
     async def complete(
@@ -135,7 +137,10 @@ class ChatService:
             usage=map_usage(output.get("usage")),
         )
         if self._settings.log_prompts:
-            log.info("completion", extra={"request_id": context.log.request_id, "output": content})
+            log.info(
+                "completion",
+                extra={"request_id": context.log.request_id, "output": clip_all(content)},
+            )
         return orjson.dumps(body)
 
     async def _stream(
