@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
+from functools import partial
 from typing import Any
 
 import orjson
@@ -115,8 +117,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._disarm()
         # A stream whose client stops reading is dropped at once (not after its buffer
-        # drains, as transport.close() would wait).
-        self.scope[ABORT_KEY] = self.transport.abort  # type: ignore[literal-required]
+        # drains, as transport.close() would wait). Through a weak reference: a bound
+        # method in the scope would tie scope, protocol and transport in a cycle, left to
+        # the garbage collector's full passes instead of being freed at once.
+        self.scope[ABORT_KEY] = partial(_abort, weakref.ref(self))  # type: ignore[literal-required]
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -144,6 +148,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         log.info("refusing a request head over %d bytes", self.max_header_bytes)
         self.transport.write(response)
         self.transport.close()
+
+
+def _abort(protocol: weakref.ref[LimitedHttpToolsProtocol]) -> None:
+    alive = protocol()
+    if alive is not None and alive.transport is not None:
+        alive.transport.abort()
 
 
 def limited_protocol(
