@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .catalog import LIVE_CATEGORIES, Catalog, load_models_file
+from .catalog import LIVE_CATEGORIES, Catalog, ModelsFileError, load_models_file
 from .context import request_context
 from .fal.client import USER_AGENT, FalClient
 from .fal.errors import FalError, FalStatusError
@@ -30,7 +30,7 @@ from .model_refresh import LiveModels, ModelRefresher
 from .openai.errors import SERVER_ERROR, ProxyError
 from .ratelimit import ClientLimiter
 from .routes.audio import create_speech, create_transcription, create_translation
-from .routes.chat import create_chat_completion
+from .routes.chat import CLIENT_CLOSED, create_chat_completion
 from .routes.docs import docs_page, openapi_json
 from .routes.embeddings import create_embeddings
 from .routes.health import healthz, metrics, readyz
@@ -60,7 +60,10 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
     if problems := settings.startup_problems():
         raise ConfigError(" ".join(problems))
     live = LiveModels() if settings.fal_models_refresh else None
-    state = _build_state(settings, live)
+    try:
+        state = _build_state(settings, live)
+    except ModelsFileError as exc:
+        raise ConfigError(str(exc)) from None
     refresher = _model_refresher(settings, state, live)
 
     @contextlib.asynccontextmanager
@@ -102,6 +105,7 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
             ProxyError: _proxy_error,
             HTTPException: _http_error,
             FalError: _upstream_error,
+            ClientDisconnect: _client_gone,
             Exception: _unexpected_error,
         },
         lifespan=lifespan,
@@ -280,7 +284,15 @@ async def handle_error(request: Request, exc: Exception) -> Response:
         return await _proxy_error(request, exc)
     if isinstance(exc, FalError):
         return await _upstream_error(request, exc)
+    if isinstance(exc, ClientDisconnect):
+        return await _client_gone(request, exc)
     return await _unexpected_error(request, exc)
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client left while sending its body: its doing, not ours (logged as 499)."""
+    request_context(request.scope).log.error_type = "client_disconnected"
+    return Response(status_code=CLIENT_CLOSED)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:

@@ -159,27 +159,47 @@ def _with_live(base: ModelCard, live: PlatformModel | None) -> ModelCard:
     return ModelCard(base.id, live.owned_by, live.created or base.created)
 
 
+class ModelsFileError(ValueError):
+    """A MODELS_FILE that cannot be read; its message is one line naming the file."""
+
+
 def load_models_file(path: Path) -> list[ModelCard]:
-    """A JSON or YAML list of ids or {id, owned_by?, created?}, or OpenAI's {"data": [...]}."""
-    text = path.read_text(encoding="utf-8")
-    raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    """A JSON or YAML list of ids or {id, owned_by?, created?}, or OpenAI's {"data": [...]}.
+
+    Any problem (missing, unreadable, not UTF-8, bad syntax, a bad field) is a
+    ModelsFileError: start-up then fails with one line, as for other bad settings."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        reason = " ".join(str(exc).split())[:300]
+        raise ModelsFileError(f"MODELS_FILE {path}: {type(exc).__name__}: {reason}") from None
     if isinstance(raw, dict):
         raw = raw.get("data", raw.get("models"))
     if not isinstance(raw, list):
-        raise ValueError(f"{path}: expected a list of models")
-    cards = []
-    for item in raw:
-        if isinstance(item, str):
-            cards.append(card(item))
-        elif isinstance(item, dict) and isinstance(item.get("id"), str):
-            base = card(item["id"])
-            cards.append(
-                ModelCard(
-                    base.id,
-                    str(item.get("owned_by", base.owned_by)),
-                    int(item.get("created", _CREATED)),
-                )
+        raise ModelsFileError(f"MODELS_FILE {path}: expected a list of models")
+    return [_card_from(path, index, item) for index, item in enumerate(raw)]
+
+
+def _card_from(path: Path, index: int, item: object) -> ModelCard:
+    if isinstance(item, str) and item:
+        return card(item)
+    if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]:
+        base = card(item["id"])
+        owned_by = item.get("owned_by", base.owned_by)
+        created = item.get("created", _CREATED)
+        # A whole number of seconds: not a bool, a float such as 1e400, or a string.
+        if (
+            not isinstance(owned_by, str)
+            or isinstance(created, bool)
+            or not isinstance(created, int)
+            or not 0 <= created < 2**63
+        ):
+            raise ModelsFileError(
+                f"MODELS_FILE {path}: model {index}: owned_by must be a string and created "
+                "a whole number of seconds"
             )
-        else:
-            raise ValueError(f"{path}: each model must be an id or an object with an id")
-    return cards
+        return ModelCard(base.id, owned_by, created)
+    raise ModelsFileError(
+        f"MODELS_FILE {path}: model {index}: expected an id or an object with an id"
+    )

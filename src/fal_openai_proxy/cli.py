@@ -141,7 +141,7 @@ def _announce(settings: Settings, simulator_url: str | None = None) -> None:
 def _serve(settings: Settings) -> None:
     app = create_app(settings)
     _announce(settings)
-    config = uvicorn_config(app, settings.host, settings.port, settings.log_level)
+    config = uvicorn_config(app, settings.host, settings.port, settings.log_level, settings)
     DrainingServer(config, app.state.proxy).run()
 
 
@@ -149,8 +149,22 @@ def _serve_workers(settings: Settings) -> None:
     """N processes sharing one listening socket; each drains on SIGTERM."""
     app = create_app(settings)  # fail fast on a bad configuration, in the parent
     _announce(settings)
-    sock = uvicorn_config(app, settings.host, settings.port, settings.log_level).bind_socket()
+    sock = uvicorn_config(
+        app, settings.host, settings.port, settings.log_level, settings
+    ).bind_socket()
     sys.exit(serve_workers(settings, sock))
+
+
+def simulated_settings(settings: Settings, base: str) -> Settings:
+    """The proxy's settings for --simulate: the simulator's URLs and a simulator-only key.
+    Never the real FAL_KEY: the simulator keeps a log that any local user can read."""
+    return settings.model_copy(
+        update={
+            "fal_run_url": f"{base}/run",
+            "fal_queue_url": f"{base}/queue",
+            "fal_key": SecretStr(SIMULATED_KEY),
+        }
+    )
 
 
 async def _serve_simulated(settings: Settings) -> None:
@@ -159,19 +173,14 @@ async def _serve_simulated(settings: Settings) -> None:
     sim_socket = loopback_socket()
     sim_port = sim_socket.getsockname()[1]
     base = f"http://127.0.0.1:{sim_port}"
-    settings = settings.model_copy(
-        update={
-            "fal_run_url": f"{base}/run",
-            "fal_queue_url": f"{base}/queue",
-            "fal_key": settings.fal_key or SecretStr(SIMULATED_KEY),
-        }
-    )
+    settings = simulated_settings(settings, base)
     simulator = create_simulator_app(SimulatorConfig(interval_ms=30, events=12))
     sim_server = QuietServer(uvicorn_config(simulator, "127.0.0.1", sim_port, "warning"))
     app = create_app(settings)
     _announce(settings, base)
     proxy = DrainingServer(
-        uvicorn_config(app, settings.host, settings.port, settings.log_level), app.state.proxy
+        uvicorn_config(app, settings.host, settings.port, settings.log_level, settings),
+        app.state.proxy,
     )
     sim_task = asyncio.ensure_future(sim_server.serve(sockets=[sim_socket]))
     try:

@@ -9,6 +9,8 @@ from starlette.types import Scope
 _SCOPE_KEY = "fal_openai_proxy.context"
 # Any one field of the access log carries at most this many characters.
 MAX_LOG_FIELD = 200
+# With LOG_PROMPTS, each prompt string (or image data URI) logged carries at most this many.
+MAX_PROMPT_LOG = 64 * 1024
 
 
 @dataclass(slots=True)
@@ -48,3 +50,14 @@ def clip(value: str | None, limit: int = MAX_LOG_FIELD) -> str | None:
     if value is None or len(value) <= limit:
         return value
     return value[:limit] + f"…(+{len(value) - limit})"
+
+
+def clip_all(value: object, limit: int = MAX_PROMPT_LOG) -> object:
+    """`value` with every string in it clipped (for logging a fal input or an answer)."""
+    if isinstance(value, str):
+        return clip(value, limit)
+    if isinstance(value, dict):
+        return {k: clip_all(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clip_all(v, limit) for v in value]
+    return value

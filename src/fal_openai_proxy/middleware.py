@@ -1,11 +1,13 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it buffers and slows streams).
 
 RequestLog: request id, one JSON log line and metrics per request.
-Guard: draining, client auth, body size and per-client limits on /v1/ routes.
+Guard: the Host check on every route; on /v1/ routes draining, cross-site requests, the
+content type, client auth, body size and time, and per-client limits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -16,11 +18,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .context import AccessLogFields, clip, new_context, request_context
 from .metrics import Metrics
-from .openai.errors import AUTHENTICATION, ProxyError, unavailable
-from .routes.media_paths import MEDIA_PATHS
+from .openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
+from .routes.media_paths import MEDIA_PATHS, MULTIPART_PATHS
 from .state import ProxyState
 
 access_log = logging.getLogger("fal_openai_proxy.access")
+
+# POST routes that take multipart/form-data; every other /v1/ POST takes application/json.
+# Anything else is refused with 415: a browser page can send text/plain or a form to
+# localhost without a CORS preflight, but not application/json.
 
 
 class RequestLogMiddleware:
@@ -84,10 +90,22 @@ class GuardMiddleware:
         self._api_keys = [k.encode() for k in settings.api_keys]
         self._pass_through = settings.pass_through
         self._max_body = settings.max_body_bytes
+        self._body_timeout = settings.body_timeout
         self._limiter = state.limiter
+        hosts = settings.allowed_host_list
+        self._hosts = None if hosts is None else frozenset(hosts)
+        origins = settings.cors_origin_list
+        self._any_origin = "*" in origins
+        self._origins = frozenset(origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if not scope["path"].startswith("/v1/"):
+            if self._hosts is not None and not self._host_allowed(scope):
+                await send_error(send, _misdirected())
+                return
             await self.app(scope, receive, send)
             return
         try:
@@ -108,11 +126,24 @@ class GuardMiddleware:
 
     def _check(self, scope: Scope) -> str:
         """Refuse early; return the client's identity for limits (never a raw key)."""
+        if self._hosts is not None and not self._host_allowed(scope):
+            raise _misdirected()
         if self._state.draining:
             raise unavailable("The server is shutting down; retry on another instance.")
+        origin = _header(scope, b"origin")
+        if origin is not None and not self._origin_allowed(scope, origin):
+            raise ProxyError(
+                403,
+                "Cross-origin requests from this origin are not allowed (see CORS_ORIGINS).",
+                type=PERMISSION,
+                code="origin_not_allowed",
+            )
         length = _header(scope, b"content-length")
         if length and length.isdigit() and int(length) > self._max_body:
             raise _too_large(self._max_body)
+        has_body = length not in (None, "0") or _header(scope, b"transfer-encoding") is not None
+        if scope["method"] == "POST" and has_body:
+            _check_content_type(scope)  # a bodiless POST carries nothing to forge
         token = _bearer(scope)
         if self._api_keys:
             index = _match_key(token, self._api_keys)
@@ -127,16 +158,49 @@ class GuardMiddleware:
         client = scope.get("client")
         return f"ip-{client[0]}" if client else "anonymous"
 
+    def _host_allowed(self, scope: Scope) -> bool:
+        host = _header(scope, b"host")
+        if host is None:
+            return True  # HTTP/1.0 without Host: not a browser, so not a rebinding page
+        assert self._hosts is not None
+        return _host_name(host) in self._hosts
+
+    def _origin_allowed(self, scope: Scope, origin: str) -> bool:
+        if self._any_origin or origin in self._origins:
+            return True
+        # Same-origin (a page served by this very host and port) is not cross-site.
+        host = _header(scope, b"host")
+        return host is not None and origin.partition("://")[2] == host
+
     def _limited(self, receive: Receive) -> Receive:
+        """Body size and time limits, until the body is complete."""
         seen = 0
+        deadline: float | None = None
+        complete = False
 
         async def receive_limited() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, deadline, complete
+            if complete:
+                return await receive()
+            if deadline is None:
+                deadline = asyncio.get_running_loop().time() + self._body_timeout
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise ProxyError(
+                    408,
+                    f"The request body was not received within {self._body_timeout:g} s.",
+                    code="request_timeout",
+                    headers={"Connection": "close"},
+                ) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self._max_body:
                     raise _too_large(self._max_body)
+                complete = not message.get("more_body", False)
+            else:
+                complete = True
             return message
 
         return receive_limited
@@ -169,6 +233,35 @@ def _auth_error(token: str | None) -> ProxyError:
         )
     return ProxyError(
         401, "Incorrect API key provided.", type=AUTHENTICATION, code="invalid_api_key"
+    )
+
+
+def _check_content_type(scope: Scope) -> None:
+    value = (_header(scope, b"content-type") or "").partition(";")[0].strip().lower()
+    wanted = (
+        "multipart/form-data" if scope["path"].startswith(MULTIPART_PATHS) else "application/json"
+    )
+    if value != wanted:
+        raise ProxyError(
+            415,
+            f"Unsupported Content-Type {value or '(none)'!r}: this endpoint takes {wanted}.",
+            code="unsupported_media_type",
+        )
+
+
+def _host_name(host: str) -> str:
+    """'Example.com:3000' -> 'example.com'; '[::1]:3000' -> '[::1]'."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.partition(":")[0]
+
+
+def _misdirected() -> ProxyError:
+    return ProxyError(
+        421,
+        "This server does not serve the host named in the request (see ALLOWED_HOSTS).",
+        code="host_not_allowed",
     )
 
 

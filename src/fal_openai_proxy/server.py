@@ -9,6 +9,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -21,6 +22,7 @@ import uvicorn
 from prometheus_client.multiprocess import mark_process_dead
 from starlette.types import ASGIApp
 
+from .connection import limited_protocol
 from .metrics import MULTIPROC_DIR_ENV
 from .openai.sse import close_streams
 from .settings import Settings
@@ -40,6 +42,7 @@ class DrainingServer(uvicorn.Server):
         self._drain_task: asyncio.Task[None] | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        raise_file_limit(self._state.settings.max_connections)
         await super().startup(sockets)
         # Everything alive now lives as long as the process: keep it out of the garbage
         # collector's full passes, which otherwise stall requests for 15+ ms.
@@ -100,13 +103,30 @@ class QuietServer(uvicorn.Server):
         await super().serve(sockets)
 
 
-def uvicorn_config(app: ASGIApp, host: str, port: int, log_level: str) -> uvicorn.Config:
+def uvicorn_config(
+    app: ASGIApp, host: str, port: int, log_level: str, settings: Settings | None = None
+) -> uvicorn.Config:
+    """`settings` gives the connection limits and the trusted proxies; without it (the
+    in-process simulator) uvicorn's protocol runs, trusting no forwarded headers."""
+    http: type[asyncio.Protocol] | str = "httptools"
+    forwarded = ""
+    if settings is not None:
+        http = limited_protocol(
+            max_header_bytes=settings.max_header_bytes,
+            header_timeout=settings.header_timeout,
+            max_connections=settings.max_connections,
+        )
+        forwarded = settings.forwarded_allow_ips.strip()
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=http,
+        # uvicorn trusts X-Forwarded-For from loopback by default: behind a same-host proxy
+        # that passes the header on, clients would choose their own address (and rate limit).
+        proxy_headers=bool(forwarded),
+        forwarded_allow_ips=forwarded or None,
         log_config=None,
         log_level=log_level.lower(),
         access_log=False,
@@ -114,6 +134,17 @@ def uvicorn_config(app: ASGIApp, host: str, port: int, log_level: str) -> uvicor
         server_header=False,
         date_header=False,
     )
+
+
+def raise_file_limit(max_connections: int) -> None:
+    """Room for MAX_CONNECTIONS clients plus their fal connections, within the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 2 * max_connections + 256
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def loopback_socket() -> socket.socket:
@@ -183,8 +214,15 @@ def _worker_main(settings: Settings, sock: socket.socket) -> None:
     configure_logging(settings.log_level, settings.log_format, worker=True)
     app = create_app(settings)
     app.state.proxy.metrics.start_sync()
-    config = uvicorn_config(app, settings.host, settings.port, settings.log_level)
+    config = uvicorn_config(app, settings.host, settings.port, settings.log_level, settings)
     DrainingServer(config, app.state.proxy).run(sockets=[sock])
 
 
-__all__ = ["DrainingServer", "QuietServer", "loopback_socket", "serve_workers", "uvicorn_config"]
+__all__ = [
+    "DrainingServer",
+    "QuietServer",
+    "loopback_socket",
+    "raise_file_limit",
+    "serve_workers",
+    "uvicorn_config",
+]

@@ -189,6 +189,48 @@ class Settings(BaseSettings):
     max_messages: int = Field(
         1000, ge=1, description="Most messages in one request; more gives 400."
     )
+    max_content_parts: int = Field(
+        1000,
+        ge=1,
+        description="Most content parts in one message; more gives 400. Also fixed: a `model` "
+        "id of at most 256 characters, 4 `stop` sequences of at most 1,000 characters, 128 "
+        "`tools`, and 50,000 JSON array items and object members in one body (counted on the raw "
+        "bytes before parsing).",
+    )
+    max_header_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Largest request line plus headers; larger gives 431 and the connection "
+        "is closed.",
+    )
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a connection has, from its first byte (or from opening), to send a "
+        "complete request head; then it is closed.",
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, description="Seconds a client has to send its whole request body; then 408."
+    )
+    write_timeout: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds a stream waits for a client that does not read what it was sent; "
+        "then the connection is dropped and the fal stream closed.",
+    )
+    max_connections: int = Field(
+        2048,
+        ge=1,
+        description="Open client connections per process; further ones get 503 and are closed.",
+    )
+    allowed_hosts: str = Field(
+        "",
+        description="Comma-separated Host names served (`*`: any). Empty: loopback names "
+        "when HOST is loopback, else any.",
+    )
+    forwarded_allow_ips: str = Field(
+        "", description="Comma-separated proxy IPs whose X-Forwarded-For is trusted. Empty: none."
+    )
     rate_limit_rpm: int = Field(
         0,
         ge=0,
@@ -301,6 +343,14 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def allowed_host_list(self) -> list[str] | None:
+        """Host names (lower case, no port) that requests may name; None: any."""
+        names = [h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip()]
+        if "*" in names or (not names and not is_loopback(self.host)):
+            return None
+        return names or ["localhost", "127.0.0.1", "[::1]"]
 
     def startup_problems(self) -> list[str]:
         """Configurations refused at start, each with the reason."""

@@ -100,7 +100,7 @@ VALID: dict[str, Any] = {"model": MODEL, "messages": ask("hello")}
         ({**VALID, "top_p": 1.5}, "top_p", "invalid_value"),
         ({**VALID, "max_tokens": 0}, "max_tokens", "invalid_value"),
         ({**VALID, "presence_penalty": -3}, "presence_penalty", "invalid_value"),
-        ({**VALID, "stop": ["a", "b", "c", "d", "e"]}, "stop", "invalid_value"),
+        ({**VALID, "stop": ["a", "b", "c", "d", "e"]}, "stop", "array_above_max_length"),
         ({**VALID, "stream_options": {"include_usage": True}}, "stream_options", "invalid_value"),
     ],
     ids=[

@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -202,3 +203,27 @@ def test_rate_limit_is_shared_through_redis(
         )
         statuses.append(response.status_code)
     assert statuses == [200, 200, 200, 200, 429, 429]
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("missing.json", None),
+        ("latin1.yaml", b"- caf\xe9/model\n"),
+        ("huge.json", b'[{"id": "a/b", "created": 1e400}]'),
+        ("string.json", b'[{"id": "a/b", "created": "1.5"}]'),
+        ("syntax.json", b"[{"),
+        ("nested.yaml", b"- [1, 2]\n"),
+    ],
+)
+def test_bad_models_file_is_one_line_and_exit_nonzero(
+    sim: SimulatorThread, tmp_path: Path, name: str, content: bytes | None
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    result = run_cli({**fal_env(sim), "MODELS_FILE": str(path)}, ["--port", str(free_port())])
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "MODELS_FILE" in lines[0] and name in lines[0], result.stderr

@@ -164,7 +164,8 @@ def test_body_and_message_limits(
         for i in range(0, len(data), 500):
             yield data[i : i + 500]
 
-    assert http.post(url, content=chunks()).status_code == 413
+    json_type = {"content-type": "application/json"}
+    assert http.post(url, content=chunks(), headers=json_type).status_code == 413
     many = {"model": MODEL, "messages": ask("a") * 4}
     response = http.post(url, json=many)
     assert response.status_code == 400

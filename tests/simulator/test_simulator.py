@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from fal_openai_proxy.simulator import SimulatorConfig, create_simulator_app
+from fal_openai_proxy.simulator.app import key_label
 from fal_openai_proxy.simulator.server import SimulatorThread, start_simulator_thread
 
 GOOD = "good-key"
@@ -622,9 +623,16 @@ async def test_control_endpoints(http: aiohttp.ClientSession, sim: SimulatorThre
         assert resp.status == 400
     await call(http, "POST", f"{sim.run_url}/{ANY}", {"prompt": "x"}, key="new")
     async with http.get(f"{sim.base_url}/_sim/log") as resp:
-        log = await resp.json()
+        assert resp.headers["x-fal-simulator"] == "fal simulator control endpoint"
+        text = await resp.text()
+    log = json.loads(text)
     assert [e["kind"] for e in log] == ["run"]
-    assert log[0]["key"] == "new"
+    # Control endpoints carry no secrets: keys are fingerprints.
+    assert log[0]["key"] == key_label("new") and log[0]["key"].startswith("sha256:")
+    assert '"new"' not in text and "authorization" not in text.lower()
+    async with http.get(f"{sim.base_url}/_sim/config") as resp:
+        assert resp.headers["x-fal-simulator"] == "fal simulator control endpoint"
+        assert (await resp.json())["keys"] == [key_label("new")]
 
 
 def test_app_exposes_state() -> None:

@@ -66,7 +66,7 @@ def start_proxy(settings: Settings) -> RunningProxy:
     app = create_app(settings)
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, "warning"))
+    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, "warning", settings))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -9,6 +9,7 @@ import orjson
 
 INVALID_REQUEST = "invalid_request_error"
 AUTHENTICATION = "authentication_error"
+PERMISSION = "permission_error"
 RATE_LIMIT = "rate_limit_error"
 SERVER_ERROR = "server_error"
 UPSTREAM_ERROR = "upstream_error"

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ProxyError, invalid_request, unsupported
 
+# Bounds on what a client controls (beyond MAX_BODY_BYTES and the settings' limits).
+MAX_MODEL_ID = 256
+MAX_STOP = 4
+MAX_STOP_CHARS = 1000
+MAX_TOOLS = 128
+# Array items plus object members in one body. Checked on the raw bytes before parsing, so
+# that no body builds more objects than this (a 20 MiB body can hold 1.3 M messages).
+MAX_JSON_ITEMS = 50_000
+TOKENS = 2**31 - 1  # the largest token count accepted (orjson cannot encode beyond 64 bits)
+INT64 = 2**63
+
 
 class _Open(BaseModel):
-    """OpenAI accepts fields it does not document; so do we (and ignore them)."""
+    """OpenAI accepts fields it does not document; so do we, and drop them unread (never
+    converted to Python objects, whatever their size). NaN and infinities are refused."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
 class TextPart(_Open):
@@ -56,6 +68,7 @@ Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 class ChatMessage(_Open):
     role: Role
+    # Bounded by MAX_JSON_ITEMS here, by MAX_CONTENT_PARTS in `check_limits`.
     content: str | list[ContentPart] | None = None
     name: str | None = None
 
@@ -72,7 +85,7 @@ class ReasoningOptions(_Open):
     """OpenRouter's `reasoning: {...}` form."""
 
     effort: str | None = None
-    max_tokens: int | None = None
+    max_tokens: int | None = Field(None, ge=0, le=TOKENS)
     exclude: bool | None = None
     enabled: bool | None = None
 
@@ -81,37 +94,42 @@ class ChatCompletionRequest(_Open):
     """Fields in the order of OpenAI's reference; unknown ones are accepted and ignored."""
 
     messages: list[ChatMessage] = Field(min_length=1)
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=MAX_MODEL_ID)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
-    logit_bias: dict[str, int] | None = None
+    logit_bias: dict[str, Annotated[int, Field(ge=-100, le=100)]] | None = Field(
+        None, max_length=300
+    )
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=TOKENS)
+    max_completion_tokens: int | None = Field(None, ge=1, le=TOKENS)
     n: int | None = Field(None, ge=1, le=128)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     reasoning_effort: str | None = None
     response_format: ResponseFormat | None = None
-    seed: int | None = None
-    stop: str | list[str] | None = None
+    seed: int | None = Field(None, ge=-INT64, lt=INT64)
+    # The list's own max_length stops validation at the fifth item (one on the union would
+    # validate every item first).
+    stop: (
+        Annotated[str, Field(max_length=MAX_STOP_CHARS)]
+        | Annotated[
+            list[Annotated[str, Field(max_length=MAX_STOP_CHARS)]], Field(max_length=MAX_STOP)
+        ]
+        | None
+    ) = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
-    tools: list[dict[str, Any]] | None = None
+    # Read by the tool checks (openai/tools.py); bounded in number, and in size by the
+    # body's item count checked before parsing.
+    tools: list[dict[str, Any]] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: str | dict[str, Any] | None = None
-    functions: list[dict[str, Any]] | None = None
+    functions: list[dict[str, Any]] | None = Field(None, max_length=MAX_TOOLS)
     function_call: str | dict[str, Any] | None = None
     user: str | None = None
     # The seed's flag, or OpenRouter's object.
     reasoning: bool | ReasoningOptions | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _stop_list(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(value, list) and len(value) > 4:
-            raise ValueError("at most 4 stop sequences are allowed")
-        return value
 
     @property
     def stop_sequences(self) -> list[str]:
@@ -141,14 +159,44 @@ class ChatCompletionRequest(_Open):
         return isinstance(self.reasoning, ReasoningOptions) and bool(self.reasoning.exclude)
 
 
-def parse_chat_request(body: bytes) -> ChatCompletionRequest:
-    """Validate a request body; every failure is a 400 naming the field."""
-    try:
-        request = ChatCompletionRequest.model_validate_json(body)
-    except ValidationError as exc:
-        raise _to_proxy_error(exc) from None
+def parse_chat_request(body: bytes, max_content_parts: int = 1000) -> ChatCompletionRequest:
+    """Validate a request body for the prompt route; every failure is a 400 naming the field."""
+    request = parse_chat_body(body, max_content_parts)
     check_supported(request)
     return request
+
+
+def check_json_size(body: bytes, limit: int = MAX_JSON_ITEMS) -> None:
+    """Refuse a body with more than `limit` array items and object members, before parsing.
+
+    Every item after a container's first follows a comma, so a body with few commas is small
+    (one C-speed count). Otherwise commas inside strings are set aside: escapes removed, the
+    body split at its quotes (a bounded split, as each string is itself an item), and only
+    the commas outside strings counted. Every step is a linear pass in C: tens of ms for 20 MiB.
+    """
+    if body.count(b",") <= limit:
+        return
+    plain = body.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in body else body
+    if plain.count(b'"') // 2 <= limit:
+        outside = plain.split(b'"')[::2]
+        if sum(part.count(b",") for part in outside) <= limit:
+            return
+    raise invalid_request(
+        f"The request has too many JSON values: at most {limit} array items and object "
+        "members are allowed.",
+        code="request_too_complex",
+    )
+
+
+def check_limits(request: ChatCompletionRequest, max_content_parts: int) -> None:
+    for index, message in enumerate(request.messages):
+        if isinstance(message.content, list) and len(message.content) > max_content_parts:
+            param = f"messages[{index}].content"
+            raise invalid_request(
+                f"Invalid '{param}': at most {max_content_parts} content parts are allowed.",
+                param,
+                "array_above_max_length",
+            )
 
 
 def check_supported(request: ChatCompletionRequest) -> None:
@@ -186,8 +234,9 @@ def check_supported(request: ChatCompletionRequest) -> None:
 
 def _to_proxy_error(exc: ValidationError) -> ProxyError:
     errors = exc.errors(include_url=False)
-    # Of a union's alternatives, the deepest error is the one that explains the mistake.
-    first = max(errors, key=lambda error: len(error["loc"]))
+    # Of a union's alternatives, the deepest error is the one that explains the mistake; at
+    # equal depth, a broken constraint explains more than a wrong type.
+    first = max(errors, key=lambda error: (len(error["loc"]), not error["type"].endswith("_type")))
     kind = first["type"]
     if kind == "json_invalid" or (kind == "model_type" and not first["loc"]):
         return invalid_request(
@@ -216,9 +265,14 @@ def _to_proxy_error(exc: ValidationError) -> ProxyError:
         return invalid_request(
             f"Invalid value for '{param}': {first['msg']}.", param, "invalid_value"
         )
-    code = (
-        "invalid_type" if kind.endswith("_type") or kind.endswith("_parsing") else "invalid_value"
-    )
+    if kind == "too_long":
+        code = "array_above_max_length"
+    elif kind == "string_too_long":
+        code = "string_above_max_length"
+    elif kind.endswith("_type") or kind.endswith("_parsing"):
+        code = "invalid_type"
+    else:
+        code = "invalid_value"
     return invalid_request(f"Invalid '{param}': {first['msg']}.", param, code)
 
 
@@ -229,7 +283,7 @@ def _param_name(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             name += f"[{part}]"
-        elif part in _UNION_LABELS or "[" in part:
+        elif part in _UNION_LABELS or "[" in part or part.startswith("constrained-"):
             continue  # pydantic's union branch labels are not field names
         elif isinstance(previous, int) and part in _PART_TAGS:
             pass  # the discriminator tag of a content part
@@ -239,14 +293,17 @@ def _param_name(loc: tuple[int | str, ...]) -> str:
     return name
 
 
-_UNION_LABELS = {"str", "bool", "int", "ReasoningOptions", "ImageURL"}
+_UNION_LABELS = {"str", "bool", "int", "ReasoningOptions", "ImageURL", "dict[str,any]"}
 _PART_TAGS = {"text", "image_url", "refusal", "input_audio", "file"}
 
 
-def parse_chat_body(body: bytes) -> ChatCompletionRequest:
+def parse_chat_body(body: bytes, max_content_parts: int = 1000) -> ChatCompletionRequest:
     """Validate a request body without the prompt route's refusals (`check_supported`):
-    which route serves the request is decided after this."""
+    which route serves the request is decided after this. Sizes are bounded before parsing."""
+    check_json_size(body)
     try:
-        return ChatCompletionRequest.model_validate_json(body)
+        request = ChatCompletionRequest.model_validate_json(body)
     except ValidationError as exc:
         raise _to_proxy_error(exc) from None
+    check_limits(request, max_content_parts)
+    return request

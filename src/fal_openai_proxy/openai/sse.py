@@ -8,7 +8,8 @@ task per request listens for `http.disconnect` and cancels the request's own tas
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import TypeVar
 
@@ -16,6 +17,10 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+# Scope key of a callable that drops the client's connection at once (set by the server's
+# protocol, `connection.py`); without it, the stream just ends.
+ABORT_KEY = "fal_openai_proxy.abort"
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -74,31 +79,74 @@ async def until_disconnect(work: Awaitable[T], receive: Receive) -> T:
     raise AssertionError("unreachable")  # for type checkers: the body always returns or raises
 
 
+class _WriteWatch:
+    """Cancels the stream's task when one write has waited `timeout` seconds for a client
+    that does not read (uvicorn's send() waits for the socket to drain, without a limit).
+    One timer per stream, re-armed lazily: a write costs two attribute stores."""
+
+    __slots__ = ("_handle", "_loop", "_task", "_timeout", "fired", "since")
+
+    def __init__(self, task: asyncio.Task[None], timeout: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = task
+        self._timeout = timeout
+        self.since: float | None = None  # when the pending write began
+        self.fired = False
+        self._handle = self._loop.call_later(timeout, self._check)
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        since = self.since
+        if since is not None and now - since >= self._timeout:
+            self.fired = True
+            self._task.cancel()
+            return
+        due = (since if since is not None else now) + self._timeout
+        self._handle = self._loop.call_at(due, self._check)
+
+    def stop(self) -> None:
+        self._handle.cancel()
+
+
 class EventStreamResponse(Response):
     """Frames from `frames`; if the server, shutting down, cancels the stream (see
-    `server.DrainingServer`), the client gets `farewell` and the stream ends cleanly."""
+    `server.DrainingServer`), the client gets `farewell` and the stream ends cleanly.
+    A client that does not read for `write_timeout` seconds is dropped."""
 
     def __init__(
-        self, frames: AsyncIterator[bytes], open_streams: set[asyncio.Task[None]], farewell: bytes
+        self,
+        frames: AsyncIterator[bytes],
+        open_streams: set[asyncio.Task[None]],
+        farewell: bytes,
+        write_timeout: float = 120.0,
     ) -> None:
         self.status_code = 200
         self.background = None
         self._frames = frames
         self._open_streams = open_streams
         self._farewell = farewell
+        self._write_timeout = write_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task: asyncio.Task[None] = asyncio.current_task()  # type: ignore[assignment]
         self._open_streams.add(task)
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        watch = _WriteWatch(task, self._write_timeout)
+        loop = asyncio.get_running_loop()
         try:
             async with cancelled_on_disconnect(receive):
                 async for frame in self._frames:
+                    watch.since = loop.time()
                     await send({"type": "http.response.body", "body": frame, "more_body": True})
+                    watch.since = None
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except ClientGone:
             pass
         except asyncio.CancelledError:
+            if watch.fired:
+                task.uncancel()
+                await _drop(scope, self._write_timeout)
+                return
             if task not in self._open_streams:  # removed by the drain: say goodbye
                 task.uncancel()
                 await _aclose(self._frames)
@@ -106,8 +154,17 @@ class EventStreamResponse(Response):
                 return
             raise
         finally:
+            watch.stop()
             self._open_streams.discard(task)
             await _aclose(self._frames)
+
+
+async def _drop(scope: Scope, seconds: float) -> None:
+    log.info("dropping a stream client that read nothing for %g s", seconds)
+    abort: Callable[[], None] | None = scope.get(ABORT_KEY)
+    if abort is not None:
+        abort()
+        await asyncio.sleep(0)  # let the server see the connection gone before we return
 
 
 def close_streams(open_streams: set[asyncio.Task[None]]) -> int:

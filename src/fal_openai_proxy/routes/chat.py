@@ -15,9 +15,10 @@ CLIENT_CLOSED = 499  # nginx's status for a client that went away; logged, never
 
 async def create_chat_completion(request: Request) -> Response:
     """Upstream failures propagate as FalError to the app's one handler."""
+    state = proxy_state(request)
     body = await request.body()
-    chat = parse_chat_body(body)
-    service = proxy_state(request).chat
+    chat = parse_chat_body(body, state.settings.max_content_parts)
+    service = state.chat
     try:
         return await service.complete(chat, request_context(request.scope), request.receive, body)
     except ClientGone:

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.types import Receive
 
 from ..catalog import Catalog
-from ..context import RequestContext
+from ..context import RequestContext, clip_all
 from ..fal.client import FalClient, QueueResult
 from ..fal.errors import FalError
 from ..metrics import Metrics
@@ -105,7 +105,9 @@ class ChatService:
         fields.stream = bool(chat.stream)
         fields.route = "prompt"
         if settings.log_prompts:
-            log.info("prompt", extra={"request_id": fields.request_id, "fal_input": call.input})
+            log.info(
+                "prompt", extra={"request_id": fields.request_id, "fal_input": clip_all(call.input)}
+            )
         return call
 
     def _check_limits(self, chat: ChatCompletionRequest) -> None:
@@ -169,7 +171,10 @@ class ChatService:
             usage=map_usage(output.get("usage")),
         )
         if self._settings.log_prompts:
-            log.info("completion", extra={"request_id": context.log.request_id, "output": content})
+            log.info(
+                "completion",
+                extra={"request_id": context.log.request_id, "output": clip_all(content)},
+            )
         return orjson.dumps(body)
 
     async def _stream(
@@ -184,7 +189,12 @@ class ChatService:
             stops=chat.stop_sequences,
             show_reasoning=not chat.reasoning_hidden,
         )
-        return EventStreamResponse(self.frames(stream, translator), self._open_streams, FAREWELL)
+        return EventStreamResponse(
+            self.frames(stream, translator),
+            self._open_streams,
+            FAREWELL,
+            self._settings.write_timeout,
+        )
 
     async def frames(
         self, stream: EventSource, translator: StreamTranslator

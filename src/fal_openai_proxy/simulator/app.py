@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -17,6 +18,16 @@ from .config import ConfigError, SimulatorConfig, config_to_json, patch_config
 from .state import SimulatorState
 
 _STREAM_SUFFIX = "/stream"
+# Every /_sim/ answer says what it is: a test double's control API, never fal itself.
+_CONTROL_HEADER = (b"x-fal-simulator", b"fal simulator control endpoint")
+_KEY_FIELDS = ("keys", "forbidden_keys", "rate_limited_keys")
+
+
+def key_label(key: str | None) -> str | None:
+    """A key as control endpoints show it: a fingerprint, never the key."""
+    if key is None:
+        return None
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 class SimulatorApp:
@@ -156,7 +167,22 @@ async def _reply(send: Send, status: int, payload: Any) -> None:
         body = orjson.dumps(payload)
     except TypeError:  # e.g. an integer beyond 64 bits inside a logged body
         body = json.dumps(payload).encode()
-    await send_bytes(send, status, body, [], JSON_TYPE)
+    await send_bytes(send, status, body, [_CONTROL_HEADER], JSON_TYPE)
+
+
+def _public_log(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The request log without secrets (keys as fingerprints; headers never hold them)."""
+    return [
+        {**entry, "key": key_label(entry["key"])} if entry.get("key") else entry for entry in log
+    ]
+
+
+def _public_config(state: SimulatorState) -> dict[str, Any]:
+    config = config_to_json(state.config)
+    for name in _KEY_FIELDS:
+        if config[name] is not None:
+            config[name] = [key_label(k) for k in config[name]]
+    return config
 
 
 async def _control(state: SimulatorState, scope: Scope, receive: Receive, send: Send) -> None:
@@ -166,14 +192,14 @@ async def _control(state: SimulatorState, scope: Scope, receive: Receive, send: 
     if route == ("GET", "/healthz"):
         await _reply(send, 200, {"status": "ok"})
     elif route == ("GET", "/_sim/log"):
-        await _reply(send, 200, state.log)
+        await _reply(send, 200, _public_log(state.log))
     elif route == ("DELETE", "/_sim/log"):
         state.clear()
         await _reply(send, 200, {"cleared": True})
     elif route == ("GET", "/_sim/stats"):
         await _reply(send, 200, state.stats())
     elif route == ("GET", "/_sim/config"):
-        await _reply(send, 200, config_to_json(state.config))
+        await _reply(send, 200, _public_config(state))
     elif route == ("PATCH", "/_sim/config"):
         await _patch(state, raw, send)
     else:
@@ -190,7 +216,7 @@ async def _patch(state: SimulatorState, raw: bytes, send: Send) -> None:
     except ConfigError as exc:
         await _reply(send, 400, {"detail": str(exc)})
         return
-    await _reply(send, 200, config_to_json(state.config))
+    await _reply(send, 200, _public_config(state))
 
 
 def create_simulator_app(config: SimulatorConfig | None = None) -> SimulatorApp:

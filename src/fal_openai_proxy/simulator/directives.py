@@ -18,6 +18,14 @@ _DECODER = json.JSONDecoder()
 
 Hang = Literal["after_headers", "before_headers"]
 
+# Bounds on what a directive may ask (the simulator is reachable in `--simulate` mode).
+MAX_EVENTS = 10_000
+MAX_DELAY_MS = 600_000.0
+MAX_TEXT = 8 * 1024 * 1024
+MAX_SMALL_TEXT = 10_000
+MAX_HEADERS = 50
+MAX_COUNT = 1_000_000  # fail_times, error_at, drop_at, rewrite_at
+
 
 @dataclass(frozen=True, slots=True)
 class PollFail:
@@ -127,11 +135,11 @@ def build(objects: list[dict[str, Any]]) -> Directives:
     return Directives(
         latency_ms=_number(merged.get("latency_ms")),
         interval_ms=_number(merged.get("interval_ms")),
-        events=_int(merged.get("events")),
+        events=_int(merged.get("events"), MAX_EVENTS),
         queue_ms=_number(merged.get("queue_ms")),
-        text=_str(merged.get("text")),
-        reasoning_text=_str(merged.get("reasoning_text")),
-        status=_int(merged.get("status")),
+        text=_str(merged.get("text"), MAX_TEXT),
+        reasoning_text=_str(merged.get("reasoning_text"), MAX_TEXT),
+        status=_status(merged.get("status")),
         body=merged.get("body"),
         headers=_headers(merged.get("headers")),
         ingress=merged.get("ingress") is True,
@@ -168,26 +176,33 @@ def _poll_fail(value: Any) -> PollFail | None:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """Milliseconds, clamped to 0..MAX_DELAY_MS (NaN is dropped)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         return None
-    return max(0.0, float(value))
+    return min(max(0.0, float(value)), MAX_DELAY_MS)
 
 
-def _int(value: Any) -> int | None:
+def _int(value: Any, limit: int = MAX_COUNT) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return None
-    return value
+    return max(-limit, min(value, limit))
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+def _status(value: Any) -> int | None:
+    status = _int(value)
+    return status if status is not None and 100 <= status <= 599 else None
+
+
+def _str(value: Any, limit: int = MAX_SMALL_TEXT) -> str | None:
+    return value[:limit] if isinstance(value, str) else None
 
 
 def _headers(value: Any) -> dict[str, str] | None:
     if not isinstance(value, dict):
         return None
     # JSON booleans must read like HTTP header values ("false", not "False").
-    return {str(k): _header_value(v) for k, v in value.items()}
+    items = list(value.items())[:MAX_HEADERS]
+    return {str(k)[:200]: _header_value(v)[:MAX_SMALL_TEXT] for k, v in items}
 
 
 def _header_value(value: Any) -> str:

@@ -13,6 +13,9 @@ from .validation import ChatInput
 _WORD = re.compile(r"\S+")
 _TURN = "Human: "
 _SUBJECT_MAX = 200
+# Events carry the cumulative output, so N events of a text of T bytes weigh N*T/2 bytes:
+# the event count is reduced to keep a stream's events under this.
+MAX_STREAM_BYTES = 64 * 1024 * 1024
 
 Event = dict[str, Any]
 
@@ -117,6 +120,8 @@ def _rewrite(parts: list[str], index: int) -> list[str]:
 
 def stream_events(answer: Answer, count: int, rewrite_at: int | None) -> list[Event]:
     """Every event of a stream, in order; the last one is the final ``partial: false`` event."""
+    size = len(answer.output) + len(answer.reasoning or "")
+    count = max(1, min(count, 2 * MAX_STREAM_BYTES // max(size, 1)))
     thoughts = pieces(answer.reasoning, count) if answer.reasoning is not None else []
     outputs = pieces(answer.output, count)
     final_output = answer.output
