@@ -257,10 +257,12 @@ class Settings(BaseSettings):
         "fal-ai/flux-pro/kontext", description="fal app for images.edit with an OpenAI model id."
     )
     fal_transcribe_app: str = Field(
-        "fal-ai/whisper", description="fal app for whisper-1 (transcriptions, translations)."
+        "fal-ai/whisper",
+        description="fal app for whisper-1, gpt-4o-transcribe and gpt-4o-mini-transcribe.",
     )
     fal_speech_app: str = Field(
-        "fal-ai/kokoro/american-english", description="fal app for tts-1 and tts-1-hd."
+        "fal-ai/kokoro/american-english",
+        description="fal app for tts-1, tts-1-hd and gpt-4o-mini-tts.",
     )
     fal_rest_url: str = Field(DEFAULT_REST_URL, description="Base URL of fal's storage API.")
     max_file_bytes: int = Field(

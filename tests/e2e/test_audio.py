@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import math
-import struct
 import warnings
 import wave
 from collections.abc import Callable
@@ -16,19 +14,8 @@ import openai
 import pytest
 
 from ..support.chat import Records, sim
+from ..support.media import make_wav
 from ..support.servers import RunningProxy
-
-
-def make_wav(seconds: float = 2.0, rate: int = 16000) -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(rate)
-        frames = (int(2000 * math.sin(i / 8)) for i in range(int(seconds * rate)))
-        writer.writeframes(b"".join(struct.pack("<h", f) for f in frames))
-    return out.getvalue()
-
 
 WAV = make_wav()
 

@@ -4,8 +4,6 @@ data URIs below INLINE_FILE_BYTES and fal storage above it, and every refusal.""
 from __future__ import annotations
 
 import base64
-import struct
-import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -14,27 +12,8 @@ import openai
 import pytest
 
 from ..support.chat import Records, sim
+from ..support.media import make_png
 from ..support.servers import RunningProxy
-
-
-def make_png(width: int = 16, height: int = 16, noise: bool = False) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    def row(y: int) -> bytes:
-        pixels = bytes((x * 7 + y * 13 + (x * y if noise else 0)) % 256 for x in range(width * 3))
-        return b"\x00" + pixels
-
-    raw = b"".join(row(y) for y in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw, 0))
-        + chunk(b"IEND", b"")
-    )
-
 
 PNG = make_png()
 

@@ -11,11 +11,17 @@ import jsonschema
 import pytest
 from starlette.routing import Route
 
-from fal_openai_proxy.routes.docs import OPERATIONS, openapi_path
+from fal_openai_proxy.routes.docs import FORM, JSON, OPERATIONS, Operation, openapi_path
 
+from ..support.media import make_png, make_wav
 from ..support.servers import API_KEY, RunningProxy
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+# The real files a multipart example sends, for each binary field the schema requires.
+FILES = {
+    "image": ("cat.png", make_png(), "image/png"),
+    "file": ("talk.wav", make_wav(0.5), "audio/wav"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -66,30 +72,62 @@ def test_every_documented_operation_is_served(
 ) -> None:
     for path, ops in document["paths"].items():
         for method, op in ops.items():
-            body = None
             headers = AUTH if "security" in op else {}
             operation = next(
                 o for (m, p), o in OPERATIONS.items()
                 if m == method.upper() and openapi_path(p) == path
             )  # fmt: skip
+            body: dict[str, Any] = {}
             if "requestBody" in op:
-                body = operation.example
-                assert body is not None, f"{method} {path}: give an example body"
-                validate_body(document, op, body)
-            response = httpx.request(
-                method, guarded.base_url + example_path(path), json=body, headers=headers,
-                timeout=30,
-            )  # fmt: skip
-            assert response.status_code == 200, (method, path, response.text[:300])
+                assert operation.example is not None, f"{method} {path}: give an example body"
+                validate_body(document, op, operation.example)
+                body = request_body(document, op, operation.example)
+            url = guarded.base_url + example_path(path)
+            response = httpx.request(method, url, headers=headers, timeout=30, **body)
+            expected = str(operation.status)
+            assert str(response.status_code) == expected, (method, path, response.text[:300])
             media = response.headers["content-type"].split(";")[0]
-            assert media in op["responses"]["200"]["content"], (method, path, media)
+            assert media in op["responses"][expected]["content"], (method, path, media)
             if "security" in op:  # and the key is really needed
-                refused = httpx.request(method, guarded.base_url + example_path(path), json=body)
+                refused = httpx.request(method, url, timeout=30, **body)
                 assert refused.status_code == 401, (method, path)
 
 
+def body_type(op: dict[str, Any]) -> str:
+    (media,) = op["requestBody"]["content"]
+    assert media in (JSON, FORM), media
+    return str(media)
+
+
+def request_body(document: dict[str, Any], op: dict[str, Any], example: Any) -> dict[str, Any]:
+    """httpx arguments sending `example`: JSON, or a form with a real file for each binary
+    field the schema requires."""
+    if body_type(op) == JSON:
+        return {"json": example}
+    schema = resolved_schema(document, op)
+    binary = [name for name in schema["required"] if is_binary(schema["properties"][name])]
+    assert binary, "a multipart body without a file"
+    return {"data": example, "files": {name: FILES[name] for name in binary}}
+
+
+def resolved_schema(document: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
+    ref = op["requestBody"]["content"][body_type(op)]["schema"]["$ref"]
+    schema: dict[str, Any] = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    return schema
+
+
+def is_binary(schema: dict[str, Any]) -> bool:
+    if "anyOf" in schema:
+        return any(is_binary(option) for option in schema["anyOf"])
+    return schema.get("format") == "binary" or ("items" in schema and is_binary(schema["items"]))
+
+
 def validate_body(document: dict[str, Any], op: dict[str, Any], body: Any) -> None:
-    schema = op["requestBody"]["content"]["application/json"]["schema"]
+    """A form's files are validated as strings (their `format: binary` is not asserted)."""
+    schema = op["requestBody"]["content"][body_type(op)]["schema"]
+    if body_type(op) == FORM:
+        properties = resolved_schema(document, op)["properties"]
+        body = {**{n: "<file>" for n, s in properties.items() if is_binary(s)}, **body}
     resolver_doc = {**schema, "components": document["components"]}
     jsonschema.validate(body, resolver_doc)
 
@@ -110,6 +148,66 @@ def test_schema_and_server_agree_on_a_bad_chat_body(
             validate_body(document, op, bad)
         response = httpx.post(guarded.v1 + "/chat/completions", json=bad, headers=AUTH)
         assert response.status_code == 400
+
+
+# Bodies that break a documented limit: the schema refuses each, and so does the server
+# (naming the field).
+BAD_BODIES: list[tuple[str, dict[str, Any], str]] = [
+    ("/v1/responses", {"model": "m"}, "input"),
+    ("/v1/responses", {"model": "m", "input": "hi", "store": True}, "store"),
+    (
+        "/v1/responses",
+        {"model": "m", "input": "hi", "previous_response_id": "resp_1"},
+        "previous_response_id",
+    ),
+    ("/v1/embeddings", {"model": "m", "input": []}, "input"),
+    ("/v1/embeddings", {"model": "m", "input": ["a", ""]}, "input[1]"),
+    ("/v1/embeddings", {"model": "m", "input": "a", "encoding_format": "int8"}, "encoding_format"),
+    ("/v1/embeddings", {"model": "m", "input": "a", "dimensions": 0}, "dimensions"),
+    ("/v1/images/generations", {"prompt": "p", "n": 11}, "n"),
+    ("/v1/images/generations", {"prompt": "p", "response_format": "png"}, "response_format"),
+    ("/v1/images/edits", {"prompt": "p", "n": 11}, "n"),
+    ("/v1/images/edits", {"prompt": "p", "strength": 2}, "strength"),
+    ("/v1/images/edits", {"prompt": "p", "response_format": "png"}, "response_format"),
+    ("/v1/audio/transcriptions", {"model": "whisper-1", "temperature": 1.5}, "temperature"),
+    (
+        "/v1/audio/transcriptions",
+        {"model": "whisper-1", "response_format": "mp3"},
+        "response_format",
+    ),
+    ("/v1/audio/translations", {"model": "whisper-1", "response_format": "xml"}, "response_format"),
+    ("/v1/audio/speech", {"model": "tts-1", "input": "hi", "voice": "alloy", "speed": 5}, "speed"),
+]
+
+
+@pytest.mark.parametrize(("path", "bad", "param"), BAD_BODIES)
+def test_schema_and_server_agree_on_bad_bodies(
+    guarded: RunningProxy, document: dict[str, Any], path: str, bad: dict[str, Any], param: str
+) -> None:
+    op = document["paths"][path]["post"]
+    with pytest.raises(jsonschema.ValidationError):
+        validate_body(document, op, bad)
+    body = request_body(document, op, bad)
+    response = httpx.post(guarded.base_url + path, headers=AUTH, timeout=30, **body)
+    assert response.status_code == 400, response.text[:300]
+    assert response.json()["error"]["param"] == param
+
+
+def test_multipart_endpoints_say_so(guarded: RunningProxy, document: dict[str, Any]) -> None:
+    for (method, path), operation in OPERATIONS.items():
+        op = document["paths"][openapi_path(path)][method.lower()]
+        assert ("requestBody" in op) == (operation.request is not None)
+        if operation.body_type == FORM:  # and a JSON body is refused
+            response = httpx.post(guarded.base_url + path, json=operation.example, headers=AUTH)
+            assert response.status_code == 400
+            assert response.json()["error"]["code"] == "invalid_content_type"
+
+
+def test_an_operation_describes_its_answer() -> None:
+    for key, operation in OPERATIONS.items():
+        assert isinstance(operation, Operation)
+        if operation.status != 200:
+            assert operation.status in operation.responses, key
 
 
 def test_docs_page_is_self_contained(guarded: RunningProxy, document: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -50,9 +51,29 @@ def test_every_error_code_is_in_troubleshooting() -> None:
         if "simulator" not in p.parts
     )  # fmt: skip
     codes = {code for pattern in ERROR_CODE_PATTERNS for code in re.findall(pattern, source)}
+    codes |= codes_in_calls(ast.parse(source))
     assert len(codes) > 10
     page = (ROOT / "docs" / "troubleshooting.md").read_text()
     assert {code for code in codes if f"| `{code}` |" not in page} == set()
+
+
+def codes_in_calls(tree: ast.AST) -> set[str]:
+    """`code=` arguments, and `invalid_request(message, param, code)`'s third, however the
+    call is laid out over lines."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        values = [k.value for k in node.keywords if k.arg == "code"]
+        name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+        if name in ("invalid_request", "_fail") and len(node.args) >= 3:
+            values.append(node.args[2])
+        for value in values:
+            if isinstance(value, ast.BoolOp):  # `exc.error_type or "forbidden"`
+                value = value.values[-1]
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                found.add(value.value)
+    return found
 
 
 def test_every_endpoint_is_documented() -> None:

@@ -20,6 +20,8 @@ from fal_openai_proxy.fal.errors import (
     FalTLSError,
     FalUnsafeURL,
     KeysUnavailable,
+    UpstreamProviderError,
+    UpstreamStreamError,
 )
 from fal_openai_proxy.translate.errors import to_openai_error
 
@@ -50,6 +52,12 @@ EXAMPLES: dict[str, tuple[FalError, bool]] = {
     "keys-auth": (KeysUnavailable("auth", 0), False),
     "keys-rate-limited": (KeysUnavailable("rate_limited", 3), False),
     "keys-busy": (KeysUnavailable("busy", 3), False),
+    "provider-401": (UpstreamProviderError(401, "no auth", None, None), False),
+    "provider-402": (UpstreamProviderError(402, "no credit", None, None), False),
+    "provider-403": (UpstreamProviderError(403, "flagged", None, None), False),
+    "provider-429": (UpstreamProviderError(429, "slow down", None, 2), False),
+    "provider-500": (UpstreamProviderError(500, "provider down", None, None), False),
+    "provider-stream-error": (UpstreamStreamError("provider failed mid-stream"), False),
 }
 
 ROW = re.compile(r"^\| `([a-z0-9-]+)` \|[^|]*\| (\d{3}) \| `([a-z_]+)` \| (`([a-z_]+)`|null) \|$")

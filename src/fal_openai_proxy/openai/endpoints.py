@@ -7,9 +7,10 @@ what the upstream would answer less clearly, is checked here; the rest is the up
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import invalid_request, unsupported
 from .tools import check_tool_choice
@@ -31,6 +32,47 @@ class RouteRequest:
     body: dict[str, Any]
     model: str
     stream: bool
+
+
+# -- the bodies, described for /openapi.json -------------------------------------------------
+# The parsers below check the raw JSON; these models only describe what they accept (the
+# rest goes to the upstream unchanged). tests/e2e/test_openapi.py holds them to the server.
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")  # the upstream's fields pass through
+
+
+class ResponsesRequest(_Open):
+    """POST /v1/responses: stateless, so whatever needs a stored response is refused."""
+
+    model: str = Field(min_length=1)
+    input: str | list[Any] = Field(description="The whole conversation (nothing is stored).")
+    stream: bool | None = None
+    instructions: str | None = None
+    tools: list[dict[str, Any]] | None = Field(
+        None, description="A `function`/`custom` tool needs a `name`."
+    )
+    tool_choice: str | dict[str, Any] | None = Field(
+        None, description="`none`, `auto`, `required` or a tool named in `tools`."
+    )
+    store: Literal[False] | None = None
+    background: Literal[False] | None = None
+    previous_response_id: None = Field(None, description="Refused: nothing is stored.")
+    conversation: None = Field(None, description="Refused: nothing is stored.")
+
+
+_Text = Annotated[str, Field(min_length=1)]
+
+
+class EmbeddingsRequest(_Open):
+    """POST /v1/embeddings: fal's vectors come back unchanged."""
+
+    model: str = Field(min_length=1)
+    input: _Text | Annotated[list[_Text], Field(min_length=1)]
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: int | None = Field(None, ge=1)
+    stream: Literal[False] | None = None
 
 
 def parse_responses_request(raw: bytes) -> RouteRequest:

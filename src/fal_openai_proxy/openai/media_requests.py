@@ -47,6 +47,53 @@ class SpeechRequest(_Open):
     stream_format: str | None = None
 
 
+# -- the multipart forms, described for /openapi.json ----------------------------------------
+# `Form` reads these bodies field by field (the services check each value, with the same
+# limits as below); these models only describe them. tests/e2e/test_openapi.py sends a body
+# that breaks each model's limits and expects the server's 400.
+
+_IMAGE_FILE = "PNG, JPEG, WebP or GIF (checked by its bytes), at most MAX_FILE_BYTES."
+
+
+class ImageEditForm(_Open):
+    """images.edit, as multipart/form-data. `model` defaults to FAL_EDIT_APP."""
+
+    image: bytes | list[bytes] = Field(
+        description="The image; several as repeated `image[]` parts (up to the app's limit: "
+        "4 for fal-ai/flux-pro/kontext/multi, else 1). " + _IMAGE_FILE
+    )
+    prompt: str = Field(min_length=1)
+    mask: bytes | None = Field(
+        None, description="Required by fill apps, refused by the others. " + _IMAGE_FILE
+    )
+    model: str | None = None
+    n: int | None = Field(None, ge=1, le=10)
+    size: str | None = Field(None, description="`auto` or `WIDTHxHEIGHT`, each side 64-4096.")
+    response_format: Literal["url", "b64_json"] | None = None
+    output_format: str | None = None
+    quality: str | None = None
+    strength: float | None = Field(None, ge=0.01, le=1.0, description="Apps that take it.")
+
+
+class TranslationForm(_Open):
+    """audio.translations (English out), as multipart/form-data."""
+
+    file: bytes = Field(
+        description="mp3, mp4, mpeg, mpga, m4a, wav or webm (by its name, else its type), at "
+        "most MAX_FILE_BYTES."
+    )
+    model: str = Field(min_length=1, description="fal-ai/whisper, fal-ai/wizper or whisper-1.")
+    prompt: str | None = Field(None, description="Sent to fal-ai/whisper; wizper has none.")
+    response_format: Literal["json", "text", "srt", "verbose_json", "vtt"] | None = None
+    temperature: float | None = Field(None, ge=0.0, le=1.0, description="Accepted, ignored.")
+
+
+class TranscriptionForm(TranslationForm):
+    """audio.transcriptions, as multipart/form-data."""
+
+    language: str | None = Field(None, description="The spoken language (e.g. `en`).")
+
+
 def parse_image_request(body: bytes) -> ImageGenerationRequest:
     request = _parse(ImageGenerationRequest, body)
     if request.stream:

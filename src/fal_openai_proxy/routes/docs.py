@@ -19,13 +19,25 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from .. import __version__
+from ..fal.media_apps import MEDIA_APPS
+from ..openai.endpoints import EmbeddingsRequest, ResponsesRequest
+from ..openai.media_requests import (
+    ImageEditForm,
+    ImageGenerationRequest,
+    SpeechRequest,
+    TranscriptionForm,
+    TranslationForm,
+)
 from ..openai.requests import ChatCompletionRequest
 
 JSON = "application/json"
+FORM = "multipart/form-data"
 _PARAM = re.compile(r"\{(\w+)(:\w+)?\}")
 ERRORS = {
     400: "Invalid request (the field is named in `error.param`).",
     401: "Missing or wrong client key.",
+    402: "The model provider behind fal's OpenAI route needs more credit.",
+    403: "The model provider behind fal's OpenAI route refused the request (e.g. moderation).",
     404: "Unknown model.",
     413: "Body over MAX_BODY_BYTES.",
     429: "A per-client limit, or every fal key busy; see `Retry-After`.",
@@ -39,10 +51,12 @@ ERRORS = {
 class Operation:
     summary: str
     request: type[BaseModel] | None = None
+    body_type: str = JSON  # or FORM: then `example` holds the text fields (files: binary ones)
     example: dict[str, Any] | None = None  # a request body the server accepts
     responses: dict[int, str] = field(default_factory=dict)
-    media_types: tuple[str, ...] = (JSON,)  # of the success response
+    media_types: tuple[str, ...] = (JSON,)  # of the answer to `example`
     path_example: dict[str, str] = field(default_factory=dict)  # path parameters, for tests
+    status: int = 200  # the answer to `example`: 404 for responses that are never stored
 
 
 # (method, path as in the route table) -> operation
@@ -60,6 +74,74 @@ document(
     example={"model": "google/gemini-2.5-flash", "messages": [{"role": "user", "content": "Hi"}]},
     responses=dict(ERRORS),
     media_types=(JSON, "text/event-stream"),
+)  # fmt: skip
+_OPENAI_ROUTE_ERRORS = {s: ERRORS[s] for s in (400, 401, 402, 403, 413, 429, 502, 503, 504)}
+_MEDIA_ERRORS = {s: ERRORS[s] for s in (400, 401, 413, 429, 502, 503, 504)}
+document(
+    "POST", "/v1/responses",
+    "The Responses API on fal's OpenAI route, streaming (server-sent events with `event:` "
+    "lines) or not. Stateless: nothing is stored.",
+    request=ResponsesRequest,
+    example={"model": "openai/gpt-4.1", "input": "Hi"},
+    responses=_OPENAI_ROUTE_ERRORS,
+    media_types=(JSON, "text/event-stream"),
+)  # fmt: skip
+_NOT_STORED = {
+    401: ERRORS[401],
+    404: "`response_not_found`: responses are never stored (the Responses API is stateless).",
+}
+for _method, _summary in (
+    ("GET", "Retrieve a response: always 404, as no response is stored."),
+    ("DELETE", "Delete a response: always 404, as no response is stored."),
+    ("POST", "`POST /v1/responses/{id}/cancel`: always 404, as no response is stored."),
+):
+    document(
+        _method, "/v1/responses/{response_id:path}", _summary, responses=_NOT_STORED,
+        status=404, path_example={"response_id": "resp_123"},
+    )  # fmt: skip
+document(
+    "POST", "/v1/embeddings", "Embeddings on fal's OpenAI route.",
+    request=EmbeddingsRequest,
+    example={"model": "openai/text-embedding-3-small", "input": ["a", "b"]},
+    responses=_OPENAI_ROUTE_ERRORS,
+)  # fmt: skip
+document(
+    "POST", "/v1/images/generations",
+    "Image generation on a fal image app (`model` defaults to FAL_IMAGE_APP).",
+    request=ImageGenerationRequest,
+    example={"model": "fal-ai/flux/dev", "prompt": "a lighthouse at dusk", "size": "1024x768"},
+    responses=_MEDIA_ERRORS,
+)  # fmt: skip
+document(
+    "POST", "/v1/images/edits",
+    "Image edit on a fal edit app (`model` defaults to FAL_EDIT_APP); files go to fal inline "
+    "up to INLINE_FILE_BYTES, else through fal's storage.",
+    request=ImageEditForm, body_type=FORM,
+    example={"model": "fal-ai/flux-pro/kontext", "prompt": "make it blue", "n": 1},
+    responses=_MEDIA_ERRORS,
+)  # fmt: skip
+# srt and text are text/plain, vtt text/vtt, json and verbose_json JSON (services/audio.py).
+_TRANSCRIPTS = (JSON, "text/plain", "text/vtt")
+document(
+    "POST", "/v1/audio/transcriptions", "Speech to text on fal's whisper or wizper.",
+    request=TranscriptionForm, body_type=FORM,
+    example={"model": "whisper-1", "language": "en", "response_format": "json"},
+    responses=_MEDIA_ERRORS, media_types=_TRANSCRIPTS,
+)  # fmt: skip
+document(
+    "POST", "/v1/audio/translations", "Speech to English text on fal's whisper or wizper.",
+    request=TranslationForm, body_type=FORM,
+    example={"model": "whisper-1"},
+    responses=_MEDIA_ERRORS, media_types=_TRANSCRIPTS,
+)  # fmt: skip
+document(
+    "POST", "/v1/audio/speech",
+    "Text to speech; the audio bytes are streamed as they arrive from fal, in the one "
+    "format the app produces.",
+    request=SpeechRequest,
+    example={"model": "tts-1", "input": "Hello from fal.", "voice": "alloy"},
+    responses=_MEDIA_ERRORS,
+    media_types=tuple(sorted({a.audio_content_type for a in MEDIA_APPS.values()} - {""})),
 )  # fmt: skip
 document(
     "GET", "/v1/models", "The model catalog, in OpenAI's list shape.", responses={401: ERRORS[401]}
@@ -105,8 +187,10 @@ def build_openapi(routes: list[Any]) -> dict[str, Any]:
 def _operation(path: str, operation: Operation | None, schemas: dict[str, Any]) -> dict[str, Any]:
     if operation is None:  # a route nobody described: visible, and a test fails on it
         return {"summary": "Undocumented.", "responses": {"200": {"description": "OK"}}}
-    success = {"description": "OK", "content": {t: {} for t in operation.media_types}}
-    responses: dict[str, Any] = {"200": success}
+    responses: dict[str, Any] = {}
+    if operation.status == 200:
+        success = {"description": "OK", "content": {t: {} for t in operation.media_types}}
+        responses["200"] = success
     for status, text in operation.responses.items():
         error = {"schema": {"$ref": "#/components/schemas/Error"}}
         responses[str(status)] = {"description": text, "content": {JSON: error}}
@@ -124,7 +208,7 @@ def _operation(path: str, operation: Operation | None, schemas: dict[str, Any]) 
         schemas[operation.request.__name__] = schema
         ref = {"$ref": f"#/components/schemas/{operation.request.__name__}"}
         body: dict[str, Any] = {"schema": ref}
-        entry["requestBody"] = {"required": True, "content": {JSON: body}}
+        entry["requestBody"] = {"required": True, "content": {operation.body_type: body}}
     return entry
 
 
@@ -166,12 +250,16 @@ async def docs_page(request: Request) -> Response:
         for method, op in methods.items():
             statuses = ", ".join(op["responses"])
             auth = "Bearer (API_KEY)" if "security" in op else "none"
-            body = op.get("requestBody", {}).get("content", {}).get(JSON, {}).get("schema", {})
+            content: dict[str, Any] = op.get("requestBody", {}).get("content", {})
+            first: dict[str, Any] = next(iter(content.values()), {})
+            body: dict[str, Any] = first.get("schema", {})
             name = body.get("$ref", "").rsplit("/", 1)[-1]
+            link = f"<a href=#{name}>{name}</a>" if name else ""
+            link += " (multipart)" if FORM in content else ""
             rows.append(
                 f"<tr><td><b>{method.upper()}</b></td><td><code>{html.escape(path)}</code></td>"
                 f"<td>{html.escape(op['summary'])}</td><td>{auth}</td>"
-                f"<td>{f'<a href=#{name}>{name}</a>' if name else ''}</td><td>{statuses}</td></tr>"
+                f"<td>{link}</td><td>{statuses}</td></tr>"
             )
     for name, schema in doc["components"]["schemas"].items():
         text = html.escape(orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode())
