@@ -144,8 +144,8 @@ def test_bad_transcription_input_is_a_400_naming_the_field(
 
 def test_a_json_body_is_refused(small: RunningProxy, http: httpx.Client) -> None:
     response = http.post(small.v1 + "/audio/transcriptions", json={"model": "whisper-1"})
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid_content_type"
+    assert response.status_code == 415  # the Content-Type guard, before the route
+    assert response.json()["error"]["code"] == "unsupported_media_type"
 
 
 @pytest.mark.parametrize(
