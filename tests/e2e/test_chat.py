@@ -257,20 +257,20 @@ def test_strategy_vectors_reach_fal_exactly(
 def test_langchain_invoke_and_stream(proxy: RunningProxy, recorder: Recorder) -> None:
     import httpx
 
-    llm = ChatOpenAI(
-        model=MODEL,
-        base_url=proxy.v1,
-        api_key="unused",  # type: ignore[arg-type]
-        max_retries=0,
-        stream_usage=True,
-        http_client=httpx.Client(transport=ValidatingTransport(recorder)),
-        http_async_client=httpx.AsyncClient(transport=AsyncValidatingTransport(recorder)),
-    )
-    message = llm.invoke("Hello from LangChain")
+    with httpx.Client(transport=ValidatingTransport(recorder)) as http_client:
+        llm = ChatOpenAI(
+            model=MODEL,
+            base_url=proxy.v1,
+            api_key="unused",  # type: ignore[arg-type]
+            max_retries=0,
+            stream_usage=True,
+            http_client=http_client,
+        )
+        message = llm.invoke("Hello from LangChain")
+        chunks = list(llm.stream("Streaming from LangChain"))
     assert message.content == "Simulated answer to: Hello from LangChain"
     assert message.usage_metadata is not None and message.usage_metadata["total_tokens"] > 0
     assert message.response_metadata["finish_reason"] == "stop"
-    chunks = list(llm.stream("Streaming from LangChain"))
     total = chunks[0]
     for chunk in chunks[1:]:
         total = total + chunk
@@ -281,12 +281,13 @@ def test_langchain_invoke_and_stream(proxy: RunningProxy, recorder: Recorder) ->
 async def test_langchain_async(proxy: RunningProxy, recorder: Recorder) -> None:
     import httpx
 
-    llm = ChatOpenAI(
-        model=MODEL,
-        base_url=proxy.v1,
-        api_key="unused",  # type: ignore[arg-type]
-        max_retries=0,
-        http_async_client=httpx.AsyncClient(transport=AsyncValidatingTransport(recorder)),
-    )
-    message = await llm.ainvoke([("system", "Be nice."), ("human", "async lc")])
+    async with httpx.AsyncClient(transport=AsyncValidatingTransport(recorder)) as http_client:
+        llm = ChatOpenAI(
+            model=MODEL,
+            base_url=proxy.v1,
+            api_key="unused",  # type: ignore[arg-type]
+            max_retries=0,
+            http_async_client=http_client,
+        )
+        message = await llm.ainvoke([("system", "Be nice."), ("human", "async lc")])
     assert message.content == "Simulated answer to: async lc"
