@@ -26,7 +26,7 @@ run: $(STAMP)
 	fi
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term
 
 lint: $(STAMP) lint-deploy
 	$(BIN)/ruff check $(LINT_PATHS)
