@@ -60,7 +60,8 @@ def validation_problems(exc: ValidationError) -> list[str]:
     lines = []
     for error in exc.errors(include_url=False, include_input=False):
         name = ".".join(str(part) for part in error["loc"]).upper() or "settings"
-        lines.append(f"{name}: {error['msg']}.")
+        message = error["msg"].removeprefix("Value error, ").removeprefix(f"{name}: ")
+        lines.append(f"{name}: {message.rstrip('.')}.")
     return lines
 
 
