@@ -42,7 +42,7 @@ from .services.embeddings import EmbeddingsService
 from .services.media_build import build_media
 from .services.openai_route import OpenAIChatService
 from .services.responses import ResponsesService
-from .services.routing import RouteTable, load_model_routes
+from .services.routing import RouteTable
 from .settings import Settings
 from .state import ProxyState, proxy_state
 from .translate.errors import to_openai_error
@@ -232,7 +232,7 @@ def _build_state(settings: Settings, live: LiveModels | None = None) -> ProxySta
         timeouts=timeouts,
     )
     shared = (settings, route_client, catalog, metrics, open_streams)
-    per_model = load_model_routes(settings.models_file) if settings.models_file else None
+    per_model = {m.id: m.route for m in models or () if m.route}
     routes = RouteTable(settings.model_route_table, per_model)
     chat = ChatService(
         settings, fal, catalog, metrics, open_streams, routes, OpenAIChatService(*shared)

@@ -13,6 +13,7 @@ import yaml
 from .fal.apps import ANY_LLM_MODELS, is_any_llm
 from .fal.platform import PlatformModel
 from .openai.errors import invalid_request, model_not_found
+from .settings import ROUTES
 
 # Popular ids for openrouter/router, which forwards any OpenRouter model id as it is.
 ROUTER_MODELS = (
@@ -51,6 +52,7 @@ class ModelCard:
     id: str
     owned_by: str
     created: int = _CREATED
+    route: str | None = None  # MODELS_FILE's `route` for this model; not part of the answer
 
     def to_openai(self) -> dict[str, Any]:
         return {
@@ -188,6 +190,7 @@ def _card_from(path: Path, index: int, item: object) -> ModelCard:
         base = card(item["id"])
         owned_by = item.get("owned_by", base.owned_by)
         created = item.get("created", _CREATED)
+        route = item.get("route")
         # A whole number of seconds: not a bool, a float such as 1e400, or a string.
         if (
             not isinstance(owned_by, str)
@@ -199,7 +202,11 @@ def _card_from(path: Path, index: int, item: object) -> ModelCard:
                 f"MODELS_FILE {path}: model {index}: owned_by must be a string and created "
                 "a whole number of seconds"
             )
-        return ModelCard(base.id, owned_by, created)
+        if route is not None and (not isinstance(route, str) or route.lower() not in ROUTES):
+            raise ModelsFileError(
+                f"MODELS_FILE {path}: model {index}: route must be one of {', '.join(ROUTES)}"
+            )
+        return ModelCard(base.id, owned_by, created, route.lower() if route else None)
     raise ModelsFileError(
         f"MODELS_FILE {path}: model {index}: expected an id or an object with an id"
     )

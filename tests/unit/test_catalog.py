@@ -11,6 +11,7 @@ from fal_openai_proxy.catalog import (
     ANY_LLM_MODELS,
     ROUTER_MODELS,
     Catalog,
+    ModelsFileError,
     load_models_file,
 )
 from fal_openai_proxy.openai.errors import ProxyError
@@ -115,6 +116,26 @@ def test_openai_data_object(tmp_path: Path) -> None:
     body = {"object": "list", "data": [{"id": "acme/a", "object": "model", "owned_by": "x"}]}
     path.write_text(json.dumps(body), encoding="utf-8")
     assert [(c.id, c.owned_by) for c in load_models_file(path)] == [("acme/a", "x")]
+
+
+def test_models_file_routes(tmp_path: Path) -> None:
+    path = tmp_path / "models.yaml"
+    path.write_text("- id: acme/a\n  route: OpenAI\n- id: acme/b\n- acme/c\n", encoding="utf-8")
+    cards = load_models_file(path)
+    assert [(c.id, c.route) for c in cards] == [
+        ("acme/a", "openai"),
+        ("acme/b", None),
+        ("acme/c", None),
+    ]
+    assert "route" not in cards[0].to_openai()  # the proxy's own setting, not part of the answer
+
+
+@pytest.mark.parametrize("route", ['"sideways"', "3"])
+def test_models_file_with_a_bad_route_is_one_line(tmp_path: Path, route: str) -> None:
+    path = tmp_path / "models.json"
+    path.write_text(f'[{{"id": "acme/a", "route": {route}}}]', encoding="utf-8")
+    with pytest.raises(ModelsFileError, match=r"models\.json: model 0: route must be one of"):
+        load_models_file(path)
 
 
 @pytest.mark.parametrize(

@@ -7,13 +7,7 @@
 
 from __future__ import annotations
 
-import json
 from fnmatch import fnmatchcase
-from pathlib import Path
-
-import yaml
-
-from ..settings import ROUTES
 
 PROMPT, OPENAI, AUTO = "prompt", "openai", "auto"
 _CACHE_LIMIT = 4096  # model ids are client-controlled: bound the memo
@@ -42,20 +36,3 @@ class RouteTable:
             if fnmatchcase(model, pattern):
                 return route
         return self._per_model.get(model, AUTO)
-
-
-def load_model_routes(path: Path) -> dict[str, str]:
-    """The `route` of each `{id, route}` entry of a MODELS_FILE (other entries have none)."""
-    text = path.read_text(encoding="utf-8")
-    raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    if isinstance(raw, dict):
-        raw = raw.get("data", raw.get("models"))
-    routes: dict[str, str] = {}
-    for item in raw if isinstance(raw, list) else []:
-        if isinstance(item, dict) and isinstance(item.get("id"), str) and "route" in item:
-            route = str(item["route"]).strip().lower()
-            if route not in ROUTES:
-                raise ValueError(f"{path}: model {item['id']!r} has route {route!r}; "
-                                 "expected prompt, openai or auto")  # fmt: skip
-            routes[item["id"]] = route
-    return routes
