@@ -186,7 +186,7 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     except ValueError:
         return None
     if not math.isfinite(seconds):
-        return MAX_RETRY_AFTER if seconds > 0 else None
+        return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
