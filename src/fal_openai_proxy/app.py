@@ -18,9 +18,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .catalog import Catalog, load_models_file
 from .context import request_context
 from .fal.client import USER_AGENT, FalClient
+from .fal.cluster import ClusterKeys
 from .fal.errors import FalError, FalStatusError
 from .fal.http import HttpClient
-from .fal.keys import KeyPool
+from .fal.keys import DECREASE, MAX_LIMIT, KeyPool
 from .fal.timeouts import Timeouts
 from .metrics import Metrics
 from .middleware import GuardMiddleware, RequestLogMiddleware
@@ -32,6 +33,7 @@ from .routes.health import healthz, metrics, readyz
 from .routes.models import list_models, retrieve_model
 from .services.chat import ChatService
 from .settings import Settings
+from .shared import SharedStore
 from .state import ProxyState, proxy_state
 from .translate.errors import to_openai_error
 
@@ -51,9 +53,13 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if state.shared is not None:
+            await state.shared.start()  # never fails: without Redis, per-process state
         try:
             yield  # upstream connections are opened on first use
         finally:
+            if state.shared is not None:
+                await state.shared.close()  # frees this replica's slots first
             await state.http.close()
 
     app = Starlette(
@@ -129,14 +135,25 @@ class ProxyApp:
 def _build_state(settings: Settings) -> ProxyState:
     models = load_models_file(settings.models_file) if settings.models_file else None
     metrics = Metrics()
+    shared = SharedStore(settings.redis_url, metrics=metrics) if settings.redis_url else None
     pool = None
     if settings.fal_keys:
+        cluster = None
+        if shared is not None:
+            cluster = ClusterKeys(
+                shared,
+                settings.fal_keys,
+                cap=settings.key_concurrency_cap,
+                decrease=DECREASE,
+                max_limit=MAX_LIMIT,
+            )
         pool = KeyPool(
             settings.fal_keys,
             concurrency=settings.key_concurrency_cap,
             max_wait=settings.max_queue_wait,
             auth_cooldown=settings.key_auth_cooldown,
             rate_limit_cooldown=settings.key_rate_limit_cooldown,
+            cluster=cluster,
         )
         metrics.watch_keys(
             len(pool), in_flight=pool.in_flight, healthy=pool.is_healthy, limit=pool.limit
@@ -170,11 +187,14 @@ def _build_state(settings: Settings) -> ProxyState:
         rpm=settings.rate_limit_rpm,
         max_concurrent=settings.max_concurrent_per_client,
         redis_url=settings.redis_url,
+        shared=shared,
     )
     catalog = Catalog(settings.fal_chat_app, models)
     open_streams: set[asyncio.Task[None]] = set()
     chat = ChatService(settings, fal, catalog, metrics, open_streams)
-    return ProxyState(settings, catalog, metrics, http, fal, limiter, chat, open_streams)
+    state = ProxyState(settings, catalog, metrics, http, fal, limiter, chat, open_streams)
+    state.shared = shared
+    return state
 
 
 def _error_response(exc: ProxyError) -> Response:

@@ -14,6 +14,7 @@ from .metrics import Metrics
 from .ratelimit import ClientLimiter
 from .services.chat import ChatService
 from .settings import Settings
+from .shared import SharedStore
 
 
 @dataclass
@@ -28,6 +29,7 @@ class ProxyState:
     open_streams: set[asyncio.Task[None]]  # ended by the drain
     draining: bool = False
     in_flight: int = 0  # /v1/ requests being served, for draining
+    shared: SharedStore | None = None  # REDIS_URL: state shared with the other replicas
 
 
 def proxy_state(request: Request) -> ProxyState:
