@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
@@ -42,6 +42,9 @@ NAMESPACE = "{fal-openai-proxy}"
 CALL_TIMEOUT = 0.25  # seconds for one Redis call; longer means "down"
 TICK_INTERVAL = 1.0  # seconds between background ticks (state refresh, or a probe while down)
 PROBE_INTERVAL = 2.0  # seconds between reconnection attempts while down
+# Connections per process. Calls beyond wait for one (within CALL_TIMEOUT): a call takes well
+# under a millisecond, so this serves thousands of requests in flight.
+MAX_CONNECTIONS = 64
 
 # SET the lock if free, or renew it if we already hold it; 1 if we hold it now.
 _HOLD_LOCK = """
@@ -75,13 +78,17 @@ class SharedStore:
         tick_interval: float = TICK_INTERVAL,
     ) -> None:
         # No client-side retries: a failure is reported at once and the caller falls back.
-        self._redis: Redis = Redis.from_url(
+        # A blocking pool: redis-py's default one raises once 100 calls are in flight.
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=None,  # waiting for a connection is bounded by run()'s deadline
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
             decode_responses=True,
         )
+        self._redis: Redis = Redis.from_pool(pool)  # closed with the client
         self._timeout = timeout
         self._probe_interval = probe_interval
         self._tick_interval = tick_interval

@@ -310,6 +310,8 @@ class ClusterKeys:
 
     async def leave(self) -> None:
         """At shutdown: free the slots still held and leave the replica count."""
+        if self._tasks:  # releases on their way (the drain just ended the last requests)
+            await asyncio.wait(set(self._tasks), timeout=1.0)
         tokens = [token for live in self._live for token in live]
         keys = [triple[0] for triple in self._redis_keys]
         with contextlib.suppress(SharedDown):
