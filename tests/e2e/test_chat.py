@@ -278,12 +278,14 @@ def test_langchain_invoke_and_stream(proxy: RunningProxy, recorder: Recorder) ->
 async def test_langchain_async(proxy: RunningProxy, recorder: Recorder) -> None:
     import httpx
 
-    llm = ChatOpenAI(
-        model=MODEL,
-        base_url=proxy.v1,
-        api_key="unused",  # type: ignore[arg-type]
-        max_retries=0,
-        http_async_client=httpx.AsyncClient(transport=AsyncValidatingTransport(recorder)),
-    )
-    message = await llm.ainvoke([("system", "Be nice."), ("human", "async lc")])
+    # Closed here: a client left to the garbage collector fails whichever test runs then.
+    async with httpx.AsyncClient(transport=AsyncValidatingTransport(recorder)) as client:
+        llm = ChatOpenAI(
+            model=MODEL,
+            base_url=proxy.v1,
+            api_key="unused",  # type: ignore[arg-type]
+            max_retries=0,
+            http_async_client=client,
+        )
+        message = await llm.ainvoke([("system", "Be nice."), ("human", "async lc")])
     assert message.content == "Simulated answer to: async lc"
