@@ -18,9 +18,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .catalog import LIVE_CATEGORIES, Catalog, ModelsFileError, load_models_file
 from .context import request_context
 from .fal.client import USER_AGENT, FalClient
+from .fal.cluster import ClusterKeys
 from .fal.errors import FalError, FalStatusError
 from .fal.http import HttpClient
-from .fal.keys import KeyPool
+from .fal.keys import DECREASE, MAX_LIMIT, KeyPool
 from .fal.openai_route import OpenAIRouteClient
 from .fal.retry import CallStarter
 from .fal.timeouts import Timeouts
@@ -44,6 +45,7 @@ from .services.openai_route import OpenAIChatService
 from .services.responses import ResponsesService
 from .services.routing import RouteTable
 from .settings import Settings
+from .shared import SharedStore
 from .state import ProxyState, proxy_state
 from .translate.errors import to_openai_error
 
@@ -68,6 +70,8 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if state.shared is not None:
+            await state.shared.start()  # never fails: without Redis, per-process state
         if refresher is not None:
             refresher.start()  # in the background: start-up never waits for fal's list
         try:
@@ -75,6 +79,8 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
         finally:
             if refresher is not None:
                 await refresher.stop()
+            if state.shared is not None:
+                await state.shared.close()  # frees this replica's slots first
             await state.http.close()
 
     app = Starlette(
@@ -174,20 +180,32 @@ def _model_refresher(
         interval=settings.fal_models_refresh_interval,
         source=live,
         metrics=state.metrics,
+        store=state.shared,
     )
 
 
 def _build_state(settings: Settings, live: LiveModels | None = None) -> ProxyState:
     models = load_models_file(settings.models_file) if settings.models_file else None
     metrics = Metrics()
+    shared = SharedStore(settings.redis_url, metrics=metrics) if settings.redis_url else None
     pool = None
     if settings.fal_keys:
+        cluster = None
+        if shared is not None:
+            cluster = ClusterKeys(
+                shared,
+                settings.fal_keys,
+                cap=settings.key_concurrency_cap,
+                decrease=DECREASE,
+                max_limit=MAX_LIMIT,
+            )
         pool = KeyPool(
             settings.fal_keys,
             concurrency=settings.key_concurrency_cap,
             max_wait=settings.max_queue_wait,
             auth_cooldown=settings.key_auth_cooldown,
             rate_limit_cooldown=settings.key_rate_limit_cooldown,
+            cluster=cluster,
         )
         metrics.watch_keys(
             len(pool), in_flight=pool.in_flight, healthy=pool.is_healthy, limit=pool.limit
@@ -221,6 +239,7 @@ def _build_state(settings: Settings, live: LiveModels | None = None) -> ProxySta
         rpm=settings.rate_limit_rpm,
         max_concurrent=settings.max_concurrent_per_client,
         redis_url=settings.redis_url,
+        shared=shared,
     )
     catalog = Catalog(settings.fal_chat_app, models, live)
     open_streams: set[asyncio.Task[None]] = set()
@@ -231,16 +250,17 @@ def _build_state(settings: Settings, live: LiveModels | None = None) -> ProxySta
         starter=CallStarter(pool, timeouts.retry_budget, metrics),
         timeouts=timeouts,
     )
-    shared = (settings, route_client, catalog, metrics, open_streams)
+    route_deps = (settings, route_client, catalog, metrics, open_streams)
     per_model = {m.id: m.route for m in models or () if m.route}
     routes = RouteTable(settings.model_route_table, per_model)
     chat = ChatService(
-        settings, fal, catalog, metrics, open_streams, routes, OpenAIChatService(*shared)
+        settings, fal, catalog, metrics, open_streams, routes, OpenAIChatService(*route_deps)
     )
     state = ProxyState(settings, catalog, metrics, http, fal, limiter, chat, open_streams)
-    state.responses = ResponsesService(*shared)
-    state.embeddings = EmbeddingsService(*shared)
+    state.responses = ResponsesService(*route_deps)
+    state.embeddings = EmbeddingsService(*route_deps)
     state.images, state.audio = build_media(settings, http, pool, fal, catalog, metrics)
+    state.shared = shared
     return state
 
 

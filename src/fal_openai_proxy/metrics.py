@@ -110,6 +110,22 @@ class Metrics:
             self._sample(self.key_healthy.labels(label), partial(_number, healthy, index))
             self._sample(self.key_limit.labels(label), partial(_number, limit, index))
 
+    def watch_redis(self, up: Callable[[], bool]) -> None:
+        """With REDIS_URL: whether Redis answers (read at scrape time), and its failures."""
+        self.redis_up = Gauge(
+            "fal_proxy_redis_up", "1 while Redis answers (0 if any worker serves without it).",
+            registry=self.registry, multiprocess_mode="livemin",
+        )  # fmt: skip
+        self.redis_errors = Counter(
+            "fal_proxy_redis_errors",
+            "Failed Redis calls (each one falls back to per-process state).",
+            registry=self.registry,
+        )
+        self._sample(self.redis_up, lambda: float(up()))
+
+    def count_redis_error(self) -> None:
+        self.redis_errors.inc()
+
     def sync(self) -> None:
         for gauge, function in self._sampled:
             gauge.set(function())

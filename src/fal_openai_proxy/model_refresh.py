@@ -4,6 +4,9 @@ list every FAL_MODELS_REFRESH_INTERVAL and hands it to the catalog through `Live
 Nothing waits for it: start-up starts the task and goes on, and /v1/models shows whatever
 list is there (the built-in one until the first fetch succeeds). A failed refresh keeps the
 previous list, counts in /metrics, and logs one warning per run of failures.
+
+With REDIS_URL, one replica (the holder of a lock with expiry) fetches and publishes the list;
+the others read it. With Redis down, or nothing published yet, each replica fetches for itself.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from typing import Any
 from .fal.platform import PlatformError, PlatformModel, list_models
 from .fal.transport import Transport
 from .metrics import Metrics
+from .shared import SharedStore
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_FAILURE = 60.0  # seconds; sooner than the interval, so start-up blips heal fast
+FOLLOWER_POLL = 60.0  # seconds between a follower's reads of the shared list
+SHARED_NAME = "live-models"  # the lock and the published list in Redis
 
 
 class LiveModels:
@@ -56,6 +62,7 @@ class ModelRefresher:
         interval: float,
         source: LiveModels,
         metrics: Metrics,
+        store: SharedStore | None = None,
     ) -> None:
         self._http = http
         self._api_url = api_url
@@ -66,6 +73,7 @@ class ModelRefresher:
         self._metrics = metrics
         self._failing = False
         self._task: asyncio.Task[None] | None = None
+        self._store = store
 
     async def refresh(self) -> bool:
         """One fetch of every page; the list is replaced only if all of it was read."""
@@ -88,10 +96,24 @@ class ModelRefresher:
         log.debug("model list refreshed: %d live models", len(models))
         return True
 
+    async def tick(self) -> float:
+        """One round: fetch (and publish, as the leader), or read the leader's list.
+        Returns how long to wait before the next round."""
+        store, interval = self._store, self._interval
+        if store is not None and store.up and not await store.hold_lock(SHARED_NAME, 2 * interval):
+            raw = await store.get_json(SHARED_NAME)
+            if raw is not None:  # another replica fetched it
+                self.source.load(raw)
+                return min(interval, FOLLOWER_POLL)
+        ok = await self.refresh()
+        if ok and store is not None and store.up:
+            await store.set_json(SHARED_NAME, self.source.snapshot(), 3 * interval)
+        return interval if ok else min(interval, RETRY_AFTER_FAILURE)
+
     async def run(self) -> None:
         while True:
-            ok = await self.refresh()
-            await asyncio.sleep(self._interval if ok else min(self._interval, RETRY_AFTER_FAILURE))
+            wait = await self.tick()
+            await asyncio.sleep(wait)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="model-refresh")

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         description="Worker processes sharing the port; each has its own key pool and "
-        "limits, and /metrics adds up all of them.",
+        "limits (shared with `REDIS_URL`), and /metrics adds up all of them.",
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     log_format: Literal["auto", "json", "text"] = Field(
@@ -143,8 +143,8 @@ class Settings(BaseSettings):
     # Key pool, retries and timeouts
     fal_key_concurrency: int | Literal["auto"] = Field(
         "auto",
-        description="Requests in flight per fal key, per process: `auto` learns each key's limit "
-        "from fal's 429s; a number is a fixed cap.",
+        description="Requests in flight per fal key, per process (with `REDIS_URL`: across all "
+        "replicas): `auto` learns each key's limit from fal's 429s; a number is a fixed cap.",
     )
     max_queue_wait: float = Field(
         30.0,
@@ -242,8 +242,9 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         None,
-        description="`redis://host:port/db`: keeps the per-minute counters in Redis, so that "
-        "all workers and replicas enforce one limit. Unset: in memory, per process.",
+        description="`redis://host:port/db`: workers and replicas share the per-minute counters, "
+        "the fal keys' slots and learned limits, and which keys are left out. Unset, or while "
+        "Redis is down: per-process state.",
     )
     drain_timeout: float = Field(
         30.0, ge=0, description="Seconds in-flight requests get to finish after SIGTERM."

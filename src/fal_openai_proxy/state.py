@@ -18,6 +18,7 @@ from .services.embeddings import EmbeddingsService
 from .services.images import ImageService
 from .services.responses import ResponsesService
 from .settings import Settings
+from .shared import SharedStore
 
 
 @dataclass
@@ -36,6 +37,7 @@ class ProxyState:
     audio: AudioService = field(init=False)
     responses: ResponsesService | None = None  # fal's OpenAI route
     embeddings: EmbeddingsService | None = None
+    shared: SharedStore | None = None  # REDIS_URL: state shared with the other replicas
 
 
 def proxy_state(request: Request) -> ProxyState:

@@ -137,6 +137,62 @@ async def test_a_failed_refresh_keeps_the_previous_list(caplog: pytest.LogCaptur
     assert "keeping the previous list" in warnings[0].getMessage()
 
 
+class FakeStore:
+    """The shared-store calls the refresher makes (a real Redis is in test_shared_state)."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.holder: str | None = None
+        self.values: dict[str, Any] = {}
+
+    def as_replica(self, name: str) -> Any:
+        store = self
+
+        class Replica:
+            @property
+            def up(self) -> bool:
+                return store.up
+
+            async def hold_lock(self, lock: str, ttl: float) -> bool:
+                if not store.up:
+                    return False
+                store.holder = store.holder or name
+                return store.holder == name
+
+            async def get_json(self, key: str) -> Any:
+                return store.values.get(key) if store.up else None
+
+            async def set_json(self, key: str, value: Any, ttl: float) -> bool:
+                store.values[key] = value
+                return True
+
+        return Replica()
+
+
+async def test_one_replica_fetches_the_others_read() -> None:
+    store = FakeStore()
+    leader_http = Scripted(page([entry("fal-ai/a")]))
+    follower_http = Scripted()  # any fetch by the follower would fail: it has no answers
+
+    def refresher(http: Scripted, name: str) -> ModelRefresher:
+        return ModelRefresher(
+            http, api_url="https://x", key=None, categories=CATEGORIES, interval=3600,
+            source=LiveModels(), metrics=Metrics(multiprocess=False),
+            store=store.as_replica(name),
+        )  # fmt: skip
+
+    leader, follower = refresher(leader_http, "one"), refresher(follower_http, "two")
+    assert await leader.tick() == 3600
+    assert await follower.tick() == 60  # it polls the shared list more often
+    assert [m.endpoint_id for m in follower.source.latest()] == ["fal-ai/a"]
+    assert follower.source.latest() == leader.source.latest()
+    assert follower_http.sent == []  # read from the store, not fetched
+    store.up = False  # Redis down: each replica fetches for itself
+    follower_http.answers.append(page([entry("fal-ai/b")]))
+    assert await follower.tick() == 3600
+    assert [m.endpoint_id for m in follower.source.latest()] == ["fal-ai/b"]
+
+
 def test_catalog_merges_the_live_list() -> None:
     source = LiveModels()
     file_cards = [ModelCard("google/gemini-2.5-flash", "google"), ModelCard("fal-ai/whisper", "x")]

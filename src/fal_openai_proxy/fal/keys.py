@@ -5,6 +5,10 @@ answers 429, then additive increase / multiplicative decrease (AIMD) around what
 fal's concurrency limit is per account (2 for a new one, 40 or more later); direct and /stream
 calls over it get a 429, queue calls wait at fal (fal-protocol.md §5 item 6).
 
+With REDIS_URL the slots, the learned limits and the benches are the cluster's (cluster.py):
+a limit is then the account's, shared by every replica. While Redis is down, each process
+serves on its own state, with its share of the last known limit.
+
 Keys are only ever referred to by index outside this module.
 """
 
@@ -17,6 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..shared import SharedDown
+from .cluster import ClusterKeys, KeyView
 from .errors import KeysUnavailable
 
 log = logging.getLogger(__name__)
@@ -29,6 +35,9 @@ MAX_LIMIT = 256.0
 # Retry-After beyond this (or `inf`, or negative) is not believed: it must never bench a key
 # for good. The parsing side (fal/errors.py) is elsewhere; this clamps defensively.
 MAX_RETRY_AFTER = 3600.0
+# While waiting for a slot freed on another replica, ask Redis again after this long at first,
+# doubling up to the second (a release in this process wakes a waiter at once).
+POLL_MIN, POLL_MAX = 0.02, 0.2
 
 
 @dataclass
@@ -55,10 +64,11 @@ class KeyLease:
     index: int
     key: str
     epoch: int = 0
+    token: str | None = None  # the lease's id in Redis; None: taken on per-process state
 
     def release(self) -> None:
         if self.pool is not None:
-            self.pool.release(self.index, self.epoch)
+            self.pool.release(self.index, self.epoch, self.token)
 
 
 def single_key_lease(key: str) -> KeyLease:
@@ -76,8 +86,10 @@ class KeyPool:
         auth_cooldown: float,
         rate_limit_cooldown: float,
         clock: Callable[[], float] = time.monotonic,
+        cluster: ClusterKeys | None = None,
     ) -> None:
-        """`concurrency`: a fixed cap per key, or None to learn each key's limit from 429s."""
+        """`concurrency`: a fixed cap per key, or None to learn each key's limit from 429s.
+        `cluster`: share slots, limits and benches with the other replicas."""
         if not keys:
             raise ValueError("a key pool needs at least one key")
         self._keys = keys
@@ -89,6 +101,9 @@ class KeyPool:
         self._rate_limit_cooldown = rate_limit_cooldown
         self._clock = clock
         self._waiters: list[asyncio.Future[None]] = []
+        self._cluster = cluster
+        if cluster is not None:
+            cluster.attach(self._apply_views, self._apply_limit)
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -114,6 +129,8 @@ class KeyPool:
 
     async def acquire(self, exclude: frozenset[int] = frozenset()) -> KeyLease:
         """The least-loaded healthy key, waiting up to MAX_QUEUE_WAIT for a free slot."""
+        if self._cluster is not None:
+            return await self._acquire_shared(self._cluster, exclude)
         deadline = self._clock() + self._max_wait
         while True:
             index = self._pick(exclude)
@@ -124,10 +141,63 @@ class KeyPool:
             wait = self._wait_time(exclude, deadline)
             await self._wait(wait)
 
-    def release(self, index: int, epoch: int | None = None) -> None:
-        """Free a slot. In auto mode a release while at the limit counts as a success and
-        adds 1/limit (one slot per limit's worth of successes); a 429 right after undoes it."""
+    async def _acquire_shared(self, cluster: ClusterKeys, exclude: frozenset[int]) -> KeyLease:
+        """As acquire(), with the slots counted in Redis; on this process's own state (and
+        its share of each limit) while Redis is down."""
+        deadline = self._clock() + self._max_wait
+        poll = POLL_MIN
+        while True:
+            if cluster.up:
+                try:
+                    index, token, views = await cluster.acquire(exclude)
+                except SharedDown:
+                    continue  # serve on our own state from now on
+                self._apply_views(views)
+                if index is not None:
+                    state = self._state[index]
+                    state.in_flight += 1
+                    return KeyLease(self, index, self._keys[index], state.epoch, token)
+            else:
+                index = self._pick(exclude, share=cluster.replicas)
+                if index is not None:
+                    state = self._state[index]
+                    state.in_flight += 1
+                    return KeyLease(self, index, self._keys[index], state.epoch)
+            await self._wait(min(self._wait_time(exclude, deadline), poll))
+            poll = min(poll * 2, POLL_MAX)
+
+    def _apply_views(self, views: list[KeyView]) -> None:
+        """What Redis says of every key: its shared limit, and benches set by any replica."""
+        now = self._clock()
+        for state, view in zip(self._state, views, strict=True):
+            if self._adaptive:
+                state.limit = view.limit
+            state.epoch = view.epoch
+            if view.bench_seconds > 0 and now + view.bench_seconds > state.cooldown_until:
+                state.cooldown_until = now + view.bench_seconds
+                state.cooldown_reason = view.bench_reason
+
+    def _apply_limit(self, index: int, limit: float | None, epoch: int) -> None:
         state = self._state[index]
+        if self._adaptive:
+            grew = limit is not None and (state.limit is None or limit > state.limit)
+            state.limit = limit
+            if grew:
+                self._wake_one()
+        state.epoch = epoch
+
+    def release(self, index: int, epoch: int | None = None, token: str | None = None) -> None:
+        """Free a slot. In auto mode a release while at the limit counts as a success and
+        adds 1/limit (one slot per limit's worth of successes); a 429 right after undoes it.
+        A lease taken in Redis is released there (where the same rule applies)."""
+        state = self._state[index]
+        if token is not None and self._cluster is not None:
+            state.in_flight -= 1
+            state.last_release_epoch = state.epoch if epoch is None else epoch
+            state.last_release_credit = 0.0
+            self._cluster.release(index, token, state.last_release_epoch)
+            self._wake_one()
+            return
         credit = 0.0
         limit = state.limit
         if self._adaptive and limit is not None and state.in_flight >= int(limit):
@@ -142,6 +212,8 @@ class KeyPool:
 
     def mark_refused(self, index: int) -> None:
         self._cool(index, self._auth_cooldown, "auth")
+        if self._cluster is not None:
+            self._cluster.note_bench(index, self._auth_cooldown, "auth", rate_limited=False)
         log.warning("fal refused key #%d; leaving it out for %.0f s", index, self._auth_cooldown)
 
     def mark_rate_limited(self, index: int, retry_after: float | None) -> None:
@@ -158,6 +230,8 @@ class KeyPool:
         if not self._adaptive:
             seconds = max(self._rate_limit_cooldown, seconds or 0.0)
             self._cool(index, seconds, "rate_limited")
+            if self._cluster is not None:
+                self._cluster.note_bench(index, seconds, "rate_limited", rate_limited=True)
             log.warning("fal rate limited key #%d; leaving it out for %.1f s", index, seconds)
             return
         if state.limit is not None:
@@ -172,6 +246,8 @@ class KeyPool:
         if seconds:
             self._cool(index, seconds, "rate_limited")
             log.warning("fal rate limited key #%d; leaving it out for %.1f s", index, seconds)
+        if self._cluster is not None:  # the shared limit is cut (once per event) in Redis
+            self._cluster.note_bench(index, seconds or 0.0, "rate_limited", rate_limited=True)
 
     def has_other_healthy(self, exclude: frozenset[int]) -> bool:
         return any(self.is_healthy(i) for i in range(len(self._keys)) if i not in exclude)
@@ -189,10 +265,14 @@ class KeyPool:
         state.cooldown_until = max(state.cooldown_until, self._clock() + seconds)
         state.cooldown_reason = reason
 
-    def _pick(self, exclude: frozenset[int]) -> int | None:
+    def _pick(self, exclude: frozenset[int], share: int = 1) -> int | None:
+        """`share`: the replicas sharing each limit, while Redis is down (1 otherwise)."""
         best: int | None = None
         for index, state in enumerate(self._state):
-            if index in exclude or (state.limit is not None and state.in_flight >= state.limit):
+            limit = state.limit
+            if limit is not None and share > 1:
+                limit = max(1.0, math.floor(limit / share))
+            if index in exclude or (limit is not None and state.in_flight >= limit):
                 continue
             if not self.is_healthy(index):
                 continue
