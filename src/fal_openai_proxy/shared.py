@@ -29,7 +29,6 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
 
 from .metrics import Metrics
 
@@ -146,7 +145,10 @@ class SharedStore:
         try:
             async with asyncio.timeout(self._timeout):
                 return await call(self._redis)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except Exception as exc:
+            # Whatever a dying connection raises (redis-py's errors, OSError, a timeout, or
+            # uvloop's RuntimeError on a closed transport): Redis is down for us, and the
+            # caller serves on per-process state. A Redis outage must not be a proxy outage.
             self.failed(exc)
             raise SharedDown from exc
 
@@ -211,7 +213,7 @@ class SharedStore:
         try:
             async with asyncio.timeout(self._timeout):
                 await self._redis.ping()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # as in run(): any failure means down, and the loop goes on
             self._up = True  # so that failed() announces it once
             self.failed(exc)
             return False

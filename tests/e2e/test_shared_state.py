@@ -241,3 +241,29 @@ async def test_json_values_and_the_leader_lock(replicas: Callable[..., Replica])
     assert await b.hold_lock("refresh", ttl=5)
     await b.release_lock("refresh")
     assert await a.hold_lock("refresh", ttl=5)
+
+
+async def test_any_failure_of_a_redis_call_is_an_outage_not_an_error(
+    replicas: Callable[..., Replica], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvloop raises RuntimeError when redis-py writes on a transport closed under it (seen
+    when Redis stops under load): that too must mean "serve on per-process state"."""
+    pool, store, _ = replicas(cap=4, keys=KEYS[:1])
+    await store.start()
+    assert store.up
+
+    async def closed_transport(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("unable to perform operation on <TCPTransport closed=True>")
+
+    monkeypatch.setattr(store._redis, "evalsha", closed_transport)
+    monkeypatch.setattr(store._redis, "ping", closed_transport)
+    lease = await pool.acquire()  # never an error
+    assert lease.token is None and not store.up
+    lease.release()
+    await asyncio.sleep(0.5)  # probes fail the same way; the background loop must survive
+    monkeypatch.undo()
+    for _ in range(100):
+        if store.up:
+            break
+        await asyncio.sleep(0.05)
+    assert store.up  # the loop kept probing, and rejoined
