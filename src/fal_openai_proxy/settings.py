@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_RUN_URL = "https://fal.run"
 DEFAULT_QUEUE_URL = "https://queue.fal.run"
 DEFAULT_REST_URL = "https://rest.fal.ai"
-DEFAULT_API_URL = "https://api.fal.ai"  # fal-protocol.md §4
+DEFAULT_API_URL = "https://api.fal.ai"  # docs/fal-protocol.md §11
 
 
 def split_keys(raw: SecretStr | None) -> list[str]:

@@ -45,7 +45,7 @@ def test_generate_urls_with_image_size_and_n(client: openai.OpenAI, sim_log: Rec
         "image_size": {"width": 1536, "height": 1024},
         "num_inference_steps": 40,
     }
-    # fal drops the sub-path for the request's own URLs (fal-protocol.md §1.1).
+    # fal drops the sub-path for the request's own URLs (docs/fal-protocol.md §1).
     (result_get,) = [r for r in sim_log("result") if r["request_id"] == record["request_id"]]
     assert result_get["path"].endswith(f"/fal-ai/flux/requests/{record['request_id']}")
 

@@ -1,7 +1,7 @@
 """FAL_KEY_CONCURRENCY: `auto` learns fal's account limit from its 429s; a number is a fixed cap.
 
 The simulator plays an account with a concurrency limit (`key_concurrency`): direct and /stream
-calls over it get a 429, as at fal (fal-protocol.md §5 item 6).
+calls over it get a 429, as at fal (docs/fal-protocol.md §5).
 """
 
 from __future__ import annotations

@@ -199,15 +199,15 @@ class FalUnsafeURL(FalError):
     downgrades to plain http: the key is not sent there."""
 
 
-# -- fal's OpenAI route (OpenRouter behind fal, fal-protocol.md §2.4) -----------------------
+# -- fal's OpenAI route (OpenRouter behind fal, docs/fal-protocol.md §9) ---------------------
 
 
 class UpstreamProviderError(FalError):
     """OpenRouter, behind fal's OpenAI route, answered with an error status and its own
-    `{"error": {...}}` body (fal-protocol.md §2.4.2). It speaks of the model or the provider
+    `{"error": {...}}` body (docs/fal-protocol.md §9.2). It speaks of the model or the provider
     (its credits, a moderation flag, a provider rate limit), not of our fal key: the key is
     neither benched nor swapped, and the call is not retried (the client's SDK may retry,
-    honouring Retry-After)."""
+    honouring Retry-After: docs/openai-clients.md)."""
 
     def __init__(
         self, status: int, message: str, error_type: str | None, retry_after: float | None
@@ -224,8 +224,8 @@ class UpstreamProviderError(FalError):
 
 
 class UpstreamStreamError(FalError):
-    """The upstream reported an error inside a stream or a 200 body (§2.4.2 "Errors
-    mid-stream": a chunk with a top-level `error`, or `finish_reason: "error"`)."""
+    """The upstream reported an error inside a stream or a 200 body: a chunk with a top-level
+    `error`, or `finish_reason: "error"` (docs/fal-protocol.md §9.3, "Errors mid-stream")."""
 
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)

@@ -1,10 +1,10 @@
 """Files on fal's side: reading the outputs fal links to, and uploading large inputs.
 
-Outputs are public URLs on fal's CDN (fal-protocol.md §3: "public, and kept ≥ 7 days").
+Outputs are public URLs on fal's CDN (docs/fal-protocol.md §10: "public, and kept ≥ 7 days").
 They are fetched WITHOUT the fal key (a URL in fal's answer could point anywhere), only over
-http(s), and bounded in size and time. Uploads follow fal-js `storage.ts` (fal-protocol.md
-§6.1): POST {rest}/storage/upload/initiate with the key, then PUT the bytes to the signed
-`upload_url` (no key), and give fal the `file_url`.
+http(s), and bounded in size and time. Uploads follow fal-js `storage.ts`
+(docs/fal-protocol.md §12.1): POST {rest}/storage/upload/initiate with the key, then PUT the
+bytes to the signed `upload_url` (no key), and give fal the `file_url`.
 """
 
 from __future__ import annotations

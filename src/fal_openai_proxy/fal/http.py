@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # Above this many unread body bytes the socket stops being read (back-pressure).
 _HIGH_WATER = 256 * 1024
-# Response headers kept besides every `x-fal-*` one (fal-protocol.md §1.3, §1.7).
+# Response headers kept besides every `x-fal-*` one (docs/fal-protocol.md §2).
 _KEPT_HEADERS = frozenset({"content-type", "retry-after", "retry-after-ms"})
 # Headers that delimit a body; without them it ends when the connection closes (RFC 9112 §6.3).
 _FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})

@@ -3,7 +3,7 @@
 The limit of a key is either fixed (FAL_KEY_CONCURRENCY=<n>) or learned (`auto`): none until fal
 answers 429, then additive increase / multiplicative decrease (AIMD) around what fal accepts.
 fal's concurrency limit is per account (2 for a new one, 40 or more later); direct and /stream
-calls over it get a 429, queue calls wait at fal (fal-protocol.md §5 item 6).
+calls over it get a 429, queue calls wait at fal (docs/fal-protocol.md §5).
 
 With REDIS_URL the slots, the learned limits and the benches are the cluster's (cluster.py):
 a limit is then the account's, shared by every replica. While Redis is down, each process

@@ -1,8 +1,9 @@
 """THE table of fal's media apps: what each takes and gives. Adding an app is a row here
 (plus a test); every other module reads the row instead of naming app ids.
 
-Field names, enums and ranges are from fal-protocol.md §3 (image apps), §6.2 (edit apps),
-§6.3 (speech-to-text) and §6.4 (text-to-speech), i.e. fal-js `types/endpoints.ts`.
+Field names, enums and ranges are from fal-js `types/endpoints.ts`, as summed up in
+docs/fal-protocol.md §10 (image apps), §12.2 (edit apps), §12.3 (speech-to-text) and §12.4
+(text-to-speech).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from typing import Any, Literal
 Family = Literal["image", "edit", "stt", "tts"]
 SizeField = Literal["image_size", "aspect_ratio", "none"]
 
-# flux-pro v1.1-ultra and kontext (fal-protocol.md §3, §6.2).
+# flux-pro v1.1-ultra and kontext (docs/fal-protocol.md §10, §12.2).
 FLUX_RATIOS = ("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21")
 IDEOGRAM_RATIOS = (
     "10:16", "16:10", "9:16", "16:9", "4:3", "3:4", "1:1", "1:3", "3:1", "3:2", "2:3",
 )  # fmt: skip
-# Kokoro American English's voice enum (fal-protocol.md §6.4).
+# Kokoro American English's voice enum (docs/fal-protocol.md §12.4).
 KOKORO_US_VOICES = (
     "af_heart", "af_alloy", "af_aoede", "af_bella", "af_jessica", "af_kore", "af_nicole",
     "af_nova", "af_river", "af_sarah", "af_sky", "am_adam", "am_echo", "am_eric", "am_fenrir",
@@ -32,7 +33,8 @@ KOKORO_OPENAI_VOICES = {
     "nova": "af_nova",
     "onyx": "am_onyx",
 }
-# What fal-ai/whisper accepts ("mp3, mp4, mpeg, mpga, m4a, wav or webm", §6.3), by extension.
+# What fal-ai/whisper accepts, by extension ("mp3, mp4, mpeg, mpga, m4a, wav or webm",
+# docs/fal-protocol.md §12.3).
 AUDIO_TYPES = {
     "mp3": "audio/mpeg",
     "mp4": "audio/mp4",
@@ -90,7 +92,7 @@ _JPEG_PNG = ("jpeg", "png")
 MEDIA_APPS: dict[str, MediaApp] = {
     app.app_id: app
     for app in (
-        # -- text to image (fal-protocol.md §3) --
+        # -- text to image (docs/fal-protocol.md §10) --
         MediaApp(
             "fal-ai/flux/dev", "image", size_field="image_size", max_images=4,
             quality=_steps(14, 28, 40), output_formats=_JPEG_PNG,
@@ -120,7 +122,7 @@ MEDIA_APPS: dict[str, MediaApp] = {
             aspect_ratios=IDEOGRAM_RATIOS,
             style={"natural": {"style": "realistic"}, "vivid": {"style": "general"}},
         ),
-        # -- image edits (fal-protocol.md §6.2) --
+        # -- image edits (docs/fal-protocol.md §12.2) --
         MediaApp(
             "fal-ai/flux-pro/kontext", "edit", size_field="aspect_ratio",
             aspect_ratios=FLUX_RATIOS, max_images=4, output_formats=_JPEG_PNG,
@@ -139,10 +141,10 @@ MEDIA_APPS: dict[str, MediaApp] = {
             "fal-ai/flux-pro/v1/fill", "edit", max_images=4, output_formats=_JPEG_PNG,
             image_field="image_url", max_input_images=1, mask=True,
         ),
-        # -- speech to text (fal-protocol.md §6.3) --
+        # -- speech to text (docs/fal-protocol.md §12.3) --
         MediaApp("fal-ai/whisper", "stt", prompt=True),
         MediaApp("fal-ai/wizper", "stt"),
-        # -- text to speech (fal-protocol.md §6.4): Kokoro produces 24 kHz WAV only --
+        # -- text to speech (docs/fal-protocol.md §12.4): Kokoro produces 24 kHz WAV only --
         MediaApp(
             "fal-ai/kokoro/american-english", "tts", text_field="prompt",
             voices=KOKORO_US_VOICES, voice_aliases=KOKORO_OPENAI_VOICES,

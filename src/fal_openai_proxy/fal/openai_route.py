@@ -1,8 +1,8 @@
 """fal's OpenAI-compatible route: OpenRouter's API served at
 `{FAL_RUN_URL}/openrouter/router/openai/v1/{chat/completions,responses,embeddings}`.
 
-Every wire detail of that route lives here (fal-protocol.md §2.4-§2.5): the URLs, the
-`Authorization: Key` header (§2.4.1), the two error body shapes, and a raw SSE reader that
+Every wire detail of that route lives here (docs/fal-protocol.md §9): the URLs, the
+`Authorization: Key` header, the two error body shapes, and a raw SSE reader that
 keeps event names (the Responses API sends `event:` lines) and `[DONE]`. Starting a call
 (keys, failover, retries before fal started the work) is `CallStarter`'s, as for the prompt
 apps; the timeouts are the same ones.
@@ -32,7 +32,7 @@ from .retry import CallStarter
 from .timeouts import Timeouts, deadline
 from .transport import StreamingResponse, Transport
 
-# fal's endpoint id of the route [JS-EP@2026-08-02], §2.2.
+# fal's endpoint id of the route (fal-js `types/endpoints.ts`; docs/fal-protocol.md §9.1).
 OPENAI_ROUTE_APP = "openrouter/router/openai/v1"
 CHAT_COMPLETIONS = "chat/completions"
 RESPONSES = "responses"
@@ -42,9 +42,9 @@ EMBEDDINGS = "embeddings"
 def route_error(
     status: int, headers: Mapping[str, str], body: bytes, key_index: int | None
 ) -> FalError:
-    """A non-2xx answer of the route. fal's own failures carry `{"detail"}` (§2.4.1);
-    OpenRouter's carry `{"error": {"code": <int>, "message", "metadata"?}}`, or in the
-    availability form `{"error": {"error_type", "http_status", "message"}}` (§2.4.2)."""
+    """A non-2xx answer of the route (docs/fal-protocol.md §9.2). fal's own failures carry
+    `{"detail"}`; OpenRouter's carry `{"error": {"code": <int>, "message", "metadata"?}}`, or
+    in the availability form `{"error": {"error_type", "http_status", "message"}}`."""
     error = parse_error_response(status, headers, body, key_index)
     openrouter = _openrouter_error(body)
     if openrouter is None:
@@ -209,8 +209,8 @@ class OpenAIRouteClient:
     async def post(
         self, endpoint: str, payload: Mapping[str, Any], client_key: str | None
     ) -> RouteReply:
-        """A non-stream call: the whole JSON answer. fal's direct `POST {run}/{app}` (§1.4):
-        the route has no queue form that is documented to work."""
+        """A non-stream call: the whole JSON answer. fal's direct `POST {run}/{app}`
+        (docs/fal-protocol.md §3.1, §9.1): the route has no queue form documented to work."""
         loop = asyncio.get_running_loop()
         timeouts = self._timeouts
         total_deadline = loop.time() + timeouts.total
@@ -257,7 +257,7 @@ class OpenAIRouteClient:
 
 
 def _headers(key: str, accept: str = "application/json") -> dict[str, str]:
-    # The same `Key` scheme as every fal call (§2.4.1).
+    # The same `Key` scheme as every fal call (docs/fal-protocol.md §2, §9.1).
     return {"Authorization": f"Key {key}", "Content-Type": "application/json", "Accept": accept}
 
 

@@ -1,6 +1,6 @@
 """fal's platform API: the model list (`GET {FAL_API_URL}/v1/models`).
 
-Wire details from fal-protocol.md §4, which cites https://fal.ai/docs/platform-apis/v1/models
+Wire details from docs/fal-protocol.md §11, which cites https://fal.ai/docs/platform-apis/v1/models
 and the OpenAPI document https://fal.ai/docs/api-reference/platform-apis/openapi/v1.json
 ("Model search", server `https://api.fal.ai/v1`): auth optional (`Authorization: Key …` only
 raises rate limits), pages by `limit` + opaque `cursor`, answer

@@ -16,7 +16,7 @@ from .errors import invalid_request, unsupported
 from .tools import check_tool_choice
 
 # What needs server-side state, which OpenRouter's Responses API does not keep
-# (fal-protocol.md §2.5 "Stateless"): refused with a 400 naming the param.
+# (docs/fal-protocol.md §9.5): refused with a 400 naming the param.
 _STATEFUL = (
     ("previous_response_id", "OpenRouter's Responses API keeps no responses: send the whole "
      "conversation in 'input' instead."),

@@ -54,7 +54,7 @@ class AudioService:
     async def transcribe(
         self, form: Form, task: str, context: RequestContext, receive: Receive
     ) -> Response:
-        """`task` is "transcribe" or "translate" (fal's own names, §6.3)."""
+        """`task` is "transcribe" or "translate" (fal's own names, docs/fal-protocol.md §12.3)."""
         model = form.require("model")
         app = resolve_app(model, "stt", self._settings.fal_transcribe_app, self._catalog)
         files = form.files.get("file", [])

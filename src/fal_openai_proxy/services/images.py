@@ -2,7 +2,7 @@
 
 Through fal's queue, so that a slow model never holds a connection open; a client that
 leaves cancels the fal request (`FalClient.run_queued`). Input images go to fal as data URIs
-up to INLINE_FILE_BYTES, and through fal's storage above it (fal-protocol.md §6.1).
+up to INLINE_FILE_BYTES, and through fal's storage above it (docs/fal-protocol.md §12.1).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from ..translate.images import (
 from .media import note_request, resolve_app
 
 log = logging.getLogger(__name__)
-# Image types fal's edit apps accept (fal-protocol.md §6.2), told apart by their first bytes.
+# Image types fal's edit apps accept (docs/fal-protocol.md §12.2), told apart by their first bytes.
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),

@@ -153,5 +153,5 @@ class OpenAIChatService(RouteService):
         )
 
     def _chat_error(self, exc: FalError) -> bytes:
-        # The OpenAI SDK raises APIError on a truthy `error` (openai-conformance.md §1.1).
+        # The OpenAI SDK raises APIError on a truthy `error` (docs/openai-clients.md).
         return error_frame(self.error_body(exc)) + DONE

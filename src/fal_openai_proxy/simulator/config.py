@@ -24,7 +24,7 @@ class SimulatorConfig:
     run_prefix: str = "/run"
     queue_prefix: str = "/queue"
     # fal's account concurrency limit, per key here: direct and /stream calls over it get a
-    # 429, queue requests over it stay IN_QUEUE until a slot frees (fal-protocol.md §5 item 6).
+    # 429, queue requests over it stay IN_QUEUE until a slot frees (docs/fal-protocol.md §5).
     key_concurrency: int | None = None
     # Caps the request log and the job table so long benchmarks cannot exhaust memory.
     history_limit: int = 100_000

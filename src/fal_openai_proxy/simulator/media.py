@@ -1,10 +1,10 @@
 """fal's media apps as the simulator plays them: image, edit, speech-to-text, text-to-speech.
 
 Each app checks its own input as fal's pydantic models would (422 with `loc`), from the
-field lists of fal-protocol.md §3 and §6, independently of the proxy's table, so that a
+field lists of docs/fal-protocol.md §10 and §12, independently of the proxy's table, so that a
 wrong mapping fails here. Outputs link to real bytes this server keeps and serves at
 `/_sim/files/{id}`: a valid PNG, a valid WAV. It also plays fal's storage API
-(`{rest}/storage/upload/initiate`, then PUT to the signed URL; fal-protocol.md §6.1).
+(`{rest}/storage/upload/initiate`, then PUT to the signed URL; docs/fal-protocol.md §12.1).
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ async def submit(call: Call, state: SimulatorState, app_id: str) -> None:
             run_s,
         )
     )
-    base = "/".join(app_id.split("/")[:2])  # fal drops the sub-path (fal-protocol.md §1.1)
+    base = "/".join(app_id.split("/")[:2])  # fal drops the sub-path (docs/fal-protocol.md §1)
     url = f"{origin}{state.config.queue_prefix}/{base}/requests/{rid}"
     await call.json(
         200,

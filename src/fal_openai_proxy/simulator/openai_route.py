@@ -1,4 +1,4 @@
-"""fal's OpenAI route as OpenRouter-through-fal answers it (fal-protocol.md §2.4.2-§2.5):
+"""fal's OpenAI route as OpenRouter-through-fal answers it (docs/fal-protocol.md §9):
 ``POST {run}/openrouter/router/openai/v1/{chat/completions,responses,embeddings}``.
 
 Deterministic: with tools and a user turn last, the model calls the first tool (or the one
@@ -461,7 +461,7 @@ async def _responses(
     frames = []
     for seq, event in enumerate(events):
         event["sequence_number"] = seq
-        # OpenRouter's docs show data-only frames ending with [DONE] (§2.5 "Framing").
+        # OpenRouter's docs show data-only frames ending with [DONE] (docs/fal-protocol.md §9.5).
         frames.append(b"data: " + orjson.dumps(event) + b"\n\n")
     frames.append(_DONE)
     await _send_stream(call, state, watch, frames, d)

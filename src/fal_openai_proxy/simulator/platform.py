@@ -1,4 +1,4 @@
-"""fal's platform model list, `GET {prefix}/v1/models` (fal-protocol.md §4), for tests.
+"""fal's platform model list, `GET {prefix}/v1/models` (docs/fal-protocol.md §11), for tests.
 
 Behaviour is chosen by the URL, so that each proxy under test can have its own:
 `{prefix}/v1/models` answers normally; `{prefix}/<mode>/v1/models` with mode `fail-<status>`

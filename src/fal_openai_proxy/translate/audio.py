@@ -2,7 +2,7 @@
 -> OpenAI's json, text, srt, vtt and verbose_json answers. Pure functions, no I/O.
 
 fal's speech-to-text output is `{text, chunks: [{timestamp: [start, end], text}],
-inferred_languages | languages}` (fal-protocol.md §6.3); `end` may be null on the last chunk.
+inferred_languages | languages}` (docs/fal-protocol.md §12.3); `end` may be null on the last chunk.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def transcription_input(
     if language is not None:
         fal["language"] = language
     if prompt is not None and app.prompt:
-        fal["prompt"] = prompt  # wizper has no prompt (fal-protocol.md §6.3): dropped
+        fal["prompt"] = prompt  # wizper has no prompt (docs/fal-protocol.md §12.3): dropped
     return fal
 
 
@@ -178,7 +178,7 @@ def speech_input(
 
 
 def speech_url(output: dict[str, Any]) -> tuple[str, str | None] | None:
-    """fal's `{audio: {url, content_type?}}` (fal-protocol.md §6.4)."""
+    """fal's `{audio: {url, content_type?}}` (docs/fal-protocol.md §12.4)."""
     audio = output.get("audio")
     if isinstance(audio, dict) and isinstance(audio.get("url"), str):
         content_type = audio.get("content_type")

@@ -110,7 +110,7 @@ def _keys_error(exc: KeysUnavailable) -> ProxyError:
 
 
 def _provider_error(exc: UpstreamProviderError, pass_through: bool) -> ProxyError:
-    """OpenRouter's own error statuses behind fal's OpenAI route (fal-protocol.md §2.4.2):
+    """OpenRouter's own error statuses behind fal's OpenAI route (docs/fal-protocol.md §9.2):
     the prompt route's table, except for what is not about our fal key."""
     if exc.status == 402:
         return ProxyError(

@@ -108,7 +108,8 @@ def _output_format(app: MediaApp, value: str) -> str:
 
 
 def image_urls(output: dict[str, Any]) -> list[str]:
-    """The URLs of fal's `images: [{url, ...}]` (every image app's output, §3)."""
+    """The URLs of fal's `images: [{url, ...}]`, every image app's output
+    (docs/fal-protocol.md §10)."""
     images = output.get("images")
     if not isinstance(images, list):
         images = [output["image"]] if isinstance(output.get("image"), dict) else []

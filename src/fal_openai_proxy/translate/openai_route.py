@@ -1,5 +1,5 @@
 """Pure repairs of what fal's OpenAI route (OpenRouter's API) sends, so that every body, chunk
-and event validates against OpenAI's schemas (fal-protocol.md §2.4.2, §2.5).
+and event validates against OpenAI's schemas (docs/fal-protocol.md §9.3-§9.5).
 
 Upstream errors found inside a 200 answer are raised as `UpstreamStreamError`; the services
 turn them into our error shape, in the framing of the stream they belong to.
@@ -28,7 +28,8 @@ _PROXY_ONLY: frozenset[str] = frozenset()
 
 def upstream_chat_body(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The client's body for the route: the seed's `reasoning: true`, `reasoning_effort` and
-    OpenRouter's `reasoning: {...}` become one OpenRouter `reasoning` object (§2.4.2)."""
+    OpenRouter's `reasoning: {...}` become one OpenRouter `reasoning` object
+    (docs/fal-protocol.md §9.3)."""
     body = {k: v for k, v in raw.items() if k not in _PROXY_ONLY}
     reasoning = body.pop("reasoning", None)
     effort = body.pop("reasoning_effort", None)
@@ -55,7 +56,8 @@ def repair_completion(body: dict[str, Any], model: str) -> dict[str, Any]:
     body["choices"] = choices = choices if isinstance(choices, list) else []
     for position, choice in enumerate(choices):
         if choice.get("finish_reason") == "error":
-            # A provider failed after partial output (§2.4.2): not a complete answer.
+            # A provider failed after partial output: not a complete answer
+            # (docs/fal-protocol.md §9.3).
             raise _choice_error(choice)
         choice.setdefault("index", position)
         choice.setdefault("logprobs", None)
@@ -257,7 +259,8 @@ def _error_from(error: Any) -> UpstreamStreamError:
 
 # -- Responses API -----------------------------------------------------------------------------
 
-# Fields OpenAI's `Response` always carries; OpenRouter may leave some out (§2.5).
+# Fields OpenAI's `Response` always carries; OpenRouter may leave some out
+# (docs/fal-protocol.md §9.5).
 _RESPONSE_DEFAULTS: dict[str, Any] = {
     "error": None,
     "incomplete_details": None,
@@ -319,8 +322,8 @@ def _fill_response(response: dict[str, Any], model: str) -> dict[str, Any]:
 class ResponsesStreamRepair:
     """The route's Responses events -> our frames, in OpenAI's framing (`event:` lines, a
     rising `sequence_number`, no `[DONE]`). What the SDK's `responses.stream()` needs
-    (§2.5): `response.created` first, one id throughout, and a terminal event at the end;
-    an upstream error becomes `response.failed`."""
+    (docs/openai-clients.md): `response.created` first, one id throughout, and a terminal
+    event at the end; an upstream error becomes `response.failed`."""
 
     __slots__ = ("_added", "_done", "_model", "_seq", "response", "terminal")
 
@@ -372,7 +375,8 @@ class ResponsesStreamRepair:
 
     def end(self) -> bytes:
         """At the upstream's end: nothing if a terminal event came. OpenRouter sometimes stops
-        after the last `output_item.done` (§2.5): that answer is whole, so complete it."""
+        after the last `output_item.done` (docs/fal-protocol.md §9.5): that answer is whole,
+        so complete it."""
         if self.terminal:
             return b""
         if self.response is None or not self._done or not self._added <= set(self._done):
