@@ -1,6 +1,6 @@
 """The key pool's state shared by every replica through Redis: leases, learned limits, benches.
 
-fal's concurrency limit is per account, not per process (fal-protocol.md §5 item 6), so with
+fal's concurrency limit is per account, not per process (docs/fal-protocol.md §5), so with
 REDIS_URL the slots of a key are counted across the cluster:
 
 - `…:key:<id>:leases`, a sorted set of lease ids scored by their expiry (Redis' own clock).
