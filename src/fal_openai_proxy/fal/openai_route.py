@@ -22,13 +22,13 @@ from .errors import (
     FalBrokenError,
     FalError,
     FalStatusError,
-    FalTimeout,
     UpstreamProviderError,
     UpstreamStreamError,
     parse_error_response,
 )
 from .keys import KeyLease
 from .retry import CallStarter
+from .stream import TimedStream
 from .timeouts import Timeouts, deadline
 from .transport import StreamingResponse, Transport
 
@@ -127,71 +127,28 @@ class RawSSEDecoder:
         return events
 
 
-class RouteStream:
+class RouteStream(TimedStream):
     """An open event stream of the route. `events()` yields each SSEEvent, and `None` each
     keep-alive interval without one; `close()` drops the connection (fal and OpenRouter then
     stop the work) and frees the key."""
 
-    __slots__ = (
-        "_closed", "_first_deadline", "_lease", "_response", "_timeouts", "_total_deadline",
-        "request_id",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        response: StreamingResponse,
-        lease: KeyLease,
-        timeouts: Timeouts,
-        first_deadline: float,
-        total_deadline: float,
-    ) -> None:
-        self._response = response
-        self._lease = lease
-        self._timeouts = timeouts
-        self._first_deadline = first_deadline
-        self._total_deadline = total_deadline
-        self._closed = False
-        self.request_id = response.headers.get("x-fal-request-id")
+    __slots__ = ()
 
     async def events(self) -> AsyncIterator[SSEEvent | None]:
-        loop = asyncio.get_running_loop()
         decoder = RawSSEDecoder()
-        event_deadline = self._first_deadline
-        which = "first_event"
         while True:
-            keepalive_at = loop.time() + self._timeouts.keepalive
-            until = min(event_deadline, self._total_deadline, keepalive_at)
-            try:
-                async with asyncio.timeout_at(until):
-                    chunk = await self._response.read_chunk()
-            except TimeoutError:
-                now = loop.time()
-                if now >= self._total_deadline:
-                    raise FalTimeout("total", self._timeouts.total) from None
-                if now >= event_deadline:
-                    seconds = (
-                        self._timeouts.first_event
-                        if which == "first_event"
-                        else self._timeouts.idle
-                    )
-                    raise FalTimeout(which, seconds) from None
+            chunk = await self._read()
+            if chunk is None:
                 yield None
                 continue
             if chunk:
                 # Any bytes, OpenRouter's `: OPENROUTER PROCESSING` comments included, show
                 # the upstream is alive; the total timeout still bounds a silent model.
-                event_deadline = loop.time() + self._timeouts.idle
-                which = "idle"
+                self._progressed()
             for event in decoder.feed(chunk) if chunk else decoder.close():
                 yield event
             if not chunk:
                 return
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._response.close()
-            self._lease.release()
 
 
 class OpenAIRouteClient:
@@ -252,7 +209,11 @@ class OpenAIRouteClient:
 
         response, lease = await self._starter.start(attempt, client_key, total_deadline)
         return RouteStream(
-            response, lease, timeouts, loop.time() + timeouts.first_event, total_deadline
+            response,
+            lease,
+            timeouts=timeouts,
+            first_deadline=loop.time() + timeouts.first_event,
+            total_deadline=total_deadline,
         )
 
 

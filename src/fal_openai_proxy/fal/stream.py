@@ -1,4 +1,9 @@
-"""One `/stream` call's events, with first-event, idle and total timeouts."""
+"""Upstream event streams with first-event, idle and total timeouts.
+
+`TimedStream` holds what every stream shares (the response, the key lease, the deadlines);
+`FalStream` reads a fal `/stream` call's events, and `openai_route.RouteStream` the OpenAI
+route's.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +19,13 @@ from .timeouts import Timeouts
 from .transport import StreamingResponse
 
 
-class FalStream:
-    """`events()` yields each event as a dict, and `None` each keep-alive interval without one.
-    `close()` drops the connection (fal then cancels the work) and frees the key."""
+class TimedStream:
+    """An open upstream stream. `close()` drops the connection (fal then cancels the work)
+    and frees the key; it is idempotent."""
 
     __slots__ = (
-        "_closed", "_first_deadline", "_lease", "_response", "_timeouts", "_total_deadline",
-        "request_id",
+        "_closed", "_event_deadline", "_lease", "_response", "_timeouts", "_total_deadline",
+        "_which", "request_id",
     )  # fmt: skip
 
     def __init__(
@@ -35,47 +40,61 @@ class FalStream:
         self._response = response
         self._lease = lease
         self._timeouts = timeouts
-        self._first_deadline = first_deadline
+        self._event_deadline = first_deadline  # the first event's, then the idle one
+        self._which = "first_event"
         self._total_deadline = total_deadline
         self._closed = False
         self.request_id = response.headers.get("x-fal-request-id")
 
-    async def events(self) -> AsyncIterator[dict[str, Any] | None]:
+    async def _read(self) -> bytes | None:
+        """The next body bytes (b"" at the end), or None once a keep-alive interval has
+        passed without any; FalTimeout when a deadline expires."""
         loop = asyncio.get_running_loop()
+        keepalive_at = loop.time() + self._timeouts.keepalive
+        try:
+            async with asyncio.timeout_at(
+                min(self._event_deadline, self._total_deadline, keepalive_at)
+            ):
+                return await self._response.read_chunk()
+        except TimeoutError:
+            now = loop.time()
+            if now >= self._total_deadline:
+                raise FalTimeout("total", self._timeouts.total) from None
+            if now >= self._event_deadline:
+                first = self._which == "first_event"
+                seconds = self._timeouts.first_event if first else self._timeouts.idle
+                raise FalTimeout(self._which, seconds) from None
+            return None
+
+    def _progressed(self) -> None:
+        """The upstream showed life: the idle timeout starts again."""
+        self._event_deadline = asyncio.get_running_loop().time() + self._timeouts.idle
+        self._which = "idle"
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._response.close()
+            self._lease.release()
+
+
+class FalStream(TimedStream):
+    """fal's `/stream` events: `events()` yields each as a dict, and `None` each keep-alive
+    interval without one. Only whole events reset the idle timeout."""
+
+    __slots__ = ()
+
+    async def events(self) -> AsyncIterator[dict[str, Any] | None]:
         decoder = SSEDecoder()
-        event_deadline = self._first_deadline
-        which = "first_event"
         while True:
-            keepalive_at = loop.time() + self._timeouts.keepalive
-            deadline = min(event_deadline, self._total_deadline, keepalive_at)
-            try:
-                async with asyncio.timeout_at(deadline):
-                    chunk = await self._response.read_chunk()
-            except TimeoutError:
-                now = loop.time()
-                if now >= self._total_deadline:
-                    raise FalTimeout("total", self._timeouts.total) from None
-                if now >= event_deadline:
-                    seconds = (
-                        self._timeouts.first_event
-                        if which == "first_event"
-                        else self._timeouts.idle
-                    )
-                    raise FalTimeout(which, seconds) from None
+            chunk = await self._read()
+            if chunk is None:
                 yield None
                 continue
             events = decoder.feed(chunk) if chunk else decoder.close()
             for data in events:
                 yield loads_object(data)
             if events:
-                event_deadline = loop.time() + self._timeouts.idle
-                which = "idle"
+                self._progressed()
             if not chunk:
                 return
-
-    def close(self) -> None:
-        """Close the connection (fal cancels the work) and free the key. Idempotent."""
-        if not self._closed:
-            self._closed = True
-            self._response.close()
-            self._lease.release()
