@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import select
 import ssl
 import time
 from collections import deque
@@ -56,7 +57,7 @@ class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection; parses one response at a time."""
 
     __slots__ = (
-        "buffered", "chunks", "closed", "complete", "framed", "headers", "headers_done",
+        "buffered", "chunks", "closed", "complete", "fd", "framed", "headers", "headers_done",
         "idle_since", "informational", "keep_alive", "lost", "on_gone", "origin", "parser",
         "reading_paused", "reused", "status", "transport", "waiter",
     )  # fmt: skip
@@ -64,6 +65,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self, origin: _Origin) -> None:
         self.origin = origin
         self.transport: asyncio.Transport | None = None
+        self.fd = -1  # the socket's, to see a close that the loop has not read yet
         self.parser = httptools.HttpResponseParser(self)
         self.status = 0
         self.headers: dict[str, str] = {}
@@ -87,6 +89,9 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, but behave as one.
         self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")  # the TCP socket, under TLS too
+        if sock is not None:
+            self.fd = sock.fileno()
 
     def data_received(self, data: bytes) -> None:
         if self.complete:
@@ -293,7 +298,7 @@ class HttpClient:
         max_idle_per_host: int,
         user_agent: str,
         max_connections: int | None = None,
-        idle_expiry: float = 30.0,
+        idle_expiry: float = 30.0,  # below the upstream's keep-alive timeout (settings.py)
         trust_env: bool = True,
     ) -> None:
         self._connect_timeout = connect_timeout
@@ -310,6 +315,7 @@ class HttpClient:
         self._open = 0  # connections open or being opened, idle ones included
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._sweeper: asyncio.TimerHandle | None = None
+        self._poll = select.poll()  # poll, not select: descriptors may exceed FD_SETSIZE
 
     def track(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` in the background, holding a reference until it ends."""
@@ -404,7 +410,11 @@ class HttpClient:
                 now = time.monotonic()
                 while idle:
                     conn = idle.pop()  # the most recently used, the least likely stale
-                    if conn.reusable() and now - conn.idle_since < self._idle_expiry:
+                    if (
+                        conn.reusable()
+                        and now - conn.idle_since < self._idle_expiry
+                        and not self._unread_input(conn)
+                    ):
                         conn.reused = True
                         return conn
                     conn.close()  # closed by fal, or idle too long: never reused
@@ -414,6 +424,24 @@ class HttpClient:
                 await self._wait_for_slot()
         self._open += 1
         return await self._new_connection(origin, route)
+
+    def _unread_input(self, conn: _Connection) -> bool:
+        """Whether the socket of an idle connection has input the loop has not read yet.
+
+        An idle keep-alive connection has nothing to say: input is the server's close (FIN,
+        RST, a TLS alert) or bytes that already make it unusable. A busy loop reads it late
+        (milliseconds under load), and a POST written meanwhile dies on the closed socket
+        and is never sent again (fal may have received it). Asking the kernel first (~0.5 us)
+        leaves only the network's own delay for that race; the idle expiry, kept below the
+        server's keep-alive timeout, closes the rest of it from our side."""
+        if conn.fd < 0:
+            return False
+        poll = self._poll
+        poll.register(conn.fd, select.POLLIN)  # POLLHUP and POLLERR are always reported
+        try:
+            return bool(poll.poll(0))
+        finally:
+            poll.unregister(conn.fd)
 
     async def _new_connection(self, origin: _Origin, route: _Route) -> _Connection:
         made: list[_Connection] = []
