@@ -218,6 +218,7 @@ def _build_state(settings: Settings, live: LiveModels | None = None) -> ProxySta
         connect_timeout=settings.connect_timeout,
         max_idle_per_host=min(2 * in_flight + 16, 256),
         user_agent=USER_AGENT,
+        idle_expiry=settings.pool_idle_timeout,
     )
     timeouts = Timeouts(
         connect=settings.connect_timeout,

@@ -131,6 +131,9 @@ def uvicorn_config(
         log_level=log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=1,
+        # The in-process simulator keeps idle connections as fal's nginx ingress does (75 s,
+        # simulator/server.py KEEP_ALIVE_S); the proxy's own clients get uvicorn's 5 s.
+        timeout_keep_alive=5 if settings is not None else 75,
         server_header=False,
         date_header=False,
     )

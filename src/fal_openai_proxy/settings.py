@@ -165,6 +165,14 @@ class Settings(BaseSettings):
         20.0, ge=0, description="Total seconds spent retrying one request before fal started it."
     )
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to connect to fal.")
+    pool_idle_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds an unused connection to fal is kept for reuse. Keep it well below "
+        "fal's keep-alive timeout (its ingress is nginx: 75 s by default), so that the proxy, "
+        "not fal, closes idle connections: a POST on a connection fal is closing fails, and "
+        "is never sent twice.",
+    )
     first_event_timeout: float = Field(
         120.0,
         gt=0,

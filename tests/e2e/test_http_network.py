@@ -12,6 +12,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
@@ -680,3 +681,84 @@ async def test_a_cut_body_with_a_length_is_still_a_break() -> None:
         return b""
 
     await run_scripted(handler, read_expecting_break)
+
+
+# -- the keep-alive race ------------------------------------------------------------------
+
+
+class ClosingWhenIdle:
+    """A blocking server in its own thread that closes a connection left idle for
+    `keep_alive` seconds, as uvicorn and nginx do (`timeout_keep_alive`, `keepalive_timeout`).
+    In its own thread, so that the client's loop can be busy while the close arrives."""
+
+    def __init__(self, keep_alive: float, tls: ssl.SSLContext | None = None) -> None:
+        self.keep_alive = keep_alive
+        self.tls = tls
+        self.bodies: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        sock = self.tls.wrap_socket(raw, server_side=True) if self.tls else raw
+        data = b""
+        with sock:
+            while True:
+                try:
+                    while b"\r\n\r\n" not in data:
+                        sock.settimeout(self.keep_alive)
+                        more = sock.recv(65536)
+                        if not more:
+                            return
+                        data += more
+                except (TimeoutError, OSError):
+                    return  # idle too long: close, as a keep-alive timeout does
+                head, _, data = data.partition(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                while len(data) < length:
+                    data += sock.recv(65536)
+                self.bodies.append(data[:length])
+                data = data[length:]
+                sock.sendall(OK)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_a_connection_closed_while_the_loop_was_busy_is_not_reused(
+    scheme: str, loop: str, tls_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race behind "The connection to fal broke" under load: the server closes an idle
+    connection while the client's loop is busy, so the client has not yet seen the close
+    when it picks that connection for a POST. A POST is never sent twice, so the client must
+    notice the close before writing (the socket is readable: EOF or a TLS alert is waiting)."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files[0]))
+    server = ClosingWhenIdle(0.2, server_tls(tls_files) if scheme == "https" else None)
+
+    async def scenario() -> list[int]:
+        c = client()
+        url = f"{scheme}://127.0.0.1:{server.port}/run"
+        statuses = [(await c.send("POST", url, {}, b"first")).status]
+        time.sleep(0.5)  # noqa: ASYNC251 (on purpose: a busy loop misses the close)
+        statuses.append((await c.send("POST", url, {}, b"second")).status)
+        await c.close()
+        await asyncio.sleep(0.05)  # the TLS transports' closes take a loop turn
+        return statuses
+
+    runner = uvloop.run if loop == "uvloop" else asyncio.run
+    try:
+        statuses = await asyncio.to_thread(runner, scenario())
+    finally:
+        server.close()
+    assert statuses == [200, 200]
+    assert server.bodies == [b"first", b"second"]  # each sent once

@@ -5,8 +5,8 @@ a host with several addresses has them raced here (RFC 8305, as asyncio does wit
 0.25 s and interleave 1), and the connected socket is handed to `create_connection(sock=)`.
 A single address goes straight to `create_connection(ip, port)`: uvloop's native connect
 costs about 90 us less CPU than `sock_connect` does (bench/http_cpu.py). A tunnel through
-an http proxy is set up on the socket before TLS starts, so TLS runs over the tunnel on
-any loop without `start_tls`.
+an http proxy is set up on the socket before TLS starts, so TLS (done by fal/http.py's
+connections themselves) runs over the tunnel.
 """
 
 from __future__ import annotations
