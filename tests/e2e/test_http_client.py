@@ -28,19 +28,6 @@ from ..support.servers import FAL_KEY
 HEADERS = {"Authorization": f"Key {FAL_KEY}", "Content-Type": "application/json"}
 
 
-@pytest.fixture
-def connections_made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    made: list[int] = []
-    original = http._Connection.__init__
-
-    def counting(self: http._Connection, origin: tuple[str, str, int]) -> None:
-        made.append(1)
-        original(self, origin)
-
-    monkeypatch.setattr(http._Connection, "__init__", counting)
-    return made
-
-
 def body(text: str) -> bytes:
     return json.dumps({"model": "m/x", "prompt": text}).encode()
 

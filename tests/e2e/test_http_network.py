@@ -525,19 +525,6 @@ async def test_idle_connections_expire(upstream: Upstream, connections_made: lis
     await c.close()
 
 
-@pytest.fixture
-def connections_made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    made: list[int] = []
-    original = http._Connection.__init__
-
-    def counting(self: http._Connection, origin: tuple[str, str, int]) -> None:
-        made.append(1)
-        original(self, origin)
-
-    monkeypatch.setattr(http._Connection, "__init__", counting)
-    return made
-
-
 # -- the connection cap -------------------------------------------------------------------
 
 

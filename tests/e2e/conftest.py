@@ -1,0 +1,20 @@
+"""Fixtures of the end-to-end tests: those of the upstream HTTP client."""
+
+from __future__ import annotations
+
+import pytest
+
+from fal_openai_proxy.fal import http
+
+
+@pytest.fixture
+def connections_made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    made: list[int] = []
+    original = http._Connection.__init__
+
+    def counting(self: http._Connection, origin: tuple[str, str, int]) -> None:
+        made.append(1)
+        original(self, origin)
+
+    monkeypatch.setattr(http._Connection, "__init__", counting)
+    return made
