@@ -1,7 +1,8 @@
 """The seed's quick start: `pip install -r requirements.txt && python example.py`.
 
-Starts the same server as the `fal-openai-proxy` command. Without FAL_KEY it runs the
-built-in fal simulator, so the first try needs no account.
+Starts the same server as the `fal-openai-proxy` command. Without FAL_KEY it runs in
+pass-through mode (each client's Bearer key is its fal key); `--simulate` answers from the
+built-in fal simulator, so a first try needs no account (`make run` picks it by itself).
 """
 
 import os

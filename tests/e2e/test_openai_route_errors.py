@@ -16,7 +16,7 @@ import pytest
 from ..support.chat import MODEL, Records, ask, sim
 from ..support.servers import RunningProxy
 
-# Upstream status -> what the client gets (translate/errors.py, README "Errors").
+# Upstream status -> what the client gets (translate/errors.py, docs/errors.md).
 STATUSES = {
     400: 400, 401: 502, 402: 402, 403: 403, 404: 400, 408: 400, 413: 400, 422: 400, 429: 429,
     500: 502, 502: 502, 503: 503, 504: 504, 524: 502, 529: 502,

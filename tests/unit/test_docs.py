@@ -30,10 +30,76 @@ def test_configuration_page_is_generated_from_the_settings() -> None:
     assert markdown() == CONFIGURATION, "docs/configuration.md is stale: run `make docs`"
 
 
+# The README stays short: the details live in these pages, and it must link every one.
+DOC_PAGES = (
+    "configuration", "deployment", "clients", "troubleshooting", "architecture", "routes",
+    "translation", "prompt-strategy", "media", "errors", "operations", "simulator", "benchmarks",
+)  # fmt: skip
+
+
 def test_readme_links_the_docs() -> None:
-    for page in ("configuration", "deployment", "clients", "troubleshooting", "architecture"):
+    for page in DOC_PAGES:
         assert f"(docs/{page}.md)" in README, page
         assert (ROOT / "docs" / f"{page}.md").is_file(), page
+
+
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+FENCE = re.compile(r"^(```|~~~).*?^\1", flags=re.MULTILINE | re.DOTALL)
+INLINE_CODE = re.compile(r"`[^`\n]*`")
+
+
+def markdown_pages() -> list[Path]:
+    return [
+        ROOT / "README.md",
+        ROOT / "deploy" / "README.md",
+        *sorted((ROOT / "docs").glob("*.md")),
+    ]
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading).strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    seen: dict[str, int] = {}
+    found = set()
+    for heading in re.findall(r"^#{1,6} +(.+?) *#*$", FENCE.sub("", page.read_text()), re.M):
+        base = slug(heading)
+        found.add(f"{base}-{seen[base]}" if base in seen else base)
+        seen[base] = seen.get(base, 0) + 1
+    return found
+
+
+def relative_links(page: Path) -> list[str]:
+    text = INLINE_CODE.sub("", FENCE.sub("", page.read_text()))
+    return [t for t in LINK.findall(text) if not re.match(r"^[a-z][a-z0-9+.-]*:", t)]
+
+
+def test_relative_links_point_to_existing_files_and_anchors() -> None:
+    broken, checked = [], 0
+    for page in markdown_pages():
+        for target in relative_links(page):
+            checked += 1
+            path, _, anchor = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            if not dest.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
+    assert checked > 30  # the pattern still finds the links
+    assert broken == []
+
+
+def test_the_link_check_can_fail(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Top\n\n## A `b` c\n\n[x](page.md#a-b-c) [y](#top) [z](gone.md) `[w](gone.md)`\n"
+    )
+    assert relative_links(page) == ["page.md#a-b-c", "#top", "gone.md"]
+    assert anchors(page) == {"top", "a-b-c"}
+    assert not (tmp_path / "gone.md").exists()
 
 
 ERROR_CODE_PATTERNS = (
