@@ -33,7 +33,7 @@ def citation_problems(text: str, root: Path = ROOT) -> list[str]:
         name = match[1]
         start, end = match.span(1)
         quote = text[start - 1 : start]
-        if "/" not in name and quote in ("'", '"') and text[end : end + 1] == quote:
+        if "/" not in name and quote in ("'", '"') and text[end : end + 1] in (quote, "#"):
             continue  # a file name as a string in code (`ROOT / "docs" / "errors.md"`)
         if text[start - 2 : start] == "](":
             continue  # a Markdown link: test_docs.py checks those where they are rendered
