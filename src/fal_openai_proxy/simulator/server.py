@@ -16,8 +16,8 @@ from .state import SimulatorState
 # Hanging requests only end when their client leaves; do not let them block shutdown forever.
 _GRACEFUL_SHUTDOWN_S = 1
 # Idle keep-alive connections are closed after this long, as fal's ingress does: it is nginx
-# (fal_client retries 502/503/504 whose body says `nginx`: fal-protocol.md, "Client retry
-# policy"), and nginx's default keepalive_timeout is 75 s. uvicorn's own default (5 s) sits
+# (fal_client retries 502/503/504 whose body says `nginx`: docs/fal-protocol.md §5), and
+# nginx's default keepalive_timeout is 75 s. uvicorn's own default (5 s) sits
 # below the proxy's 30 s idle expiry, which made the benchmarks race the simulator's closes.
 KEEP_ALIVE_S = 75
 
