@@ -69,7 +69,9 @@ TARGETS: tuple[Target, ...] = (
     _throughput("c128@50ms", "non_stream", gross=0.3),
     _throughput("c32@50ms", "stream", gross=0.45),
     _throughput("c128@50ms", "stream", gross=0.3),
-    Target("inter_chunk.added_p99_ms", "added inter-chunk p99, 100 streams", 1, " ms", gross=4),
+    # Since FAL_KEY_CONCURRENCY defaults to `auto` the proxy carries all 100 streams at once
+    # (10 before, behind the old fixed cap): p99 measured 1.5-3.9 ms on the 2-core box (2026-11).
+    Target("inter_chunk.added_p99_ms", "added inter-chunk p99, 100 streams", 1, " ms", gross=10),
     # Over TLS each open fal connection also holds its TLS state: about 50 KB in all (2026-11).
     Target(
         "memory.per_open_stream_kb", "memory per open stream", 20, " KB", gross=40, gross_tls=100
