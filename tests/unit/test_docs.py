@@ -22,6 +22,14 @@ def test_every_setting_is_documented() -> None:
     assert documented - settings == set()
 
 
+def test_readme_names_every_setting() -> None:
+    section = README.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([A-Z][A-Z_]+)`", section))
+    settings = {name.upper() for name in Settings.model_fields}
+    assert settings - named == set()
+    assert named - settings == set()
+
+
 def test_every_setting_has_a_description() -> None:
     assert [n for n, f in Settings.model_fields.items() if not f.description] == []
 
