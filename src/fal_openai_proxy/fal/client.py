@@ -38,6 +38,7 @@ from .stream import FalStream
 from .timeouts import Timeouts, deadline, shielded
 from .transport import Reply, StreamingResponse, Transport
 from .urls import QueueURLs
+from .wire import is_success, key_headers
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +101,12 @@ class FalClient:
         body = orjson.dumps(payload)
 
         async def attempt(lease: KeyLease) -> StreamingResponse:
-            headers = _headers(lease.key, accept="text/event-stream")
+            headers = key_headers(lease.key, accept="text/event-stream")
             async with deadline(
                 self._timeouts.first_event, "first_event", total_deadline, self._timeouts.total
             ):
                 response = await self._http.open("POST", url, headers, body)
-                if not _ok(response.status) or not _is_event_stream(response.headers):
+                if not is_success(response.status) or not _is_event_stream(response.headers):
                     raise await _error_from(response, lease)
             return response
 
@@ -137,8 +138,8 @@ class FalClient:
             async with deadline(
                 self._timeouts.total, "total", total_deadline, self._timeouts.total
             ):
-                reply = await self._http.send("POST", url, _headers(lease.key), body)
-            if not _ok(reply.status):
+                reply = await self._http.send("POST", url, key_headers(lease.key), body)
+            if not is_success(reply.status):
                 raise parse_error_response(reply.status, reply.headers, reply.body, lease.index)
             request_id = reply.headers.get("x-fal-request-id", "")
             output = loads_object(reply.body)
@@ -168,9 +169,9 @@ class FalClient:
             async with deadline(
                 self._timeouts.first_event, "first_event", total_deadline, self._timeouts.total
             ):
-                reply = await self._http.send("POST", url, _headers(lease.key), body)
+                reply = await self._http.send("POST", url, key_headers(lease.key), body)
             # Any 2xx is success: fal-js accepts `response.ok` (libs/client/src/response.ts).
-            if not _ok(reply.status):
+            if not is_success(reply.status):
                 raise parse_error_response(reply.status, reply.headers, reply.body, lease.index)
             return self._parse_submit(reply.body)
 
@@ -219,10 +220,10 @@ class FalClient:
 
     async def _follow_status_stream(self, status_url: str, lease: KeyLease) -> dict[str, Any]:
         response = await self._http.open(
-            "GET", f"{status_url}/stream?logs=0", _headers(lease.key, accept="text/event-stream")
+            "GET", f"{status_url}/stream?logs=0", key_headers(lease.key, accept="text/event-stream")
         )
         try:
-            if not _ok(response.status):
+            if not is_success(response.status):
                 raise _StatusStreamUnavailable()
             decoder = SSEDecoder()
             while True:
@@ -245,12 +246,12 @@ class FalClient:
         self, status_url: str, lease: KeyLease, request_id: str, until: float
     ) -> dict[str, Any]:
         url = f"{status_url}?logs=0"
-        headers = _headers(lease.key)
+        headers = key_headers(lease.key)
 
         async def poll() -> dict[str, Any]:
             reply = await self._http.send("GET", url, headers)
             # fal answers 202 while the request is queued or running, 200 once completed.
-            if not _ok(reply.status):
+            if not is_success(reply.status):
                 raise parse_error_response(reply.status, reply.headers, reply.body, lease.index)
             return loads_object(reply.body)
 
@@ -274,11 +275,11 @@ class FalClient:
         that answer cannot be had.
         """
         failed = bool(status.get("error"))
-        headers = _headers(lease.key)
+        headers = key_headers(lease.key)
 
         async def fetch() -> Reply:
             reply = await self._http.send("GET", submitted.response_url, headers)
-            if not _ok(reply.status) and not failed:
+            if not is_success(reply.status) and not failed:
                 raise parse_error_response(reply.status, reply.headers, reply.body, lease.index)
             return reply
 
@@ -292,7 +293,7 @@ class FalClient:
             if failed:
                 _raise_if_failed(status, submitted.request_id)
             raise
-        if not _ok(reply.status):
+        if not is_success(reply.status):
             error = parse_error_response(reply.status, reply.headers, reply.body, lease.index)
             error.request_id = error.request_id or submitted.request_id
             if error.error_type is None:
@@ -305,13 +306,13 @@ class FalClient:
         return output
 
     async def _cancel(self, cancel_url: str, lease: KeyLease) -> None:
-        headers = _headers(lease.key)
+        headers = key_headers(lease.key)
 
         async def cancel() -> int:
             reply = await self._http.send("PUT", cancel_url, headers)
             # 202 CANCELLATION_REQUESTED, or 400 ALREADY_COMPLETED: both settle it
             # (https://docs.fal.ai/documentation/deployment/requests).
-            if not _ok(reply.status) and reply.status != 400:
+            if not is_success(reply.status) and reply.status != 400:
                 raise parse_error_response(reply.status, reply.headers, reply.body, lease.index)
             return reply.status
 
@@ -336,10 +337,6 @@ class _Submitted:
     cancel_url: str
 
 
-def _headers(key: str, accept: str = "application/json") -> dict[str, str]:
-    return {"Authorization": f"Key {key}", "Content-Type": "application/json", "Accept": accept}
-
-
 def _is_event_stream(headers: Mapping[str, str]) -> bool:
     return "text/event-stream" in headers.get("content-type", "")
 
@@ -349,13 +346,9 @@ async def _error_from(response: StreamingResponse, lease: KeyLease) -> Exception
         body = await response.read_body()
     finally:
         response.close()
-    if _ok(response.status):
+    if is_success(response.status):
         return FalBrokenError("fal answered the stream call without an event stream")
     return parse_error_response(response.status, response.headers, body, lease.index)
-
-
-def _ok(status: int) -> bool:
-    return 200 <= status < 300
 
 
 def _str_or_none(value: object) -> str | None:

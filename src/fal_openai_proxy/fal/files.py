@@ -29,6 +29,7 @@ from .keys import KeyLease, KeyPool
 from .retry import CallStarter
 from .timeouts import deadline
 from .transport import StreamingResponse, Transport
+from .wire import is_success, key_headers
 
 _EXTENSIONS = {
     "image/png": "png",
@@ -129,10 +130,10 @@ class FalFiles:
         url = f"{self.rest_url}/storage/upload/initiate?storage_type=fal-cdn-v3"
 
         async def initiate(lease: KeyLease) -> dict[str, object]:
-            headers = {"Authorization": f"Key {lease.key}", "Content-Type": "application/json"}
+            headers = key_headers(lease.key)
             async with deadline(self.timeout, "first_event", total_deadline, self.total_timeout):
                 reply = await self.http.send("POST", url, headers, body)
-            if reply.status != 200:
+            if not is_success(reply.status):
                 raise parse_error_response(reply.status, reply.headers, reply.body, lease.index)
             return loads_object(reply.body)
 

@@ -31,6 +31,7 @@ from .retry import CallStarter
 from .stream import TimedStream
 from .timeouts import Timeouts, deadline
 from .transport import StreamingResponse, Transport
+from .wire import is_success, key_headers
 
 # fal's endpoint id of the route (fal-js `types/endpoints.ts`; docs/fal-protocol.md §9.1).
 OPENAI_ROUTE_APP = "openrouter/router/openai/v1"
@@ -176,8 +177,8 @@ class OpenAIRouteClient:
 
         async def attempt(lease: KeyLease) -> RouteReply:
             async with deadline(timeouts.total, "total", total_deadline, timeouts.total):
-                reply = await self._http.send("POST", url, _headers(lease.key), body)
-            if reply.status != 200:
+                reply = await self._http.send("POST", url, key_headers(lease.key), body)
+            if not is_success(reply.status):
                 raise route_error(reply.status, reply.headers, reply.body, lease.index)
             return RouteReply(loads_object(reply.body), reply.headers.get("x-fal-request-id"))
 
@@ -196,14 +197,14 @@ class OpenAIRouteClient:
         body = orjson.dumps(payload)
 
         async def attempt(lease: KeyLease) -> StreamingResponse:
-            headers = _headers(lease.key, accept="text/event-stream")
+            headers = key_headers(lease.key, accept="text/event-stream")
             async with deadline(
                 timeouts.first_event, "first_event", total_deadline, timeouts.total
             ):
                 response = await self._http.open("POST", url, headers, body)
-                if response.status != 200 or "text/event-stream" not in response.headers.get(
-                    "content-type", ""
-                ):
+                if not is_success(
+                    response.status
+                ) or "text/event-stream" not in response.headers.get("content-type", ""):
                     raise await _stream_error(response, lease)
             return response
 
@@ -217,18 +218,13 @@ class OpenAIRouteClient:
         )
 
 
-def _headers(key: str, accept: str = "application/json") -> dict[str, str]:
-    # The same `Key` scheme as every fal call (docs/fal-protocol.md §2, §9.1).
-    return {"Authorization": f"Key {key}", "Content-Type": "application/json", "Accept": accept}
-
-
 async def _stream_error(response: StreamingResponse, lease: KeyLease) -> FalError:
     try:
         body = await response.read_body()
     finally:
         response.close()
-    if response.status == 200:
-        # A JSON 200 to a stream call: OpenRouter's error body, or a broken answer.
+    if is_success(response.status):
+        # A JSON 2xx to a stream call: OpenRouter's error body, or a broken answer.
         problem = _openrouter_error(body)
         if problem is not None:
             return UpstreamStreamError(problem[0] or "the upstream reported an error")

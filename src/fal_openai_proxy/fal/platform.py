@@ -22,6 +22,7 @@ import orjson
 
 from .errors import FalError
 from .transport import Transport
+from .wire import is_success
 
 PAGE_SIZE = 100
 MAX_PAGES = 200  # 20,000 models; fal lists ~1,300 (a cursor that never ends is an error)
@@ -107,7 +108,7 @@ async def _get_page(
         raise PlatformError(f"no answer within {seconds:g} s") from None
     except FalError as exc:
         raise PlatformError(f"cannot reach the platform API ({exc.kind})") from None
-    if reply.status != 200:
+    if not is_success(reply.status):
         raise PlatformError(f"the platform API answered HTTP {reply.status}")
     try:
         page = orjson.loads(reply.body)
