@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .anthropic.errors import from_proxy_error, wants_anthropic_errors
 from .catalog import LIVE_CATEGORIES, Catalog, ModelsFileError, load_models_file
 from .context import request_context
 from .fal.client import USER_AGENT, FalClient
@@ -36,14 +37,17 @@ from .routes.docs import docs_page, openapi_json
 from .routes.embeddings import create_embeddings
 from .routes.health import healthz, metrics, readyz
 from .routes.images import create_image, create_image_edit
+from .routes.messages import count_message_tokens, create_message
 from .routes.models import list_models, retrieve_model
 from .routes.responses import create_response, stored_response
 from .services.chat import ChatService
 from .services.embeddings import EmbeddingsService
 from .services.media_build import build_media
+from .services.messages import MessagesService
 from .services.openai_route import OpenAIChatService
 from .services.responses import ResponsesService
 from .services.routing import RouteTable
+from .services.tokens import Tokenizer
 from .settings import Settings
 from .shared import SharedStore
 from .state import ProxyState, proxy_state
@@ -74,6 +78,8 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
             await state.shared.start()  # never fails: without Redis, per-process state
         if refresher is not None:
             refresher.start()  # in the background: start-up never waits for fal's list
+        if state.messages is not None:
+            state.messages.tokenizer.start()  # in a thread: start-up does not wait for it
         try:
             yield  # upstream connections are opened on first use
         finally:
@@ -94,6 +100,8 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
                 methods=["GET", "POST", "DELETE"],
             ),
             Route("/v1/embeddings", create_embeddings, methods=["POST"]),
+            Route("/v1/messages", create_message, methods=["POST"]),
+            Route("/v1/messages/count_tokens", count_message_tokens, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
@@ -254,25 +262,29 @@ def _build_state(settings: Settings, live: LiveModels | None = None) -> ProxySta
     route_deps = (settings, route_client, catalog, metrics, open_streams)
     per_model = {m.id: m.route for m in models or () if m.route}
     routes = RouteTable(settings.model_route_table, per_model)
-    chat = ChatService(
-        settings, fal, catalog, metrics, open_streams, routes, OpenAIChatService(*route_deps)
-    )
+    openai_chat = OpenAIChatService(*route_deps)
+    chat = ChatService(settings, fal, catalog, metrics, open_streams, routes, openai_chat)
     state = ProxyState(settings, catalog, metrics, http, fal, limiter, chat, open_streams)
     state.responses = ResponsesService(*route_deps)
     state.embeddings = EmbeddingsService(*route_deps)
+    state.messages = MessagesService(
+        settings, chat, openai_chat, fal, metrics, open_streams, Tokenizer()
+    )
     state.images, state.audio = build_media(settings, http, pool, fal, catalog, metrics)
     state.shared = shared
     return state
 
 
-def _error_response(exc: ProxyError) -> Response:
-    return Response(exc.json(), exc.status, headers=exc.headers, media_type="application/json")
+def _error_response(exc: ProxyError, request: Request) -> Response:
+    # An Anthropic client gets Anthropic's shape (e.g. GET /v1/models with anthropic-version).
+    body = from_proxy_error(exc).json() if wants_anthropic_errors(request.scope) else exc.json()
+    return Response(body, exc.status, headers=exc.headers, media_type="application/json")
 
 
 async def _proxy_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProxyError)
     request_context(request.scope).log.error_type = exc.code or exc.type
-    return _error_response(exc)
+    return _error_response(exc, request)
 
 
 async def _upstream_error(request: Request, exc: Exception) -> Response:
@@ -285,7 +297,7 @@ async def _upstream_error(request: Request, exc: Exception) -> Response:
         fields.fal_request_id = exc.request_id
         if exc.status in (401, 403) and not settings.pass_through:
             log.error("fal refused the server's key #%s (HTTP %d)", exc.key_index, exc.status)
-    return _error_response(error)
+    return _error_response(error, request)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -321,7 +333,8 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     fields.error_type = "internal_error"
     log.exception("unexpected error", extra={"request_id": fields.request_id})
     return _error_response(
-        ProxyError(500, "The server had an error processing your request.", type=SERVER_ERROR)
+        ProxyError(500, "The server had an error processing your request.", type=SERVER_ERROR),
+        request,
     )
 
 

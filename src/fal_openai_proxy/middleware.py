@@ -16,6 +16,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .anthropic.errors import from_proxy_error, wants_anthropic_errors
 from .context import AccessLogFields, clip, new_context, request_context
 from .metrics import Metrics
 from .openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
@@ -104,7 +105,7 @@ class GuardMiddleware:
             return
         if not scope["path"].startswith("/v1/"):
             if self._hosts is not None and not self._host_allowed(scope):
-                await send_error(send, _misdirected())
+                await send_error(send, _misdirected(), scope)
                 return
             await self.app(scope, receive, send)
             return
@@ -114,7 +115,7 @@ class GuardMiddleware:
                 await self._limiter.admit(client)
         except ProxyError as exc:
             request_context(scope).log.error_type = exc.code or exc.type
-            await send_error(send, exc)
+            await send_error(send, exc, scope)
             return
         self._state.in_flight += 1
         try:
@@ -144,7 +145,7 @@ class GuardMiddleware:
         has_body = length not in (None, "0") or _header(scope, b"transfer-encoding") is not None
         if scope["method"] == "POST" and has_body:
             _check_content_type(scope)  # a bodiless POST carries nothing to forge
-        token = _bearer(scope)
+        token = _client_key(scope)
         if self._api_keys:
             index = _match_key(token, self._api_keys)
             if index is None:
@@ -206,11 +207,13 @@ class GuardMiddleware:
         return receive_limited
 
 
-async def send_error(send: Send, exc: ProxyError) -> None:
+async def send_error(send: Send, exc: ProxyError, scope: Scope | None = None) -> None:
+    """The error in OpenAI's shape, or Anthropic's for an Anthropic client."""
     headers = [(b"content-type", b"application/json")]
     headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+    body = from_proxy_error(exc).json() if scope and wants_anthropic_errors(scope) else exc.json()
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
-    await send({"type": "http.response.body", "body": exc.json()})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _match_key(token: str | None, keys: list[bytes]) -> int | None:
@@ -227,7 +230,8 @@ def _auth_error(token: str | None) -> ProxyError:
     if not token:
         return ProxyError(
             401,
-            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
+            "(or 'x-api-key: <key>').",
             type=AUTHENTICATION,
             code="missing_api_key",
         )
@@ -278,11 +282,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _bearer(scope: Scope) -> str | None:
+def _client_key(scope: Scope) -> str | None:
+    """`Authorization: Bearer <key>`, else Anthropic's `x-api-key: <key>`."""
     value = _header(scope, b"authorization")
     if value and value[:7].lower() == "bearer ":
         return value[7:].strip() or None
-    return None
+    return (_header(scope, b"x-api-key") or "").strip() or None
 
 
 def _route_label(path: str) -> str:
@@ -293,7 +298,7 @@ def _route_label(path: str) -> str:
         return path
     if path in MEDIA_PATHS:
         return path
-    if path in ("/v1/responses", "/v1/embeddings"):
+    if path in ("/v1/responses", "/v1/embeddings", "/v1/messages", "/v1/messages/count_tokens"):
         return path
     if path.startswith("/v1/responses/"):
         return "/v1/responses/{id}"

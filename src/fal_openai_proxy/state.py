@@ -16,6 +16,7 @@ from .services.audio import AudioService
 from .services.chat import ChatService
 from .services.embeddings import EmbeddingsService
 from .services.images import ImageService
+from .services.messages import MessagesService
 from .services.responses import ResponsesService
 from .settings import Settings
 from .shared import SharedStore
@@ -37,6 +38,7 @@ class ProxyState:
     audio: AudioService = field(init=False)
     responses: ResponsesService | None = None  # fal's OpenAI route
     embeddings: EmbeddingsService | None = None
+    messages: MessagesService | None = None  # Anthropic's Messages API
     shared: SharedStore | None = None  # REDIS_URL: state shared with the other replicas
 
 

@@ -90,7 +90,7 @@ class ChatService:
     def plan(self, chat: ChatCompletionRequest, context: RequestContext) -> FalCall:
         """Check the request against our limits and the catalog; the fal call to make."""
         settings = self._settings
-        self._check_limits(chat)
+        self.check_limits(chat)
         call = build_fal_call(
             chat,
             chat_app=settings.fal_chat_app,
@@ -110,7 +110,7 @@ class ChatService:
             )
         return call
 
-    def _check_limits(self, chat: ChatCompletionRequest) -> None:
+    def check_limits(self, chat: ChatCompletionRequest) -> None:
         limit = self._settings.max_messages
         if len(chat.messages) > limit:
             raise invalid_request(
@@ -137,7 +137,7 @@ class ChatService:
         sent on (nearly) as it is if the request takes fal's OpenAI route."""
         check_tools(chat)
         if raw is not None and self._openai_route is not None and self.route(chat) == OPENAI:
-            self._check_limits(chat)
+            self.check_limits(chat)
             check_stream_options(chat)
             return await self._openai_route.complete(chat, raw, context, receive, FAREWELL)
         check_supported(chat)

@@ -88,9 +88,9 @@ class RouteService:
         return stream
 
     async def frames(
-        self, stream: RouteStream, repair: Repair, on_error: Any
+        self, stream: RouteStream, repair: Repair, on_error: Any, keepalive: bytes = KEEPALIVE
     ) -> AsyncIterator[bytes]:
-        """Repaired frames; keep-alives while the upstream is silent; a failure after the
+        """Repaired frames; `keepalive` while the upstream is silent; a failure after the
         stream began in-band, in the stream's own framing (`on_error`)."""
         metrics = self._metrics
         metrics.streams_in_flight.inc()
@@ -99,7 +99,7 @@ class RouteService:
         try:
             async for event in stream.events():
                 if event is None:
-                    yield KEEPALIVE
+                    yield keepalive
                     continue
                 frames = repair.feed(event.data)
                 if frames:

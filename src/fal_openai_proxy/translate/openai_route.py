@@ -230,6 +230,16 @@ def _chat_usage(usage: Any) -> dict[str, Any] | None:
     return usage
 
 
+def raise_if_failed(chunk: Mapping[str, Any]) -> None:
+    """Raise the upstream error a chunk (or answer) carries: a top-level `error`, or a choice
+    that ended with `finish_reason: "error"` (docs/fal-protocol.md §9.3)."""
+    _raise_if_error(chunk)
+    choices = chunk.get("choices")
+    for choice in choices if isinstance(choices, list) else ():
+        if isinstance(choice, dict) and choice.get("finish_reason") == "error":
+            raise _choice_error(choice)
+
+
 def _raise_if_error(body: Mapping[str, Any]) -> None:
     error = body.get("error")
     if error:

@@ -10,22 +10,35 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from ..fal.errors import FalEventError, FalIncompleteStream
-from .response import DONE, ChunkEncoder, map_usage
+from .response import DONE, map_usage
 
 log = logging.getLogger(__name__)
+
+
+class ChunkSink(Protocol):
+    """What the translator writes to: `ChunkEncoder` (OpenAI chunks), or Anthropic's events
+    (translate/anthropic_stream.py)."""
+
+    @property
+    def include_usage(self) -> bool: ...
+    def role(self) -> bytes: ...
+    def content(self, text: str) -> bytes: ...
+    def reasoning(self, text: str) -> bytes: ...
+    def finish(self, reason: str = "stop") -> bytes: ...
+    def usage(self, usage: dict[str, int] | None) -> bytes: ...
 
 
 class StreamTranslator:
     __slots__ = (
         "_holdback", "_output", "_partial", "_reasoning", "_sent", "_show_reasoning", "_stops",
-        "encoder", "first_content_sent", "stopped", "usage",
+        "encoder", "first_content_sent", "stop_found", "stopped", "usage",
     )  # fmt: skip
 
     def __init__(
-        self, encoder: ChunkEncoder, *, stops: list[str], show_reasoning: bool = True
+        self, encoder: ChunkSink, *, stops: list[str], show_reasoning: bool = True
     ) -> None:
         self.encoder = encoder
         self._stops = stops
@@ -35,6 +48,7 @@ class StreamTranslator:
         self._sent = 0  # characters of _output already sent
         self._reasoning = ""
         self.stopped = False  # a stop sequence was found: the answer is complete
+        self.stop_found: str | None = None  # which one
         self.usage: dict[str, int] | None = None
         self.first_content_sent = False
         self._partial = False  # fal's last event said `partial: true`: more was to come
@@ -64,15 +78,18 @@ class StreamTranslator:
         Raises FalIncompleteStream if fal's stream ended while its last event still said
         `partial: true`: the answer was cut short, which a clean `stop` would hide.
         """
-        if self._partial and not self.stopped:
-            raise FalIncompleteStream("fal's stream ended before its final event")
-        frames = b""
-        if not self.stopped and self._sent < len(self._output):
-            frames += self._content(self._output[self._sent :])
-        frames += self.encoder.finish("stop")
+        frames = self.flush() + self.encoder.finish("stop")
         if self.encoder.include_usage:
             frames += self.encoder.usage(self.usage)
         return frames + DONE
+
+    def flush(self) -> bytes:
+        """The held-back tail at the end of fal's stream (FalIncompleteStream as above)."""
+        if self._partial and not self.stopped:
+            raise FalIncompleteStream("fal's stream ended before its final event")
+        if not self.stopped and self._sent < len(self._output):
+            return self._content(self._output[self._sent :])
+        return b""
 
     def _advance_reasoning(self, reasoning: str) -> str:
         previous, self._reasoning = self._reasoning, reasoning
@@ -100,6 +117,7 @@ class StreamTranslator:
             cut = min(found)
             new, self._sent = output[self._sent : cut], cut
             self.stopped = True
+            self.stop_found = next(s for s in self._stops if output.startswith(s, cut))
             return self._content(new)
         safe = max(self._sent, len(output) - self._holdback)
         new, self._sent = output[self._sent : safe], safe

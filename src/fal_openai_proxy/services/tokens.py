@@ -1,0 +1,63 @@
+"""The tokenizer behind /v1/messages/count_tokens: tiktoken's `cl100k_base`, from the data
+file shipped in this package (data/cl100k_base.tiktoken.gz, checked against tiktoken's own
+hash), never downloaded. Loaded once per process in a worker thread at start-up (a few
+hundred ms, ~40 MB), so no request waits for it unless it comes in the first moments.
+
+Claude's own tokenizer is not public: counts are an estimate (docs/anthropic.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import hashlib
+from collections.abc import Callable
+from importlib import resources
+
+import tiktoken
+
+DATA_FILE = "cl100k_base.tiktoken.gz"
+# tiktoken_ext/openai_public.py, `cl100k_base`: the hash of the uncompressed file.
+DATA_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
+PATTERN = (  # tiktoken_ext/openai_public.py, `cl100k_base`
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++"""
+    r"""[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+
+
+class TokenizerDataError(Exception):
+    """The shipped data file is missing or altered."""
+
+
+def load_encoding() -> tiktoken.Encoding:
+    raw = gzip.decompress(
+        resources.files("fal_openai_proxy").joinpath("data", DATA_FILE).read_bytes()
+    )
+    if hashlib.sha256(raw).hexdigest() != DATA_SHA256:
+        raise TokenizerDataError(f"{DATA_FILE} does not match tiktoken's cl100k_base")
+    ranks = {
+        base64.b64decode(token): int(rank)
+        for token, rank in (line.split() for line in raw.splitlines() if line)
+    }
+    return tiktoken.Encoding(
+        "cl100k_base", pat_str=PATTERN, mergeable_ranks=ranks, special_tokens={}
+    )
+
+
+class Tokenizer:
+    """`count(text)` once loaded; `start()` begins loading in a thread."""
+
+    def __init__(self) -> None:
+        self._loading: asyncio.Future[tiktoken.Encoding] | None = None
+
+    def start(self) -> None:
+        if self._loading is None:
+            self._loading = asyncio.get_running_loop().run_in_executor(None, load_encoding)
+
+    async def counter(self) -> Callable[[str], int]:
+        """The counting function (waits for the load if it is still under way)."""
+        self.start()
+        assert self._loading is not None
+        encoding = await asyncio.shield(self._loading)
+        return lambda text: len(encoding.encode_ordinary(text))
