@@ -75,7 +75,7 @@ def test_create_text_on_the_prompt_route(claude: Any, sim_log: Records) -> None:
 
 
 def test_stream_text_on_the_prompt_route(claude: Any) -> None:
-    token, text = tagged("stream me")
+    _, text = tagged("stream me")
     with claude.messages.stream(
         model=GEMINI, max_tokens=50, messages=[{"role": "user", "content": text}]
     ) as stream:
