@@ -1,8 +1,9 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it buffers and slows streams).
 
 RequestLog: request id, one JSON log line and metrics per request.
-Guard: the Host check on every route; on /v1/ routes draining, cross-site requests, the
-content type, client auth, body size and time, and per-client limits.
+Guard: the Host check on every route; on the routes that take a client's key (the registry's
+`Auth.CLIENT`, and any unknown /v1/ path) draining, cross-site requests, the content type,
+client auth, body size and time, and per-client limits.
 """
 
 from __future__ import annotations
@@ -16,23 +17,21 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .context import AccessLogFields, clip, new_context, request_context
-from .metrics import Metrics
-from .openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
-from .routes.media_paths import MEDIA_PATHS, MULTIPART_PATHS
+from ..base.metrics import Metrics
+from ..openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
+from ..routes.registry import Auth, Body, Endpoint, EndpointIndex
+from .context import AccessLogFields, Client, clip, new_context, request_context
 from .state import ProxyState
 
 access_log = logging.getLogger("fal_openai_proxy.access")
-
-# POST routes that take multipart/form-data; every other /v1/ POST takes application/json.
-# Anything else is refused with 415: a browser page can send text/plain or a form to
-# localhost without a CORS preflight, but not application/json.
+_QUIET = frozenset({"/healthz", "/readyz", "/metrics"})  # probed often: metrics, no log line
 
 
 class RequestLogMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, endpoints: EndpointIndex) -> None:
         self.app = app
         self.metrics = metrics
+        self._endpoints = endpoints
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,10 +59,11 @@ class RequestLogMiddleware:
 
     def _record(self, scope: Scope, fields: AccessLogFields, status: int, seconds: float) -> None:
         path = scope["path"]
-        route = _route_label(path)
+        endpoint = self._endpoints.find(scope["method"], path)
+        route = endpoint.template if endpoint is not None else "other"  # a bounded label
         self.metrics.requests.labels(route, fields.model_label, str(status)).inc()
         self.metrics.latency.labels(route).observe(seconds)
-        if route in ("/healthz", "/readyz", "/metrics"):
+        if route in _QUIET:
             return
         access_log.info(
             "request",
@@ -92,6 +92,7 @@ class GuardMiddleware:
         self._max_body = settings.max_body_bytes
         self._body_timeout = settings.body_timeout
         self._limiter = state.limiter
+        self._endpoints = state.endpoints
         hosts = settings.allowed_host_list
         self._hosts = None if hosts is None else frozenset(hosts)
         origins = settings.cors_origin_list
@@ -102,14 +103,21 @@ class GuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if not scope["path"].startswith("/v1/"):
+        path = scope["path"]
+        endpoint = self._endpoints.find(scope["method"], path)
+        if endpoint is not None:
+            request_context(scope).usage.endpoint = endpoint.template
+            auth = endpoint.auth
+        else:
+            auth = Auth.CLIENT if path.startswith("/v1/") else Auth.PUBLIC
+        if auth is Auth.PUBLIC:
             if self._hosts is not None and not self._host_allowed(scope):
                 await send_error(send, _misdirected())
                 return
             await self.app(scope, receive, send)
             return
         try:
-            client = self._check(scope)
+            client = self._check(scope, endpoint)
             if self._limiter.active:
                 await self._limiter.admit(client)
         except ProxyError as exc:
@@ -124,7 +132,7 @@ class GuardMiddleware:
             if self._limiter.active:
                 self._limiter.done(client)
 
-    def _check(self, scope: Scope) -> str:
+    def _check(self, scope: Scope, endpoint: Endpoint | None) -> str:
         """Refuse early; return the client's identity for limits (never a raw key)."""
         if self._hosts is not None and not self._host_allowed(scope):
             raise _misdirected()
@@ -142,21 +150,31 @@ class GuardMiddleware:
         if length and length.isdigit() and int(length) > self._max_body:
             raise _too_large(self._max_body)
         has_body = length not in (None, "0") or _header(scope, b"transfer-encoding") is not None
-        if scope["method"] == "POST" and has_body:
-            _check_content_type(scope)  # a bodiless POST carries nothing to forge
+        body = endpoint.body if endpoint is not None else Body.NONE
+        if scope["method"] != "GET" and has_body and body is not Body.ANY:
+            _check_content_type(scope, body)  # a bodiless request carries nothing to forge
+        context = request_context(scope)
+        context.client = client = self._identify(scope, context.client)
+        return client.id
+
+    def _identify(self, scope: Scope, client: Client) -> Client:
+        """Who is calling, from the key they sent; a 401 for a missing or wrong key."""
         token = _bearer(scope)
         if self._api_keys:
             index = _match_key(token, self._api_keys)
             if index is None:
                 raise _auth_error(token)
-            return f"key-{index}"
-        if self._pass_through:
+            client.kind, client.id = "static", f"key-{index}"
+        elif self._pass_through:
             if not token:
                 raise _auth_error(token)
             request_context(scope).fal_key = token
-            return "fal-" + hashlib.sha256(token.encode()).hexdigest()[:16]
-        client = scope.get("client")
-        return f"ip-{client[0]}" if client else "anonymous"
+            client.kind = "passthrough"
+            client.id = "fal-" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        else:
+            address = scope.get("client")
+            client.kind, client.id = "open", f"ip-{address[0]}" if address else "anonymous"
+        return client
 
     def _host_allowed(self, scope: Scope) -> bool:
         host = _header(scope, b"host")
@@ -236,11 +254,11 @@ def _auth_error(token: str | None) -> ProxyError:
     )
 
 
-def _check_content_type(scope: Scope) -> None:
+def _check_content_type(scope: Scope, body: Body) -> None:
+    """Multipart where the endpoint takes it, JSON everywhere else: a browser page can send
+    text/plain or a form to localhost without a CORS preflight, but not application/json."""
     value = (_header(scope, b"content-type") or "").partition(";")[0].strip().lower()
-    wanted = (
-        "multipart/form-data" if scope["path"].startswith(MULTIPART_PATHS) else "application/json"
-    )
+    wanted = str(Body.MULTIPART if body is Body.MULTIPART else Body.JSON)
     if value != wanted:
         raise ProxyError(
             415,
@@ -283,18 +301,3 @@ def _bearer(scope: Scope) -> str | None:
     if value and value[:7].lower() == "bearer ":
         return value[7:].strip() or None
     return None
-
-
-def _route_label(path: str) -> str:
-    """Bounded route labels: model ids in paths are not labels."""
-    if path.startswith("/v1/models/"):
-        return "/v1/models/{id}"
-    if path in ("/v1/models", "/v1/chat/completions", "/healthz", "/readyz", "/metrics"):
-        return path
-    if path in MEDIA_PATHS:
-        return path
-    if path in ("/v1/responses", "/v1/embeddings"):
-        return path
-    if path.startswith("/v1/responses/"):
-        return "/v1/responses/{id}"
-    return "other"
