@@ -13,14 +13,11 @@ from fal_openai_proxy.fal.openrouter import RawSSEDecoder, SSEEvent, route_error
 from fal_openai_proxy.openai.chat import parse_chat_body
 from fal_openai_proxy.openai.tools import needs_openrouter
 from fal_openai_proxy.services.router import ModelRouter
-from fal_openai_proxy.translate.openrouter import (
-    ChatChunkRepair,
-    ResponsesStreamRepair,
-    upstream_chat_body,
-)
+from fal_openai_proxy.translate.openrouter import ChatChunkRepair, upstream_chat_body
+from fal_openai_proxy.translate.openrouter_responses import ResponsesStreamRepair
 
 
-def test_route_table_first_match_wins_and_defaults_to_auto() -> None:
+def test_model_router_first_match_wins_and_defaults_to_auto() -> None:
     table = ModelRouter(parse_model_routes("openai/*=openai, openai/gpt-4*=prompt, x=PROMPT"))
     assert table.route_for("openai/gpt-4.1") == "openai"
     assert table.route_for("x") == "prompt"

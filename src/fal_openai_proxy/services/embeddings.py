@@ -9,7 +9,7 @@ from starlette.types import Receive
 from ..fal.openrouter import EMBEDDINGS
 from ..openai.base import CheckedBody
 from ..serve.context import RequestContext
-from ..translate.openrouter import repair_embeddings
+from ..translate.openrouter_embeddings import repair_embeddings
 from .openrouter import OpenRouterService
 
 

@@ -13,7 +13,7 @@ from ..fal.openrouter import RESPONSES
 from ..openai.base import CheckedBody
 from ..openai.sse import EventStreamResponse
 from ..serve.context import RequestContext
-from ..translate.openrouter import ResponsesStreamRepair, repair_response
+from ..translate.openrouter_responses import ResponsesStreamRepair, repair_response
 from .openrouter import OpenRouterService
 
 SHUTTING_DOWN = "The server is shutting down; retry the request."
