@@ -10,15 +10,9 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..openai.base import check_json_size
+from ..openai.chat import MAX_MODEL_ID, MAX_STOP, MAX_STOP_CHARS, MAX_TOOLS, TOKENS
 from ..openai.errors import ProxyError
-from ..openai.requests import (
-    MAX_MODEL_ID,
-    MAX_STOP,
-    MAX_STOP_CHARS,
-    MAX_TOOLS,
-    TOKENS,
-    check_json_size,
-)
 from .errors import AnthropicError, from_proxy_error, invalid_request
 
 MIN_THINKING_BUDGET = 1024  # `ThinkingConfigEnabledParam.budget_tokens`: "Must be ≥1024"

@@ -1,77 +1,59 @@
 """POST /v1/messages and POST /v1/messages/count_tokens: Anthropic's Messages API.
 
-Every failure answers in Anthropic's error shape (anthropic/errors.py), whatever raised it:
-these handlers map all of them themselves rather than leave any to the app's OpenAI-shaped
-handlers.
+Failures are raised; the app's one error mapping (serve/errors.py) answers them in
+Anthropic's shape for these paths (anthropic/errors.py, `wants_anthropic_errors`).
 """
 
 from __future__ import annotations
 
-import logging
-
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
-from ..anthropic.errors import API_ERROR, AnthropicError, from_proxy_error
-from ..context import RequestContext, request_context
-from ..fal.errors import FalError, FalStatusError
-from ..openai.errors import ProxyError
-from ..openai.sse import ClientGone
-from ..services.messages import MessagesService
-from ..state import proxy_state
-from .chat import CLIENT_CLOSED
-
-log = logging.getLogger(__name__)
+from ..anthropic.messages import CountTokensRequest, MessagesRequest
+from ..serve.context import request_context
+from ..serve.state import proxy_state
+from .errors import ERRORS, SSE
+from .registry import Body, Endpoint, Operation
 
 
 async def create_message(request: Request) -> Response:
-    context = request_context(request.scope)
-    try:
-        service = _service(request)
-        body = await request.body()
-        return await service.create(body, context, request.receive)
-    except Exception as exc:
-        return _failure(request, context, exc)
+    service = proxy_state(request).services.messages
+    body = await request.body()
+    return await service.create(body, request_context(request.scope), request.receive)
 
 
 async def count_message_tokens(request: Request) -> Response:
-    context = request_context(request.scope)
-    try:
-        service = _service(request)
-        return await service.count_tokens(await request.body(), context)
-    except Exception as exc:
-        return _failure(request, context, exc)
+    service = proxy_state(request).services.messages
+    return await service.count_tokens(await request.body(), request_context(request.scope))
 
 
-def _service(request: Request) -> MessagesService:
-    service = proxy_state(request).messages
-    assert service is not None
-    return service
+_EXAMPLE = {"model": "anthropic/claude-sonnet-4.5", "max_tokens": 256,
+            "messages": [{"role": "user", "content": "Hi"}]}  # fmt: skip
+MESSAGES_ERRORS = {**ERRORS, 529: "The model provider is overloaded (Anthropic's status)."}
+MESSAGES_ERRORS.pop(404)
 
-
-def _failure(request: Request, context: RequestContext, exc: Exception) -> Response:
-    if isinstance(exc, ClientGone | ClientDisconnect):
-        context.log.error_type = "client_disconnected"
-        return Response(status_code=CLIENT_CLOSED)
-    if isinstance(exc, FalError):
-        error = _service(request).error(exc)
-        context.log.error_type = exc.kind
-        if isinstance(exc, FalStatusError):
-            context.log.fal_request_id = exc.request_id
-    elif isinstance(exc, ProxyError):
-        error = from_proxy_error(exc)
-    elif isinstance(exc, AnthropicError):
-        error = exc
-    else:
-        log.exception("unexpected error", extra={"request_id": context.log.request_id})
-        error = AnthropicError(500, "The server had an error processing your request.", API_ERROR)
-        context.log.error_type = "internal_error"
-    if context.log.error_type is None:
-        context.log.error_type = error.code or error.type
-    return anthropic_response(error)
-
-
-def anthropic_response(error: AnthropicError) -> Response:
-    return Response(
-        error.json(), error.status, headers=error.headers, media_type="application/json"
-    )
+ROUTES = [
+    Endpoint(
+        "POST", "/v1/messages", create_message,
+        Operation(
+            "Anthropic's Messages API, streaming (`\"stream\": true`: Anthropic's events) or "
+            "not; errors in Anthropic's shape (docs/anthropic.md).",
+            request=MessagesRequest,
+            example=_EXAMPLE,
+            responses=MESSAGES_ERRORS,
+            media_types=SSE,
+        ),
+        body=Body.JSON,
+    ),
+    Endpoint(
+        "POST", "/v1/messages/count_tokens", count_message_tokens,
+        Operation(
+            "An estimate of a Messages request's input tokens (a tokenizer shipped with the "
+            "proxy, not Claude's own).",
+            request=CountTokensRequest,
+            example={k: v for k, v in _EXAMPLE.items() if k != "max_tokens"},
+            responses={s: ERRORS[s] for s in (400, 401, 413, 429)},
+        ),
+        body=Body.JSON,
+    ),
+]  # fmt: skip

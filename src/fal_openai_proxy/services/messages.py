@@ -22,25 +22,25 @@ from starlette.types import Receive
 from ..anthropic.errors import AnthropicError, error_event, from_proxy_error, invalid_request
 from ..anthropic.messages import MessagesRequest, parse_count_tokens_body, parse_messages_body
 from ..anthropic.sse import PING
-from ..context import RequestContext
+from ..base.metrics import Metrics
+from ..base.settings import Settings
 from ..fal.client import FalClient
 from ..fal.errors import FalError
 from ..fal.stream import FalStream
-from ..metrics import Metrics
+from ..openai.chat import ChatCompletionRequest, check_limits, check_supported
 from ..openai.errors import ProxyError
-from ..openai.requests import ChatCompletionRequest, check_limits, check_supported
 from ..openai.sse import EventStreamResponse, until_disconnect
 from ..openai.tools import check_tools
-from ..settings import Settings
+from ..serve.context import RequestContext
 from ..translate.anthropic_errors import to_anthropic_error
 from ..translate.anthropic_request import chat_body
 from ..translate.anthropic_response import from_completion, from_prompt_output
 from ..translate.anthropic_stream import ChatStreamToMessages, PromptStreamToMessages
 from ..translate.anthropic_tokens import count_request
-from ..translate.openai_route import repair_completion
+from ..translate.openrouter import repair_completion
 from .chat import ChatService
-from .openai_route import RouteService
-from .routing import OPENAI
+from .openrouter import OpenRouterService
+from .router import OPENAI
 from .tokens import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class MessagesService:
         self,
         settings: Settings,
         chat: ChatService,
-        route: RouteService,
+        route: OpenRouterService,
         fal: FalClient,
         metrics: Metrics,
         open_streams: set[asyncio.Task[None]],

@@ -25,7 +25,7 @@ from ..fal.decode import loads_object
 from ..fal.errors import FalBrokenError
 from .anthropic_reasoning import seal
 from .anthropic_response import new_message_id, new_tool_use_id, stop_reason, usage
-from .openai_route import raise_if_failed
+from .openrouter import raise_if_failed
 from .stream import StreamTranslator
 
 log = logging.getLogger(__name__)
