@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 LINT_PATHS := src tests example.py $(wildcard bench)
 
-.PHONY: install run test lint lint-deploy format docs check-config bench bench-quick bench-quick-run clean
+.PHONY: install run test lint lint-deploy format docs check-config bench bench-quick bench-quick-run bench-tokens clean
 
 $(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,10 @@ bench-quick: $(STAMP)
 
 bench-quick-run: $(STAMP)  # the same, with FAL_NONSTREAM_MODE=run
 	$(BIN)/python -m bench.run --quick --nonstream-mode run
+
+# /v1/messages/count_tokens's estimate, without HTTP (bench/tokens.py).
+bench-tokens: $(STAMP)
+	$(BIN)/python -m bench.tokens
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -26,6 +26,12 @@ PATTERN = (  # tiktoken_ext/openai_public.py, `cl100k_base`
 )
 
 
+# Texts this long are remembered (a dict lookup hashes them at ~1 GB/s, tiktoken counts at a
+# few MB/s); at most MEMO_SIZE of them, the oldest dropped first.
+MEMO_MIN_CHARS = 2048
+MEMO_SIZE = 512
+
+
 class TokenizerDataError(Exception):
     """The shipped data file is missing or altered."""
 
@@ -50,6 +56,7 @@ class Tokenizer:
 
     def __init__(self) -> None:
         self._loading: asyncio.Future[tiktoken.Encoding] | None = None
+        self._memo: dict[str, int] = {}  # counts of long texts (system prompts, tools)
 
     def start(self) -> None:
         if self._loading is None:
@@ -60,4 +67,20 @@ class Tokenizer:
         self.start()
         assert self._loading is not None
         encoding = await asyncio.shield(self._loading)
-        return lambda text: len(encoding.encode_ordinary(text))
+        return self._cached(encoding)
+
+    def _cached(self, encoding: tiktoken.Encoding) -> Callable[[str], int]:
+        memo = self._memo
+
+        def count(text: str) -> int:
+            if len(text) < MEMO_MIN_CHARS:
+                return len(encoding.encode_ordinary(text))
+            tokens = memo.get(text)
+            if tokens is None:
+                tokens = len(encoding.encode_ordinary(text))
+                if len(memo) >= MEMO_SIZE:
+                    memo.pop(next(iter(memo)))  # the oldest entry
+                memo[text] = tokens
+            return tokens
+
+        return count

@@ -1,7 +1,8 @@
 """An estimate of a Messages request's input tokens (/v1/messages/count_tokens).
 
 Every text the model reads (system, message text, tool calls and results, thinking, tool
-definitions as JSON) is joined and counted in one call of the tokenizer; images and PDF
+definitions as JSON) is counted by the tokenizer (which remembers long texts: an agent sends
+the same system prompt and tools on every turn); images and PDF
 pages are counted at the rates Anthropic documents for them (an image of about a megapixel
 is ~1,600 tokens; a PDF page 1,500-3,000): the counts grow with the input but are not
 Claude's own (docs/anthropic.md).
@@ -55,7 +56,7 @@ def count_request(request: CountTokensRequest, count: Callable[[str], int]) -> i
             continue
         for block in message.content:
             fixed += _block(block, texts)
-    return (count("\n".join(texts)) if texts else 0) + fixed
+    return sum(count(text) for text in texts) + fixed
 
 
 def _block(block: object, texts: list[str]) -> int:
