@@ -287,7 +287,7 @@ class ChatStreamToMessages:
         events = self.events
         if kind == "reasoning.encrypted" and isinstance(detail.get("data"), str):
             return events.redacted(seal(detail["data"], dict(detail)), key)
-        text = detail.get("text" if kind == "reasoning.text" else "summary")
+        text = detail.get("summary") if kind == "reasoning.summary" else detail.get("text")
         frames = b""
         if kind in ("reasoning.text", "reasoning.summary") and isinstance(text, str) and text:
             frames += events.thinking(text, key)
