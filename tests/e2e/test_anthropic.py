@@ -164,10 +164,12 @@ def test_tool_choice(claude: Any, sim_log: Records, choice: dict[str, Any], sent
     token, text = tagged("pick")
     message = claude.messages.create(
         model=CLAUDE, max_tokens=50, tools=[WEATHER, TIME], tool_choice=choice,
-        messages=[{"role": "user", "content": text}],
+        messages=[{"role": "user", "content": text}], metadata={"user_id": "u-7"},
+        extra_body={"top_k": 4},
     )  # fmt: skip
     body = upstream(of(sim_log(), token))[0]
     assert body["tool_choice"] == sent and "parallel_tool_calls" not in body
+    assert body["user"] == "u-7" and body["top_k"] == 4  # fal's OpenAI route takes both
     names = [b.name for b in message.content if b.type == "tool_use"]
     assert names == {"auto": ["get_weather"], "any": ["get_weather"], "none": [],
                      "tool": ["get_time"]}[choice["type"]]  # fmt: skip

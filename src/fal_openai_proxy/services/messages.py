@@ -181,6 +181,7 @@ class MessagesService:
 
     async def count_tokens(self, raw: bytes, context: RequestContext) -> Response:
         request = parse_count_tokens_body(raw)
+        context.check_model(request.model)  # a virtual key's models, as for every endpoint
         context.log.model = request.model
         count = await self.tokenizer.counter()
         return _json({"input_tokens": count_request(request, count)})
