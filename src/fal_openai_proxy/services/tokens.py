@@ -27,9 +27,10 @@ PATTERN = (  # tiktoken_ext/openai_public.py, `cl100k_base`
 
 
 # Texts this long are remembered (a dict lookup hashes them at ~1 GB/s, tiktoken counts at a
-# few MB/s); at most MEMO_SIZE of them, the oldest dropped first.
-MEMO_MIN_CHARS = 2048
-MEMO_SIZE = 512
+# few MB/s): an agent sends the same system prompt and tools every turn. The memo holds at most
+# MEMO_MAX_CHARS characters of text, the oldest dropped first.
+MEMO_MIN_CHARS = 256
+MEMO_MAX_CHARS = 4_000_000
 
 
 class TokenizerDataError(Exception):
@@ -57,6 +58,7 @@ class Tokenizer:
     def __init__(self) -> None:
         self._loading: asyncio.Future[tiktoken.Encoding] | None = None
         self._memo: dict[str, int] = {}  # counts of long texts (system prompts, tools)
+        self._memo_chars = 0
 
     def start(self) -> None:
         if self._loading is None:
@@ -73,13 +75,16 @@ class Tokenizer:
         memo = self._memo
 
         def count(text: str) -> int:
-            if len(text) < MEMO_MIN_CHARS:
+            if len(text) < MEMO_MIN_CHARS or len(text) > MEMO_MAX_CHARS:
                 return len(encoding.encode_ordinary(text))
             tokens = memo.get(text)
             if tokens is None:
                 tokens = len(encoding.encode_ordinary(text))
-                if len(memo) >= MEMO_SIZE:
-                    memo.pop(next(iter(memo)))  # the oldest entry
+                self._memo_chars += len(text)
+                while self._memo_chars > MEMO_MAX_CHARS:
+                    oldest = next(iter(memo))
+                    self._memo_chars -= len(oldest)
+                    del memo[oldest]
                 memo[text] = tokens
             return tokens
 
