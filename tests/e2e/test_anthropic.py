@@ -404,3 +404,17 @@ def test_anthropic_headers_never_cause_an_error(claude: Any) -> None:
         extra_body={"context_management": {"edits": []}, "service_tier": "auto"},
     )  # fmt: skip
     assert message.stop_reason == "end_turn"
+
+
+async def test_the_async_client_streams_tools(
+    proxy: RunningProxy, make_async_anthropic: Callable[..., anthropic.AsyncAnthropic]
+) -> None:
+    client = make_async_anthropic(proxy)
+    async with client.messages.stream(
+        model=CLAUDE, max_tokens=100, tools=[WEATHER],
+        messages=[{"role": "user", "content": "weather?"}],
+    ) as stream:  # fmt: skip
+        kinds = [event.type async for event in stream]
+        final = await stream.get_final_message()
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert final.content[0].type == "tool_use" and final.stop_reason == "tool_use"
