@@ -23,6 +23,7 @@ from .fal.errors import FalError, FalStatusError
 from .fal.http import HttpClient
 from .fal.keys import DECREASE, MAX_LIMIT, KeyPool
 from .fal.openai_route import OpenAIRouteClient
+from .fal.proxy_protocol import EXPOSED_HEADERS as FAL_EXPOSED_HEADERS
 from .fal.retry import CallStarter
 from .fal.timeouts import Timeouts
 from .metrics import Metrics
@@ -34,12 +35,15 @@ from .routes.audio import create_speech, create_transcription, create_translatio
 from .routes.chat import CLIENT_CLOSED, create_chat_completion
 from .routes.docs import docs_page, openapi_json
 from .routes.embeddings import create_embeddings
+from .routes.fal_proxy import METHODS as FAL_PROXY_METHODS
+from .routes.fal_proxy import PROXY_PATH, fal_proxy
 from .routes.health import healthz, metrics, readyz
 from .routes.images import create_image, create_image_edit
 from .routes.models import list_models, retrieve_model
 from .routes.responses import create_response, stored_response
 from .services.chat import ChatService
 from .services.embeddings import EmbeddingsService
+from .services.fal_proxy import build_fal_proxy
 from .services.media_build import build_media
 from .services.openai_route import OpenAIChatService
 from .services.responses import ResponsesService
@@ -106,6 +110,7 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
             Route("/v1/audio/transcriptions", create_transcription, methods=["POST"]),
             Route("/v1/audio/translations", create_translation, methods=["POST"]),
             Route("/v1/audio/speech", create_speech, methods=["POST"]),
+            Route(PROXY_PATH, fal_proxy, methods=FAL_PROXY_METHODS),
         ],
         exception_handlers={
             ProxyError: _proxy_error,
@@ -139,9 +144,10 @@ class ProxyApp:
             asgi = CORSMiddleware(
                 asgi,
                 allow_origins=settings.cors_origin_list,
-                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_methods=["GET", "POST", "PUT", "OPTIONS"],  # PUT: fal's cancel
                 allow_headers=["*"],
-                expose_headers=["x-request-id"],
+                # What fal's client reads of an answer (docs/fal-protocol.md §13.1).
+                expose_headers=["x-request-id", *FAL_EXPOSED_HEADERS],
             )
         self._asgi = RequestLogMiddleware(asgi, metrics=state.metrics)
 
@@ -262,6 +268,9 @@ def _build_state(settings: Settings, live: LiveModels | None = None) -> ProxySta
     state.embeddings = EmbeddingsService(*route_deps)
     state.images, state.audio = build_media(settings, http, pool, fal, catalog, metrics)
     state.shared = shared
+    state.fal_proxy = build_fal_proxy(
+        settings, http, pool, timeouts, catalog, metrics, open_streams, shared
+    )
     return state
 
 

@@ -31,6 +31,8 @@ class RequestContext:
     log: AccessLogFields
     # Pass-through mode: the client's own fal key. Never logged, so not in `log`.
     fal_key: str | None = field(default=None, repr=False)
+    # Who is calling, as the guard identified them (never a raw key): "key-0", "fal-…", "ip-…".
+    client_id: str | None = None
 
 
 def new_context(scope: Scope, request_id: str) -> RequestContext:

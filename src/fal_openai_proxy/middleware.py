@@ -17,6 +17,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .context import AccessLogFields, clip, new_context, request_context
+from .fal.proxy_protocol import PROXY_PATH, error_body
 from .metrics import Metrics
 from .openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
 from .routes.media_paths import MEDIA_PATHS, MULTIPART_PATHS
@@ -102,19 +103,22 @@ class GuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if not scope["path"].startswith("/v1/"):
+        path = scope["path"]
+        fal_proxy = path == PROXY_PATH  # fal's own clients: fal's error shape
+        if not path.startswith("/v1/") and not fal_proxy:
             if self._hosts is not None and not self._host_allowed(scope):
                 await send_error(send, _misdirected())
                 return
             await self.app(scope, receive, send)
             return
         try:
-            client = self._check(scope)
+            client = self._check(scope, fal_proxy)
+            request_context(scope).client_id = client
             if self._limiter.active:
                 await self._limiter.admit(client)
         except ProxyError as exc:
             request_context(scope).log.error_type = exc.code or exc.type
-            await send_error(send, exc)
+            await (send_fal_error if fal_proxy else send_error)(send, exc)
             return
         self._state.in_flight += 1
         try:
@@ -124,8 +128,10 @@ class GuardMiddleware:
             if self._limiter.active:
                 self._limiter.done(client)
 
-    def _check(self, scope: Scope) -> str:
-        """Refuse early; return the client's identity for limits (never a raw key)."""
+    def _check(self, scope: Scope, fal_proxy: bool = False) -> str:
+        """Refuse early; return the client's identity for limits (never a raw key).
+        `fal_proxy`: fal's client, which may also send the key as `x-api-key`, and a fal
+        key as `Authorization: Key …` in pass-through mode (docs/fal-proxy.md)."""
         if self._hosts is not None and not self._host_allowed(scope):
             raise _misdirected()
         if self._state.draining:
@@ -145,6 +151,8 @@ class GuardMiddleware:
         if scope["method"] == "POST" and has_body:
             _check_content_type(scope)  # a bodiless POST carries nothing to forge
         token = _bearer(scope)
+        if fal_proxy:
+            token = _fal_proxy_token(scope, token, pass_through=self._pass_through)
         if self._api_keys:
             index = _match_key(token, self._api_keys)
             if index is None:
@@ -206,11 +214,37 @@ class GuardMiddleware:
         return receive_limited
 
 
-async def send_error(send: Send, exc: ProxyError) -> None:
+async def send_error(send: Send, exc: ProxyError, body: bytes | None = None) -> None:
     headers = [(b"content-type", b"application/json")]
     headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
-    await send({"type": "http.response.body", "body": exc.json()})
+    await send({"type": "http.response.body", "body": exc.json() if body is None else body})
+
+
+async def send_fal_error(send: Send, exc: ProxyError) -> None:
+    """The same refusal in fal's shape, for fal's own clients (docs/fal-protocol.md §13.3)."""
+    await send_error(send, exc, error_body(exc.message))
+
+
+def _fal_proxy_token(scope: Scope, bearer: str | None, *, pass_through: bool) -> str | None:
+    """The key a fal client sends: `Bearer`, or `x-api-key` (which fal's client never uses
+    itself, so it cannot clash with a fal key the client also sends); in pass-through mode
+    its own fal key as `Authorization: Key …`, as fal's clients send it."""
+    if bearer:
+        return bearer
+    api_key = _header(scope, b"x-api-key")
+    if api_key and api_key.strip():
+        return api_key.strip()
+    fal_key = _key_scheme(scope)
+    if fal_key and not pass_through:
+        raise ProxyError(
+            401,
+            "This proxy holds the fal keys: send the proxy's own key (as 'Authorization: "
+            "Bearer <key>' or 'x-api-key'), not a fal key.",
+            type=AUTHENTICATION,
+            code="invalid_api_key",
+        )
+    return fal_key
 
 
 def _match_key(token: str | None, keys: list[bytes]) -> int | None:
@@ -285,6 +319,14 @@ def _bearer(scope: Scope) -> str | None:
     return None
 
 
+def _key_scheme(scope: Scope) -> str | None:
+    """`Authorization: Key <fal key>`, the scheme of fal's clients (docs/fal-protocol.md §2)."""
+    value = _header(scope, b"authorization")
+    if value and value[:4].lower() == "key ":
+        return value[4:].strip() or None
+    return None
+
+
 def _route_label(path: str) -> str:
     """Bounded route labels: model ids in paths are not labels."""
     if path.startswith("/v1/models/"):
@@ -297,4 +339,6 @@ def _route_label(path: str) -> str:
         return path
     if path.startswith("/v1/responses/"):
         return "/v1/responses/{id}"
+    if path == PROXY_PATH:
+        return path
     return "other"

@@ -15,6 +15,7 @@ from .ratelimit import ClientLimiter
 from .services.audio import AudioService
 from .services.chat import ChatService
 from .services.embeddings import EmbeddingsService
+from .services.fal_proxy import FalProxyService
 from .services.images import ImageService
 from .services.responses import ResponsesService
 from .settings import Settings
@@ -38,6 +39,7 @@ class ProxyState:
     responses: ResponsesService | None = None  # fal's OpenAI route
     embeddings: EmbeddingsService | None = None
     shared: SharedStore | None = None  # REDIS_URL: state shared with the other replicas
+    fal_proxy: FalProxyService | None = None  # /api/fal/proxy
 
 
 def proxy_state(request: Request) -> ProxyState:

@@ -70,7 +70,13 @@ class FakeTransport:
     sent: list[tuple[str, str, dict[str, str], bytes | None]] = field(default_factory=list)
 
     async def open(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        *,
+        all_headers: bool = False,
     ) -> FakeResponse:
         self.sent.append((method, url, dict(headers), body))
         route = self.routes[(method, url)]

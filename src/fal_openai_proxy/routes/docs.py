@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..fal.media_apps import MEDIA_APPS
+from ..fal.proxy_protocol import PROXY_PATH, TARGET_HEADER
 from ..openai.endpoints import EmbeddingsRequest, ResponsesRequest
 from ..openai.media_requests import (
     ImageEditForm,
@@ -57,6 +58,7 @@ class Operation:
     media_types: tuple[str, ...] = (JSON,)  # of the answer to `example`
     path_example: dict[str, str] = field(default_factory=dict)  # path parameters, for tests
     status: int = 200  # the answer to `example`: 404 for responses that are never stored
+    error_schema: str = "Error"  # OpenAI's; "FalError" for fal's own clients
 
 
 # (method, path as in the route table) -> operation
@@ -151,6 +153,27 @@ document(
     responses={401: ERRORS[401], 404: ERRORS[404]},
     path_example={"model_id": "google/gemini-2.5-flash"},
 )  # fmt: skip
+_FAL_PROXY_ERRORS = {
+    400: f"`{TARGET_HEADER}` missing, or not a URL fal's server proxy forwards (nothing is sent).",
+    401: "Missing or wrong client key (`Bearer`, `x-api-key`; `Key <fal key>` in pass-through).",
+    403: "An app outside FAL_PROXY_ALLOWED_APPS or the virtual key's models.",
+    404: "A follow-up of a request another key submitted.",
+    429: "A per-client limit, or every fal key busy; see `Retry-After`.",
+    502: "fal refused the server's keys, failed, or could not be reached.",
+    504: "fal did not answer in time.",
+}
+for _method, _summary in (
+    ("POST", "run (`fal.run/…`), stream (`…/stream`), queue submit, storage upload"),
+    ("GET", "queue status, status stream and result"),
+    ("PUT", "queue cancel"),
+):
+    document(
+        _method, PROXY_PATH,
+        f"fal's own clients (`fal.config({{proxyUrl}})`): {_summary}. The fal URL is in "
+        f"`{TARGET_HEADER}`; fal's answer comes back unchanged (any status and type), "
+        "streamed. See docs/fal-proxy.md.",
+        responses=_FAL_PROXY_ERRORS, status=400, error_schema="FalError",
+    )  # fmt: skip
 document("GET", "/healthz", "200 while the process is up.")
 document("GET", "/readyz", "200 while serving; 503 once draining.", responses={503: "Draining."})
 document("GET", "/metrics", "Prometheus metrics.", media_types=("text/plain",))
@@ -164,7 +187,7 @@ def openapi_path(path: str) -> str:
 
 
 def build_openapi(routes: list[Any]) -> dict[str, Any]:
-    schemas: dict[str, Any] = {"Error": _ERROR_SCHEMA}
+    schemas: dict[str, Any] = {"Error": _ERROR_SCHEMA, "FalError": _FAL_ERROR_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         if not isinstance(route, Route):
@@ -192,10 +215,10 @@ def _operation(path: str, operation: Operation | None, schemas: dict[str, Any]) 
         success = {"description": "OK", "content": {t: {} for t in operation.media_types}}
         responses["200"] = success
     for status, text in operation.responses.items():
-        error = {"schema": {"$ref": "#/components/schemas/Error"}}
+        error = {"schema": {"$ref": f"#/components/schemas/{operation.error_schema}"}}
         responses[str(status)] = {"description": text, "content": {JSON: error}}
     entry: dict[str, Any] = {"summary": operation.summary, "responses": responses}
-    if path.startswith("/v1/"):  # GuardMiddleware: API_KEY when set (or a fal key)
+    if path.startswith("/v1/") or path == PROXY_PATH:  # GuardMiddleware: API_KEY when set
         entry["security"] = [{"bearer": []}]
     if params := _PARAM.findall(path):
         entry["parameters"] = [
@@ -227,6 +250,15 @@ _ERROR_SCHEMA = {
             },
         }
     },
+}
+
+
+# fal's error shape (docs/fal-protocol.md §13.3): `detail` as fal's platform, `message` for
+# fal-js's `ApiError.message`.
+_FAL_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["detail"],
+    "properties": {"detail": {"type": "string"}, "message": {"type": "string"}},
 }
 
 
