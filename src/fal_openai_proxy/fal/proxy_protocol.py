@@ -117,22 +117,30 @@ def parse_target(raw: str | None) -> Target:
             f"The {TARGET_HEADER} names a host this proxy does not forward to: only "
             f"{RUN_HOST}, {QUEUE_HOST} and fal's storage upload calls."
         )
-    path, query = parts.path, parts.query
+    return _HOSTS[host](raw, parts.path, parts.query)
+
+
+def _app_segments(path: str) -> list[str]:
+    """The path's segments, each plain (an app id, a request id), naming an app."""
     segments = path.split("/")[1:] if path.startswith("/") else []
     if not segments or not all(_SEGMENT.match(s) and s not in (".", "..") for s in segments):
         raise TargetRefused(f"The {TARGET_HEADER} has an empty, dotted or escaped path segment.")
-    return _HOSTS[host](raw, path, query, segments)
+    if len(segments) < _base_length(segments):
+        raise TargetRefused(
+            f"The {TARGET_HEADER} names no fal app: expected https://{RUN_HOST}/owner/app/…"
+        )
+    return segments
 
 
-def _run_target(raw: str, path: str, query: str, segments: list[str]) -> Target:
-    _check_app(segments)
+def _run_target(raw: str, path: str, query: str) -> Target:
+    segments = _app_segments(path)
     if segments[-1] == "stream" and len(segments) > _base_length(segments):
         return Target(raw, "stream", RUN_HOST, path, query, "/".join(segments[:-1]))
     return Target(raw, "run", RUN_HOST, path, query, "/".join(segments))
 
 
-def _queue_target(raw: str, path: str, query: str, segments: list[str]) -> Target:
-    _check_app(segments)
+def _queue_target(raw: str, path: str, query: str) -> Target:
+    segments = _app_segments(path)
     n = _base_length(segments)
     if len(segments) > n + 1 and segments[n] == "requests":
         # The per-request URLs drop the app's sub-path (docs/fal-protocol.md §1).
@@ -142,7 +150,7 @@ def _queue_target(raw: str, path: str, query: str, segments: list[str]) -> Targe
     return Target(raw, "submit", QUEUE_HOST, path, query, "/".join(segments))
 
 
-def _rest_target(raw: str, path: str, query: str, segments: list[str]) -> Target:
+def _rest_target(raw: str, path: str, query: str) -> Target:
     if (path, query) not in _STORAGE_CALLS:
         raise TargetRefused(
             f"The {TARGET_HEADER} names a {REST_HOST} call this proxy does not forward: only "
@@ -157,13 +165,6 @@ _HOSTS = {RUN_HOST: _run_target, QUEUE_HOST: _queue_target, REST_HOST: _rest_tar
 def _base_length(segments: Sequence[str]) -> int:
     """Segments of `[namespace/]owner/alias`."""
     return 3 if segments and segments[0] in _NAMESPACES else 2
-
-
-def _check_app(segments: Sequence[str]) -> None:
-    if len(segments) < _base_length(segments):
-        raise TargetRefused(
-            f"The {TARGET_HEADER} names no fal app: expected https://{RUN_HOST}/owner/app/…"
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,8 @@ from ..context import request_context
 from ..fal.proxy_protocol import PROXY_PATH
 from ..state import proxy_state
 
-# The methods fal's client sends (GET for status and result, PUT for cancel; docs/fal-protocol.md
-# §13.1); others get 405.
+# The methods fal's client sends: GET for status and result, PUT for cancel
+# (docs/fal-protocol.md §13.1); others get 405.
 METHODS = ["GET", "POST", "PUT"]
 
 __all__ = ["METHODS", "PROXY_PATH", "fal_proxy"]

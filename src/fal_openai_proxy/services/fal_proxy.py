@@ -52,9 +52,9 @@ from ..translate.errors import to_openai_error
 log = logging.getLogger(__name__)
 
 # Response headers never relayed. fal's proxy drops content-length and content-encoding
-# (docs/fal-protocol.md §13.2); hop-by-hop headers belong to one connection (RFC 9110
-# §7.6.1) and the server frames the body itself; fal's cookies, CORS answers and Alt-Svc
-# speak of fal's origin, and would apply to the proxy's.
+# (docs/fal-protocol.md §13.2); hop-by-hop headers belong to one connection
+# (RFC 9110 §7.6.1) and the server frames the body itself; fal's cookies, CORS answers and
+# Alt-Svc speak of fal's origin, and would apply to the proxy's.
 _DROPPED = frozenset(
     {
         "content-length", "content-encoding", "connection", "keep-alive", "proxy-connection",
@@ -140,10 +140,9 @@ class FalProxyService:
         try:
             return await self._handle(request, context)
         except TargetRefused as exc:
-            return _refusal(context, 400, str(exc), "invalid_target")
+            return _refused_by_proxy(ProxyError(400, str(exc), code="invalid_target"), context)
         except ProxyError as exc:
-            context.log.error_type = exc.code or exc.type
-            return _fal_error(exc.status, exc.message, exc.headers)
+            return _refused_by_proxy(exc, context)
         except RelayRefused as exc:
             return self._refused(exc, context)
         except FalError as exc:
@@ -195,7 +194,9 @@ class FalProxyService:
             owner = context.client_id
             if submitted is not None and _owned(owner) and submitted.owner != owner:
                 # As fal answers for a request it does not know (the simulator plays it).
-                raise ProxyError(404, f"Request '{target.request_id}' not found", code="not_found")
+                raise ProxyError(
+                    404, f"Request '{target.request_id}' not found", code="request_not_found"
+                )
         app = submitted.app if submitted is not None else target.app
         if app is not None and not app_allowed(
             app, self._allowed, base_only=target.follows_up and submitted is None
@@ -332,9 +333,9 @@ def _fal_error(status: int, message: str, headers: Mapping[str, str] | None = No
     return Response(error_body(message), status, headers=headers, media_type="application/json")
 
 
-def _refusal(context: RequestContext, status: int, message: str, code: str) -> Response:
-    context.log.error_type = code
-    return _fal_error(status, message)
+def _refused_by_proxy(exc: ProxyError, context: RequestContext) -> Response:
+    context.log.error_type = exc.code or exc.type
+    return _fal_error(exc.status, exc.message, exc.headers)
 
 
 class RelayResponse(Response):
