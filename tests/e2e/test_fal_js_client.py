@@ -24,14 +24,13 @@ ALLOWED_APPS = "fal-ai/flux/*,fal-ai/flux-pro/*,fal-ai/any-llm"
 
 @pytest.fixture(scope="module")
 def run(
-    request: pytest.FixtureRequest,
     sim: SimulatorThread,
     proxy_factory: Callable[..., RunningProxy],
     secret_audit: list[str],
 ) -> dict[str, Any]:
     """One run of the Node script; its output, and what the simulator saw meanwhile."""
     node = node_binary()
-    fal_js = install_fal_js(request.config.cache.mkdir("fal-js-client"))
+    fal_js = install_fal_js()
     proxy = proxy_factory(api_key=API_KEY, fal_proxy_allowed_apps=ALLOWED_APPS)
     env = {
         "PATH": os.environ.get("PATH", ""),

@@ -1,7 +1,7 @@
 """fal's JavaScript client from npm, for the tests that drive the proxy with it.
 
-Installed once into pytest's cache (`.pytest_cache/d/fal-js-client`), pinned to one major
-version. Without node and npm (or the npm registry) the tests skip saying so, and fail under
+Installed once into `.pytest_cache/d/fal-js-client` (pytest's cache folder, whether or not
+its plugin runs), pinned to one major version. Without node and npm (or the npm registry) the tests skip saying so, and fail under
 CI=1, which installs Debian's `nodejs` and `npm` (`.ci/run`).
 """
 
@@ -19,6 +19,7 @@ FAL_JS_PACKAGE = "@fal-ai/client"
 FAL_JS_MAJOR = 1  # `proxyUrl: {url, when}` needs 1.10 or later (docs/fal-protocol.md §13.1)
 FAL_JS_RANGE = f"^{FAL_JS_MAJOR}.10"
 SCRIPT = Path(__file__).with_name("fal_js_client.mjs")
+CACHE = Path(__file__).resolve().parents[2] / ".pytest_cache" / "d" / "fal-js-client"
 
 
 def unavailable(message: str) -> None:
@@ -36,8 +37,9 @@ def node_binary() -> str:
     return node
 
 
-def install_fal_js(cache: Path) -> Path:
+def install_fal_js(cache: Path = CACHE) -> Path:
     """The directory where `@fal-ai/client` is installed (installing it if needed)."""
+    cache.mkdir(parents=True, exist_ok=True)
     installed = cache / "node_modules" / "@fal-ai" / "client" / "package.json"
     if installed.exists():
         version = json.loads(installed.read_text())["version"]
