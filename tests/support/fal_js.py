@@ -1,8 +1,9 @@
 """fal's JavaScript client from npm, for the tests that drive the proxy with it.
 
 Installed once into `.pytest_cache/d/fal-js-client` (pytest's cache folder, whether or not
-its plugin runs), pinned to one major version. Without node and npm (or the npm registry) the tests skip saying so, and fail under
-CI=1, which installs Debian's `nodejs` and `npm` (`.ci/run`).
+its plugin runs), pinned to one major version. Without node and npm (or the npm registry) the
+tests skip saying so, and fail under CI=1, which installs Debian's `nodejs` and `npm`
+(`.ci/run`).
 """
 
 from __future__ import annotations
