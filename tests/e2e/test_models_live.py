@@ -145,7 +145,7 @@ def test_failing_platform_leaves_the_builtin_list(
     warnings = [
         r
         for r in records
-        if r.get("logger") == "fal_openai_proxy.model_refresh" and r.get("level") == "warning"
+        if r.get("logger") == "fal_openai_proxy.serve.model_refresh" and r.get("level") == "warning"
     ]
     assert len(warnings) == 1, warnings  # one warning per run of failures, not one per try
     assert "keeping the built-in list" in warnings[0]["msg"]

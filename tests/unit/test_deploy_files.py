@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from fal_openai_proxy.settings import Settings
+from fal_openai_proxy.base.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DEFAULTS = Settings(_env_file=None)  # type: ignore[call-arg]

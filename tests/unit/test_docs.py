@@ -6,9 +6,9 @@ import ast
 import re
 from pathlib import Path
 
-from fal_openai_proxy.app import create_app
-from fal_openai_proxy.settings import Settings
-from fal_openai_proxy.settings_doc import markdown
+from fal_openai_proxy.base.settings import Settings
+from fal_openai_proxy.base.settings_doc import markdown
+from fal_openai_proxy.serve.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()

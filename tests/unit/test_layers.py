@@ -38,9 +38,54 @@ def modules(folder: str) -> list[Path]:
     return sorted((PACKAGE / folder).rglob("*.py"))
 
 
+# Top to bottom; a module may import its own layer and the layers below it, never above.
+# `openai`/`anthropic` (the clients' protocols) and `fal` (the upstream's) stand side by side:
+# neither imports the other, and only `translate` (pure) and `serve` see both.
+LAYERS: dict[str, int] = {
+    "serve": 5, "routes": 5, "services": 5,
+    "translate": 4,
+    "openai": 3, "anthropic": 3, "fal": 3,
+    "store": 2,
+    "base": 1,
+}  # fmt: skip
+SIDES = {"openai": "client", "anthropic": "client", "fal": "upstream"}
+
+
+def product_modules() -> list[Path]:
+    return sorted(
+        p
+        for p in PACKAGE.rglob("*.py")
+        if p.relative_to(PACKAGE).parts[0] not in ("simulator", "__init__.py", "__main__.py")
+    )
+
+
+def test_every_module_is_in_a_layer() -> None:
+    strays = [
+        p.relative_to(PACKAGE).as_posix()
+        for p in product_modules()
+        if p.relative_to(PACKAGE).parts[0] not in LAYERS
+    ]
+    assert not strays, f"modules outside every layer: {strays}"
+
+
+@pytest.mark.parametrize("path", product_modules(), ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_imports_point_down(path: Path) -> None:
+    own = path.relative_to(PACKAGE).parts[0]
+    bad = []
+    for name in imports_of(path):
+        other = layer(name)
+        if other in ("", "simulator") or other == own:
+            continue  # the package's __version__; the simulator has its own test below
+        if LAYERS[other] > LAYERS[own]:
+            bad.append(f"{name} (up: {other} is above {own})")
+        elif LAYERS[other] == LAYERS[own] and SIDES.get(other) != SIDES.get(own):
+            bad.append(f"{name} (across: {own} and {other} never import each other)")
+    assert not bad, f"{path.relative_to(PACKAGE)} imports {bad}"
+
+
 @pytest.mark.parametrize("path", modules("fal"), ids=lambda p: p.name)
-def test_fal_never_imports_the_openai_side(path: Path) -> None:
-    forbidden = ("openai", "translate", "routes", "services", "app", "middleware", "simulator")
+def test_fal_never_imports_the_client_side(path: Path) -> None:
+    forbidden = ("openai", "anthropic", "translate", "routes", "services", "serve", "simulator")
     bad = [n for n in imports_of(path) if layer(n) in forbidden]
     assert not bad, f"{path.name} imports {bad}"
 
@@ -57,7 +102,7 @@ def test_translate_does_no_io(path: Path) -> None:
         if isinstance(n, ast.ImportFrom) and n.module and not n.level
     }
     assert not imported & {"asyncio", "socket", "httptools", "starlette", "uvicorn"}
-    io_modules = ("fal.client", "fal.http", "fal.stream", "routes", "services")
+    io_modules = ("fal.client", "fal.http", "fal.stream", "routes", "services", "serve", "store")
     bad = [
         n
         for n in imports_of(path)
@@ -73,4 +118,4 @@ def test_only_the_cli_imports_the_simulator() -> None:
         if "simulator" not in p.relative_to(PACKAGE).parts
         and any(n.startswith("fal_openai_proxy.simulator") for n in imports_of(p))
     ]
-    assert importers in ([], ["cli.py"])
+    assert importers in ([], ["serve/cli.py"])

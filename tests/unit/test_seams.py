@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from fal_openai_proxy.catalog import Catalog
+from fal_openai_proxy.base.metrics import Metrics
+from fal_openai_proxy.base.settings import Settings
 from fal_openai_proxy.fal.client import FalClient
 from fal_openai_proxy.fal.errors import (
     FalBrokenError,
@@ -23,10 +24,9 @@ from fal_openai_proxy.fal.errors import (
 )
 from fal_openai_proxy.fal.retry import RESULT_RETRIES
 from fal_openai_proxy.fal.timeouts import Timeouts
-from fal_openai_proxy.metrics import Metrics
-from fal_openai_proxy.openai.requests import parse_chat_request
+from fal_openai_proxy.openai.chat import parse_chat_request
+from fal_openai_proxy.services.catalog import Catalog
 from fal_openai_proxy.services.chat import ChatService
-from fal_openai_proxy.settings import Settings
 from fal_openai_proxy.translate.response import ChunkEncoder
 from fal_openai_proxy.translate.stream import StreamTranslator
 

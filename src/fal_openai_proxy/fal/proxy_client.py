@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..metrics import Metrics
+from ..base.metrics import Metrics
 from .errors import FalStatusError, parse_error_response
 from .keys import KeyLease, KeyPool, single_key_lease
 from .proxy_protocol import Target, Upstreams

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -25,29 +27,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ..catalog import Catalog
-from ..context import RequestContext
+from ..base.metrics import Metrics
 from ..fal.errors import FalError, FalStatusError, FalTransportError
-from ..fal.keys import KeyPool
 from ..fal.proxy_client import Answer, FalProxyClient, Opened, RelayRefused
 from ..fal.proxy_protocol import (
     TARGET_HEADER,
     Target,
     TargetRefused,
-    Upstreams,
     app_allowed,
     error_body,
-    parse_app_globs,
     parse_target,
 )
-from ..fal.timeouts import Timeouts, deadline
-from ..fal.transport import Transport
-from ..metrics import Metrics
-from ..openai.errors import ProxyError
+from ..fal.timeouts import deadline
+from ..openai.errors import PERMISSION, ProxyError
 from ..openai.sse import ABORT_KEY, ClientGone, WriteWatch, cancelled_on_disconnect
-from ..settings import Settings
-from ..shared import SharedStore
+from ..serve.context import Client, RequestContext, Usage
+from ..store.redis import RedisStore
 from ..translate.errors import to_openai_error
+from .catalog import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +66,6 @@ _SUBMIT_PEEK = 64 * 1024
 # while (*unverified* how long), and clients follow their requests up within minutes.
 SUBMITTED_TTL = 24 * 3600.0
 SUBMITTED_CAPACITY = 100_000
-_CLIENT_CLOSED = 499  # logged, never sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +79,7 @@ class SubmittedRequests:
     """Submitted requests: in this process (the most recent SUBMITTED_CAPACITY), and with
     REDIS_URL in Redis, so that another replica can answer the follow-ups."""
 
-    def __init__(self, store: SharedStore | None, capacity: int = SUBMITTED_CAPACITY) -> None:
+    def __init__(self, store: RedisStore | None, capacity: int = SUBMITTED_CAPACITY) -> None:
         self._store = store
         self._capacity = capacity
         self._recent: OrderedDict[str, Submitted] = OrderedDict()
@@ -150,18 +146,11 @@ class FalProxyService:
 
     async def _handle(self, request: Request, context: RequestContext) -> Response:
         target = parse_target(request.headers.get(TARGET_HEADER))
-        fields = context.log
-        fields.route = target.kind
-        fields.stream = target.streams
         submitted = await self._check(target, context)
-        app = submitted.app if submitted is not None else target.app
-        fields.model = app
-        fields.model_label = self._catalog.metric_label(app) if app else "other"
         self._metrics.upstream_routes.labels("fal_proxy", target.kind).inc()
         method = request.method
         body = None if method == "GET" else await request.body()
-        timeouts = self._client.timeouts
-        total_deadline = asyncio.get_running_loop().time() + timeouts.total
+        total_deadline = asyncio.get_running_loop().time() + self._client.timeouts.total
         opening = self._client.open(
             target,
             method,
@@ -171,41 +160,59 @@ class FalProxyService:
             key_index=submitted.key_index if submitted is not None else None,
             total_deadline=total_deadline,
         )
-        try:
-            async with cancelled_on_disconnect(request.receive):
-                opened = await opening
-        except ClientGone:
-            fields.error_type = "client_disconnected"
-            return Response(status_code=_CLIENT_CLOSED)
+        async with cancelled_on_disconnect(request.receive):  # ClientGone: the app's 499
+            opened = await opening
         return self._relay(opened, target, context, total_deadline)
 
     async def _check(self, target: Target, context: RequestContext) -> Submitted | None:
-        """Refuse an app outside FAL_PROXY_ALLOWED_APPS, and a follow-up of another
-        client's request; the submit a follow-up names, when known."""
+        """Refuse an app outside FAL_PROXY_ALLOWED_APPS or the key's models, and a follow-up
+        of another client's request; note the app in the log and usage. The submit a
+        follow-up names, when known."""
         if not self._allowed:
             raise ProxyError(
                 403, "The fal proxy is off here (FAL_PROXY_ALLOWED_APPS is empty).",
-                type="permission_error", code="app_not_allowed",
+                type=PERMISSION, code="app_not_allowed",
             )  # fmt: skip
         submitted = None
         if target.follows_up and not self._pass_through:
             assert target.request_id is not None
             submitted = await self._requests.lookup(target.request_id)
-            owner = context.client_id
-            if submitted is not None and _owned(owner) and submitted.owner != owner:
+            client = context.client
+            if submitted is not None and _owned(client) and submitted.owner != client.id:
                 # As fal answers for a request it does not know (the simulator plays it).
                 raise ProxyError(
                     404, f"Request '{target.request_id}' not found", code="request_not_found"
                 )
         app = submitted.app if submitted is not None else target.app
-        if app is not None and not app_allowed(
-            app, self._allowed, base_only=target.follows_up and submitted is None
-        ):
+        # A follow-up whose submit is unknown names only owner/alias (docs/fal-protocol.md §1).
+        base_only = target.follows_up and submitted is None
+        if app is not None and not app_allowed(app, self._allowed, base_only=base_only):
             raise ProxyError(
                 403, f"The fal app `{app}` may not be called through this proxy "
-                "(FAL_PROXY_ALLOWED_APPS).", type="permission_error", code="app_not_allowed",
+                "(FAL_PROXY_ALLOWED_APPS).", type=PERMISSION, code="app_not_allowed",
             )  # fmt: skip
+        self._note(target, app, base_only, context)
         return submitted
+
+    def _note(
+        self, target: Target, app: str | None, base_only: bool, context: RequestContext
+    ) -> None:
+        """The app as the model: in the log, the usage record, and against a virtual key's
+        globs (a storage upload names no app: nothing the globs speak of)."""
+        fields = context.log
+        fields.route, fields.stream, fields.model_label = target.kind, target.streams, "other"
+        if app is None:
+            return
+        models = context.client.models
+        if not base_only:
+            context.check_model(app)
+        elif models is not None and not app_allowed(app, models, base_only=True):
+            raise ProxyError(
+                403, f"This key may not use the model '{app}'.", type=PERMISSION,
+                param="model", code="model_not_allowed",
+            )  # fmt: skip
+        context.usage.fal_app = fields.model = app
+        fields.model_label = self._catalog.metric_label(app)
 
     def _relay(
         self, opened: Opened, target: Target, context: RequestContext, total_deadline: float
@@ -215,6 +222,7 @@ class FalProxyService:
         fields.fal_request_id = response.headers.get("x-fal-request-id")
         if not 200 <= response.status < 300:
             fields.error_type = f"fal_{response.status}"
+        context.usage.billable_units = _billable_units(response.headers)
         on_end: Callable[[bytes], Awaitable[None]] | None = None
         lease = opened.lease
         if target.kind == "submit" and lease.pool is not None and target.app is not None:
@@ -226,6 +234,7 @@ class FalProxyService:
             open_streams=self._open_streams,
             on_end=on_end,
             metrics=self._metrics if target.streams else None,
+            usage=context.usage,
         )
 
     def _remembering(
@@ -235,7 +244,7 @@ class FalProxyService:
             request_id = _request_id(head)
             if request_id is not None:
                 context.log.fal_request_id = request_id
-                owner = context.client_id or "anonymous"
+                owner = context.client.id
                 await self._requests.remember(request_id, Submitted(app, key_index, owner))
 
         return remember
@@ -258,37 +267,11 @@ class FalProxyService:
         return _fal_error(error.status, error.message, error.headers)
 
 
-def build_fal_proxy(
-    settings: Settings,
-    http: Transport,
-    pool: KeyPool | None,
-    timeouts: Timeouts,
-    catalog: Catalog,
-    metrics: Metrics,
-    open_streams: set[asyncio.Task[None]],
-    store: SharedStore | None,
-) -> FalProxyService:
-    """The service, from the settings (called once by `create_app`)."""
-    upstreams = Upstreams(settings.fal_run_url, settings.fal_queue_url, settings.fal_rest_url)
-    client = FalProxyClient(
-        http=http, pool=pool, timeouts=timeouts, metrics=metrics, upstreams=upstreams
-    )
-    return FalProxyService(
-        client,
-        SubmittedRequests(store),
-        allowed_apps=parse_app_globs(settings.fal_proxy_allowed_apps),
-        pass_through=settings.pass_through,
-        catalog=catalog,
-        metrics=metrics,
-        open_streams=open_streams,
-        write_timeout=settings.write_timeout,
-    )
-
-
-def _owned(client_id: str | None) -> bool:
-    """Whether the client is one the proxy tells apart by key (an API key): only then is a
-    request its own. Open mode (by address) does not hold identities worth enforcing."""
-    return client_id is not None and client_id.startswith("key-")
+def _owned(client: Client) -> bool:
+    """Whether the proxy tells the client apart by a key of its own (an API key, a virtual
+    key): only then is a request its own. Open mode (by address) has no such identity, and in
+    pass-through mode fal itself keeps accounts apart."""
+    return client.kind in ("static", "virtual")
 
 
 def _forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -307,6 +290,16 @@ def _relayed_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
         for name, value in headers.items()
         if name not in _DROPPED and not name.startswith("access-control-")
     ]
+
+
+def _billable_units(headers: Mapping[str, str]) -> float | None:
+    """fal's `x-fal-billable-units` (docs/fal-protocol.md §13.3); None if absent or not a
+    finite, non-negative number."""
+    try:
+        units = float(headers.get(_BILLABLE_UNITS, ""))
+    except ValueError:
+        return None
+    return units if math.isfinite(units) and units >= 0 else None
 
 
 def _request_id(head: bytes) -> str | None:
@@ -356,6 +349,7 @@ class RelayResponse(Response):
         open_streams: set[asyncio.Task[None]],
         on_end: Callable[[bytes], Awaitable[None]] | None,
         metrics: Metrics | None,
+        usage: Usage,
     ) -> None:
         self.status_code = opened.response.status
         self.background = None
@@ -365,6 +359,7 @@ class RelayResponse(Response):
         self._open_streams = open_streams
         self._on_end = on_end
         self._metrics = metrics
+        self._usage = usage
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task: asyncio.Task[None] = asyncio.current_task()  # type: ignore[assignment]
@@ -376,6 +371,7 @@ class RelayResponse(Response):
         try:
             start = {"status": response.status, "headers": _relayed_headers(response.headers)}
             await send({"type": "http.response.start", **start})
+            self._usage.first_byte_at = time.perf_counter()
             async with cancelled_on_disconnect(receive):
                 await self._pump(send, watch)
         except ClientGone:
@@ -422,4 +418,4 @@ def _abort(scope: Scope) -> None:
         abort()
 
 
-__all__ = ["FalProxyService", "RelayResponse", "Submitted", "SubmittedRequests", "build_fal_proxy"]
+__all__ = ["FalProxyService", "RelayResponse", "Submitted", "SubmittedRequests"]

@@ -17,8 +17,8 @@ from urllib.parse import unquote, urlsplit
 from dotenv.parser import parse_stream
 from pydantic import ValidationError
 
-from .catalog import load_models_file
-from .settings import Settings
+from ..base.settings import Settings
+from ..services.catalog import load_models_file
 
 Check = Callable[[Settings], Iterable[str]]
 CHECKS: list[Check] = []

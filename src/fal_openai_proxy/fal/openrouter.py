@@ -34,7 +34,7 @@ from .transport import StreamingResponse, Transport
 from .wire import is_success, key_headers
 
 # fal's endpoint id of the route (fal-js `types/endpoints.ts`; docs/fal-protocol.md §9.1).
-OPENAI_ROUTE_APP = "openrouter/router/openai/v1"
+OPENROUTER_APP = "openrouter/router/openai/v1"
 CHAT_COMPLETIONS = "chat/completions"
 RESPONSES = "responses"
 EMBEDDINGS = "embeddings"
@@ -74,7 +74,7 @@ def _openrouter_error(body: bytes) -> tuple[str, str | None] | None:
 
 
 @dataclass(frozen=True, slots=True)
-class RouteReply:
+class OpenRouterReply:
     body: dict[str, Any]
     request_id: str | None
 
@@ -128,7 +128,7 @@ class RawSSEDecoder:
         return events
 
 
-class RouteStream(TimedStream):
+class OpenRouterStream(TimedStream):
     """An open event stream of the route. `events()` yields each SSEEvent, and `None` each
     keep-alive interval without one; `close()` drops the connection (fal and OpenRouter then
     stop the work) and frees the key."""
@@ -152,11 +152,11 @@ class RouteStream(TimedStream):
                 return
 
 
-class OpenAIRouteClient:
+class OpenRouterClient:
     def __init__(
         self, *, run_url: str, http: Transport, starter: CallStarter, timeouts: Timeouts
     ) -> None:
-        self._base = f"{run_url}/{OPENAI_ROUTE_APP}"
+        self._base = f"{run_url}/{OPENROUTER_APP}"
         self._http = http
         self._starter = starter
         self._timeouts = timeouts
@@ -166,7 +166,7 @@ class OpenAIRouteClient:
 
     async def post(
         self, endpoint: str, payload: Mapping[str, Any], client_key: str | None
-    ) -> RouteReply:
+    ) -> OpenRouterReply:
         """A non-stream call: the whole JSON answer. fal's direct `POST {run}/{app}`
         (docs/fal-protocol.md §3.1, §9.1): the route has no queue form documented to work."""
         loop = asyncio.get_running_loop()
@@ -175,12 +175,12 @@ class OpenAIRouteClient:
         url = self.url(endpoint)
         body = orjson.dumps(payload)
 
-        async def attempt(lease: KeyLease) -> RouteReply:
+        async def attempt(lease: KeyLease) -> OpenRouterReply:
             async with deadline(timeouts.total, "total", total_deadline, timeouts.total):
                 reply = await self._http.send("POST", url, key_headers(lease.key), body)
             if not is_success(reply.status):
                 raise route_error(reply.status, reply.headers, reply.body, lease.index)
-            return RouteReply(loads_object(reply.body), reply.headers.get("x-fal-request-id"))
+            return OpenRouterReply(loads_object(reply.body), reply.headers.get("x-fal-request-id"))
 
         result, lease = await self._starter.start(attempt, client_key, total_deadline)
         lease.release()
@@ -188,7 +188,7 @@ class OpenAIRouteClient:
 
     async def open_stream(
         self, endpoint: str, payload: Mapping[str, Any], client_key: str | None
-    ) -> RouteStream:
+    ) -> OpenRouterStream:
         """POST with `stream: true` and wait for a 200 event stream."""
         loop = asyncio.get_running_loop()
         timeouts = self._timeouts
@@ -209,7 +209,7 @@ class OpenAIRouteClient:
             return response
 
         response, lease = await self._starter.start(attempt, client_key, total_deadline)
-        return RouteStream(
+        return OpenRouterStream(
             response,
             lease,
             timeouts=timeouts,
@@ -235,13 +235,13 @@ async def _stream_error(response: StreamingResponse, lease: KeyLease) -> FalErro
 __all__ = [
     "CHAT_COMPLETIONS",
     "EMBEDDINGS",
-    "OPENAI_ROUTE_APP",
+    "OPENROUTER_APP",
     "RESPONSES",
     "FalStatusError",
-    "OpenAIRouteClient",
+    "OpenRouterClient",
+    "OpenRouterReply",
+    "OpenRouterStream",
     "RawSSEDecoder",
-    "RouteReply",
-    "RouteStream",
     "SSEEvent",
     "UpstreamProviderError",
     "UpstreamStreamError",

@@ -30,7 +30,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 
-from .metrics import Metrics
+from ..base.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class SharedDown(Exception):
     """Redis is unreachable (or just failed): use per-process state."""
 
 
-class SharedStore:
+class RedisStore:
     """One Redis connection pool for this process, with up/down tracking."""
 
     def __init__(

@@ -12,13 +12,13 @@ from typing import Any
 import uvloop
 from pydantic import SecretStr, ValidationError
 
-from . import __version__
+from .. import __version__
+from ..base.logs import configure_logging
+from ..base.settings import Settings
+from ..base.settings_doc import help_epilog, markdown
 from .app import ConfigError, create_app
 from .config_check import LOG_LEVELS, run_checks, validation_problems
-from .logs import configure_logging
 from .server import DrainingServer, QuietServer, loopback_socket, serve_workers, uvicorn_config
-from .settings import Settings
-from .settings_doc import help_epilog, markdown
 
 log = logging.getLogger("fal_openai_proxy")
 SIMULATED_KEY = "simulated-fal-key"
@@ -168,7 +168,7 @@ def simulated_settings(settings: Settings, base: str) -> Settings:
 
 
 async def _serve_simulated(settings: Settings) -> None:
-    from .simulator import SimulatorConfig, create_simulator_app
+    from ..simulator import SimulatorConfig, create_simulator_app
 
     sim_socket = loopback_socket()
     sim_port = sim_socket.getsockname()[1]

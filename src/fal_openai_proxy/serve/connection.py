@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .openai.sse import ABORT_KEY
+from ..openai.sse import ABORT_KEY
 
 log = logging.getLogger(__name__)
 

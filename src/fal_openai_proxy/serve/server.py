@@ -22,10 +22,10 @@ import uvicorn
 from prometheus_client.multiprocess import mark_process_dead
 from starlette.types import ASGIApp
 
+from ..base.metrics import MULTIPROC_DIR_ENV
+from ..base.settings import Settings
+from ..openai.sse import close_streams
 from .connection import limited_protocol
-from .metrics import MULTIPROC_DIR_ENV
-from .openai.sse import close_streams
-from .settings import Settings
 from .state import ProxyState
 
 log = logging.getLogger(__name__)
@@ -211,12 +211,12 @@ def _exit_status(exitcode: int | None) -> int:
 
 
 def _worker_main(settings: Settings, sock: socket.socket) -> None:
+    from ..base.logs import configure_logging
     from .app import create_app
-    from .logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format, worker=True)
     app = create_app(settings)
-    app.state.proxy.metrics.start_sync()
+    app.state.proxy.upstream.metrics.start_sync()
     config = uvicorn_config(app, settings.host, settings.port, settings.log_level, settings)
     DrainingServer(config, app.state.proxy).run(sockets=[sock])
 

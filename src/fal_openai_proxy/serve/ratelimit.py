@@ -12,8 +12,8 @@ from limits import RateLimitItemPerMinute
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
-from .openai.errors import rate_limited
-from .shared import CALL_TIMEOUT, SharedStore
+from ..openai.errors import rate_limited
+from ..store.redis import CALL_TIMEOUT, RedisStore
 
 _NS = "fal-openai-proxy"  # key prefix in shared storage
 
@@ -25,7 +25,7 @@ class ClientLimiter:
         rpm: int,
         max_concurrent: int,
         redis_url: str | None,
-        shared: SharedStore | None = None,
+        shared: RedisStore | None = None,
     ) -> None:
         self._item = RateLimitItemPerMinute(rpm) if rpm > 0 else None
         self._max_concurrent = max_concurrent

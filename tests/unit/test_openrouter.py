@@ -7,25 +7,22 @@ import json
 
 import pytest
 
+from fal_openai_proxy.base.settings import parse_model_routes
 from fal_openai_proxy.fal.errors import FalBrokenError, UpstreamProviderError, UpstreamStreamError
-from fal_openai_proxy.fal.openai_route import RawSSEDecoder, SSEEvent, route_error
-from fal_openai_proxy.openai.requests import parse_chat_body
-from fal_openai_proxy.openai.tools import needs_openai_route
-from fal_openai_proxy.services.routing import RouteTable
-from fal_openai_proxy.settings import parse_model_routes
-from fal_openai_proxy.translate.openai_route import (
-    ChatChunkRepair,
-    ResponsesStreamRepair,
-    upstream_chat_body,
-)
+from fal_openai_proxy.fal.openrouter import RawSSEDecoder, SSEEvent, route_error
+from fal_openai_proxy.openai.chat import parse_chat_body
+from fal_openai_proxy.openai.tools import needs_openrouter
+from fal_openai_proxy.services.router import ModelRouter
+from fal_openai_proxy.translate.openrouter import ChatChunkRepair, upstream_chat_body
+from fal_openai_proxy.translate.openrouter_responses import ResponsesStreamRepair
 
 
-def test_route_table_first_match_wins_and_defaults_to_auto() -> None:
-    table = RouteTable(parse_model_routes("openai/*=openai, openai/gpt-4*=prompt, x=PROMPT"))
+def test_model_router_first_match_wins_and_defaults_to_auto() -> None:
+    table = ModelRouter(parse_model_routes("openai/*=openai, openai/gpt-4*=prompt, x=PROMPT"))
     assert table.route_for("openai/gpt-4.1") == "openai"
     assert table.route_for("x") == "prompt"
     assert table.route_for("google/gemini-2.5-flash") == "auto"
-    assert RouteTable([], {"m": "openai"}).route_for("m") == "openai"
+    assert ModelRouter([], {"m": "openai"}).route_for("m") == "openai"
 
 
 @pytest.mark.parametrize("raw", ["openai/*", "a=b", "=openai", "a=openai,b"])
@@ -41,10 +38,10 @@ def chat(**fields: object) -> bytes:
 
 
 def test_a_plain_chat_does_not_need_the_openai_route() -> None:
-    assert not needs_openai_route(parse_chat_body(chat(temperature=0.5, tools=[], n=1)))
-    assert needs_openai_route(parse_chat_body(chat(logprobs=True)))
+    assert not needs_openrouter(parse_chat_body(chat(temperature=0.5, tools=[], n=1)))
+    assert needs_openrouter(parse_chat_body(chat(logprobs=True)))
     audio = [{"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}]
-    assert needs_openai_route(
+    assert needs_openrouter(
         parse_chat_body(json.dumps({"model": "m", "messages": [{"role": "user",
                                                                 "content": audio}]}).encode())
     )  # fmt: skip

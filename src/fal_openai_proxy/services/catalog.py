@@ -10,10 +10,11 @@ from typing import Any, Protocol
 
 import yaml
 
-from .fal.apps import ANY_LLM_MODELS, is_any_llm
-from .fal.platform import PlatformModel
-from .openai.errors import invalid_request, model_not_found
-from .settings import ROUTES
+from ..base.settings import ROUTES
+from ..fal.apps import ANY_LLM_MODELS, is_any_llm
+from ..fal.platform import PlatformModel
+from ..openai.errors import invalid_request, model_not_found
+from ..serve.context import RequestContext
 
 # Popular ids for openrouter/router, which forwards any OpenRouter model id as it is.
 ROUTER_MODELS = (
@@ -153,6 +154,19 @@ class Catalog:
     def metric_label(self, model_id: str) -> str:
         """Known ids as themselves; anything else as "other" (bounded label cardinality)."""
         return model_id if model_id in self._by_id else "other"
+
+    def note(
+        self, context: RequestContext, model_id: str, *, stream: bool, route: str, fal_app: str
+    ) -> None:
+        """The model a request asked for, in its log and usage fields; a 403 if its key may
+        not use it."""
+        context.check_model(model_id)
+        context.usage.fal_app = fal_app
+        fields = context.log
+        fields.model = model_id
+        fields.model_label = self.metric_label(model_id)
+        fields.stream = stream
+        fields.route = route
 
 
 def _with_live(base: ModelCard, live: PlatformModel | None) -> ModelCard:

@@ -2,7 +2,7 @@
 
 `prompt` is the seed's flattening into fal's prompt apps; `openai` is fal's OpenAI route;
 `auto` stays on `prompt` unless the request needs what only the OpenAI route honours
-(`openai.tools.needs_openai_route`).
+(`openai.tools.needs_openrouter`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ PROMPT, OPENAI, AUTO = "prompt", "openai", "auto"
 _CACHE_LIMIT = 4096  # model ids are client-controlled: bound the memo
 
 
-class RouteTable:
+class ModelRouter:
     def __init__(
         self, patterns: list[tuple[str, str]], per_model: dict[str, str] | None = None
     ) -> None:

@@ -4,40 +4,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from .errors import ProxyError, invalid_request, unsupported
+from .base import OpenAIModel, parse_json
+from .errors import invalid_request, unsupported
 
 # Bounds on what a client controls (beyond MAX_BODY_BYTES and the settings' limits).
 MAX_MODEL_ID = 256
 MAX_STOP = 4
 MAX_STOP_CHARS = 1000
 MAX_TOOLS = 128
-# Array items plus object members in one body. Checked on the raw bytes before parsing, so
-# that no body builds more objects than this (a 20 MiB body can hold 1.3 M messages).
-MAX_JSON_ITEMS = 50_000
 TOKENS = 2**31 - 1  # the largest token count accepted (orjson cannot encode beyond 64 bits)
 INT64 = 2**63
 
 
-class _Open(BaseModel):
-    """OpenAI accepts fields it does not document; so do we, and drop them unread (never
-    converted to Python objects, whatever their size). NaN and infinities are refused."""
-
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
-
-
-class TextPart(_Open):
+class TextPart(OpenAIModel):
     type: Literal["text"]
     text: str
 
 
-class ImageURL(_Open):
+class ImageURL(OpenAIModel):
     url: str
     detail: str | None = None
 
 
-class ImagePart(_Open):
+class ImagePart(OpenAIModel):
     type: Literal["image_url"]
     # fal's own examples send the URL as a bare string.
     image_url: ImageURL | str
@@ -47,16 +38,16 @@ class ImagePart(_Open):
         return self.image_url if isinstance(self.image_url, str) else self.image_url.url
 
 
-class RefusalPart(_Open):
+class RefusalPart(OpenAIModel):
     type: Literal["refusal"]
     refusal: str
 
 
-class AudioPart(_Open):
+class AudioPart(OpenAIModel):
     type: Literal["input_audio"]
 
 
-class FilePart(_Open):
+class FilePart(OpenAIModel):
     type: Literal["file"]
 
 
@@ -66,22 +57,23 @@ ContentPart = Annotated[
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 
-class ChatMessage(_Open):
+class ChatMessage(OpenAIModel):
     role: Role
     # Bounded by MAX_JSON_ITEMS here, by MAX_CONTENT_PARTS in `check_limits`.
     content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # an assistant's calls (openai/tools.py)
 
 
-class StreamOptions(_Open):
+class StreamOptions(OpenAIModel):
     include_usage: bool | None = None
 
 
-class ResponseFormat(_Open):
+class ResponseFormat(OpenAIModel):
     type: Literal["text", "json_object", "json_schema"]
 
 
-class ReasoningOptions(_Open):
+class ReasoningOptions(OpenAIModel):
     """OpenRouter's `reasoning: {...}` form."""
 
     effort: str | None = None
@@ -90,7 +82,7 @@ class ReasoningOptions(_Open):
     enabled: bool | None = None
 
 
-class ChatCompletionRequest(_Open):
+class ChatCompletionRequest(OpenAIModel):
     """Fields in the order of OpenAI's reference; unknown ones are accepted and ignored."""
 
     messages: list[ChatMessage] = Field(min_length=1)
@@ -166,28 +158,6 @@ def parse_chat_request(body: bytes, max_content_parts: int = 1000) -> ChatComple
     return request
 
 
-def check_json_size(body: bytes, limit: int = MAX_JSON_ITEMS) -> None:
-    """Refuse a body with more than `limit` array items and object members, before parsing.
-
-    Every item after a container's first follows a comma, so a body with few commas is small
-    (one C-speed count). Otherwise commas inside strings are set aside: escapes removed, the
-    body split at its quotes (a bounded split, as each string is itself an item), and only
-    the commas outside strings counted. Every step is a linear pass in C: tens of ms for 20 MiB.
-    """
-    if body.count(b",") <= limit:
-        return
-    plain = body.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in body else body
-    if plain.count(b'"') // 2 <= limit:
-        outside = plain.split(b'"')[::2]
-        if sum(part.count(b",") for part in outside) <= limit:
-            return
-    raise invalid_request(
-        f"The request has too many JSON values: at most {limit} array items and object "
-        "members are allowed.",
-        code="request_too_complex",
-    )
-
-
 def check_limits(request: ChatCompletionRequest, max_content_parts: int) -> None:
     for index, message in enumerate(request.messages):
         if isinstance(message.content, list) and len(message.content) > max_content_parts:
@@ -232,78 +202,9 @@ def check_supported(request: ChatCompletionRequest) -> None:
                     )
 
 
-def _to_proxy_error(exc: ValidationError) -> ProxyError:
-    errors = exc.errors(include_url=False)
-    # Of a union's alternatives, the deepest error is the one that explains the mistake; at
-    # equal depth, a broken constraint explains more than a wrong type.
-    first = max(errors, key=lambda error: (len(error["loc"]), not error["type"].endswith("_type")))
-    kind = first["type"]
-    if kind == "json_invalid" or (kind == "model_type" and not first["loc"]):
-        return invalid_request(
-            "We could not parse the JSON body of your request. The body must be a JSON object.",
-            code="invalid_json",
-        )
-    param = _param_name(first["loc"])
-    if kind == "missing":
-        return invalid_request(
-            f"Missing required parameter: '{param}'.", param, "missing_required_parameter"
-        )
-    if kind == "too_short" and param == "messages":
-        return invalid_request(
-            "Invalid 'messages': empty array. Expected an array with minimum length 1.",
-            param,
-            "empty_array",
-        )
-    if kind == "union_tag_not_found":  # a content part without `type`
-        param += ".type"
-        return invalid_request(
-            f"Missing required parameter: '{param}'.", param, "missing_required_parameter"
-        )
-    if kind == "union_tag_invalid":  # a content part of an unknown `type`
-        param += ".type"
-    if kind in ("literal_error", "union_tag_invalid"):
-        return invalid_request(
-            f"Invalid value for '{param}': {first['msg']}.", param, "invalid_value"
-        )
-    if kind == "too_long":
-        code = "array_above_max_length"
-    elif kind == "string_too_long":
-        code = "string_above_max_length"
-    elif kind.endswith("_type") or kind.endswith("_parsing"):
-        code = "invalid_type"
-    else:
-        code = "invalid_value"
-    return invalid_request(f"Invalid '{param}': {first['msg']}.", param, code)
-
-
-def _param_name(loc: tuple[int | str, ...]) -> str:
-    """('messages', 0, 'content') -> 'messages[0].content', as OpenAI names it."""
-    name = ""
-    previous: int | str = ""
-    for part in loc:
-        if isinstance(part, int):
-            name += f"[{part}]"
-        elif part in _UNION_LABELS or "[" in part or part.startswith("constrained-"):
-            continue  # pydantic's union branch labels are not field names
-        elif isinstance(previous, int) and part in _PART_TAGS:
-            pass  # the discriminator tag of a content part
-        else:
-            name += f".{part}" if name else part
-        previous = part
-    return name
-
-
-_UNION_LABELS = {"str", "bool", "int", "ReasoningOptions", "ImageURL", "dict[str,any]"}
-_PART_TAGS = {"text", "image_url", "refusal", "input_audio", "file"}
-
-
 def parse_chat_body(body: bytes, max_content_parts: int = 1000) -> ChatCompletionRequest:
     """Validate a request body without the prompt route's refusals (`check_supported`):
     which route serves the request is decided after this. Sizes are bounded before parsing."""
-    check_json_size(body)
-    try:
-        request = ChatCompletionRequest.model_validate_json(body)
-    except ValidationError as exc:
-        raise _to_proxy_error(exc) from None
+    request = parse_json(ChatCompletionRequest, body)
     check_limits(request, max_content_parts)
     return request

@@ -1,6 +1,6 @@
 """Requests served by fal's OpenAI route: chat (tools, n, logprobs, JSON formats), the
 Responses API and embeddings. The bodies go on nearly as the client sent them; what comes
-back is repaired by `translate/openai_route.py` and errors are mapped by
+back is repaired by `translate/openrouter.py` and errors are mapped by
 `translate/errors.py`, as on the prompt route.
 """
 
@@ -16,18 +16,18 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive
 
-from ..catalog import Catalog
-from ..context import RequestContext
+from ..base.metrics import Metrics
+from ..base.settings import Settings
 from ..fal.errors import FalError
-from ..fal.openai_route import OpenAIRouteClient, RouteStream
-from ..metrics import Metrics
+from ..fal.openrouter import OPENROUTER_APP, OpenRouterClient, OpenRouterStream
+from ..openai.chat import ChatCompletionRequest
 from ..openai.errors import invalid_request
-from ..openai.requests import ChatCompletionRequest
 from ..openai.sse import EventStreamResponse, until_disconnect
-from ..settings import Settings
+from ..serve.context import RequestContext
 from ..translate.errors import to_openai_error
-from ..translate.openai_route import ChatChunkRepair, repair_completion, upstream_chat_body
+from ..translate.openrouter import ChatChunkRepair, repair_completion, upstream_chat_body
 from ..translate.response import DONE, KEEPALIVE, error_frame
+from .catalog import Catalog
 
 log = logging.getLogger(__name__)
 OPENAI = "openai"
@@ -42,13 +42,13 @@ class Repair(Protocol):
     def end(self) -> bytes: ...
 
 
-class RouteService:
+class OpenRouterService:
     """What the three endpoints share: the client, bookkeeping, and the stream loop."""
 
     def __init__(
         self,
         settings: Settings,
-        client: OpenAIRouteClient,
+        client: OpenRouterClient,
         catalog: Catalog,
         metrics: Metrics,
         open_streams: set[asyncio.Task[None]],
@@ -60,11 +60,7 @@ class RouteService:
         self._open_streams = open_streams
 
     def note(self, endpoint: str, model: str, stream: bool, context: RequestContext) -> None:
-        fields = context.log
-        fields.model = model
-        fields.model_label = self._catalog.metric_label(model)
-        fields.stream = stream
-        fields.route = OPENAI
+        self._catalog.note(context, model, stream=stream, route=OPENAI, fal_app=OPENROUTER_APP)
         self._metrics.upstream_routes.labels(endpoint, OPENAI).inc()
 
     def log_input(self, body: dict[str, Any], context: RequestContext) -> None:
@@ -80,7 +76,7 @@ class RouteService:
 
     async def open(
         self, endpoint: str, body: dict[str, Any], context: RequestContext, receive: Receive
-    ) -> RouteStream:
+    ) -> OpenRouterStream:
         stream = await until_disconnect(
             self._client.open_stream(endpoint, body, context.fal_key), receive
         )
@@ -88,7 +84,7 @@ class RouteService:
         return stream
 
     async def frames(
-        self, stream: RouteStream, repair: Repair, on_error: Any
+        self, stream: OpenRouterStream, repair: Repair, on_error: Any
     ) -> AsyncIterator[bytes]:
         """Repaired frames; keep-alives while the upstream is silent; a failure after the
         stream began in-band, in the stream's own framing (`on_error`)."""
@@ -123,7 +119,7 @@ class RouteService:
         return to_openai_error(exc, pass_through=self._settings.pass_through).body()
 
 
-class OpenAIChatService(RouteService):
+class OpenRouterChatService(OpenRouterService):
     """POST /v1/chat/completions on fal's OpenAI route, stream and not."""
 
     async def complete(

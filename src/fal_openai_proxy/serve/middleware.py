@@ -1,8 +1,9 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it buffers and slows streams).
 
 RequestLog: request id, one JSON log line and metrics per request.
-Guard: the Host check on every route; on /v1/ routes draining, cross-site requests, the
-content type, client auth, body size and time, and per-client limits.
+Guard: the Host check on every route; on the routes that take a client's key (the registry's
+`Auth.CLIENT`, and any unknown /v1/ path) draining, cross-site requests, the content type,
+client auth, body size and time, and per-client limits.
 """
 
 from __future__ import annotations
@@ -16,24 +17,22 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .context import AccessLogFields, clip, new_context, request_context
-from .fal.proxy_protocol import PROXY_PATH, error_body
-from .metrics import Metrics
-from .openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
-from .routes.media_paths import MEDIA_PATHS, MULTIPART_PATHS
+from ..base.metrics import Metrics
+from ..fal.proxy_protocol import error_body as fal_error_body
+from ..openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
+from ..routes.registry import Auth, Body, Endpoint, EndpointIndex, Protocol
+from .context import AccessLogFields, Client, clip, new_context, request_context
 from .state import ProxyState
 
 access_log = logging.getLogger("fal_openai_proxy.access")
-
-# POST routes that take multipart/form-data; every other /v1/ POST takes application/json.
-# Anything else is refused with 415: a browser page can send text/plain or a form to
-# localhost without a CORS preflight, but not application/json.
+_QUIET = frozenset({"/healthz", "/readyz", "/metrics"})  # probed often: metrics, no log line
 
 
 class RequestLogMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, endpoints: EndpointIndex) -> None:
         self.app = app
         self.metrics = metrics
+        self._endpoints = endpoints
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,10 +60,11 @@ class RequestLogMiddleware:
 
     def _record(self, scope: Scope, fields: AccessLogFields, status: int, seconds: float) -> None:
         path = scope["path"]
-        route = _route_label(path)
+        endpoint = self._endpoints.find(scope["method"], path)
+        route = endpoint.template if endpoint is not None else "other"  # a bounded label
         self.metrics.requests.labels(route, fields.model_label, str(status)).inc()
         self.metrics.latency.labels(route).observe(seconds)
-        if route in ("/healthz", "/readyz", "/metrics"):
+        if route in _QUIET:
             return
         access_log.info(
             "request",
@@ -93,6 +93,7 @@ class GuardMiddleware:
         self._max_body = settings.max_body_bytes
         self._body_timeout = settings.body_timeout
         self._limiter = state.limiter
+        self._endpoints = state.endpoints
         hosts = settings.allowed_host_list
         self._hosts = None if hosts is None else frozenset(hosts)
         origins = settings.cors_origin_list
@@ -104,21 +105,26 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        fal_proxy = path == PROXY_PATH  # fal's own clients: fal's error shape
-        if not path.startswith("/v1/") and not fal_proxy:
+        endpoint = self._endpoints.find(scope["method"], path)
+        if endpoint is not None:
+            request_context(scope).usage.endpoint = endpoint.template
+            auth = endpoint.auth
+        else:
+            auth = Auth.CLIENT if path.startswith("/v1/") else Auth.PUBLIC
+        if auth is Auth.PUBLIC:
             if self._hosts is not None and not self._host_allowed(scope):
                 await send_error(send, _misdirected())
                 return
             await self.app(scope, receive, send)
             return
         try:
-            client = self._check(scope, fal_proxy)
-            request_context(scope).client_id = client
+            client = self._check(scope, endpoint)
             if self._limiter.active:
                 await self._limiter.admit(client)
         except ProxyError as exc:
             request_context(scope).log.error_type = exc.code or exc.type
-            await (send_fal_error if fal_proxy else send_error)(send, exc)
+            fal = endpoint is not None and endpoint.protocol is Protocol.FAL
+            await send_error(send, exc, fal_error_body(exc.message) if fal else None)
             return
         self._state.in_flight += 1
         try:
@@ -128,10 +134,8 @@ class GuardMiddleware:
             if self._limiter.active:
                 self._limiter.done(client)
 
-    def _check(self, scope: Scope, fal_proxy: bool = False) -> str:
-        """Refuse early; return the client's identity for limits (never a raw key).
-        `fal_proxy`: fal's client, which may also send the key as `x-api-key`, and a fal
-        key as `Authorization: Key …` in pass-through mode (docs/fal-proxy.md)."""
+    def _check(self, scope: Scope, endpoint: Endpoint | None) -> str:
+        """Refuse early; return the client's identity for limits (never a raw key)."""
         if self._hosts is not None and not self._host_allowed(scope):
             raise _misdirected()
         if self._state.draining:
@@ -148,23 +152,36 @@ class GuardMiddleware:
         if length and length.isdigit() and int(length) > self._max_body:
             raise _too_large(self._max_body)
         has_body = length not in (None, "0") or _header(scope, b"transfer-encoding") is not None
-        if scope["method"] == "POST" and has_body:
-            _check_content_type(scope)  # a bodiless POST carries nothing to forge
+        body = endpoint.body if endpoint is not None else Body.NONE
+        if scope["method"] != "GET" and has_body and body is not Body.ANY:
+            _check_content_type(scope, body)  # a bodiless request carries nothing to forge
+        context = request_context(scope)
+        fal = endpoint is not None and endpoint.protocol is Protocol.FAL
+        context.client = client = self._identify(scope, context.client, fal)
+        return client.id
+
+    def _identify(self, scope: Scope, client: Client, fal: bool = False) -> Client:
+        """Who is calling, from the key they sent; a 401 for a missing or wrong key. `fal`:
+        fal's own client, which may also send the key as `x-api-key`, and its fal key as
+        `Authorization: Key …` in pass-through mode (docs/fal-proxy.md)."""
         token = _bearer(scope)
-        if fal_proxy:
-            token = _fal_proxy_token(scope, token, pass_through=self._pass_through)
+        if fal:
+            token = _fal_client_token(scope, token, pass_through=self._pass_through)
         if self._api_keys:
             index = _match_key(token, self._api_keys)
             if index is None:
                 raise _auth_error(token)
-            return f"key-{index}"
-        if self._pass_through:
+            client.kind, client.id = "static", f"key-{index}"
+        elif self._pass_through:
             if not token:
                 raise _auth_error(token)
             request_context(scope).fal_key = token
-            return "fal-" + hashlib.sha256(token.encode()).hexdigest()[:16]
-        client = scope.get("client")
-        return f"ip-{client[0]}" if client else "anonymous"
+            client.kind = "passthrough"
+            client.id = "fal-" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        else:
+            address = scope.get("client")
+            client.kind, client.id = "open", f"ip-{address[0]}" if address else "anonymous"
+        return client
 
     def _host_allowed(self, scope: Scope) -> bool:
         host = _header(scope, b"host")
@@ -215,26 +232,22 @@ class GuardMiddleware:
 
 
 async def send_error(send: Send, exc: ProxyError, body: bytes | None = None) -> None:
+    """`exc` in OpenAI's shape, or as `body` (another protocol's shape of it)."""
     headers = [(b"content-type", b"application/json")]
     headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": exc.json() if body is None else body})
 
 
-async def send_fal_error(send: Send, exc: ProxyError) -> None:
-    """The same refusal in fal's shape, for fal's own clients (docs/fal-protocol.md §13.3)."""
-    await send_error(send, exc, error_body(exc.message))
-
-
-def _fal_proxy_token(scope: Scope, bearer: str | None, *, pass_through: bool) -> str | None:
-    """The key a fal client sends: `Bearer`, or `x-api-key` (which fal's client never uses
-    itself, so it cannot clash with a fal key the client also sends); in pass-through mode
-    its own fal key as `Authorization: Key …`, as fal's clients send it."""
+def _fal_client_token(scope: Scope, bearer: str | None, *, pass_through: bool) -> str | None:
+    """The key a fal client sends: `Bearer`, or `x-api-key` (which fal's client never sends
+    itself, so it cannot clash with a fal key the client also sends); in pass-through mode its
+    own fal key as `Authorization: Key …`, as fal's clients send it."""
     if bearer:
         return bearer
-    api_key = _header(scope, b"x-api-key")
-    if api_key and api_key.strip():
-        return api_key.strip()
+    api_key = (_header(scope, b"x-api-key") or "").strip()
+    if api_key:
+        return api_key
     fal_key = _key_scheme(scope)
     if fal_key and not pass_through:
         raise ProxyError(
@@ -270,11 +283,11 @@ def _auth_error(token: str | None) -> ProxyError:
     )
 
 
-def _check_content_type(scope: Scope) -> None:
+def _check_content_type(scope: Scope, body: Body) -> None:
+    """Multipart where the endpoint takes it, JSON everywhere else: a browser page can send
+    text/plain or a form to localhost without a CORS preflight, but not application/json."""
     value = (_header(scope, b"content-type") or "").partition(";")[0].strip().lower()
-    wanted = (
-        "multipart/form-data" if scope["path"].startswith(MULTIPART_PATHS) else "application/json"
-    )
+    wanted = str(Body.MULTIPART if body is Body.MULTIPART else Body.JSON)
     if value != wanted:
         raise ProxyError(
             415,
@@ -325,20 +338,3 @@ def _key_scheme(scope: Scope) -> str | None:
     if value and value[:4].lower() == "key ":
         return value[4:].strip() or None
     return None
-
-
-def _route_label(path: str) -> str:
-    """Bounded route labels: model ids in paths are not labels."""
-    if path.startswith("/v1/models/"):
-        return "/v1/models/{id}"
-    if path in ("/v1/models", "/v1/chat/completions", "/healthz", "/readyz", "/metrics"):
-        return path
-    if path in MEDIA_PATHS:
-        return path
-    if path in ("/v1/responses", "/v1/embeddings"):
-        return path
-    if path.startswith("/v1/responses/"):
-        return "/v1/responses/{id}"
-    if path == PROXY_PATH:
-        return path
-    return "other"

@@ -18,10 +18,10 @@ import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from .fal.platform import PlatformError, PlatformModel, list_models
-from .fal.transport import Transport
-from .metrics import Metrics
-from .shared import SharedStore
+from ..base.metrics import Metrics
+from ..fal.platform import PlatformError, PlatformModel, list_models
+from ..fal.transport import Transport
+from ..store.redis import RedisStore
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_FAILURE = 60.0  # seconds; sooner than the interval, so start-up blips heal fast
@@ -62,7 +62,7 @@ class ModelRefresher:
         interval: float,
         source: LiveModels,
         metrics: Metrics,
-        store: SharedStore | None = None,
+        store: RedisStore | None = None,
     ) -> None:
         self._http = http
         self._api_url = api_url

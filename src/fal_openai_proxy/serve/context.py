@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 
 from starlette.types import Scope
+
+from ..openai.errors import PERMISSION, ProxyError
 
 _SCOPE_KEY = "fal_openai_proxy.context"
 # Any one field of the access log carries at most this many characters.
@@ -27,12 +30,55 @@ class AccessLogFields:
 
 
 @dataclass(slots=True)
+class Usage:
+    """What one request used, filled by its service; the accounts store records it after the
+    request ends. None means unknown (never a made-up zero)."""
+
+    endpoint: str | None = None  # the registry's path template, e.g. /v1/chat/completions
+    fal_app: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    images: int | None = None
+    audio_seconds_in: float | None = None
+    audio_seconds_out: float | None = None
+    video_seconds: float | None = None
+    cost: float | None = None  # USD
+    cost_source: str | None = None  # "openrouter" | "billable_units" | "price_table"
+    billable_units: float | None = None  # fal's x-fal-billable-units
+    first_byte_at: float | None = None  # perf_counter() when the answer's first byte went out
+
+
+@dataclass(slots=True)
+class Client:
+    """Who is calling. `id` is stable and never secret: "key-0" (the first API_KEY),
+    "fal-<sha256 prefix>" (pass-through), "ip-<address>" (no key needed), "vk-<id>" (a
+    virtual key)."""
+
+    kind: str = "open"  # "static" | "virtual" | "passthrough" | "open"
+    id: str = "anonymous"
+    name: str | None = None
+    models: tuple[str, ...] | None = None  # the model globs allowed; None: all
+
+
+@dataclass(slots=True)
 class RequestContext:
     log: AccessLogFields
+    usage: Usage = field(default_factory=Usage)
+    client: Client = field(default_factory=Client)
     # Pass-through mode: the client's own fal key. Never logged, so not in `log`.
     fal_key: str | None = field(default=None, repr=False)
-    # Who is calling, as the guard identified them (never a raw key): "key-0", "fal-…", "ip-…".
-    client_id: str | None = None
+
+    def check_model(self, model: str) -> None:
+        """A 403 for a model outside the client's allowed globs (a virtual key's `models`)."""
+        allowed = self.client.models
+        if allowed is not None and not any(fnmatchcase(model, glob) for glob in allowed):
+            raise ProxyError(
+                403,
+                f"This key may not use the model '{clip(model)}'.",
+                type=PERMISSION,
+                param="model",
+                code="model_not_allowed",
+            )
 
 
 def new_context(scope: Scope, request_id: str) -> RequestContext:
