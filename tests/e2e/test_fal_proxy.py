@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ..support.redis import RedisServer
 from ..support.servers import (
     API_KEY,
     API_KEY_2,
@@ -287,3 +288,84 @@ def wait_for(find: Callable[[], list[dict[str, Any]]], within: float = 10.0) -> 
     while not find():
         assert time.monotonic() < deadline, "never happened"
         time.sleep(0.02)
+
+
+def test_an_empty_allow_list_turns_the_endpoint_off(
+    http: httpx.Client,
+    proxy_factory: Callable[..., RunningProxy],
+    sim_log: Callable[..., list[dict[str, Any]]],
+) -> None:
+    proxy = proxy_factory(api_key=API_KEY, fal_proxy_allowed_apps="")
+    upload = "https://rest.fal.ai/storage/upload/initiate?storage_type=fal-cdn-v3"
+    for target in (SUBMIT, upload):
+        assert_fal_error(call(http, proxy, target, {"prompt": "x"}), 403, "is off here")
+    assert sim_log() == []
+
+
+def test_a_relay_cut_short_by_fal_is_never_a_clean_end(guarded: RunningProxy) -> None:
+    """fal drops the connection after two events: the client's connection is dropped too,
+    so that it cannot take the cut stream for a whole one."""
+    body = {**LLM_INPUT, "prompt": '[[sim {"events": 5, "drop_at": 2}]] Say hello'}
+    headers = {**AUTH, "x-fal-target-url": STREAM, "accept": "text/event-stream"}
+    received: list[bytes] = []
+
+    def read_all(response: httpx.Response) -> None:
+        received.extend(response.iter_raw())
+
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream("POST", guarded.base_url + PATH, headers=headers, json=body) as r,
+    ):
+        assert r.status_code == 200
+        with pytest.raises(httpx.RemoteProtocolError):
+            read_all(r)
+    assert b"".join(received).count(b"data: ") == 2
+
+
+def test_a_follow_up_of_an_unknown_request_tries_each_key(
+    http: httpx.Client,
+    proxy_factory: Callable[..., RunningProxy],
+    sim_log: Callable[..., list[dict[str, Any]]],
+) -> None:
+    """Submitted through another proxy: this one does not know which key did it, so it asks
+    with each key while fal refuses (here the first key is one fal does not know)."""
+    request_id = call(http, proxy_factory(api_key=API_KEY), SUBMIT, {"prompt": "a fox"}).json()[
+        "request_id"
+    ]
+    other = proxy_factory(api_key=API_KEY, fal_key=f"{REVOKED_FAL_KEY},{FAL_KEY}")
+    result = f"https://queue.fal.run/fal-ai/flux/requests/{request_id}"
+    answer = call(http, other, result, method="GET")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["images"]
+    assert [r["key"] for r in sim_log("result")] == [REVOKED_FAL_KEY, FAL_KEY]
+    metrics = http.get(other.base_url + "/metrics").text
+    assert 'fal_proxy_key_healthy{key_index="0"} 0.0' in metrics  # fal refused it: benched
+
+
+def test_replicas_share_who_submitted_what_through_redis(
+    http: httpx.Client,
+    proxy_factory: Callable[..., RunningProxy],
+    sim_log: Callable[..., list[dict[str, Any]]],
+) -> None:
+    server = RedisServer()
+    server.start()
+    try:
+        keys = f"{API_KEY},{API_KEY_2}"
+        one = proxy_factory(
+            api_key=keys, redis_url=server.url, fal_key=f"{REVOKED_FAL_KEY},{FAL_KEY}"
+        )
+        two = proxy_factory(api_key=keys, redis_url=server.url, fal_key=f"{FAL_KEY_2},{FAL_KEY}")
+        wait_for(lambda: [1] if one.state.upstream.redis and one.state.upstream.redis.up else [])
+        wait_for(lambda: [1] if two.state.upstream.redis and two.state.upstream.redis.up else [])
+        request_id = call(http, one, SUBMIT, {"prompt": "a fox"}).json()["request_id"]
+        status = f"https://queue.fal.run/fal-ai/flux/requests/{request_id}/status"
+        other_key = {"Authorization": f"Bearer {API_KEY_2}"}
+        assert_fal_error(call(http, two, status, method="GET", headers=other_key), 404, request_id)
+        assert sim_log("status") == []
+        assert call(http, two, status, method="GET").status_code in (200, 202)
+        # Key #1 submitted it (fal refused #0): the second replica asks with its own key #1,
+        # not with its least-loaded key #0.
+        assert [r["key"] for r in sim_log("submit")] == [REVOKED_FAL_KEY, FAL_KEY]
+        assert [r["key"] for r in sim_log("status")] == [FAL_KEY]
+    finally:
+        server.close()
