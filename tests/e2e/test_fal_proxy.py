@@ -369,3 +369,29 @@ def test_replicas_share_who_submitted_what_through_redis(
         assert [r["key"] for r in sim_log("status")] == [FAL_KEY]
     finally:
         server.close()
+
+
+def test_a_browser_on_an_allowed_origin_may_call_and_read_fals_headers(
+    http: httpx.Client, proxy_factory: Callable[..., RunningProxy]
+) -> None:
+    """fal's client in a page on another origin: the preflight of its cancel (PUT, with the
+    target header) passes, and the answer exposes the request id fal-js reads."""
+    origin = "https://app.example"
+    proxy = proxy_factory(api_key=API_KEY, cors_origins=origin)
+    preflight = http.options(
+        proxy.base_url + PATH,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "authorization, content-type, x-fal-target-url",
+        },
+    )
+    assert preflight.status_code == 200
+    assert "PUT" in preflight.headers["access-control-allow-methods"]
+    answer = call(http, proxy, SUBMIT, {"prompt": "a fox"}, headers={**AUTH, "Origin": origin})
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-origin"] == origin
+    exposed = answer.headers["access-control-expose-headers"].lower()
+    assert "x-fal-request-id" in exposed and "x-fal-request-timeout-type" in exposed
+    refused = call(http, proxy, SUBMIT, {}, headers={**AUTH, "Origin": "https://evil.example"})
+    assert_fal_error(refused, 403, "CORS_ORIGINS")
