@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from ..support.asserts import wait_for
 from ..support.redis import RedisServer
 from ..support.servers import (
     API_KEY,
@@ -279,15 +279,10 @@ def test_a_stream_is_relayed_as_it_arrives_and_closed_with_the_client(
         assert first.startswith(b"event: event\ndata: {")
     (stream,) = sim_log("stream")
     assert stream["key"] == FAL_KEY
-    wait_for(lambda: [r for r in sim_log("disconnect") if r["request_id"] == stream["request_id"]])
-
-
-def wait_for(find: Callable[[], list[dict[str, Any]]], within: float = 10.0) -> None:
-    """A condition that follows an event in another thread (not a timing assertion)."""
-    deadline = time.monotonic() + within
-    while not find():
-        assert time.monotonic() < deadline, "never happened"
-        time.sleep(0.02)
+    wait_for(
+        lambda: [r for r in sim_log("disconnect") if r["request_id"] == stream["request_id"]],
+        what="fal's stream closed",
+    )
 
 
 def test_an_empty_allow_list_turns_the_endpoint_off(
@@ -355,8 +350,9 @@ def test_replicas_share_who_submitted_what_through_redis(
             api_key=keys, redis_url=server.url, fal_key=f"{REVOKED_FAL_KEY},{FAL_KEY}"
         )
         two = proxy_factory(api_key=keys, redis_url=server.url, fal_key=f"{FAL_KEY_2},{FAL_KEY}")
-        wait_for(lambda: [1] if one.state.upstream.redis and one.state.upstream.redis.up else [])
-        wait_for(lambda: [1] if two.state.upstream.redis and two.state.upstream.redis.up else [])
+        for replica in (one, two):
+            redis = replica.state.upstream.redis
+            wait_for(lambda redis=redis: redis is not None and redis.up, what="Redis up")
         request_id = call(http, one, SUBMIT, {"prompt": "a fox"}).json()["request_id"]
         status = f"https://queue.fal.run/fal-ai/flux/requests/{request_id}/status"
         other_key = {"Authorization": f"Bearer {API_KEY_2}"}

@@ -16,6 +16,7 @@ from fal_openai_proxy.simulator.platform import PREFIX
 from fal_openai_proxy.simulator.server import SimulatorThread
 
 from ..conftest import CapturedLogs
+from ..support.asserts import wait_for
 from ..support.servers import FAL_KEY, RunningProxy, proxy_settings, start_proxy
 
 Records = Callable[..., list[dict[str, Any]]]
@@ -61,13 +62,6 @@ def live_proxy(sim: SimulatorThread) -> Iterator[LiveProxy]:
     yield start
     for running in started:
         running.stop()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def platform_calls(sim_log: Records) -> list[dict[str, Any]]:
