@@ -13,7 +13,7 @@ from ..anthropic.messages import CountTokensRequest, MessagesRequest
 from ..serve.context import request_context
 from ..serve.state import proxy_state
 from .errors import ERRORS, SSE
-from .registry import Body, Endpoint, Operation
+from .registry import Body, Endpoint, Operation, Protocol
 
 
 async def create_message(request: Request) -> Response:
@@ -44,6 +44,7 @@ ROUTES = [
             media_types=SSE,
         ),
         body=Body.JSON,
+        protocol=Protocol.ANTHROPIC,
     ),
     Endpoint(
         "POST", "/v1/messages/count_tokens", count_message_tokens,
@@ -55,5 +56,6 @@ ROUTES = [
             responses={s: ERRORS[s] for s in (400, 401, 413, 429)},
         ),
         body=Body.JSON,
+        protocol=Protocol.ANTHROPIC,
     ),
 ]  # fmt: skip

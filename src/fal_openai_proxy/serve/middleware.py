@@ -19,8 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..anthropic.errors import from_proxy_error, wants_anthropic_errors
 from ..base.metrics import Metrics
+from ..fal.proxy_protocol import error_body as fal_error_body
 from ..openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
-from ..routes.registry import Auth, Body, Endpoint, EndpointIndex
+from ..routes.registry import Auth, Body, Endpoint, EndpointIndex, Protocol
 from .context import AccessLogFields, Client, clip, new_context, request_context
 from .state import ProxyState
 
@@ -113,7 +114,7 @@ class GuardMiddleware:
             auth = Auth.CLIENT if path.startswith("/v1/") else Auth.PUBLIC
         if auth is Auth.PUBLIC:
             if self._hosts is not None and not self._host_allowed(scope):
-                await send_error(send, _misdirected(), scope)
+                await send_error(send, _misdirected())
                 return
             await self.app(scope, receive, send)
             return
@@ -123,7 +124,7 @@ class GuardMiddleware:
                 await self._limiter.admit(client)
         except ProxyError as exc:
             request_context(scope).log.error_type = exc.code or exc.type
-            await send_error(send, exc, scope)
+            await send_error(send, exc, _refusal_body(scope, endpoint, exc))
             return
         self._state.in_flight += 1
         try:
@@ -155,12 +156,22 @@ class GuardMiddleware:
         if scope["method"] != "GET" and has_body and body is not Body.ANY:
             _check_content_type(scope, body)  # a bodiless request carries nothing to forge
         context = request_context(scope)
-        context.client = client = self._identify(scope, context.client)
+        protocol = _protocol(scope, endpoint)
+        context.client = client = self._identify(scope, context.client, protocol)
         return client.id
 
-    def _identify(self, scope: Scope, client: Client) -> Client:
-        """Who is calling, from the key they sent; a 401 for a missing or wrong key."""
-        token = _client_key(scope)
+    def _identify(
+        self, scope: Scope, client: Client, protocol: Protocol = Protocol.OPENAI
+    ) -> Client:
+        """Who is calling, from the key they sent; a 401 for a missing or wrong key. fal's
+        own clients may also send the key as `x-api-key`, and their fal key as
+        `Authorization: Key …` in pass-through mode (docs/fal-proxy.md); Anthropic's send it
+        as `x-api-key` (docs/anthropic.md)."""
+        token = _bearer(scope)
+        if protocol is Protocol.FAL:
+            token = _fal_client_token(scope, token, pass_through=self._pass_through)
+        elif protocol is Protocol.ANTHROPIC and not token:
+            token = (_header(scope, b"x-api-key") or "").strip() or None
         if self._api_keys:
             index = _match_key(token, self._api_keys)
             if index is None:
@@ -225,13 +236,52 @@ class GuardMiddleware:
         return receive_limited
 
 
-async def send_error(send: Send, exc: ProxyError, scope: Scope | None = None) -> None:
-    """The error in OpenAI's shape, or Anthropic's for an Anthropic client."""
+async def send_error(send: Send, exc: ProxyError, body: bytes | None = None) -> None:
+    """`exc` in OpenAI's shape, or as `body` (another protocol's shape of it)."""
     headers = [(b"content-type", b"application/json")]
     headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-    body = from_proxy_error(exc).json() if scope and wants_anthropic_errors(scope) else exc.json()
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": exc.json() if body is None else body})
+
+
+def _protocol(scope: Scope, endpoint: Endpoint | None) -> Protocol:
+    """Whose client is calling: the endpoint's protocol; for an OpenAI-side path, Anthropic's
+    when the client sends `anthropic-version` (the anthropic SDK's `models.list()`), or for
+    an unknown path under /v1/messages."""
+    if endpoint is not None and endpoint.protocol is not Protocol.OPENAI:
+        return endpoint.protocol
+    return Protocol.ANTHROPIC if wants_anthropic_errors(scope) else Protocol.OPENAI
+
+
+def _refusal_body(scope: Scope, endpoint: Endpoint | None, exc: ProxyError) -> bytes | None:
+    """A refusal in the caller's protocol's shape (None: OpenAI's)."""
+    protocol = _protocol(scope, endpoint)
+    if protocol is Protocol.FAL:
+        return fal_error_body(exc.message)
+    if protocol is Protocol.ANTHROPIC:
+        return from_proxy_error(exc).json()
+    return None
+
+
+def _fal_client_token(scope: Scope, bearer: str | None, *, pass_through: bool) -> str | None:
+    """The key a fal client sends: `Bearer`, or `x-api-key` (which fal's client never sends
+    itself, so it cannot clash with a fal key the client also sends); in pass-through mode its
+    own fal key as `Authorization: Key …`, as fal's clients send it."""
+    if bearer:
+        return bearer
+    api_key = (_header(scope, b"x-api-key") or "").strip()
+    if api_key:
+        return api_key
+    fal_key = _key_scheme(scope)
+    if fal_key and not pass_through:
+        raise ProxyError(
+            401,
+            "This proxy holds the fal keys: send the proxy's own key (as 'Authorization: "
+            "Bearer <key>' or 'x-api-key'), not a fal key.",
+            type=AUTHENTICATION,
+            code="invalid_api_key",
+        )
+    return fal_key
 
 
 def _match_key(token: str | None, keys: list[bytes]) -> int | None:
@@ -300,9 +350,16 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _client_key(scope: Scope) -> str | None:
-    """`Authorization: Bearer <key>`, else Anthropic's `x-api-key: <key>`."""
+def _bearer(scope: Scope) -> str | None:
     value = _header(scope, b"authorization")
     if value and value[:7].lower() == "bearer ":
         return value[7:].strip() or None
-    return (_header(scope, b"x-api-key") or "").strip() or None
+    return None
+
+
+def _key_scheme(scope: Scope) -> str | None:
+    """`Authorization: Key <fal key>`, the scheme of fal's clients (docs/fal-protocol.md §2)."""
+    value = _header(scope, b"authorization")
+    if value and value[:4].lower() == "key ":
+        return value[4:].strip() or None
+    return None
