@@ -91,7 +91,9 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
             await upstream.redis.start()  # never fails: without Redis, per-process state
         if refresher is not None:
             refresher.start()  # in the background: start-up never waits for fal's list
-        services.messages.tokenizer.start()  # in a thread: start-up does not wait for it
+        # Before the first request: building it holds the GIL for ~0.1 s, which a loop already
+        # serving would feel as a stall (docs/anthropic.md).
+        services.messages.tokenizer.load()
         try:
             yield  # upstream connections are opened on first use
         finally:
