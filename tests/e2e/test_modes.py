@@ -77,12 +77,12 @@ def test_pass_through_key_fal_refuses_is_401(
 def test_pass_through_fal_403_is_401(
     pass_through: RunningProxy, make_client: Callable[..., openai.OpenAI]
 ) -> None:
-    directive = '[[sim {"status": 403, "body": {"detail": "User is locked."}}]]'
+    directive = '[[sim {"status": 403, "body": {"detail": "Forbidden"}}]]'
     client = make_client(pass_through, api_key=CLIENT_FAL_KEY)
     with pytest.raises(openai.AuthenticationError) as caught:
         client.chat.completions.create(model=MODEL, messages=ask(directive))
     assert caught.value.code == "invalid_api_key"
-    assert "User is locked." in caught.value.message
+    assert "Forbidden" in caught.value.message
 
 
 def test_pass_through_without_authorization_is_401(

@@ -81,6 +81,10 @@ def parse_key(call: Call) -> None:
         call.key = key or None
 
 
+# fal's answer to a key of a locked account (docs/fal-protocol.md §9.2).
+LOCKED_DETAIL = "User is locked. Reason: Exhausted balance. Top up your balance to continue."
+
+
 async def check_auth(call: Call, state: SimulatorState) -> bool:
     """Answer 401/403/429 and return False unless the key may call fal. Never echoes keys."""
     key = call.key
@@ -92,7 +96,9 @@ async def check_auth(call: Call, state: SimulatorState) -> bool:
     elif config.keys is not None and key not in config.keys:
         await call.detail(401, "No user found for Key ID and Secret")
     elif key in config.forbidden_keys:
-        await call.detail(403, "User is locked. Reason: Exhausted balance.")
+        await call.detail(403, "Forbidden")
+    elif key in config.locked_keys:
+        await call.detail(403, LOCKED_DETAIL)
     elif key in config.rate_limited_keys:
         await call.detail(429, "Rate limit exceeded, please retry later")
     else:

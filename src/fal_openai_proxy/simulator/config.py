@@ -16,7 +16,11 @@ class SimulatorConfig:
     """
 
     keys: set[str] | None = None
+    # 403 for a key fal refuses (the simulator's own wording: a refusal that is not a lock).
     forbidden_keys: set[str] = field(default_factory=set)
+    # 403 "User is locked. Reason: Exhausted balance." for a key whose account is out of
+    # credit (docs/fal-protocol.md §9.2): a valid key that cannot pay.
+    locked_keys: set[str] = field(default_factory=set)
     rate_limited_keys: set[str] = field(default_factory=set)
     latency_ms: float = 0
     interval_ms: float = 0
@@ -30,7 +34,7 @@ class SimulatorConfig:
     history_limit: int = 100_000
 
 
-_SET_FIELDS = frozenset({"keys", "forbidden_keys", "rate_limited_keys"})
+_SET_FIELDS = frozenset({"keys", "forbidden_keys", "locked_keys", "rate_limited_keys"})
 _FLOAT_FIELDS = frozenset({"latency_ms", "interval_ms"})
 _INT_FIELDS = frozenset({"events", "key_concurrency", "history_limit"})
 _STR_FIELDS = frozenset({"run_prefix", "queue_prefix"})

@@ -1,0 +1,120 @@
+"""Real fal's details (issue 14, part 3), each against the simulator playing what fal does:
+a locked account, storage uploads answered with any 2xx, Ideogram's output without a prompt,
+OpenRouter's `reasoning` (effort or max_tokens, never both), and `X-Fal-Request-Timeout`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from fal_openai_proxy.simulator.server import SimulatorThread
+
+from ..support.chat import MODEL, Records, ask, tagged
+from ..support.servers import CLIENT_FAL_KEY, FAL_KEY, FAL_KEY_2, RunningProxy
+
+WEATHER = {
+    "type": "function",
+    "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}},
+}
+
+
+@pytest.fixture
+def locked(sim: SimulatorThread) -> Iterator[set[str]]:
+    """The keys whose fal account is locked (out of credit); emptied after the test."""
+    keys: set[str] = set()
+    sim.state.config.locked_keys = keys
+    yield keys
+    sim.state.config.locked_keys = set()
+
+
+# -- a locked account ------------------------------------------------------------------------
+
+
+def key_healthy(running: RunningProxy, index: int) -> bool:
+    metrics = httpx.get(running.base_url + "/metrics").text
+    line = f'fal_proxy_key_healthy{{key_index="{index}"}} '
+    values = [row[len(line) :] for row in metrics.splitlines() if row.startswith(line)]
+    assert len(values) == 1, "no key_healthy metric for this key"
+    return float(values[0]) == 1.0
+
+
+def assert_insufficient_quota(exc: openai.RateLimitError) -> None:
+    assert exc.status_code == 429
+    assert (exc.type, exc.code) == ("insufficient_quota", "insufficient_quota")
+    assert exc.response.headers["x-should-retry"] == "false"
+    assert "User is locked" in exc.message
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"stream": True}, {"tools": [WEATHER]}, {"tools": [WEATHER], "stream": True}],
+    ids=["prompt", "prompt-stream", "openai-route", "openai-route-stream"],
+)
+def test_a_locked_account_is_insufficient_quota_and_the_key_stays(
+    proxy_factory: Callable[..., RunningProxy],
+    make_client: Callable[..., openai.OpenAI],
+    locked: set[str],
+    sim_log: Records,
+    extra: dict[str, Any],
+) -> None:
+    running = proxy_factory(fal_key=FAL_KEY_2, key_auth_cooldown=600)
+    # The SDK's own retries stay on: `x-should-retry: false` must stop them.
+    client = make_client(running).with_options(max_retries=2)
+    locked.add(FAL_KEY_2)
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(model=MODEL, messages=ask("hi"), **extra)
+    assert_insufficient_quota(caught.value)
+    assert len([r for r in sim_log() if r["key"] == FAL_KEY_2]) == 1  # nobody retried
+    # Not benched as a refused key: once the account is topped up, it serves at once.
+    assert key_healthy(running, 0)
+    locked.clear()
+    client.chat.completions.create(model=MODEL, messages=ask("hi"), **extra)
+
+
+def test_a_locked_key_fails_over_to_another_account_without_a_bench(
+    proxy_factory: Callable[..., RunningProxy],
+    make_client: Callable[..., openai.OpenAI],
+    locked: set[str],
+    sim_log: Records,
+) -> None:
+    running = proxy_factory(fal_key=f"{FAL_KEY_2},{FAL_KEY}", key_auth_cooldown=600)
+    client = make_client(running)
+    locked.add(FAL_KEY_2)
+    for _ in range(3):
+        answer = client.chat.completions.create(model=MODEL, messages=ask("hi"))
+        assert answer.choices[0].message.content == "Simulated answer to: hi"
+    assert key_healthy(running, 0) and key_healthy(running, 1)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_locked_pass_through_account_is_insufficient_quota(
+    proxy_factory: Callable[..., RunningProxy],
+    make_client: Callable[..., openai.OpenAI],
+    locked: set[str],
+    stream: bool,
+) -> None:
+    running = proxy_factory(fal_key=None, retry_budget=0.5)
+    client = make_client(running, api_key=CLIENT_FAL_KEY)
+    locked.add(CLIENT_FAL_KEY)
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(model=MODEL, messages=ask("mine"), stream=stream)
+    assert_insufficient_quota(caught.value)
+    assert "Your fal account is out of credit or locked" in caught.value.message
+
+
+def test_a_locked_account_on_media_and_embeddings(
+    proxy: RunningProxy, http: httpx.Client, locked: set[str]
+) -> None:
+    locked.add(FAL_KEY)
+    for path, body in (
+        ("/images/generations", {"model": "fal-ai/flux/dev", "prompt": "a cat"}),
+        ("/embeddings", {"model": "openai/text-embedding-3-small", "input": "a"}),
+    ):
+        response = http.post(proxy.v1 + path, json=body)
+        assert response.status_code == 429, response.text
+        assert response.json()["error"]["code"] == "insufficient_quota"
+        assert response.headers["x-should-retry"] == "false"
