@@ -14,6 +14,7 @@ import pytest
 from fal_openai_proxy.simulator.server import SimulatorThread
 
 from ..support.chat import MODEL, Records, ask, tagged
+from ..support.media import make_png
 from ..support.servers import CLIENT_FAL_KEY, FAL_KEY, FAL_KEY_2, RunningProxy
 
 WEATHER = {
@@ -118,3 +119,44 @@ def test_a_locked_account_on_media_and_embeddings(
         assert response.status_code == 429, response.text
         assert response.json()["error"]["code"] == "insufficient_quota"
         assert response.headers["x-should-retry"] == "false"
+
+
+# -- storage uploads -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [200, 201, 203, 204])
+def test_a_storage_put_answered_with_any_2xx_is_an_upload(
+    proxy_factory: Callable[..., RunningProxy],
+    make_client: Callable[..., openai.OpenAI],
+    sim: SimulatorThread,
+    sim_log: Records,
+    status: int,
+) -> None:
+    big = make_png(200, 200, noise=True)  # over INLINE_FILE_BYTES below: goes to storage
+    client = make_client(proxy_factory(inline_file_bytes=64 * 1024))
+    sim.state.config.upload_status = status
+    try:
+        result = client.images.edit(model="fal-ai/flux-pro/kontext", image=("a.png", big), prompt="x")
+    finally:
+        sim.state.config.upload_status = 200
+    assert result.data[0].url
+    assert len(sim_log("upload_put")) == 1
+    (submit,) = sim_log("submit")
+    assert "/_sim/files/" in submit["body"]["image_url"]
+
+
+def test_a_storage_put_answered_with_an_error_fails_visibly(
+    proxy_factory: Callable[..., RunningProxy],
+    make_client: Callable[..., openai.OpenAI],
+    sim: SimulatorThread,
+    sim_log: Records,
+) -> None:
+    big = make_png(200, 200, noise=True)
+    client = make_client(proxy_factory(inline_file_bytes=64 * 1024))
+    sim.state.config.upload_status = 403
+    try:
+        with pytest.raises(openai.APIStatusError):
+            client.images.edit(model="fal-ai/flux-pro/kontext", image=("a.png", big), prompt="x")
+    finally:
+        sim.state.config.upload_status = 200
+    assert sim_log("submit") == []

@@ -156,7 +156,13 @@ async def serve(state: SimulatorState, scope: Scope, receive: Receive, send: Sen
             {"bytes": len(raw), "authorization": "authorization" in call.headers},
         )
         state.files[name] = (raw, content_type)
-        await call.json(200, {})
+        status = state.config.upload_status
+        if status in (204, 304) or status < 200:
+            # No body, and no Content-Length, on a status that has none (RFC 9110 §8.6).
+            await call.send({"type": "http.response.start", "status": status, "headers": []})
+            await call.send({"type": "http.response.body", "body": b""})
+        else:
+            await call.json(status, {})
     else:
         await call.detail(404, "Not Found")
 
