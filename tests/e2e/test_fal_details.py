@@ -13,7 +13,7 @@ import pytest
 
 from fal_openai_proxy.simulator.server import SimulatorThread
 
-from ..support.chat import MODEL, Records, ask, tagged
+from ..support.chat import MODEL, Records, ask, of, tagged
 from ..support.media import make_png
 from ..support.servers import CLIENT_FAL_KEY, FAL_KEY, FAL_KEY_2, RunningProxy
 
@@ -136,7 +136,9 @@ def test_a_storage_put_answered_with_any_2xx_is_an_upload(
     client = make_client(proxy_factory(inline_file_bytes=64 * 1024))
     sim.state.config.upload_status = status
     try:
-        result = client.images.edit(model="fal-ai/flux-pro/kontext", image=("a.png", big), prompt="x")
+        result = client.images.edit(
+            model="fal-ai/flux-pro/kontext", image=("a.png", big), prompt="x"
+        )
     finally:
         sim.state.config.upload_status = 200
     assert result.data[0].url
@@ -160,3 +162,49 @@ def test_a_storage_put_answered_with_an_error_fails_visibly(
     finally:
         sim.state.config.upload_status = 200
     assert sim_log("submit") == []
+
+
+# -- OpenRouter's reasoning: effort or max_tokens ----------------------------------------------
+
+
+def test_reasoning_effort_beside_a_token_budget_sends_one_budget(
+    client: openai.OpenAI, sim_log: Records
+) -> None:
+    token, text = tagged("think")
+    answer = client.chat.completions.create(
+        model=MODEL,
+        messages=ask(text),
+        tools=[WEATHER],  # fal's OpenAI route
+        tool_choice="none",
+        reasoning_effort="high",
+        extra_body={"reasoning": {"max_tokens": 200}},
+    )
+    assert answer.choices[0].message.content
+    (call,) = [r for r in of(sim_log(), token) if r["path"].endswith("/chat/completions")]
+    assert call["body"]["reasoning"] == {"max_tokens": 200}
+    assert "reasoning_effort" not in call["body"]
+
+
+def test_reasoning_effort_alone_becomes_the_effort(client: openai.OpenAI, sim_log: Records) -> None:
+    token, text = tagged("think")
+    client.chat.completions.create(
+        model=MODEL, messages=ask(text), tools=[WEATHER], reasoning_effort="low"
+    )
+    (call,) = [r for r in of(sim_log(), token) if r["path"].endswith("/chat/completions")]
+    assert call["body"]["reasoning"] == {"effort": "low"}
+
+
+@pytest.mark.parametrize("tools", [[], [WEATHER]], ids=["prompt", "openai-route"])
+def test_a_reasoning_object_with_both_budgets_is_a_400(
+    client: openai.OpenAI, sim_log: Records, tools: list[Any]
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=MODEL,
+            messages=ask("think"),
+            tools=tools or openai.NOT_GIVEN,
+            extra_body={"reasoning": {"effort": "high", "max_tokens": 200}},
+        )
+    assert caught.value.param == "reasoning"
+    assert "not both" in caught.value.message
+    assert sim_log() == []

@@ -64,6 +64,13 @@ async def handle(call: Call, state: SimulatorState, endpoint: str) -> None:
     if not isinstance(model, str) or not model:
         await _openrouter_error(call, 400, "No model provided")
         return
+    reasoning = body.get("reasoning")
+    if isinstance(reasoning, dict) and {"effort", "max_tokens"} <= reasoning.keys():
+        # "One of the following (not both)" (docs/fal-protocol.md §9.3); the wording is ours.
+        await _openrouter_error(
+            call, 400, "Only one of reasoning.effort and reasoning.max_tokens may be given"
+        )
+        return
     watch = DisconnectWatch(call.receive)
     try:
         latency = (directives.latency_ms if directives.latency_ms is not None else 0) / 1000
