@@ -208,3 +208,64 @@ def test_a_reasoning_object_with_both_budgets_is_a_400(
     assert caught.value.param == "reasoning"
     assert "not both" in caught.value.message
     assert sim_log() == []
+
+
+# -- X-Fal-Request-Timeout: the time a request has left ---------------------------------------
+
+
+def start_timeout_of(record: dict[str, Any]) -> int:
+    return int(record["headers"]["x-fal-request-timeout"])
+
+
+@pytest.fixture(scope="module")
+def timed(proxy_factory: Callable[..., RunningProxy]) -> RunningProxy:
+    return proxy_factory(request_timeout=40)
+
+
+@pytest.mark.parametrize(
+    ("extra", "kind"),
+    [({}, "submit"), ({"stream": True}, "stream"), ({"tools": [WEATHER]}, "openai")],
+    ids=["queue-submit", "stream", "openai-route"],
+)
+def test_every_call_that_starts_work_carries_the_time_left(
+    timed: RunningProxy,
+    make_client: Callable[..., openai.OpenAI],
+    sim_log: Records,
+    extra: dict[str, Any],
+    kind: str,
+) -> None:
+    token, text = tagged("hello")
+    response = make_client(timed).chat.completions.create(model=MODEL, messages=ask(text), **extra)
+    if extra.get("stream"):
+        list(response)  # type: ignore[call-overload]
+    (record,) = of(sim_log(kind), token)
+    assert 35 <= start_timeout_of(record) <= 39
+    # Polls read work fal already has: no start timeout on them.
+    assert all("x-fal-request-timeout" not in r["headers"] for r in sim_log("result"))
+
+
+def test_media_submits_carry_the_time_left(
+    timed: RunningProxy, make_client: Callable[..., openai.OpenAI], sim_log: Records
+) -> None:
+    make_client(timed).images.generate(model="fal-ai/flux/dev", prompt="a cat")
+    (record,) = sim_log("submit")
+    assert 35 <= start_timeout_of(record) <= 39
+
+
+def test_a_request_that_cannot_start_in_time_is_dropped_by_fal(
+    proxy_factory: Callable[..., RunningProxy],
+    make_client: Callable[..., openai.OpenAI],
+    sim: SimulatorThread,
+    sim_log: Records,
+) -> None:
+    client = make_client(proxy_factory(request_timeout=4))
+    waits = ask('wait [[sim {"queue_ms": 60000}]]')
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model=MODEL, messages=waits)
+    assert caught.value.status_code == 504
+    # fal's own start timeout ended it (its result: 504 marked `user`), not the proxy's.
+    assert "Request timed out" in caught.value.message
+    (submit,) = sim_log("submit")
+    assert start_timeout_of(submit) == 3
+    assert sim.state.jobs[submit["request_id"]].user_timeout
+    assert sim_log("cancel") == []  # nothing left at fal to cancel

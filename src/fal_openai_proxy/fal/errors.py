@@ -147,6 +147,9 @@ def parse_error_response(
         detail = parsed.get("detail", parsed.get("message", parsed.get("error")))
         error_type = parsed.get("error_type") or error_type
     retryable = headers.get("x-fal-retryable")
+    if headers.get("x-fal-request-timeout-type", "").strip().lower() == "user":
+        # Our own X-Fal-Request-Timeout expired: fal-js `isRetryableError` never retries it.
+        retryable = "false"
     return FalStatusError(
         status,
         describe_detail(detail) or f"fal returned HTTP {status}",

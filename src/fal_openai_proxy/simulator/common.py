@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +129,17 @@ class Prepared:
     clean_prompt: str
     directives: Directives
     key: str
+
+
+def start_timeout(call: Call) -> float | None:
+    """`X-Fal-Request-Timeout`: the seconds a request may wait before it starts; None if
+    absent or not a number over 1 (docs/fal-protocol.md §2)."""
+    raw = call.headers.get("x-fal-request-timeout")
+    try:
+        seconds = float(raw) if raw is not None else math.nan
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 1 else None
 
 
 def read_directives(body: dict[str, Any]) -> tuple[str, Directives]:

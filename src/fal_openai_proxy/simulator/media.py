@@ -22,7 +22,15 @@ from typing import Any
 
 from .apps import AppSpec
 from .asgi import Receive, Scope, Send, read_body, send_bytes
-from .common import Call, check_auth, decode_body, parse_key, read_directives, send_scripted_error
+from .common import (
+    Call,
+    check_auth,
+    decode_body,
+    parse_key,
+    read_directives,
+    send_scripted_error,
+    start_timeout,
+)
 from .queue import _origin
 from .state import Job, SimulatorState
 from .text import Answer
@@ -204,17 +212,12 @@ async def submit(call: Call, state: SimulatorState, app_id: str) -> None:
     inp = ChatInput(clean, None, "", False, None, None, None)
     answer = MediaAnswer("", None, None, payload)
     rid = call.request_id
-    state.add_job(
-        Job(
-            rid,
-            _chat_spec(app_id),
-            inp,
-            answer,
-            directives,
-            (directives.queue_ms or 0) / 1000,
-            run_s,
-        )
-    )
+    queue_s = (directives.queue_ms or 0) / 1000
+    job = Job(rid, _chat_spec(app_id), inp, answer, directives, queue_s, run_s)
+    timeout = start_timeout(call)
+    if timeout is not None and queue_s > timeout:
+        job.expire_before_start(timeout)
+    state.add_job(job)
     base = "/".join(app_id.split("/")[:2])  # fal drops the sub-path (docs/fal-protocol.md §1)
     url = f"{origin}{state.config.queue_prefix}/{base}/requests/{rid}"
     await call.json(
