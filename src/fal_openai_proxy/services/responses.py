@@ -23,6 +23,7 @@ class ResponsesService(RouteService):
     async def create(
         self, request: RouteRequest, context: RequestContext, receive: Receive
     ) -> Response:
+        request.body["model"] = self._catalog.chat_model(request.model)
         self.note("responses", request.model, request.stream, context)
         self.log_input(request.body, context)
         if not request.stream:
