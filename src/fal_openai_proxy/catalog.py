@@ -52,7 +52,11 @@ OPENAI_CHAT_IDS = (
     "gpt-4-turbo",
     "gpt-3.5-turbo",
 )
-OPENAI_EMBEDDING_IDS = ("text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002")
+OPENAI_EMBEDDING_IDS = (
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+    "text-embedding-ada-002",
+)
 # The embedding models of fal's OpenAI route (OpenRouter's ids; docs/fal-protocol.md §9.4).
 EMBEDDING_MODELS = tuple(f"openai/{m}" for m in OPENAI_EMBEDDING_IDS)
 _OPENAI_FAMILIES = re.compile(r"(gpt-|chatgpt-|o[1-9](-|$)|text-embedding-)")

@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fal-openai-proxy",
         usage="%(prog)s [serve | check-config | settings-markdown] [options]",
-        description="An OpenAI-compatible API for fal.ai's language models. "
+        description="An OpenAI-compatible API for fal.ai's language, image, audio and video "
+        "models. "
         "Every option can also be set in the environment or in .env.\n\ncommands:\n"
         + "\n".join(f"  {name:<19}{meaning}" for name, meaning in COMMANDS.items()),
         epilog=help_epilog(),
