@@ -63,9 +63,13 @@ def problems_of(
             for arg in args:
                 if arg.startswith("-") and arg.split("=", 1)[0] not in flags:
                     problems.append(f"`{fragment}`: {COMMAND} has no option {arg}")
-                elif not arg.startswith("-") and arg == args[0] and arg not in COMMANDS:
-                    if not arg.isupper():  # the metavariables of a usage line: H, P, N, L
-                        problems.append(f"`{fragment}`: {COMMAND} has no command {arg}")
+                elif (
+                    not arg.startswith("-")
+                    and arg == args[0]
+                    and arg not in COMMANDS
+                    and not arg.isupper()  # the metavariables of a usage line: H, P, N, L
+                ):
+                    problems.append(f"`{fragment}`: {COMMAND} has no command {arg}")
         elif head == "make":
             for arg in args:
                 if not arg.startswith("-") and "=" not in arg and arg not in targets:
