@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from ..support.chat import Records, ask
+from ..support.servers import RunningProxy
 
 WEATHER = {
     "type": "function",
@@ -54,3 +55,34 @@ def test_a_media_model_on_embeddings_is_the_same_400(
         client.embeddings.create(model="whisper-1", input="hi")
     assert (caught.value.code, caught.value.param) == ("model_not_supported", "model")
     assert sim_log() == []
+
+
+# -- LangChain's embeddings ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tokens", [[[9906, 1917], [15339]], [9906, 1917]], ids=["lists", "one"])
+def test_token_ids_get_a_400_that_says_how_to_make_langchain_send_text(
+    client: openai.OpenAI, sim_log: Records, tokens: list[Any]
+) -> None:
+    # What OpenAIEmbeddings sends by default (lists of token ids; tiktoken needs a download
+    # this machine cannot make, so the same body is sent with the openai SDK).
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.embeddings.create(model="text-embedding-3-small", input=tokens)
+    assert caught.value.param == "input[0]"
+    assert "check_embedding_ctx_length=False" in caught.value.message
+    assert sim_log() == []
+
+
+def test_langchain_embeddings_as_the_docs_write_them(proxy: RunningProxy) -> None:
+    from langchain_openai import OpenAIEmbeddings
+
+    embeddings = OpenAIEmbeddings(
+        model="openai/text-embedding-3-small",
+        base_url=proxy.v1,
+        api_key="unused",  # type: ignore[arg-type]
+        check_embedding_ctx_length=False,
+        max_retries=0,
+    )
+    vectors = embeddings.embed_documents(["a lighthouse", "a harbour"])
+    assert len(vectors) == 2 and all(len(v) > 0 for v in vectors)
+    assert vectors[0] != vectors[1]

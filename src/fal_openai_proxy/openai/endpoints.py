@@ -121,6 +121,14 @@ def _response_tool_names(tools: Any) -> set[str]:
     return names
 
 
+# Token ids are one tokenizer's numbers; the proxy takes text, whichever model embeds it.
+TOKEN_IDS = (
+    "expected a string; token-id arrays are not supported, send the text itself. LangChain's "
+    "OpenAIEmbeddings sends token ids by default: create it with "
+    "check_embedding_ctx_length=False."
+)
+
+
 def parse_embeddings_request(raw: bytes) -> RouteRequest:
     body = _object(raw)
     model = _model(body)
@@ -135,6 +143,9 @@ def parse_embeddings_request(raw: bytes) -> RouteRequest:
             _fail("Invalid 'input': empty array. Expected at least one string.", "input",
                   "empty_array")  # fmt: skip
         for index, item in enumerate(value):
+            if isinstance(item, int | list) and not isinstance(item, bool):
+                _fail(f"Invalid type for 'input[{index}]': {TOKEN_IDS}", f"input[{index}]",
+                      "invalid_type")  # fmt: skip
             if not isinstance(item, str):
                 _fail(f"Invalid type for 'input[{index}]': expected a string.", f"input[{index}]",
                       "invalid_type")  # fmt: skip
