@@ -4,6 +4,10 @@ recipe as docs/clients.md writes it."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -86,3 +90,44 @@ def test_langchain_embeddings_as_the_docs_write_them(proxy: RunningProxy) -> Non
     vectors = embeddings.embed_documents(["a lighthouse", "a harbour"])
     assert len(vectors) == 2 and all(len(v) > 0 for v in vectors)
     assert vectors[0] != vectors[1]
+
+
+# -- the OpenAI Agents SDK, as docs/clients.md writes it -----------------------------------------
+
+CLIENTS_DOC = Path(__file__).resolve().parents[2] / "docs" / "clients.md"
+
+
+def agents_recipe() -> str:
+    section = CLIENTS_DOC.read_text().split("## OpenAI Agents SDK", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def run_recipe(code: str, proxy: RunningProxy, tmp_path: Path) -> str:
+    """The recipe as a user runs it: a script of its own, in a process of its own."""
+    assert "http://127.0.0.1:3000/v1" in code and '"your API_KEY"' in code
+    code = code.replace("http://127.0.0.1:3000/v1", proxy.v1).replace('"your API_KEY"', '"x"')
+    script = tmp_path / "agent.py"
+    script.write_text(code)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    result = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.mark.parametrize("model_class", ["OpenAIChatCompletionsModel", "OpenAIResponsesModel"])
+def test_the_agents_sdk_recipe_runs_as_written(
+    proxy: RunningProxy,
+    sim_log: Records,
+    tmp_path: Path,
+    model_class: str,
+) -> None:
+    code = agents_recipe().replace("OpenAIChatCompletionsModel", model_class)
+    printed = run_recipe(code, proxy, tmp_path)
+    # The simulated model called the tool, then quoted what it returned.
+    assert printed.strip().startswith("The tool returned: 21 C and sunny in"), printed
+    endpoint = "chat/completions" if "Chat" in model_class else "responses"
+    calls = [r for r in sim_log("openai") if r["path"].endswith(endpoint)]
+    assert len(calls) == 2  # the tool call, then the answer
+    assert calls[0]["body"]["model"] == "google/gemini-2.5-flash"
