@@ -32,6 +32,7 @@ from .openai.errors import SERVER_ERROR, ProxyError
 from .ratelimit import ClientLimiter
 from .routes.audio import create_speech, create_transcription, create_translation
 from .routes.chat import CLIENT_CLOSED, create_chat_completion
+from .routes.completions import create_completion
 from .routes.docs import docs_page, openapi_json
 from .routes.embeddings import create_embeddings
 from .routes.health import healthz, metrics, readyz
@@ -39,6 +40,7 @@ from .routes.images import create_image, create_image_edit
 from .routes.models import list_models, retrieve_model
 from .routes.responses import create_response, stored_response
 from .services.chat import ChatService
+from .services.completions import CompletionsService
 from .services.embeddings import EmbeddingsService
 from .services.media_build import build_media
 from .services.openai_route import OpenAIChatService
@@ -94,6 +96,7 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
                 methods=["GET", "POST", "DELETE"],
             ),
             Route("/v1/embeddings", create_embeddings, methods=["POST"]),
+            Route("/v1/completions", create_completion, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
@@ -260,6 +263,7 @@ def _build_state(settings: Settings, live: LiveModels | None = None) -> ProxySta
     state = ProxyState(settings, catalog, metrics, http, fal, limiter, chat, open_streams)
     state.responses = ResponsesService(*route_deps)
     state.embeddings = EmbeddingsService(*route_deps)
+    state.completions = CompletionsService(settings, fal, catalog, metrics, open_streams, chat)
     state.images, state.audio = build_media(settings, http, pool, fal, catalog, metrics)
     state.shared = shared
     return state

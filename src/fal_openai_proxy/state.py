@@ -14,6 +14,7 @@ from .metrics import Metrics
 from .ratelimit import ClientLimiter
 from .services.audio import AudioService
 from .services.chat import ChatService
+from .services.completions import CompletionsService
 from .services.embeddings import EmbeddingsService
 from .services.images import ImageService
 from .services.responses import ResponsesService
@@ -37,6 +38,7 @@ class ProxyState:
     audio: AudioService = field(init=False)
     responses: ResponsesService | None = None  # fal's OpenAI route
     embeddings: EmbeddingsService | None = None
+    completions: CompletionsService | None = None  # legacy text completions
     shared: SharedStore | None = None  # REDIS_URL: state shared with the other replicas
 
 

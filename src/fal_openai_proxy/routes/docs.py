@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..fal.media_apps import MEDIA_APPS
+from ..openai.completions import CompletionRequest
 from ..openai.endpoints import EmbeddingsRequest, ResponsesRequest
 from ..openai.media_requests import (
     ImageEditForm,
@@ -99,6 +100,15 @@ for _method, _summary in (
         _method, "/v1/responses/{response_id:path}", _summary, responses=_NOT_STORED,
         status=404, path_example={"response_id": "resp_123"},
     )  # fmt: skip
+document(
+    "POST", "/v1/completions",
+    "Legacy text completion (OpenAI's `text_completion`) on fal's prompt apps, streaming or "
+    "not; `suffix`, `n` > 1, `best_of` > 1, `logprobs` and `echo` are refused with a 400.",
+    request=CompletionRequest,
+    example={"model": "google/gemini-2.5-flash", "prompt": "def fibonacci(n):", "max_tokens": 64},
+    responses=dict(ERRORS),
+    media_types=(JSON, "text/event-stream"),
+)  # fmt: skip
 document(
     "POST", "/v1/embeddings", "Embeddings on fal's OpenAI route.",
     request=EmbeddingsRequest,

@@ -210,7 +210,8 @@ class ChatService:
         metrics.streams_in_flight.inc()
         started = time.perf_counter()
         try:
-            yield translator.encoder.role()
+            if head := translator.encoder.role():  # none on legacy text completions
+                yield head
             async for event in stream.events():
                 if event is None:
                     yield KEEPALIVE
