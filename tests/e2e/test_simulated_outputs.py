@@ -5,16 +5,19 @@ Driven through the proxy with the openai SDK."""
 from __future__ import annotations
 
 import base64
+import json
 import struct
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import openai
 import pytest
+from pydantic import BaseModel, Field
 
 from fal_openai_proxy.simulator.server import SimulatorThread
 
 from ..support.chat import Records
 from ..support.media import make_png
+from ..support.servers import RunningProxy
 
 
 def png_dimensions(data: bytes) -> tuple[int, int]:
@@ -114,3 +117,68 @@ def test_flux_echoes_the_prompt_it_was_given(
     assert result.data and result.data[0].revised_prompt is None  # not rewritten
     (submit,) = sim_log("submit")
     assert job_output(sim, submit["request_id"])["prompt"] == "a lighthouse"
+
+
+# -- structured output valid against the client's own schema -----------------------------------
+
+
+class Address(BaseModel):
+    street: str
+    postcode: Annotated[str, Field(pattern=r"^[0-9]{5}$")]
+
+
+class Person(BaseModel):
+    name: Annotated[str, Field(min_length=8)]
+    age: Annotated[int, Field(ge=18, le=99)]
+    home: Address
+    tags: Annotated[list[str], Field(min_length=2)]
+    nickname: str | None
+    role: Literal["admin", "user"]
+
+
+def test_the_sdks_parse_gets_a_valid_instance(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.parse(
+        model="openai/gpt-4.1", messages=[{"role": "user", "content": "Who?"}],
+        response_format=Person,
+    )  # fmt: skip
+    person = completion.choices[0].message.parsed
+    assert isinstance(person, Person) and len(person.tags) >= 2 and person.age >= 18
+
+
+def test_the_responses_apis_parse_gets_a_valid_instance(client: openai.OpenAI) -> None:
+    response = client.responses.parse(model="openai/gpt-4.1", input="Who?", text_format=Person)
+    assert isinstance(response.output_parsed, Person)
+
+
+def test_a_pydantic_tool_gets_valid_arguments(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.parse(
+        model="openai/gpt-4.1", messages=[{"role": "user", "content": "Save him"}],
+        tools=[openai.pydantic_function_tool(Person, name="save_person")],
+    )  # fmt: skip
+    (call,) = completion.choices[0].message.tool_calls or []
+    assert isinstance(call.function.parsed_arguments, Person)
+
+
+@pytest.mark.parametrize("method", ["json_schema", "function_calling"])
+def test_langchains_structured_output(proxy: RunningProxy, method: str) -> None:
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(model="openai/gpt-4.1", base_url=proxy.v1, api_key="x", max_retries=0)  # type: ignore[arg-type]
+    person = llm.with_structured_output(Person, method=method).invoke("Who?")  # type: ignore[arg-type]
+    assert isinstance(person, Person)
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_json_object_is_a_json_object(client: openai.OpenAI, api: str) -> None:
+    if api == "chat":
+        completion = client.chat.completions.create(
+            model="openai/gpt-4.1", messages=[{"role": "user", "content": "Hi, in JSON"}],
+            response_format={"type": "json_object"},
+        )  # fmt: skip
+        text = completion.choices[0].message.content or ""
+    else:
+        response = client.responses.create(
+            model="openai/gpt-4.1", input="Hi, in JSON", text={"format": {"type": "json_object"}}
+        )
+        text = response.output_text
+    assert isinstance(json.loads(text), dict)
