@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fal_openai_proxy.catalog import (
+from fal_openai_proxy.openai.errors import ProxyError
+from fal_openai_proxy.services.catalog import (
     ANY_LLM_MODELS,
     EMBEDDING_MODELS,
     OPENAI_EMBEDDING_IDS,
@@ -16,7 +17,6 @@ from fal_openai_proxy.catalog import (
     ModelsFileError,
     load_models_file,
 )
-from fal_openai_proxy.openai.errors import ProxyError
 
 ANY_LLM = "fal-ai/any-llm"
 ROUTER = "openrouter/router"

@@ -5,26 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
+from .base import OpenAIModel, parse_json
+from .chat import INT64, MAX_MODEL_ID, MAX_STOP, MAX_STOP_CHARS, TOKENS, StreamOptions
 from .errors import invalid_request, unsupported
-from .requests import (
-    INT64,
-    MAX_MODEL_ID,
-    MAX_STOP,
-    MAX_STOP_CHARS,
-    TOKENS,
-    StreamOptions,
-    _Open,
-    _to_proxy_error,
-    check_json_size,
-)
 
 # fal's prompt apps take text; a token id is one tokenizer's number.
 _NO_TOKENS = "token ids are not supported: send the prompt as text."
 
 
-class CompletionRequest(_Open):
+class CompletionRequest(OpenAIModel):
     """OpenAI's `CreateCompletionRequest`; unknown fields are accepted and ignored."""
 
     model: str = Field(min_length=1, max_length=MAX_MODEL_ID)
@@ -71,11 +62,7 @@ class CompletionRequest(_Open):
 
 
 def parse_completion_body(body: bytes) -> CompletionRequest:
-    check_json_size(body)
-    try:
-        request = CompletionRequest.model_validate_json(body)
-    except ValidationError as exc:
-        raise _to_proxy_error(exc) from None
+    request = parse_json(CompletionRequest, body)
     _check_prompt(request.prompt)
     _check_supported(request)
     return request

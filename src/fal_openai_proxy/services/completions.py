@@ -12,16 +12,16 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive
 
-from ..catalog import Catalog
-from ..context import RequestContext, clip_all
+from ..base.metrics import Metrics
+from ..base.settings import Settings
 from ..fal.client import FalClient
-from ..metrics import Metrics
 from ..openai.completions import CompletionRequest
 from ..openai.sse import EventStreamResponse, until_disconnect
-from ..settings import Settings
+from ..serve.context import RequestContext, clip_all
 from ..translate.completions import TextCompletionEncoder, text_completion_body
 from ..translate.response import cut_at_stop, map_usage
 from ..translate.stream import StreamTranslator
+from .catalog import Catalog
 from .chat import FAREWELL, ChatService
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,9 @@ class CompletionsService:
         app = self._settings.fal_chat_app
         self._catalog.check(app, request.model)
         fal_input = self.fal_input(request, self._catalog.fal_model(request.model))
+        self._catalog.note(context, request.model, stream=bool(request.stream), route="prompt",
+                           fal_app=app)  # fmt: skip
         fields = context.log
-        fields.model = request.model
-        fields.model_label = self._catalog.metric_label(request.model)
-        fields.stream = bool(request.stream)
-        fields.route = "prompt"
         self._routed.inc()
         if self._settings.log_prompts:
             log.info(
