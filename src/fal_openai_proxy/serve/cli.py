@@ -23,6 +23,7 @@ from .server import (
     DrainingServer,
     QuietServer,
     listen_socket,
+    log_listening,
     loopback_socket,
     serve_workers,
     uvicorn_config,
@@ -179,6 +180,7 @@ def _serve(settings: Settings) -> None:
     sock = _listen(settings)
     _announce(settings)
     config = uvicorn_config(app, settings.host, settings.port, settings.log_level, settings)
+    log_listening(sock)  # once uvicorn's config has set its loggers' level
     DrainingServer(config, app.state.proxy).run(sockets=[sock])
 
 
@@ -187,6 +189,7 @@ def _serve_workers(settings: Settings) -> None:
     create_app(settings)  # fail fast on a bad configuration, in the parent
     sock = _listen(settings)
     _announce(settings)
+    log_listening(sock)
     sys.exit(serve_workers(settings, sock))
 
 
@@ -219,6 +222,7 @@ async def _serve_simulated(settings: Settings) -> None:
         uvicorn_config(app, settings.host, settings.port, settings.log_level, settings),
         app.state.proxy,
     )
+    log_listening(sock)  # once the proxy's config has set uvicorn's loggers to its level
     sim_task = asyncio.ensure_future(sim_server.serve(sockets=[sim_socket]))
     try:
         await proxy.serve(sockets=[sock])

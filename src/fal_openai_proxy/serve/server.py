@@ -166,6 +166,15 @@ def listen_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def log_listening(sock: socket.socket) -> None:
+    """uvicorn's own start line, which it leaves out for a socket it is handed."""
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown, port
+    )
+
+
 def loopback_socket() -> socket.socket:
     """A socket on a free loopback port, bound before either server starts."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
