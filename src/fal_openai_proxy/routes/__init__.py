@@ -3,7 +3,18 @@ endpoints in its own `ROUTES`; `ENDPOINTS` is all of them, the one list the app 
 
 from __future__ import annotations
 
-from . import audio, chat, completions, docs, embeddings, health, images, models, responses
+from . import (
+    audio,
+    chat,
+    completions,
+    docs,
+    embeddings,
+    fal_proxy,
+    health,
+    images,
+    models,
+    responses,
+)
 from .registry import Endpoint
 
 ENDPOINTS: list[Endpoint] = [
@@ -14,6 +25,7 @@ ENDPOINTS: list[Endpoint] = [
     *models.ROUTES,
     *images.ROUTES,
     *audio.ROUTES,
+    *fal_proxy.ROUTES,
     *health.ROUTES,
     *docs.ROUTES,
 ]
