@@ -318,7 +318,8 @@ class ChatStreamToMessages:
 
 
 class _Sink:
-    """The chat stream translator's encoder, writing Anthropic events instead of chunks."""
+    """The chat stream translator's encoder (`FrameEncoder`), writing Anthropic events
+    instead of chunks."""
 
     __slots__ = ("events",)
     include_usage = False

@@ -10,25 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from ..fal.errors import FalEventError, FalIncompleteStream
-from .response import DONE, map_usage
+from .response import DONE, FrameEncoder, map_usage
 
 log = logging.getLogger(__name__)
-
-
-class ChunkSink(Protocol):
-    """What the translator writes to: `ChunkEncoder` (OpenAI chunks), or Anthropic's events
-    (translate/anthropic_stream.py)."""
-
-    @property
-    def include_usage(self) -> bool: ...
-    def role(self) -> bytes: ...
-    def content(self, text: str) -> bytes: ...
-    def reasoning(self, text: str) -> bytes: ...
-    def finish(self, reason: str = "stop") -> bytes: ...
-    def usage(self, usage: dict[str, int] | None) -> bytes: ...
 
 
 class StreamTranslator:
@@ -38,7 +25,7 @@ class StreamTranslator:
     )  # fmt: skip
 
     def __init__(
-        self, encoder: ChunkSink, *, stops: list[str], show_reasoning: bool = True
+        self, encoder: FrameEncoder, *, stops: list[str], show_reasoning: bool = True
     ) -> None:
         self.encoder = encoder
         self._stops = stops
