@@ -106,7 +106,7 @@ def test_verbose_duration_falls_back_to_the_last_end() -> None:
 def test_unknown_voice_lists_the_valid_ones() -> None:
     kokoro = MEDIA_APPS["fal-ai/kokoro/american-english"]
     with pytest.raises(ProxyError) as info:
-        speech_input(kokoro, "hi", "shimmer", None, None)
+        speech_input(kokoro, "hi", "gandalf", None)
     assert info.value.param == "voice"
     assert "alloy" in info.value.message and "am_santa" in info.value.message
-    assert speech_input(kokoro, "hi", "onyx", None, "wav") == {"prompt": "hi", "voice": "am_onyx"}
+    assert speech_input(kokoro, "hi", "onyx", None) == {"prompt": "hi", "voice": "am_onyx"}

@@ -37,11 +37,16 @@ class ImageGenerationRequest(_Open):
     stream: bool | None = None
 
 
+SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
+
+
 class SpeechRequest(_Open):
     model: str = Field(min_length=1)
     input: str = Field(min_length=1, max_length=4096)
     voice: str = Field(min_length=1)
-    response_format: str | None = None
+    response_format: SpeechFormat | None = Field(
+        None, description="OpenAI's formats; `mp3` when absent, as OpenAI's default."
+    )
     speed: float | None = Field(None, ge=0.25, le=4.0)
     instructions: str | None = None
     stream_format: str | None = None
@@ -86,6 +91,11 @@ class TranslationForm(_Open):
     prompt: str | None = Field(None, description="Sent to fal-ai/whisper; wizper has none.")
     response_format: Literal["json", "text", "srt", "verbose_json", "vtt"] | None = None
     temperature: float | None = Field(None, ge=0.0, le=1.0, description="Accepted, ignored.")
+    stream: bool | None = Field(
+        None,
+        description="`true`: OpenAI's `transcript.text.delta` events, then "
+        "`transcript.text.done`, as server-sent events (with `json` or `text` only).",
+    )
 
 
 class TranscriptionForm(TranslationForm):
@@ -176,6 +186,17 @@ class Form:
                 f"Invalid '{name}': must be between {low:g} and {high:g}.", name, "invalid_value"
             )
         return value
+
+    def boolean(self, name: str) -> bool:
+        """`true` or `false` as the SDKs send them (absent: false)."""
+        value = self.text(name)
+        if value is None or value.lower() == "false":
+            return False
+        if value.lower() == "true":
+            return True
+        raise invalid_request(
+            f"Invalid '{name}': expected true or false, got {value[:40]!r}.", name, "invalid_type"
+        )
 
     def choice(self, name: str, allowed: tuple[str, ...]) -> str | None:
         value = self.text(name)

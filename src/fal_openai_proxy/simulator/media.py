@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import re
 import struct
 import uuid
 import wave
@@ -28,6 +29,7 @@ from .text import Answer
 from .validation import ChatInput, ErrorItem
 
 REST_PREFIX = "/rest"
+_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 FILES_PREFIX = "/_sim/files/"
 UPLOADS_PREFIX = "/_sim/uploads/"
 
@@ -72,6 +74,9 @@ class MediaSpec:
     strength: bool = False
     output_format: bool = True
     languages_key: str = "inferred_languages"
+    # `language` when the input leaves it out: whisper detects (null), wizper assumes "en"
+    # (docs/fal-protocol.md §12.3); `language: null` detects on both.
+    default_language: str | None = None
 
 
 APPS: dict[str, MediaSpec] = {
@@ -92,7 +97,7 @@ APPS: dict[str, MediaSpec] = {
     "fal-ai/flux/dev/image-to-image": MediaSpec("image", image_field="image_url", strength=True),
     "fal-ai/flux-pro/v1/fill": MediaSpec("image", image_field="image_url", mask=True),
     "fal-ai/whisper": MediaSpec("stt"),
-    "fal-ai/wizper": MediaSpec("stt", languages_key="languages"),
+    "fal-ai/wizper": MediaSpec("stt", languages_key="languages", default_language="en"),
     "fal-ai/kokoro/american-english": MediaSpec("tts"),
 }
 
@@ -243,6 +248,10 @@ def _validate(spec: MediaSpec, body: dict[str, Any], state: SimulatorState) -> l
                     "task", "enum", "Input should be 'transcribe' or 'translate'", body.get("task")
                 )
             )
+        language = body.get("language")
+        if language is not None and not (isinstance(language, str) and _LANGUAGE.match(language)):
+            msg = "Input should be 'af', 'am', 'ar', … or 'zh'"  # fal's enum, shortened
+            errors.append(_error("language", "literal_error", msg, language))
         return errors
     errors = []
     if not isinstance(body.get("prompt"), str):
@@ -372,6 +381,10 @@ def _produce(
         data = _file_bytes(body["audio_url"], state) or b""
         duration = _wav_seconds(data) or 1.0
         translated = body.get("task") == "translate"
+        # An app told the language transcribes as that language; one asked to detect (null)
+        # hears the language the WAV is tagged with (`spoken_language`), else English.
+        language = body.get("language", spec.default_language)
+        heard = language or spoken_language(data) or "en"
         half = round(duration / 2, 3)
         first = " Simulated translation" if translated else " Simulated transcript"
         second = f" of {duration:.1f} seconds."
@@ -381,7 +394,7 @@ def _produce(
                 {"timestamp": [0.0, half], "text": first},
                 {"timestamp": [half, None], "text": second},  # fal may leave the last end open
             ],
-            spec.languages_key: [body.get("language") or "en"],
+            spec.languages_key: [heard],
         }
     name = f"{uuid.uuid4().hex}.wav"
     audio = wav(min(0.02 * len(prompt), 5.0))
@@ -424,6 +437,31 @@ def wav(seconds: float, rate: int = 24000) -> bytes:
         writer.setframerate(rate)
         writer.writeframes(b"".join(struct.pack("<h", s) for s in samples))
     return out.getvalue()
+
+
+def spoken_language(data: bytes) -> str | None:
+    """What a simulated model hears: the language code of a WAV's RIFF `LIST`/`INFO` `ILNG`
+    entry (tests/support/media.py writes one), as a real model would hear the speech."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    offset = 12
+    while offset + 8 <= len(data):
+        kind, size = (
+            data[offset : offset + 4],
+            int.from_bytes(data[offset + 4 : offset + 8], "little"),
+        )
+        body = data[offset + 8 : offset + 8 + size]
+        if kind == b"LIST" and body[:4] == b"INFO":
+            inner = 4
+            while inner + 8 <= len(body):
+                tag = body[inner : inner + 4]
+                length = int.from_bytes(body[inner + 4 : inner + 8], "little")
+                if tag == b"ILNG":
+                    value = body[inner + 8 : inner + 8 + length].rstrip(b"\0")
+                    return value.decode("ascii", "replace") or None
+                inner += 8 + length + length % 2
+        offset += 8 + size + size % 2
+    return None
 
 
 def _wav_seconds(data: bytes) -> float | None:
