@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-LINT_PATHS := src tests example.py $(wildcard bench)
+LINT_PATHS := src tests example.py examples $(wildcard bench)
 
-.PHONY: install run test lint lint-deploy format docs check-config bench bench-quick bench-quick-run clean
+.PHONY: install run test lint lint-deploy format docs check-config samples bench bench-quick bench-quick-run clean
 
 $(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ docs: $(STAMP)
 
 check-config: $(STAMP)
 	$(BIN)/fal-openai-proxy check-config
+
+# The sample files the examples of README.md and docs/ open (committed; this makes them again).
+samples:
+	$(PYTHON) examples/make_samples.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
