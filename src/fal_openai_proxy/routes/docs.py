@@ -19,7 +19,6 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from .. import __version__
-from ..fal.media_apps import MEDIA_APPS
 from ..openai.endpoints import EmbeddingsRequest, ResponsesRequest
 from ..openai.media_requests import (
     ImageEditForm,
@@ -29,6 +28,7 @@ from ..openai.media_requests import (
     TranslationForm,
 )
 from ..openai.requests import ChatCompletionRequest
+from ..translate.speech_audio import SPEECH_FORMATS
 
 JSON = "application/json"
 FORM = "multipart/form-data"
@@ -120,8 +120,9 @@ document(
     example={"model": "fal-ai/flux-pro/kontext", "prompt": "make it blue", "n": 1},
     responses=_MEDIA_ERRORS,
 )  # fmt: skip
-# srt and text are text/plain, vtt text/vtt, json and verbose_json JSON (services/audio.py).
-_TRANSCRIPTS = (JSON, "text/plain", "text/vtt")
+# srt and text are text/plain, vtt text/vtt, json and verbose_json JSON, `stream=true` server-
+# sent events (services/audio.py).
+_TRANSCRIPTS = (JSON, "text/plain", "text/vtt", "text/event-stream")
 document(
     "POST", "/v1/audio/transcriptions", "Speech to text on fal's whisper or wizper.",
     request=TranscriptionForm, body_type=FORM,
@@ -136,12 +137,12 @@ document(
 )  # fmt: skip
 document(
     "POST", "/v1/audio/speech",
-    "Text to speech; the audio bytes are streamed as they arrive from fal, in the one "
-    "format the app produces.",
+    "Text to speech; the audio is streamed as it arrives from fal, encoded on the way into "
+    "the `response_format` asked (mp3 by default, as OpenAI's).",
     request=SpeechRequest,
     example={"model": "tts-1", "input": "Hello from fal.", "voice": "alloy"},
     responses=_MEDIA_ERRORS,
-    media_types=tuple(sorted({a.audio_content_type for a in MEDIA_APPS.values()} - {""})),
+    media_types=tuple(dict.fromkeys(f.content_type for f in SPEECH_FORMATS.values())),
 )  # fmt: skip
 document(
     "GET", "/v1/models", "The model catalog, in OpenAI's list shape.", responses={401: ERRORS[401]}
