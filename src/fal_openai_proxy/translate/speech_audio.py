@@ -9,6 +9,7 @@ than the piece in hand. No I/O here: the service moves the bytes.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -217,8 +218,9 @@ class SpeechEncoder:
         return self._sink.take()
 
     def close(self) -> None:
-        """Let go of FFmpeg's state early (a client that left); idempotent."""
-        self._container.close()
+        """Let go of FFmpeg's state (a client that left, or after `finish`); idempotent."""
+        with contextlib.suppress(av.FFmpegError):
+            self._container.close()
 
     def _mux(self, frame: av.AudioFrame | None) -> None:
         try:
