@@ -308,6 +308,32 @@ def test_speech_in_every_openai_format(
     assert decoded_seconds(data, response_format) == pytest.approx(seconds, abs=0.1)
 
 
+@pytest.mark.parametrize("kind", ["float", "stereo", "streamed"])
+@pytest.mark.parametrize("response_format", ["mp3", "flac", "pcm"])
+def test_speech_from_other_kinds_of_wav(
+    client: openai.OpenAI, kind: str, response_format: str
+) -> None:
+    """Kokoro's exact WAV is unverified: float samples, two channels and a WAV written as it
+    was made (sizes unknown) are read too."""
+    text = "Fifty characters of text, to make one second. Ok."  # 50 characters: 1 s
+    data = client.audio.speech.create(
+        model="tts-1",
+        voice="nova",
+        input=text + sim({"speech_audio": kind}),
+        response_format=response_format,  # type: ignore[arg-type]
+    ).content
+    assert decoded_seconds(data, response_format) == pytest.approx(1.0, abs=0.1)
+
+
+def test_audio_fal_made_that_is_no_wav_is_a_502_before_any_byte(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.InternalServerError) as info:
+        client.audio.speech.create(
+            model="tts-1", voice="nova", input="Hi " + sim({"speech_audio": "not_wav"})
+        )
+    assert info.value.status_code == 502
+    assert "not a RIFF WAVE file" in info.value.message
+
+
 def test_speech_is_mp3_by_default_as_openais(
     proxy: RunningProxy, http: httpx.Client, sim_log: Records
 ) -> None:

@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 from ..catalog import Catalog
 from ..context import RequestContext
 from ..fal.client import FalClient
-from ..fal.errors import FalBrokenError, FalError
+from ..fal.errors import FalBrokenError, FalError, FalStatusError
 from ..fal.files import FalFiles
 from ..openai.errors import invalid_request, unsupported
 from ..openai.media_requests import Form, SpeechRequest
@@ -184,16 +184,16 @@ async def _start_encoding(chunks: AsyncIterator[bytes], target: str) -> tuple[_E
         while encoding.encoder is None:
             data = await anext(chunks, None)
             if data is None:
-                raise FalBrokenError("fal's speech audio ended before its samples")
+                raise FalStatusError(502, "fal's speech audio ended before its samples")
             parts += [out async for out in encoding.encode(data)]
     except BaseException as exc:
         encoding.close()
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
             await aclose()
-        if isinstance(exc, AudioError):
-            raise FalBrokenError(
-                f"fal's speech audio cannot be encoded as {target}: {exc}"
+        if isinstance(exc, AudioError):  # fal's file is not what it should be: a 502
+            raise FalStatusError(
+                502, f"fal's speech audio cannot be encoded as {target}: {exc}"
             ) from None
         raise
     return encoding, b"".join(parts)
@@ -207,7 +207,7 @@ async def _encoded(chunks: AsyncIterator[bytes], encoding: _Encoding) -> AsyncIt
         assert encoding.encoder is not None
         yield encoding.encoder.finish()
     except AudioError as exc:
-        raise FalBrokenError(f"fal's speech audio broke off: {exc}") from None
+        raise FalStatusError(502, f"fal's speech audio broke off: {exc}") from None
     finally:
         encoding.close()
         aclose = getattr(chunks, "aclose", None)

@@ -191,7 +191,7 @@ async def submit(call: Call, state: SimulatorState, app_id: str) -> None:
         await call.json(422, {"detail": errors})
         return
     origin = _origin(call)
-    payload = _produce(spec, body, clean, state, origin)
+    payload = _produce(spec, body, clean, state, origin, directives.speech_audio)
     latency_ms = state.config.latency_ms if directives.latency_ms is None else directives.latency_ms
     run_s = math.inf if directives.hang is not None else latency_ms / 1000
     inp = ChatInput(clean, None, "", False, None, None, None)
@@ -356,7 +356,12 @@ def _file_bytes(value: Any, state: SimulatorState) -> bytes | None:
 
 
 def _produce(
-    spec: MediaSpec, body: dict[str, Any], prompt: str, state: SimulatorState, origin: str
+    spec: MediaSpec,
+    body: dict[str, Any],
+    prompt: str,
+    state: SimulatorState,
+    origin: str,
+    speech_audio: str | None = None,
 ) -> dict[str, Any]:
     if spec.kind == "image":
         images = []
@@ -397,7 +402,7 @@ def _produce(
             spec.languages_key: [heard],
         }
     name = f"{uuid.uuid4().hex}.wav"
-    audio = wav(min(0.02 * len(prompt), 5.0))
+    audio = speech_file(min(0.02 * len(prompt), 5.0), speech_audio)
     state.files[name] = (audio, "audio/wav")
     return {
         "audio": {
@@ -462,6 +467,32 @@ def spoken_language(data: bytes) -> str | None:
                 inner += 8 + length + length % 2
         offset += 8 + size + size % 2
     return None
+
+
+def speech_file(seconds: float, kind: str | None) -> bytes:
+    """Kokoro's 24 kHz 16-bit mono WAV, or a variant a directive asks for (`speech_audio`):
+    what another app, or Kokoro itself, might produce (its exact format is unverified,
+    docs/fal-protocol.md §12.4)."""
+    if kind == "not_wav":
+        return b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 8
+    if kind not in ("float", "stereo", "streamed"):
+        return wav(seconds)
+    rate, frames = 24000, int(seconds * 24000)
+    tone = [0.1 * math.sin(2 * math.pi * 440 * i / rate) for i in range(frames)]
+    if kind == "float":
+        tag, channels, bits, samples = 3, 1, 32, struct.pack(f"<{frames}f", *tone)
+    else:
+        channels = 2 if kind == "stereo" else 1
+        pcm = [int(30000 * t) for t in tone for _ in range(channels)]
+        tag, bits, samples = 1, 16, struct.pack(f"<{len(pcm)}h", *pcm)
+    align = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * align, align, bits)
+    data_size = 0xFFFFFFFF if kind == "streamed" else len(samples)
+    riff_size = 0xFFFFFFFF if kind == "streamed" else 36 + len(samples)
+    return (
+        b"RIFF" + struct.pack("<I", riff_size) + b"WAVEfmt " + struct.pack("<I", 16) + fmt
+        + b"data" + struct.pack("<I", data_size) + samples
+    )  # fmt: skip
 
 
 def _wav_seconds(data: bytes) -> float | None:
