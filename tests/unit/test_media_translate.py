@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fal_openai_proxy.config_check import run_checks
 from fal_openai_proxy.fal.media_apps import MEDIA_APPS, OPENAI_ALIASES, generic_image_app
 from fal_openai_proxy.openai.errors import ProxyError
+from fal_openai_proxy.serve.config_check import run_checks
 from fal_openai_proxy.translate.audio import segments, speech_input, srt, verbose_body, vtt
 from fal_openai_proxy.translate.images import (
     ImageParams,

@@ -19,18 +19,20 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ..catalog import Catalog
-from ..context import RequestContext
+from ..base.settings import Settings
 from ..fal.client import FalClient
 from ..fal.errors import FalBrokenError, FalError, FalStatusError
 from ..fal.files import FalFiles
+from ..openai.audio import SpeechRequest
 from ..openai.errors import invalid_request, unsupported
-from ..openai.media_requests import Form, SpeechRequest
+from ..openai.forms import Form
 from ..openai.sse import SSE_HEADERS, ClientGone, cancelled_on_disconnect, until_disconnect
-from ..settings import Settings
+from ..serve.context import RequestContext, Usage
 from ..translate.audio import (
     TRANSCRIPT_FORMATS,
+    announced_seconds,
     audio_content_type,
+    audio_seconds,
     detected_language,
     segments,
     speech_format,
@@ -45,6 +47,7 @@ from ..translate.audio import (
     wav_duration,
 )
 from ..translate.speech_audio import SPEECH_FORMATS, AudioError, SpeechEncoder, WavReader
+from .catalog import Catalog
 from .media import note_request, resolve_app
 
 log = logging.getLogger(__name__)
@@ -99,9 +102,10 @@ class AudioService:
             self._fal.run_queued(app.app_id, fal_input, context.fal_key), receive
         )
         context.log.fal_request_id = result.request_id
+        duration = wav_duration(file.data) if content_type == "audio/wav" else None
+        context.usage.audio_seconds_in = audio_seconds(result.output, duration)
         if stream:
             return Response(transcript_events(result.output), headers=dict(_SSE_HEADERS))
-        duration = wav_duration(file.data) if content_type == "audio/wav" else None
         return _transcript(result.output, response_format, task, language, duration, temperature)
 
     async def _file_url(self, data: bytes, content_type: str, client_key: str | None) -> str:
@@ -128,10 +132,11 @@ class AudioService:
         chunks = self._files.chunks(upstream)
         if target != app.audio_format:
             # The first bytes before the status line: a failure until then is a proper error.
-            encoder, first = await until_disconnect(_start_encoding(chunks, target), receive)
-            rest = _encoded(chunks, encoder)
+            encoding, first = await until_disconnect(start_encoding(chunks, target), receive)
+            rest = encoded(chunks, encoding, context.usage)
             return AudioStreamResponse(first, rest, SPEECH_FORMATS[target].content_type)
         first = await until_disconnect(anext(chunks, b""), receive)
+        context.usage.audio_seconds_out = announced_seconds(first)
         served = upstream.headers.get("content-type", "")
         content_type = next(
             t
@@ -147,7 +152,7 @@ _SLICE_SECONDS = 0.1
 _SSE_HEADERS = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in SSE_HEADERS]
 
 
-class _Encoding:
+class Encoding:
     """fal's WAV as it arrives -> the client's format (translate/speech_audio.py)."""
 
     def __init__(self, target: str) -> None:
@@ -170,15 +175,21 @@ class _Encoding:
                 yield out
             await asyncio.sleep(0)
 
+    @property
+    def seconds(self) -> float | None:
+        """The audio encoded so far, in seconds."""
+        wav = self.reader.format
+        return wav.seconds(self.reader.sample_bytes) if wav is not None else None
+
     def close(self) -> None:
         if self.encoder is not None:
             self.encoder.close()
 
 
-async def _start_encoding(chunks: AsyncIterator[bytes], target: str) -> tuple[_Encoding, bytes]:
+async def start_encoding(chunks: AsyncIterator[bytes], target: str) -> tuple[Encoding, bytes]:
     """Read until the WAV's samples begin; the encoding and its first bytes. fal's audio
     that is not a WAV the proxy reads is fal's failure (502)."""
-    encoding = _Encoding(target)
+    encoding = Encoding(target)
     parts: list[bytes] = []
     try:
         while encoding.encoder is None:
@@ -199,7 +210,11 @@ async def _start_encoding(chunks: AsyncIterator[bytes], target: str) -> tuple[_E
     return encoding, b"".join(parts)
 
 
-async def _encoded(chunks: AsyncIterator[bytes], encoding: _Encoding) -> AsyncIterator[bytes]:
+async def encoded(
+    chunks: AsyncIterator[bytes], encoding: Encoding, usage: Usage | None = None
+) -> AsyncIterator[bytes]:
+    """The rest of fal's audio, encoded piece by piece; fal's file and FFmpeg's state are
+    let go however it ends, and `usage` gets the seconds that went out."""
     try:
         async for data in chunks:
             async for out in encoding.encode(data):
@@ -209,6 +224,8 @@ async def _encoded(chunks: AsyncIterator[bytes], encoding: _Encoding) -> AsyncIt
     except AudioError as exc:
         raise FalStatusError(502, f"fal's speech audio broke off: {exc}") from None
     finally:
+        if usage is not None:
+            usage.audio_seconds_out = encoding.seconds
         encoding.close()
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:

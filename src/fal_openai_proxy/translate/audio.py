@@ -16,7 +16,7 @@ import orjson
 
 from ..fal.media_apps import AUDIO_TYPES, MediaApp
 from ..openai.errors import invalid_request
-from .speech_audio import DEFAULT_SPEECH_FORMAT
+from .speech_audio import DEFAULT_SPEECH_FORMAT, BadAudio, WavReader
 
 TRANSCRIPT_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
 
@@ -173,6 +173,26 @@ def verbose_body(
             for i, s in enumerate(parts)
         ],
     }
+
+
+def audio_seconds(output: dict[str, Any], duration: float | None) -> float | None:
+    """How long the input audio was: its WAV header's length, else where fal's last chunk
+    ends (None when fal gave no timestamps)."""
+    if duration is not None:
+        return duration
+    parts = segments(output, None)
+    return parts[-1].end if parts and parts[-1].end > 0 else None
+
+
+def announced_seconds(head: bytes) -> float | None:
+    """How long a WAV says it is, from its first bytes (None: not a WAV, or a size unknown)."""
+    reader = WavReader()
+    try:
+        reader.feed(head)
+    except BadAudio:
+        return None
+    size = reader.announced_bytes
+    return reader.format.seconds(size) if reader.format is not None and size else None
 
 
 def wav_duration(data: bytes) -> float | None:

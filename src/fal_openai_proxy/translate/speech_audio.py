@@ -86,7 +86,8 @@ class WavReader:
         self.format: WavFormat | None = None
         self.sample_bytes = 0  # the samples given back so far
         self._head = bytearray()
-        self._remaining: int | None = None  # sample bytes the header announced; None: to EOF
+        self.announced_bytes: int | None = None  # the header's sample bytes; None: to EOF
+        self._remaining: int | None = None  # of those, not yet read
         self._partial = b""  # the start of a frame split between two pieces
 
     def feed(self, data: bytes) -> bytes:
@@ -128,7 +129,8 @@ class WavReader:
                 if found is None:
                     raise BadAudio("the WAV's samples come before its `fmt ` chunk")
                 # A streamed WAV may announce 0 or 0xFFFFFFFF: then the samples run to the end.
-                self._remaining = size if 0 < size < 0xFFFFFFFF else None
+                self.announced_bytes = size if 0 < size < 0xFFFFFFFF else None
+                self._remaining = self.announced_bytes
                 self.format = found
                 return body
             if len(head) < body + size:
