@@ -33,6 +33,7 @@ class OutputFormat:
     rate: int = 0  # a fixed sample rate; 0: the source's, if the codec takes it
     mono: bool = False
     options: tuple[tuple[str, str], ...] = ()  # the muxer's own options
+    codec_options: tuple[tuple[str, str], ...] = ()  # the encoder's
 
 
 # Content types: mp3, aac, flac and wav are the registered ones; OpenAI's `opus` is Ogg Opus
@@ -41,9 +42,15 @@ class OutputFormat:
 # (`audio/L16` is big-endian): `audio/pcm`, as other OpenAI-compatible servers say.
 SPEECH_FORMATS: dict[str, OutputFormat] = {
     "mp3": OutputFormat("mp3", "libmp3lame", "audio/mpeg", bit_rate=64_000),
-    # Ogg pages of 100 ms rather than FFmpeg's 1 s, so that the audio flows as it is made.
+    # Ogg pages of 100 ms rather than FFmpeg's 1 s, so that the audio flows as it is made;
+    # libopus at complexity 5 rather than 10: a quarter of the CPU (docs/media.md) for speech.
     "opus": OutputFormat(
-        "ogg", "libopus", "audio/ogg", bit_rate=32_000, options=(("page_duration", "100000"),)
+        "ogg",
+        "libopus",
+        "audio/ogg",
+        bit_rate=32_000,
+        options=(("page_duration", "100000"),),
+        codec_options=(("compression_level", "5"),),
     ),
     "aac": OutputFormat("adts", "aac", "audio/aac", bit_rate=64_000),
     "flac": OutputFormat("flac", "flac", "audio/flac"),
@@ -187,6 +194,7 @@ class SpeechEncoder:
             target.codec,
             rate=_output_rate(target, source.rate),
             layout=_LAYOUTS[channels],
+            options=dict(target.codec_options),
         )
         self._stream: AudioStream = stream
         if target.bit_rate:
