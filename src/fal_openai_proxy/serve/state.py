@@ -13,11 +13,13 @@ from ..base.settings import Settings
 from ..fal.client import FalClient
 from ..fal.files import FalFiles
 from ..fal.openrouter import OpenRouterClient
+from ..fal.proxy_client import FalProxyClient
 from ..fal.transport import Transport
 from ..services.audio import AudioService
 from ..services.catalog import Catalog
 from ..services.chat import ChatService
 from ..services.embeddings import EmbeddingsService
+from ..services.fal_proxy import FalProxyService
 from ..services.images import ImageService
 from ..services.responses import ResponsesService
 from ..store.redis import RedisStore
@@ -37,6 +39,7 @@ class Upstream:
     openrouter: OpenRouterClient  # fal's OpenAI-compatible route
     files: FalFiles  # fal's storage and CDN
     redis: RedisStore | None  # REDIS_URL: state shared with the other replicas
+    fal_proxy: FalProxyClient  # fal's own clients' calls, relayed (/api/fal/proxy)
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Services:
     embeddings: EmbeddingsService
     images: ImageService
     audio: AudioService
+    fal_proxy: FalProxyService
 
 
 @dataclass
