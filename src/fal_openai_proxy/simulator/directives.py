@@ -80,6 +80,9 @@ class Directives:
     tool_calls: tuple[dict[str, Any], ...] = ()  # several calls at once: [{"name", "arguments"}]
     interleave: bool = False  # stream the calls' argument fragments mixed
     redacted_reasoning: bool = False  # a `reasoning.encrypted` detail after the signed text
+    # The text-to-speech file (simulator/media.py): "float" (32-bit float samples), "stereo",
+    # "streamed" (sizes left unknown, as a WAV written while it is made) or "not_wav"
+    speech_audio: str | None = None
 
     @property
     def job_error(self) -> str | None:
@@ -174,6 +177,7 @@ def build(objects: list[dict[str, Any]]) -> Directives:
         tool_calls=_tool_calls(merged.get("tool_calls")),
         interleave=merged.get("interleave") is True,
         redacted_reasoning=merged.get("redacted_reasoning") is True,
+        speech_audio=_str(merged.get("speech_audio")),
     )
 
 
