@@ -22,7 +22,9 @@ from .fal.cluster import ClusterKeys
 from .fal.errors import FalError, FalStatusError
 from .fal.http import HttpClient
 from .fal.keys import DECREASE, MAX_LIMIT, KeyPool
-from .fal.openai_route import OpenAIRouteClient
+from .fal.media_apps import MEDIA_APPS
+from .fal.openai_route import OPENAI_ROUTE_APP, OpenAIRouteClient
+from .fal.pricing import UnitPrices
 from .fal.retry import CallStarter
 from .fal.timeouts import Timeouts
 from .metrics import Metrics
@@ -42,11 +44,13 @@ from .services.chat import ChatService
 from .services.embeddings import EmbeddingsService
 from .services.media_build import build_media
 from .services.openai_route import OpenAIChatService
+from .services.pricing import CostMeter, load_price_table
 from .services.responses import ResponsesService
 from .services.routing import RouteTable
 from .settings import Settings
 from .shared import SharedStore
 from .state import ProxyState, proxy_state
+from .translate.cost import PriceTableError
 from .translate.errors import to_openai_error
 
 log = logging.getLogger(__name__)
@@ -64,9 +68,10 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
     live = LiveModels() if settings.fal_models_refresh else None
     try:
         state = _build_state(settings, live)
-    except ModelsFileError as exc:
+    except (ModelsFileError, PriceTableError) as exc:
         raise ConfigError(str(exc)) from None
     refresher = _model_refresher(settings, state, live)
+    prices = state.unit_prices
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -74,9 +79,13 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
             await state.shared.start()  # never fails: without Redis, per-process state
         if refresher is not None:
             refresher.start()  # in the background: start-up never waits for fal's list
+        if prices is not None:
+            prices.start()  # in the background too: a request never waits for a price
         try:
             yield  # upstream connections are opened on first use
         finally:
+            if prices is not None:
+                await prices.stop()
             if refresher is not None:
                 await refresher.stop()
             if state.shared is not None:
@@ -243,6 +252,8 @@ def _build_state(settings: Settings, live: LiveModels | None = None) -> ProxySta
         shared=shared,
     )
     catalog = Catalog(settings.fal_chat_app, models, live)
+    unit_prices = _unit_prices(settings, http, metrics)
+    meter = CostMeter(load_price_table(settings.prices_file), unit_prices)
     open_streams: set[asyncio.Task[None]] = set()
     # fal's OpenAI route: its own client, starting calls with the same keys and retries.
     route_client = OpenAIRouteClient(
@@ -251,18 +262,43 @@ def _build_state(settings: Settings, live: LiveModels | None = None) -> ProxySta
         starter=CallStarter(pool, timeouts.retry_budget, metrics),
         timeouts=timeouts,
     )
-    route_deps = (settings, route_client, catalog, metrics, open_streams)
+    route_deps = (settings, route_client, catalog, metrics, open_streams, meter)
     per_model = {m.id: m.route for m in models or () if m.route}
     routes = RouteTable(settings.model_route_table, per_model)
     chat = ChatService(
-        settings, fal, catalog, metrics, open_streams, routes, OpenAIChatService(*route_deps)
+        settings,
+        fal,
+        catalog,
+        metrics,
+        open_streams,
+        routes,
+        OpenAIChatService(*route_deps),
+        meter,
     )
     state = ProxyState(settings, catalog, metrics, http, fal, limiter, chat, open_streams)
     state.responses = ResponsesService(*route_deps)
     state.embeddings = EmbeddingsService(*route_deps)
-    state.images, state.audio = build_media(settings, http, pool, fal, catalog, metrics)
+    state.images, state.audio = build_media(settings, http, pool, fal, catalog, metrics, meter)
     state.shared = shared
+    state.meter, state.unit_prices = meter, unit_prices
     return state
+
+
+def _unit_prices(settings: Settings, http: HttpClient, metrics: Metrics) -> UnitPrices | None:
+    """fal's unit prices, read with the server's first key (prices can be per account);
+    none without a server key or with FAL_PRICING_REFRESH_INTERVAL=0."""
+    keys = settings.fal_keys
+    if not keys or settings.fal_pricing_refresh_interval <= 0:
+        return None
+    apps = {settings.fal_chat_app, settings.fal_vision_app, OPENAI_ROUTE_APP, *MEDIA_APPS}
+    return UnitPrices(
+        http,
+        api_url=settings.fal_api_url,
+        key=keys[0],
+        interval=settings.fal_pricing_refresh_interval,
+        endpoint_ids=apps,
+        metrics=metrics,
+    )
 
 
 def _error_response(exc: ProxyError) -> Response:

@@ -27,10 +27,30 @@ class AccessLogFields:
 
 
 @dataclass(slots=True)
+class Usage:
+    """What one request used, filled by the services; the accounts store writes it as one
+    usage row after the request ends. Unknown stays None (never a made-up 0)."""
+
+    endpoint: str | None = None  # e.g. "/v1/chat/completions"; the path when left unset
+    fal_app: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    images: int | None = None
+    audio_seconds_in: float | None = None
+    audio_seconds_out: float | None = None
+    video_seconds: float | None = None
+    cost: float | None = None  # USD; None: unknown
+    cost_source: str | None = None  # "openrouter" | "billable_units" | "price_table"
+    billable_units: float | None = None
+    first_byte_at: float | None = None  # time.perf_counter() when the answer's head went out
+
+
+@dataclass(slots=True)
 class RequestContext:
     log: AccessLogFields
     # Pass-through mode: the client's own fal key. Never logged, so not in `log`.
     fal_key: str | None = field(default=None, repr=False)
+    usage: Usage = field(default_factory=Usage)
 
 
 def new_context(scope: Scope, request_id: str) -> RequestContext:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from .catalog import Catalog
 from .fal.client import FalClient
+from .fal.pricing import UnitPrices
 from .fal.transport import Transport
 from .metrics import Metrics
 from .ratelimit import ClientLimiter
@@ -16,6 +17,7 @@ from .services.audio import AudioService
 from .services.chat import ChatService
 from .services.embeddings import EmbeddingsService
 from .services.images import ImageService
+from .services.pricing import CostMeter
 from .services.responses import ResponsesService
 from .settings import Settings
 from .shared import SharedStore
@@ -38,6 +40,8 @@ class ProxyState:
     responses: ResponsesService | None = None  # fal's OpenAI route
     embeddings: EmbeddingsService | None = None
     shared: SharedStore | None = None  # REDIS_URL: state shared with the other replicas
+    meter: CostMeter | None = None  # each request's cost (services/pricing.py)
+    unit_prices: UnitPrices | None = None  # fal's unit prices, refreshed in the background
 
 
 def proxy_state(request: Request) -> ProxyState:

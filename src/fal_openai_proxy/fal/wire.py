@@ -6,6 +6,9 @@ tests for exactly 200; fal-js and fal_client send `Authorization: Key …` (docs
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 
 def key_headers(key: str, accept: str = "application/json") -> dict[str, str]:
     return {"Authorization": f"Key {key}", "Content-Type": "application/json", "Accept": accept}
@@ -13,3 +16,19 @@ def key_headers(key: str, accept: str = "application/json") -> dict[str, str]:
 
 def is_success(status: int) -> bool:
     return 200 <= status < 300
+
+
+BILLABLE_UNITS_HEADER = "x-fal-billable-units"
+
+
+def billable_units(headers: Mapping[str, str]) -> float | None:
+    """fal's `x-fal-billable-units` answer header: how many of the app's priced units the
+    request used (docs/fal-protocol.md §13.2). Absent or malformed: None."""
+    raw = headers.get(BILLABLE_UNITS_HEADER)
+    if raw is None:
+        return None
+    try:
+        units = float(raw)
+    except ValueError:
+        return None
+    return units if math.isfinite(units) and units >= 0 else None

@@ -32,24 +32,36 @@ from ..translate.audio import (
     segments,
     speech_input,
     speech_url,
+    spoken_seconds,
     srt,
     transcript_text,
     transcription_input,
     verbose_body,
     vtt,
     wav_duration,
+    wav_header_seconds,
 )
+from ..translate.cost import Measure
 from .media import note_request, resolve_app
+from .pricing import CostMeter
 
 log = logging.getLogger(__name__)
 
 
 class AudioService:
-    def __init__(self, settings: Settings, fal: FalClient, files: FalFiles, catalog: Catalog):
+    def __init__(
+        self,
+        settings: Settings,
+        fal: FalClient,
+        files: FalFiles,
+        catalog: Catalog,
+        meter: CostMeter | None = None,
+    ):
         self._settings = settings
         self._fal = fal
         self._files = files
         self._catalog = catalog
+        self._meter = meter
 
     async def transcribe(
         self, form: Form, task: str, context: RequestContext, receive: Receive
@@ -86,6 +98,12 @@ class AudioService:
         )
         context.log.fal_request_id = result.request_id
         duration = wav_duration(file.data) if content_type == "audio/wav" else None
+        if self._meter is not None:
+            usage = context.usage
+            usage.fal_app, usage.billable_units = app.app_id, result.billable_units
+            usage.audio_seconds_in = duration or spoken_seconds(result.output)
+            used = Measure(audio_seconds=usage.audio_seconds_in)
+            self._meter.settle(usage, model=model, used=used)
         return _transcript(result.output, response_format, task, language, duration, temperature)
 
     async def _file_url(self, data: bytes, content_type: str, client_key: str | None) -> str:
@@ -119,6 +137,12 @@ class AudioService:
             for t in (served, declared or "", app.audio_content_type, "audio/wav")
             if t.startswith("audio/")
         )
+        if self._meter is not None:
+            usage = context.usage
+            usage.fal_app, usage.billable_units = app.app_id, result.billable_units
+            usage.audio_seconds_out = wav_header_seconds(first)  # WAV only: else unknown
+            used = Measure(audio_seconds=usage.audio_seconds_out)
+            self._meter.settle(usage, model=request.model, used=used)
         return AudioStreamResponse(first, chunks, content_type)
 
 

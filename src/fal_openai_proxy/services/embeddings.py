@@ -9,7 +9,8 @@ from starlette.types import Receive
 from ..context import RequestContext
 from ..fal.openai_route import EMBEDDINGS
 from ..openai.endpoints import RouteRequest
-from ..translate.openai_route import repair_embeddings
+from ..translate.cost import asked_for_accounting
+from ..translate.openai_route import chat_accounting, repair_embeddings
 from .openai_route import RouteService
 
 
@@ -19,7 +20,11 @@ class EmbeddingsService(RouteService):
     ) -> Response:
         self.note("embeddings", request.model, False, context)
         self.log_input(request.body, context)
-        answer = await self.post(EMBEDDINGS, request.body, context, receive)
-        return Response(
-            orjson.dumps(repair_embeddings(answer, request.model)), media_type="application/json"
+        answer = repair_embeddings(
+            await self.post(EMBEDDINGS, request.body, context, receive), request.model
         )
+        # The body goes on as it is; OpenRouter's `usage.cost` reaches a client that asked
+        # for it (docs/fal-protocol.md §13.4).
+        used, cost = chat_accounting(answer["usage"], asked_for_accounting(request.body))
+        self.settle(context, request.model, used, cost)
+        return Response(orjson.dumps(answer), media_type="application/json")

@@ -12,6 +12,7 @@ from ..metrics import Metrics
 from ..settings import Settings
 from .audio import AudioService
 from .images import ImageService
+from .pricing import CostMeter
 
 
 def build_media(
@@ -21,6 +22,7 @@ def build_media(
     fal: FalClient,
     catalog: Catalog,
     metrics: Metrics,
+    meter: CostMeter | None = None,
 ) -> tuple[ImageService, AudioService]:
     files = FalFiles.build(
         http,
@@ -33,4 +35,7 @@ def build_media(
         total_timeout=settings.request_timeout,
     )
     catalog.add_media(media_model_ids())
-    return ImageService(settings, fal, files, catalog), AudioService(settings, fal, files, catalog)
+    return (
+        ImageService(settings, fal, files, catalog, meter),
+        AudioService(settings, fal, files, catalog, meter),
+    )

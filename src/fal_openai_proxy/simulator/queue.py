@@ -11,7 +11,7 @@ import orjson
 from .apps import APP_BASES, MEDIA_BASES
 from .asgi import SSE_HEADERS, DisconnectWatch, Headers, SimulatedDrop, read_body
 from .common import Call, Invalid, Prepared, check_auth, parse_key, send_scripted_error
-from .directives import Directives
+from .directives import Directives, units_header
 from .state import COMPLETED, IN_PROGRESS, IN_QUEUE, Job, SimulatorState
 from .text import render
 
@@ -177,7 +177,11 @@ async def _result(call: Call, job: Job) -> None:
         await call.detail(400, "Request is still in progress")
         return
     if job.error is None and job.answer is not None:
-        await call.json(200, job.answer.body())
+        # fal sends the billable units on the result (docs/fal-protocol.md §13.2).
+        units = job.directives.billable_units
+        if units is None:
+            units = getattr(job.answer, "billable_units", None)
+        await call.json(200, job.answer.body(), units_header(units))
         return
     # What fal_client's `_raise_for_status` reads: the status, `detail`, and `error_type` from
     # the body or the `x-fal-error-type` header (docs/fal-protocol.md §4.2).

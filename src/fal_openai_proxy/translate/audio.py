@@ -151,6 +151,39 @@ def wav_duration(data: bytes) -> float | None:
         return None
 
 
+def wav_header_seconds(head: bytes) -> float | None:
+    """A WAV file's length from its first bytes (the RIFF header: `fmt ` gives the byte rate,
+    `data` the size); None for anything else, or a header without sizes (a streamed WAV)."""
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    position, byte_rate = 12, 0
+    while position + 8 <= len(head):
+        kind = head[position : position + 4]
+        size = int.from_bytes(head[position + 4 : position + 8], "little")
+        if kind == b"fmt " and position + 16 <= len(head):
+            byte_rate = int.from_bytes(head[position + 16 : position + 20], "little")
+        elif kind == b"data":
+            if not byte_rate or size in (0, 0xFFFFFFFF):
+                return None
+            return size / byte_rate
+        position += 8 + size + (size & 1)
+    return None
+
+
+def spoken_seconds(output: dict[str, Any]) -> float | None:
+    """How long the transcribed audio was, as far as fal's timestamps tell: the latest one
+    (an estimate from below, since the last end may be open)."""
+    chunks = output.get("chunks")
+    stamps = [
+        value
+        for chunk in (chunks if isinstance(chunks, list) else [])
+        if isinstance(chunk, dict) and isinstance(stamp := chunk.get("timestamp"), list | tuple)
+        for value in stamp
+    ]
+    numbers = [v for v in stamps if isinstance(v, int | float) and not isinstance(v, bool)]
+    return float(max(numbers)) if numbers else None
+
+
 def speech_input(
     app: MediaApp, text: str, voice: str, speed: float | None, response_format: str | None
 ) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import orjson
 
 from ..fal.decode import loads_object
 from ..fal.errors import FalBrokenError, UpstreamStreamError
+from .cost import Measure, reported_cost, strip_accounting
 from .response import DONE, SYSTEM_FINGERPRINT
 
 FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
@@ -90,17 +91,22 @@ class ChatChunkRepair:
     when asked for, and an upstream error raised instead of passed on."""
 
     __slots__ = (
-        "_created", "_id", "_include_usage", "_model", "_usage_sent", "finished", "over",
+        "_created", "_id", "_include_usage", "_keep_accounting", "_model", "_usage_sent",
+        "finished", "over", "reported", "used",
     )  # fmt: skip
 
-    def __init__(self, model: str, include_usage: bool) -> None:
+    def __init__(self, model: str, include_usage: bool, keep_accounting: bool = False) -> None:
         self._model = model
         self._include_usage = include_usage
+        # OpenRouter's cost fields reach the client only if it asked for them itself.
+        self._keep_accounting = keep_accounting
         self._id: str | None = None
         self._created: int | None = None
         self._usage_sent = False
         self.finished: set[int] = set()
         self.over = False  # [DONE] was sent
+        self.used = Measure()  # the tokens of the last usage seen
+        self.reported: float | None = None  # OpenRouter's `usage.cost`, if it came
 
     def feed(self, data: bytes) -> bytes:
         """The frames for one upstream event (b"" to drop it). `[DONE]` ends the stream."""
@@ -115,6 +121,8 @@ class ChatChunkRepair:
                 raise _choice_error(choice)
             self._repair_choice(choice, position)
         usage = _chat_usage(chunk.get("usage"))
+        if usage is not None:
+            self.used, self.reported = chat_accounting(usage, self._keep_accounting)
         if not choices:
             if usage is None or not self._include_usage or self._usage_sent:
                 return b""  # a debug chunk, or usage nobody asked for
@@ -230,6 +238,19 @@ def _chat_usage(usage: Any) -> dict[str, Any] | None:
     return usage
 
 
+def chat_accounting(usage: dict[str, Any], keep: bool) -> tuple[Measure, float | None]:
+    """A chat (or embeddings) usage's tokens and OpenRouter's cost; the cost fields are then
+    dropped from it unless `keep` (docs/fal-protocol.md §13.4)."""
+    used = Measure(
+        input_tokens=_int(usage.get("prompt_tokens")),
+        output_tokens=_int(usage.get("completion_tokens")),
+    )
+    cost = reported_cost(usage)
+    if not keep:
+        strip_accounting(usage)
+    return used, cost
+
+
 def _raise_if_error(body: Mapping[str, Any]) -> None:
     error = body.get("error")
     if error:
@@ -319,25 +340,47 @@ def _fill_response(response: dict[str, Any], model: str) -> dict[str, Any]:
     return response
 
 
+def response_accounting(response: dict[str, Any], keep: bool) -> tuple[Measure, float | None]:
+    """A `response`'s tokens and OpenRouter's cost; the cost fields then dropped unless
+    `keep` (docs/fal-protocol.md §13.4)."""
+    usage = response.get("usage")
+    if not isinstance(usage, dict):
+        return Measure(), None
+    used = Measure(
+        input_tokens=_int(usage.get("input_tokens")),
+        output_tokens=_int(usage.get("output_tokens")),
+    )
+    cost = reported_cost(usage)
+    if not keep:
+        strip_accounting(usage)
+    return used, cost
+
+
 class ResponsesStreamRepair:
     """The route's Responses events -> our frames, in OpenAI's framing (`event:` lines, a
     rising `sequence_number`, no `[DONE]`). What the SDK's `responses.stream()` needs
     (docs/openai-clients.md): `response.created` first, one id throughout, and a terminal
     event at the end; an upstream error becomes `response.failed`."""
 
-    __slots__ = ("_added", "_done", "_model", "_seq", "response", "terminal")
+    __slots__ = (
+        "_added", "_done", "_keep_accounting", "_model", "_seq", "reported", "response",
+        "terminal", "used",
+    )  # fmt: skip
 
     @property
     def over(self) -> bool:
         return self.terminal
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, keep_accounting: bool = False) -> None:
         self._model = model
+        self._keep_accounting = keep_accounting
         self._seq = 0
         self._added: set[int] = set()
         self._done: dict[int, Any] = {}
         self.response: dict[str, Any] | None = None  # the latest snapshot
         self.terminal = False
+        self.used = Measure()
+        self.reported: float | None = None
 
     def feed(self, data: bytes) -> bytes:
         if data == b"[DONE]" or self.terminal:
@@ -362,6 +405,8 @@ class ResponsesStreamRepair:
             if self.response is not None:
                 response["id"] = self.response["id"]  # the SDK checks the id never changes
             event["response"] = self.response = _fill_response(response, self._model)
+            if isinstance(response.get("usage"), dict):
+                self.used, self.reported = response_accounting(response, self._keep_accounting)
             if kind == "response.completed" and not response["output"] and self._done:
                 response["output"] = [self._done[i] for i in sorted(self._done)]
         index = event.get("output_index")
