@@ -76,6 +76,7 @@ class Directives:
     no_completed: bool = False
     # fal's `x-fal-billable-units` on the answer (docs/fal-protocol.md §13.2), on any app
     billable_units: float | None = None
+    no_cost: bool = False  # a usage without OpenRouter's `cost` (docs/fal-protocol.md §13.4)
 
     @property
     def job_error(self) -> str | None:
@@ -166,6 +167,7 @@ def build(objects: list[dict[str, Any]]) -> Directives:
         no_done=merged.get("no_done") is True,
         no_completed=merged.get("no_completed") is True,
         billable_units=_units(merged.get("billable_units")),
+        no_cost=merged.get("no_cost") is True,
     )
 
 

@@ -7,7 +7,8 @@ quoting it. Directives (``[[sim {...}]]`` in any message text) script failures: 
 (+ ``body``, ``headers``, ``ingress``, ``fail_times``, ``tag``) before the stream, in
 OpenRouter's ``{"error": {"code", "message"}}`` shape unless ``body`` says otherwise;
 ``error_at`` (an error chunk, or ``response.failed``), ``drop_at``, ``hang``,
-``latency_ms``, ``interval_ms``, ``events``, ``text``, ``usage``; and ``finish_error`` (a
+``latency_ms``, ``interval_ms``, ``events``, ``text``, ``usage``, ``no_cost``,
+``billable_units``; and ``finish_error`` (a
 200 whose choice ends with ``finish_reason: "error"``), ``no_done`` (no ``[DONE]``) and
 ``no_completed`` (a Responses stream that stops after its last item).
 """
@@ -270,7 +271,7 @@ async def _chat(
     call_id = f"call_{uuid.uuid4().hex[:24]}"
     finish = "tool_calls" if tool else "stop"
     usage = _usage(body, text + arguments)
-    if _accounting(body):  # OpenRouter's usage accounting (docs/fal-protocol.md §13.4)
+    if _accounting(body) and not d.no_cost:  # usage accounting (docs/fal-protocol.md §13.4)
         usage["cost_details"] = {"upstream_inference_cost": None}
     else:
         del usage["cost"], usage["is_byok"]
@@ -459,6 +460,8 @@ async def _responses(
         final["usage"] = {"input_tokens": usage["prompt_tokens"],
                           "output_tokens": usage["completion_tokens"],
                           "total_tokens": usage["total_tokens"], "cost": usage["cost"]}  # fmt: skip
+        if d.no_cost:
+            del final["usage"]["cost"]
     if not body.get("stream"):
         await call.json(200, final, units_header(d.billable_units))
         return
@@ -539,8 +542,9 @@ async def _embeddings(call: Call, body: dict[str, Any], model: str, d: Directive
             embedding = base64.b64encode(struct.pack(f"<{dims}f", *values)).decode()
         data.append({"object": "embedding", "embedding": embedding, "index": index})
     tokens = sum(_words(t) for t in inputs)
+    usage: dict[str, Any] = {"prompt_tokens": tokens, "total_tokens": tokens}
+    if not d.no_cost:
+        usage["cost"] = 0.0000001 * tokens
     await call.json(200, {"id": f"gen-emb-{uuid.uuid4().hex[:16]}", "object": "list",
-                          "data": data, "model": model,
-                          "usage": {"prompt_tokens": tokens, "total_tokens": tokens,
-                                    "cost": 0.0000001 * tokens}},
+                          "data": data, "model": model, "usage": usage},
                     units_header(d.billable_units))  # fmt: skip

@@ -82,10 +82,10 @@ async def serve(state: SimulatorState, call: Call) -> None:
     rest = call.path[len(PREFIX) :].strip("/")
     for money in ("v1/models/pricing", "v1/account/billing"):
         if rest.endswith(money):
-            mode = rest[: -len(money)].strip("/")  # "" or "fail-<status>", as for the list
-            if mode.startswith("fail-") and mode[5:].isdigit():
+            failure = rest[: -len(money)].strip("/")  # "" or "fail-<status>", as for the list
+            if failure.startswith("fail-") and failure[5:].isdigit():
                 await read_body(call.receive)
-                await call.detail(int(mode[5:]), "Simulated platform failure")
+                await call.detail(int(failure[5:]), "Simulated platform failure")
             else:
                 await _money(state, call, money)
             return
@@ -145,7 +145,8 @@ async def _money(state: SimulatorState, call: Call, rest: str) -> None:
     """Pricing and billing: a key is required; billing needs the billing scope."""
     await read_body(call.receive)
     query = parse_qs(call.scope.get("query_string", b"").decode())
-    state.record_event("platform", path=call.path, key=call.key, query=query)
+    kind = "billing" if rest == "v1/account/billing" else "pricing"
+    state.record_event(kind, path=call.path, key=call.key, query=query)
     if call.method != "GET":
         await call.detail(405, "Method Not Allowed")
         return
