@@ -189,6 +189,7 @@ def simulated_settings(settings: Settings, base: str) -> Settings:
         update={
             "fal_run_url": f"{base}/run",
             "fal_queue_url": f"{base}/queue",
+            "fal_api_url": f"{base}/platform",  # the model list, unit prices, the balance
             "fal_key": SecretStr(SIMULATED_KEY),
         }
     )

@@ -5,6 +5,7 @@ OpenRouter's cost fields it did not ask for."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import time
@@ -337,3 +338,54 @@ def test_a_bad_prices_file_stops_start_up_naming_it(tmp_path: Path) -> None:
     settings = Settings(_env_file=None, fal_key=FAL_KEY, prices_file=table)  # type: ignore[call-arg]
     with pytest.raises(ConfigError, match=r"PRICES_FILE .*some/model.*input_tokens"):
         create_app(settings)
+
+
+async def test_unit_prices_fetch_an_id_first_seen_on_a_request(sim: SimulatorThread) -> None:
+    """The request path only notes an unknown id; the background task fetches it soon
+    (and nothing for an id fal does not price)."""
+    from fal_openai_proxy.fal.http import HttpClient
+    from fal_openai_proxy.fal.pricing import UnitPrices
+    from fal_openai_proxy.metrics import Metrics
+
+    http = HttpClient(connect_timeout=5, max_idle_per_host=4, user_agent="test")
+    metrics = Metrics()
+    prices = UnitPrices(http, api_url=sim.base_url + "/platform", key=FAL_KEY, interval=3600,
+                        endpoint_ids=["fal-ai/flux/dev"], metrics=metrics)  # fmt: skip
+    prices.start()
+    try:
+        for _ in range(200):
+            if prices.updated_at is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert prices.price("fal-ai/flux/dev") is not None
+        assert prices.price("fal-ai/wizper") is None  # noted, not fetched on this path
+        for _ in range(300):
+            if prices.price("fal-ai/wizper") is not None:
+                break
+            await asyncio.sleep(0.02)
+        found = prices.price("fal-ai/wizper")
+        assert found is not None
+        assert (found.unit_price, found.unit) == PRICES["fal-ai/wizper"]
+        assert prices.price("nobody/prices-this") is None
+    finally:
+        await prices.stop()
+        await http.close()
+
+
+async def test_unit_prices_keep_the_known_ones_when_fal_fails(sim: SimulatorThread) -> None:
+    from fal_openai_proxy.fal.http import HttpClient
+    from fal_openai_proxy.fal.pricing import UnitPrices
+    from fal_openai_proxy.metrics import Metrics
+
+    http = HttpClient(connect_timeout=5, max_idle_per_host=4, user_agent="test")
+    metrics = Metrics()
+    prices = UnitPrices(http, api_url=sim.base_url + "/platform", key=FAL_KEY, interval=3600,
+                        endpoint_ids=["fal-ai/flux/dev"], metrics=metrics)  # fmt: skip
+    try:
+        assert await prices.refresh()
+        prices._api_url = sim.base_url + "/platform/fail-503"  # fal's platform API down
+        assert not await prices.refresh()
+        assert prices.price("fal-ai/flux/dev") is not None
+        assert "fal_proxy_pricing_refresh_failures_total 1.0" in metrics.render().decode()
+    finally:
+        await http.close()
