@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import time
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -21,33 +20,28 @@ from fal_openai_proxy.simulator.platform import PRICES
 from fal_openai_proxy.simulator.server import SimulatorThread
 
 from ..conftest import CapturedLogs
+from ..support.asserts import wait_for
 from ..support.servers import FAL_KEY, RunningProxy
 
 Records = Callable[..., list[dict[str, Any]]]
 ACCOUNTING = {"cost", "cost_details", "is_byok"}
-# simulator/openai_route.py `_usage`: OpenRouter's cost is 1e-5 USD a token there.
+# simulator/openrouter.py `_usage`: OpenRouter's cost is 1e-5 USD a token there.
 ROUTE_PRICE = 0.00001
 # simulator/text.py `_usage` (the prompt apps): 1e-6 a prompt token, 2e-6 a completion token.
 PROMPT_PRICES = (1e-6, 2e-6)
 
 
-def recorded(logs: CapturedLogs, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
+def recorded(logs: CapturedLogs, request_id: str) -> dict[str, Any]:
     """The access-log line of one request (written when the response has ended)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def find() -> dict[str, Any] | None:
         for line in reversed(logs.lines):
             entry = json.loads(line)
             if entry.get("msg") == "request" and entry.get("request_id") == request_id:
-                return entry
-        assert time.monotonic() < deadline, f"no access-log line for {request_id}"
-        time.sleep(0.02)
+                return dict(entry)
+        return None
 
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+    return wait_for(find, what=f"the access-log line of {request_id}")
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +49,9 @@ def priced(proxy_factory: Callable[..., RunningProxy], sim: SimulatorThread) -> 
     """A proxy that reads the simulator's unit prices, with chat on fal's OpenAI route for
     `route/*` ids (any other id: the prompt app)."""
     running = proxy_factory(fal_api_url=sim.base_url + "/platform", model_routes="route/*=openai")
-    prices = running.state.unit_prices
+    prices = running.state.upstream.unit_prices
     assert prices is not None
-    wait_for(lambda: prices.updated_at is not None)
+    wait_for(lambda: prices.updated_at is not None, what="fal's unit prices")
     return running
 
 
@@ -330,8 +324,8 @@ def test_unknown_cost_is_null_never_zero(
 
 
 def test_a_bad_prices_file_stops_start_up_naming_it(tmp_path: Path) -> None:
-    from fal_openai_proxy.app import ConfigError, create_app
-    from fal_openai_proxy.settings import Settings
+    from fal_openai_proxy.base.settings import Settings
+    from fal_openai_proxy.serve.app import ConfigError, create_app
 
     table = tmp_path / "prices.yaml"
     table.write_text("models:\n  some/model: {input_tokens: 1}\n")
@@ -343,9 +337,9 @@ def test_a_bad_prices_file_stops_start_up_naming_it(tmp_path: Path) -> None:
 async def test_unit_prices_fetch_an_id_first_seen_on_a_request(sim: SimulatorThread) -> None:
     """The request path only notes an unknown id; the background task fetches it soon
     (and nothing for an id fal does not price)."""
+    from fal_openai_proxy.base.metrics import Metrics
     from fal_openai_proxy.fal.http import HttpClient
     from fal_openai_proxy.fal.pricing import UnitPrices
-    from fal_openai_proxy.metrics import Metrics
 
     http = HttpClient(connect_timeout=5, max_idle_per_host=4, user_agent="test")
     metrics = Metrics()
@@ -373,9 +367,9 @@ async def test_unit_prices_fetch_an_id_first_seen_on_a_request(sim: SimulatorThr
 
 
 async def test_unit_prices_keep_the_known_ones_when_fal_fails(sim: SimulatorThread) -> None:
+    from fal_openai_proxy.base.metrics import Metrics
     from fal_openai_proxy.fal.http import HttpClient
     from fal_openai_proxy.fal.pricing import UnitPrices
-    from fal_openai_proxy.metrics import Metrics
 
     http = HttpClient(connect_timeout=5, max_idle_per_host=4, user_agent="test")
     metrics = Metrics()

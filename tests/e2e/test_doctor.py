@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from fal_openai_proxy.settings import Settings
+from fal_openai_proxy.base.settings import Settings
 from fal_openai_proxy.simulator import SimulatorConfig
 from fal_openai_proxy.simulator.platform import PRICES
 from fal_openai_proxy.simulator.server import SimulatorThread, start_simulator_thread

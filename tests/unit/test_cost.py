@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from fal_openai_proxy.catalog import ROUTER_MODELS
 from fal_openai_proxy.fal.apps import ANY_LLM_MODELS
 from fal_openai_proxy.fal.media_apps import MEDIA_APPS
 from fal_openai_proxy.fal.wire import billable_units
+from fal_openai_proxy.services.catalog import ROUTER_MODELS
 from fal_openai_proxy.services.pricing import load_price_table
 from fal_openai_proxy.simulator.media import wav
 from fal_openai_proxy.translate.audio import spoken_seconds, wav_header_seconds
@@ -27,7 +27,7 @@ from fal_openai_proxy.translate.cost import (
     table_cost,
     with_accounting,
 )
-from fal_openai_proxy.translate.openai_route import ChatChunkRepair
+from fal_openai_proxy.translate.openrouter import ChatChunkRepair
 
 TOKENS = ModelPrice(input_token=1e-6, output_token=2e-6)
 USED = Measure(input_tokens=100, output_tokens=10)

@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from ..metrics import Metrics
+from ..base.metrics import Metrics
 from .errors import FalError
 from .transport import Transport
 from .wire import is_success

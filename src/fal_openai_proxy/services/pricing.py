@@ -13,8 +13,8 @@ from typing import Protocol
 
 import yaml
 
-from ..context import Usage
 from ..fal.pricing import UnitPrice
+from ..serve.context import Usage
 from ..translate.cost import Measure, PriceTable, PriceTableError, choose_cost, parse_price_table
 
 BUILT_IN = "built-in"
