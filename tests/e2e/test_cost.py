@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -252,9 +253,34 @@ def test_audio_priced_by_billable_units(client: openai.OpenAI, captured_logs: Ca
         request_id = response.headers["x-request-id"]
     assert audio.startswith(b"RIFF")
     line = recorded(captured_logs, request_id)
-    # Kokoro bills 1000 characters, at least one (docs/fal-protocol.md §13.2).
+    # Kokoro bills 1000 characters, at least one (docs/fal-protocol.md §14.2).
     assert line["cost_source"] == "billable_units"
     assert line["cost"] == pytest.approx(PRICES["fal-ai/kokoro/american-english"][0])
+
+
+def test_fals_own_clients_calls_are_priced_by_billable_units(
+    priced: RunningProxy, http: httpx.Client, captured_logs: CapturedLogs
+) -> None:
+    """/api/fal/proxy: the result fetch carries fal's billable units (docs/fal-protocol.md
+    §14.2), priced at the submitted app's unit price."""
+
+    def relay(method: str, target: str, body: Any = None) -> httpx.Response:
+        headers = {"x-fal-target-url": target}
+        return http.request(method, priced.base_url + "/api/fal/proxy", headers=headers,
+                            json=body)  # fmt: skip
+
+    submitted = relay(
+        "POST", "https://queue.fal.run/fal-ai/flux/dev", {"prompt": "x", "num_images": 2}
+    )
+    assert submitted.status_code == 200, submitted.text
+    # fal's URLs (the simulator's own answer names its own host, which the proxy refuses).
+    url = f"https://queue.fal.run/fal-ai/flux/requests/{submitted.json()['request_id']}"
+    wait_for(lambda: relay("GET", url + "/status").json()["status"] == "COMPLETED")
+    result = relay("GET", url)
+    assert result.status_code == 200 and len(result.json()["images"]) == 2
+    line = recorded(captured_logs, result.headers["x-request-id"])
+    assert line["cost_source"] == "billable_units"
+    assert line["cost"] == pytest.approx(2 * PRICES["fal-ai/flux/dev"][0])
 
 
 def test_pricing_is_read_in_the_background_with_the_server_key(

@@ -67,7 +67,7 @@ class QueueResult:
     output: dict[str, Any]
     request_id: str
     # fal's `x-fal-billable-units` on the answer that carried the output
-    # (docs/fal-protocol.md §13.2); None when fal sent none.
+    # (docs/fal-protocol.md §14.2); None when fal sent none.
     billable_units: float | None = None
 
 
@@ -271,7 +271,7 @@ class FalClient:
         self, submitted: _Submitted, lease: KeyLease, status: Mapping[str, Any], until: float
     ) -> tuple[dict[str, Any], float | None]:
         """The output and the billable units the result answer carries (docs/fal-protocol.md
-        §13.2); or, for a failed request, the error the result call answers with.
+        §14.2); or, for a failed request, the error the result call answers with.
 
         A failed request still reaches COMPLETED, with `error` set in the status; its result
         answers with the real HTTP status and `detail` (a 422 for invalid input), which is

@@ -77,7 +77,7 @@ def _openrouter_error(body: bytes) -> tuple[str, str | None] | None:
 class OpenRouterReply:
     body: dict[str, Any]
     request_id: str | None
-    billable_units: float | None = None  # docs/fal-protocol.md §13.2
+    billable_units: float | None = None  # docs/fal-protocol.md §14.2
 
 
 @dataclass(frozen=True, slots=True)

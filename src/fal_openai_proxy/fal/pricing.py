@@ -1,7 +1,7 @@
 """fal's platform APIs for money: unit prices (`GET {FAL_API_URL}/v1/models/pricing`) and the
 account's balance (`GET {FAL_API_URL}/v1/account/billing?expand=credits`).
 
-Wire details from docs/fal-protocol.md §13.1 and §13.3: `Authorization: Key …` is required;
+Wire details from docs/fal-protocol.md §14.1 and §14.3: `Authorization: Key …` is required;
 `endpoint_id` takes 1-50 ids, comma-separated; the answer is
 `{"prices": [{"endpoint_id", "unit_price", "unit", "currency"}], "next_cursor", "has_more"}`.
 Prices can be per account ("custom pricing or discounts"), so they are read with the server's
@@ -31,7 +31,7 @@ from .wire import is_success
 log = logging.getLogger(__name__)
 PRICING_PATH = "/v1/models/pricing"
 BILLING_PATH = "/v1/account/billing"
-MAX_IDS = 50  # endpoint ids per pricing call (docs/fal-protocol.md §13.1)
+MAX_IDS = 50  # endpoint ids per pricing call (docs/fal-protocol.md §14.1)
 MAX_PAGES = 20  # pages followed per batch; the documented answers have one
 CALL_TIMEOUT = 30.0  # seconds for one call, connection included
 RETRY_AFTER_FAILURE = 60.0  # seconds; sooner than the interval, so start-up blips heal fast
@@ -104,7 +104,7 @@ def _unit_price(row: Any) -> UnitPrice | None:
 
 async def fetch_balance(http: Transport, api_url: str, key: str) -> Balance:
     """The account's credit balance. A key without the `billing:usage:read` scope gets 403
-    (docs/fal-protocol.md §13.3): PlatformCallError with status 403."""
+    (docs/fal-protocol.md §14.3): PlatformCallError with status 403."""
     page = await _get_json(http, f"{api_url}{BILLING_PATH}?expand=credits", key)
     credits = page.get("credits")
     if not isinstance(credits, Mapping):

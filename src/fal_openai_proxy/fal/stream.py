@@ -46,7 +46,7 @@ class TimedStream:
         self._total_deadline = total_deadline
         self._closed = False
         self.request_id = response.headers.get("x-fal-request-id")
-        # Known only if fal sends it with the stream's headers (docs/fal-protocol.md §13.2).
+        # Known only if fal sends it with the stream's headers (docs/fal-protocol.md §14.2).
         self.billable_units = billable_units(response.headers)
 
     async def _read(self) -> bytes | None:

@@ -23,7 +23,7 @@ BILLABLE_UNITS_HEADER = "x-fal-billable-units"
 
 def billable_units(headers: Mapping[str, str]) -> float | None:
     """fal's `x-fal-billable-units` answer header: how many of the app's priced units the
-    request used (docs/fal-protocol.md §13.2). Absent or malformed: None."""
+    request used (docs/fal-protocol.md §14.2). Absent or malformed: None."""
     raw = headers.get(BILLABLE_UNITS_HEADER)
     if raw is None:
         return None

@@ -3,7 +3,7 @@ endpoints in its own `ROUTES`; `ENDPOINTS` is all of them, the one list the app 
 
 from __future__ import annotations
 
-from . import audio, chat, docs, embeddings, health, images, models, responses
+from . import audio, chat, docs, embeddings, fal_proxy, health, images, models, responses
 from .registry import Endpoint
 
 ENDPOINTS: list[Endpoint] = [
@@ -13,6 +13,7 @@ ENDPOINTS: list[Endpoint] = [
     *models.ROUTES,
     *images.ROUTES,
     *audio.ROUTES,
+    *fal_proxy.ROUTES,
     *health.ROUTES,
     *docs.ROUTES,
 ]

@@ -28,6 +28,8 @@ from ..fal.keys import DECREASE, MAX_LIMIT, KeyPool
 from ..fal.media_apps import MEDIA_APPS, media_model_ids
 from ..fal.openrouter import OPENROUTER_APP, OpenRouterClient
 from ..fal.pricing import UnitPrices
+from ..fal.proxy_client import FalProxyClient
+from ..fal.proxy_protocol import EXPOSED_HEADERS, Upstreams, parse_app_globs
 from ..fal.retry import CallStarter
 from ..fal.timeouts import Timeouts
 from ..routes import ENDPOINTS
@@ -42,6 +44,7 @@ from ..services.catalog import (
 )
 from ..services.chat import ChatService
 from ..services.embeddings import EmbeddingsService
+from ..services.fal_proxy import FalProxyService, SubmittedRequests
 from ..services.images import ImageService
 from ..services.openrouter import OpenRouterChatService
 from ..services.pricing import CostMeter, load_price_table
@@ -162,8 +165,16 @@ def build_upstream(settings: Settings) -> Upstream:
         timeout=settings.media_fetch_timeout,
         total_timeout=settings.request_timeout,
     )
+    # fal's own clients (/api/fal/proxy): their calls relayed with the same keys and retries.
+    fal_proxy = FalProxyClient(
+        http=http,
+        pool=pool,
+        timeouts=timeouts,
+        metrics=metrics,
+        upstreams=Upstreams(settings.fal_run_url, settings.fal_queue_url, settings.fal_rest_url),
+    )
     prices = _unit_prices(settings, http, metrics)
-    return Upstream(metrics, http, fal, openrouter, files, redis, prices)
+    return Upstream(metrics, http, fal, openrouter, files, redis, fal_proxy, prices)
 
 
 def _unit_prices(settings: Settings, http: HttpClient, metrics: Metrics) -> UnitPrices | None:
@@ -234,6 +245,12 @@ def build_services(
         embeddings=EmbeddingsService(*openrouter),
         images=ImageService(settings, fal, files, catalog, meter),
         audio=AudioService(settings, fal, files, catalog, meter),
+        fal_proxy=FalProxyService(
+            upstream.fal_proxy, SubmittedRequests(upstream.redis),
+            allowed_apps=parse_app_globs(settings.fal_proxy_allowed_apps),
+            pass_through=settings.pass_through, catalog=catalog, metrics=metrics,
+            open_streams=open_streams, write_timeout=settings.write_timeout, meter=meter,
+        ),
         meter=meter,
     )  # fmt: skip
 
@@ -273,9 +290,10 @@ class ProxyApp:
             asgi = CORSMiddleware(
                 asgi,
                 allow_origins=settings.cors_origin_list,
-                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_methods=["GET", "POST", "PUT", "OPTIONS"],  # PUT: fal's queue cancel
                 allow_headers=["*"],
-                expose_headers=["x-request-id"],
+                # What fal's client reads of an answer (docs/fal-protocol.md §13.1).
+                expose_headers=["x-request-id", *EXPOSED_HEADERS],
             )
         self._asgi = RequestLogMiddleware(
             asgi, metrics=state.upstream.metrics, endpoints=state.endpoints

@@ -92,7 +92,7 @@ async def _key_checks(settings: Settings, state: ProxyState) -> list[Check]:
 async def _key_check(index: int, key: str, settings: Settings, state: ProxyState) -> Check:
     """Accepted or refused (fal's pricing API needs a valid key of any scope), then the
     balance (fal's billing API needs the `billing:usage:read` scope: docs/fal-protocol.md
-    §13.3)."""
+    §14.3)."""
     name = f"fal key #{index + 1}"
     started = time.perf_counter()
     try:

@@ -14,11 +14,13 @@ from ..fal.client import FalClient
 from ..fal.files import FalFiles
 from ..fal.openrouter import OpenRouterClient
 from ..fal.pricing import UnitPrices
+from ..fal.proxy_client import FalProxyClient
 from ..fal.transport import Transport
 from ..services.audio import AudioService
 from ..services.catalog import Catalog
 from ..services.chat import ChatService
 from ..services.embeddings import EmbeddingsService
+from ..services.fal_proxy import FalProxyService
 from ..services.images import ImageService
 from ..services.pricing import CostMeter
 from ..services.responses import ResponsesService
@@ -39,6 +41,7 @@ class Upstream:
     openrouter: OpenRouterClient  # fal's OpenAI-compatible route
     files: FalFiles  # fal's storage and CDN
     redis: RedisStore | None  # REDIS_URL: state shared with the other replicas
+    fal_proxy: FalProxyClient  # fal's own clients' calls, relayed (/api/fal/proxy)
     unit_prices: UnitPrices | None = None  # fal's unit prices, refreshed in the background
 
 
@@ -52,6 +55,7 @@ class Services:
     embeddings: EmbeddingsService
     images: ImageService
     audio: AudioService
+    fal_proxy: FalProxyService
     meter: CostMeter  # each request's cost (services/pricing.py)
 
 

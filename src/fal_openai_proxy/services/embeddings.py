@@ -25,7 +25,7 @@ class EmbeddingsService(OpenRouterService):
             await self.post(EMBEDDINGS, request.body, context, receive), request.model
         )
         # The body goes on as it is; OpenRouter's `usage.cost` reaches a client that asked
-        # for it (docs/fal-protocol.md §13.4).
+        # for it (docs/fal-protocol.md §14.4).
         used, cost = chat_accounting(answer["usage"], asked_for_accounting(request.body))
         self.settle(context, request.model, used, cost)
         return Response(orjson.dumps(answer), media_type="application/json")

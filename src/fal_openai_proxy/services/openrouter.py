@@ -163,7 +163,7 @@ class OpenRouterChatService(OpenRouterService):
         if not isinstance(parsed, dict):  # validated already; a guard for type checkers
             raise invalid_request("The body must be a JSON object.", code="invalid_json")
         # OpenRouter's usage accounting is asked for every call; its cost fields reach only a
-        # client that asked for them itself (docs/fal-protocol.md §13.4).
+        # client that asked for them itself (docs/fal-protocol.md §14.4).
         asked = asked_for_accounting(parsed)
         body = with_accounting(upstream_chat_body(parsed))
         stream = bool(chat.stream)

@@ -31,7 +31,7 @@ class ResponsesService(OpenRouterService):
         self.note("responses", request.model, request.stream, context)
         self.log_input(request.body, context)
         # The body goes on as it is (OpenRouter documents `usage.include` for chat only);
-        # its `usage.cost` reaches a client that asked for it (docs/fal-protocol.md §13.4).
+        # its `usage.cost` reaches a client that asked for it (docs/fal-protocol.md §14.4).
         asked = asked_for_accounting(request.body)
         if not request.stream:
             answer = await self.post(RESPONSES, request.body, context, receive)

@@ -28,7 +28,7 @@ class SimulatorConfig:
     key_concurrency: int | None = None
     # Caps the request log and the job table so long benchmarks cannot exhaust memory.
     history_limit: int = 100_000
-    # fal's billing API (docs/fal-protocol.md §13.3): the keys with the `billing:usage:read`
+    # fal's billing API (docs/fal-protocol.md §14.3): the keys with the `billing:usage:read`
     # scope (None: every accepted key), and the account's balance in USD.
     billing_keys: set[str] | None = None
     balance: float = 100.0

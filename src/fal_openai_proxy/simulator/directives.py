@@ -74,9 +74,9 @@ class Directives:
     finish_error: bool = False
     no_done: bool = False
     no_completed: bool = False
-    # fal's `x-fal-billable-units` on the answer (docs/fal-protocol.md §13.2), on any app
+    # fal's `x-fal-billable-units` on the answer (docs/fal-protocol.md §14.2), on any app
     billable_units: float | None = None
-    no_cost: bool = False  # a usage without OpenRouter's `cost` (docs/fal-protocol.md §13.4)
+    no_cost: bool = False  # a usage without OpenRouter's `cost` (docs/fal-protocol.md §14.4)
 
     @property
     def job_error(self) -> str | None:

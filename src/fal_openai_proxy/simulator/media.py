@@ -72,7 +72,7 @@ class MediaSpec:
     strength: bool = False
     output_format: bool = True
     languages_key: str = "inferred_languages"
-    # What one billable unit is (docs/fal-protocol.md §13.2): "megapixel" (each image rounded
+    # What one billable unit is (docs/fal-protocol.md §14.2): "megapixel" (each image rounded
     # up to a whole one), "image", "second" (of input audio), "kchar" (1000 characters, at
     # least 1). platform.PRICES prices the same units.
     billed_by: str = "image"

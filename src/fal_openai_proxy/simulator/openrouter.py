@@ -271,7 +271,7 @@ async def _chat(
     call_id = f"call_{uuid.uuid4().hex[:24]}"
     finish = "tool_calls" if tool else "stop"
     usage = _usage(body, text + arguments)
-    if _accounting(body) and not d.no_cost:  # usage accounting (docs/fal-protocol.md §13.4)
+    if _accounting(body) and not d.no_cost:  # usage accounting (docs/fal-protocol.md §14.4)
         usage["cost_details"] = {"upstream_inference_cost": None}
     else:
         del usage["cost"], usage["is_byok"]

@@ -1,5 +1,5 @@
 """fal's platform API for tests: the model list (docs/fal-protocol.md §11), unit prices
-(docs/fal-protocol.md §13.1) and the account's balance (docs/fal-protocol.md §13.3), at
+(docs/fal-protocol.md §14.1) and the account's balance (docs/fal-protocol.md §14.3), at
 `GET {prefix}/v1/models`, `{prefix}/v1/models/pricing?endpoint_id=…` and
 `{prefix}/v1/account/billing?expand=credits`.
 
@@ -73,7 +73,7 @@ PRICES: dict[str, tuple[float, str]] = {
     "fal-ai/kokoro/american-english": (0.02, "1000 characters"),
     "openrouter/router": (0.0001, "units"),
 }
-MAX_PRICING_IDS = 50  # "1-50 endpoint IDs" (docs/fal-protocol.md §13.1)
+MAX_PRICING_IDS = 50  # "1-50 endpoint IDs" (docs/fal-protocol.md §14.1)
 USERNAME = "simulated-team"
 
 
@@ -170,7 +170,7 @@ async def _money(state: SimulatorState, call: Call, rest: str) -> None:
 async def _billing(state: SimulatorState, call: Call, query: dict[str, list[str]]) -> None:
     allowed = state.config.billing_keys
     if allowed is not None and call.key not in allowed:
-        # An inference-only key (docs/fal-protocol.md §13.3).
+        # An inference-only key (docs/fal-protocol.md §14.3).
         await call.detail(403, "This API key does not have the billing:usage:read scope")
         return
     body: dict[str, Any] = {"username": USERNAME}

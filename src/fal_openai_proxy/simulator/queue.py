@@ -177,7 +177,7 @@ async def _result(call: Call, job: Job) -> None:
         await call.detail(400, "Request is still in progress")
         return
     if job.error is None and job.answer is not None:
-        # fal sends the billable units on the result (docs/fal-protocol.md §13.2).
+        # fal sends the billable units on the result (docs/fal-protocol.md §14.2).
         units = job.directives.billable_units
         if units is None:
             units = getattr(job.answer, "billable_units", None)

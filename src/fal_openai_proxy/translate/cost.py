@@ -1,9 +1,9 @@
 """The cost of one request in USD, from the best source there is (pure: no I/O).
 
 1. OpenRouter's own figure, `usage.cost`, on fal's OpenAI route and in the prompt apps' usage
-   (docs/fal-protocol.md §13.4): source "openrouter";
+   (docs/fal-protocol.md §14.4): source "openrouter";
 2. fal's `x-fal-billable-units` answer header times the app's unit price from fal's pricing
-   API (docs/fal-protocol.md §13.1, §13.2): source "billable_units";
+   API (docs/fal-protocol.md §14.1, §14.2): source "billable_units";
 3. the price table (PRICES_FILE, else the one shipped with the package) times what the
    request used: source "price_table";
 4. otherwise None: unknown, never a made-up 0.
@@ -19,11 +19,11 @@ from typing import Any
 OPENROUTER = "openrouter"
 BILLABLE_UNITS = "billable_units"
 PRICE_TABLE = "price_table"
-# What OpenRouter's usage accounting adds to a `usage` object (docs/fal-protocol.md §13.4):
+# What OpenRouter's usage accounting adds to a `usage` object (docs/fal-protocol.md §14.4):
 # a client that did not ask for it does not get it.
 ACCOUNTING_FIELDS = ("cost", "cost_details", "is_byok")
 # fal bills images "by rounding up to the nearest megapixel"; its own example of per-megapixel
-# billing divides by 1024 * 1024 (docs/fal-protocol.md §13.3).
+# billing divides by 1024 * 1024 (docs/fal-protocol.md §14.3).
 PIXELS_PER_MEGAPIXEL = 1024 * 1024
 
 
@@ -134,7 +134,7 @@ def asked_for_accounting(body: Mapping[str, Any]) -> bool:
 
 
 def with_accounting(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The body asking OpenRouter for its usage accounting (docs/fal-protocol.md §13.4)."""
+    """The body asking OpenRouter for its usage accounting (docs/fal-protocol.md §14.4)."""
     usage = body.get("usage")
     merged = dict(usage) if isinstance(usage, Mapping) else {}
     merged["include"] = True

@@ -240,7 +240,7 @@ def _chat_usage(usage: Any) -> dict[str, Any] | None:
 
 def chat_accounting(usage: dict[str, Any], keep: bool) -> tuple[Measure, float | None]:
     """A chat (or embeddings) usage's tokens and OpenRouter's cost; the cost fields are then
-    dropped from it unless `keep` (docs/fal-protocol.md §13.4)."""
+    dropped from it unless `keep` (docs/fal-protocol.md §14.4)."""
     used = Measure(
         input_tokens=as_int(usage.get("prompt_tokens")),
         output_tokens=as_int(usage.get("completion_tokens")),

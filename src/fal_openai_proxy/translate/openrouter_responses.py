@@ -76,7 +76,7 @@ def _fill_response(response: dict[str, Any], model: str) -> dict[str, Any]:
 
 def response_accounting(response: dict[str, Any], keep: bool) -> tuple[Measure, float | None]:
     """A `response`'s tokens and OpenRouter's cost; the cost fields then dropped unless
-    `keep` (docs/fal-protocol.md §13.4)."""
+    `keep` (docs/fal-protocol.md §14.4)."""
     usage = response.get("usage")
     if not isinstance(usage, dict):
         return Measure(), None
