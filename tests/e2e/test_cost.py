@@ -186,6 +186,24 @@ def test_prompt_app_records_openrouter_cost_from_its_usage(
     assert (line["cost"], line["cost_source"]) == (pytest.approx(expected), "openrouter")
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_legacy_completions_record_the_prompt_apps_cost(
+    client: openai.OpenAI, captured_logs: CapturedLogs, stream: bool
+) -> None:
+    raw = client.completions.with_raw_response.create(
+        model="google/gemini-2.5-flash",
+        prompt="complete this",
+        stream=stream,
+        **({"stream_options": {"include_usage": True}} if stream else {}),
+    )
+    parsed = raw.parse()
+    usage = [c for c in parsed if c.usage][-1].usage if stream else parsed.usage  # type: ignore[union-attr]
+    assert usage is not None
+    expected = PROMPT_PRICES[0] * usage.prompt_tokens + PROMPT_PRICES[1] * usage.completion_tokens
+    line = recorded(captured_logs, raw.headers["x-request-id"])
+    assert (line["cost"], line["cost_source"]) == (pytest.approx(expected), "openrouter")
+
+
 def test_openrouter_cost_wins_over_billable_units(
     client: openai.OpenAI, captured_logs: CapturedLogs
 ) -> None:

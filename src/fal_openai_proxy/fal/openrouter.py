@@ -177,8 +177,9 @@ class OpenRouterClient:
         body = orjson.dumps(payload)
 
         async def attempt(lease: KeyLease) -> OpenRouterReply:
+            headers = key_headers(lease.key, time_left=total_deadline - loop.time())
             async with deadline(timeouts.total, "total", total_deadline, timeouts.total):
-                reply = await self._http.send("POST", url, key_headers(lease.key), body)
+                reply = await self._http.send("POST", url, headers, body)
             if not is_success(reply.status):
                 raise route_error(reply.status, reply.headers, reply.body, lease.index)
             return OpenRouterReply(
@@ -202,7 +203,8 @@ class OpenRouterClient:
         body = orjson.dumps(payload)
 
         async def attempt(lease: KeyLease) -> StreamingResponse:
-            headers = key_headers(lease.key, accept="text/event-stream")
+            left = total_deadline - loop.time()
+            headers = key_headers(lease.key, accept="text/event-stream", time_left=left)
             async with deadline(
                 timeouts.first_event, "first_event", total_deadline, timeouts.total
             ):

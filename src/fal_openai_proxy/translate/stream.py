@@ -14,7 +14,7 @@ from typing import Any
 
 from ..fal.errors import FalEventError, FalIncompleteStream
 from .cost import reported_cost
-from .response import DONE, ChunkEncoder, map_usage
+from .response import DONE, FrameEncoder, map_usage
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class StreamTranslator:
     )  # fmt: skip
 
     def __init__(
-        self, encoder: ChunkEncoder, *, stops: list[str], show_reasoning: bool = True
+        self, encoder: FrameEncoder, *, stops: list[str], show_reasoning: bool = True
     ) -> None:
         self.encoder = encoder
         self._stops = stops
