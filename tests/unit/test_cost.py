@@ -1,5 +1,5 @@
 """The pure cost arithmetic (translate/cost.py), the table shipped with the package, and the
-wire details it reads (billable units, WAV lengths)."""
+wire detail it reads (fal's billable units)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from fal_openai_proxy.fal.media_apps import MEDIA_APPS
 from fal_openai_proxy.fal.wire import billable_units
 from fal_openai_proxy.services.catalog import ROUTER_MODELS
 from fal_openai_proxy.services.pricing import load_price_table
-from fal_openai_proxy.simulator.media import wav
-from fal_openai_proxy.translate.audio import spoken_seconds, wav_header_seconds
 from fal_openai_proxy.translate.cost import (
     Measure,
     ModelPrice,
@@ -130,22 +128,6 @@ def test_usage_accounting_asked_and_added() -> None:
 def test_billable_units_header(header: str | None, units: float | None) -> None:
     headers = {} if header is None else {"x-fal-billable-units": header}
     assert billable_units(headers) == units
-
-
-def test_wav_length_from_its_header_only() -> None:
-    audio = wav(1.25)
-    assert wav_header_seconds(audio[:64]) == pytest.approx(1.25)
-    assert wav_header_seconds(b"ID3\x03" + audio[4:64]) is None  # not a WAV
-    assert wav_header_seconds(audio[:20]) is None  # cut before `data`
-    streamed = audio[:40] + (0xFFFFFFFF).to_bytes(4, "little") + audio[44:64]
-    assert wav_header_seconds(streamed) is None  # a size-less (streamed) WAV
-
-
-def test_spoken_seconds_is_the_latest_timestamp() -> None:
-    output = {"chunks": [{"timestamp": [0.0, 1.5], "text": "a"},
-                         {"timestamp": [1.5, None], "text": "b"}]}  # fmt: skip
-    assert spoken_seconds(output) == 1.5
-    assert spoken_seconds({"text": "no chunks"}) is None
 
 
 def test_stream_usage_loses_the_cost_unless_asked() -> None:

@@ -77,6 +77,9 @@ class Directives:
     # fal's `x-fal-billable-units` on the answer (docs/fal-protocol.md §14.2), on any app
     billable_units: float | None = None
     no_cost: bool = False  # a usage without OpenRouter's `cost` (docs/fal-protocol.md §14.4)
+    # The text-to-speech file (simulator/media.py): "float" (32-bit float samples), "stereo",
+    # "streamed" (sizes left unknown, as a WAV written while it is made) or "not_wav"
+    speech_audio: str | None = None
 
     @property
     def job_error(self) -> str | None:
@@ -168,6 +171,7 @@ def build(objects: list[dict[str, Any]]) -> Directives:
         no_completed=merged.get("no_completed") is True,
         billable_units=_units(merged.get("billable_units")),
         no_cost=merged.get("no_cost") is True,
+        speech_audio=_str(merged.get("speech_audio")),
     )
 
 
