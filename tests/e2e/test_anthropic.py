@@ -13,9 +13,11 @@ import anthropic
 import httpx
 import pytest
 
+from ..conftest import CapturedLogs
 from ..support.anthropic_schema import parse_events
 from ..support.chat import Records, of, sim, tagged
 from ..support.servers import RunningProxy
+from .test_cost import PROMPT_PRICES, ROUTE_PRICE, recorded
 
 GEMINI = "google/gemini-2.5-flash"
 CLAUDE = "anthropic/claude-sonnet-4.5"
@@ -418,3 +420,38 @@ async def test_the_async_client_streams_tools(
         final = await stream.get_final_message()
     assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
     assert final.content[0].type == "tool_use" and final.stop_reason == "tool_use"
+
+
+# -- cost: recorded as for chat, never shown (Anthropic's usage has no place for it) ----------
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("tools", [[], [WEATHER]], ids=["prompt-app", "openai-route"])
+def test_the_cost_is_recorded_and_never_shown(
+    claude: Any,
+    captured_logs: CapturedLogs,
+    sim_log: Records,
+    stream: bool,
+    tools: list[dict[str, Any]],
+) -> None:
+    token, text = tagged("price a message")
+    kwargs: dict[str, Any] = dict(model=CLAUDE if tools else GEMINI, max_tokens=50, tools=tools,
+                                  messages=[{"role": "user", "content": text}])  # fmt: skip
+    if stream:
+        with claude.messages.with_streaming_response.create(**kwargs, stream=True) as raw:
+            body = raw.read()
+            request_id = raw.headers["x-request-id"]
+        message = parse_events(body)[0][-2][1]["usage"]
+        used = (message["input_tokens"], message["output_tokens"])
+    else:
+        raw = claude.messages.with_raw_response.create(**kwargs)
+        body, request_id = raw.read(), raw.headers["x-request-id"]
+        usage = raw.parse().usage
+        used = (usage.input_tokens, usage.output_tokens)
+    assert b"cost" not in body
+    line = recorded(captured_logs, request_id)
+    assert line["cost_source"] == "openrouter"
+    prices = (ROUTE_PRICE, ROUTE_PRICE) if tools else PROMPT_PRICES
+    assert line["cost"] == pytest.approx(prices[0] * used[0] + prices[1] * used[1])
+    if tools:
+        assert upstream(of(sim_log(), token))[0]["usage"] == {"include": True}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -37,7 +37,10 @@ from ..translate.anthropic_request import chat_body
 from ..translate.anthropic_response import from_completion, from_prompt_output
 from ..translate.anthropic_stream import ChatStreamToMessages, PromptStreamToMessages
 from ..translate.anthropic_tokens import count_request
-from ..translate.openrouter import repair_completion
+from ..translate.cost import Measure, reported_cost, with_accounting
+from ..translate.openrouter import chat_accounting, repair_completion
+from ..translate.response import map_usage
+from .catalog import Catalog
 from .chat import ChatService
 from .openrouter import OpenRouterService
 from .router import OPENAI
@@ -56,6 +59,7 @@ class MessagesService:
         settings: Settings,
         chat: ChatService,
         route: OpenRouterService,
+        catalog: Catalog,
         fal: FalClient,
         metrics: Metrics,
         open_streams: set[asyncio.Task[None]],
@@ -64,6 +68,7 @@ class MessagesService:
         self._settings = settings
         self._chat = chat
         self._route = route
+        self._catalog = catalog
         self._fal = fal
         self._metrics = metrics
         self._open_streams = open_streams
@@ -78,6 +83,9 @@ class MessagesService:
         try:
             chat = self._chat_request(body)
             check_tools(chat)
+            # The model first, as for chat: 400 for an image or audio model, 404 for a bare id
+            # that stands for nothing; OpenAI's bare ids become fal's (`gpt-4o` -> `openai/...`).
+            body["model"] = self._catalog.chat_model(request.model)
             self._chat.check_limits(chat)
             if self._chat.route(chat) == OPENAI:
                 return await self._openrouter(request, body, context, receive)
@@ -102,16 +110,22 @@ class MessagesService:
         context: RequestContext,
         receive: Receive,
     ) -> Response:
-        route = self._route
-        route.note(ENDPOINT, request.model, bool(request.stream), context)
+        route, model = self._route, request.model
+        route.note(ENDPOINT, model, bool(request.stream), context)
+        # OpenRouter's usage accounting, for the request's cost (docs/fal-protocol.md §14.4);
+        # Anthropic's usage has no place for it, so the client never sees it.
+        body = with_accounting(body)
         route.log_input(body, context)
         if not request.stream:
             answer = await route.post("chat/completions", body, context, receive)
-            completion = repair_completion(answer, request.model)
-            return _json(from_completion(completion, request.model, request.stops))
+            completion = repair_completion(answer, model)
+            usage = completion.get("usage")
+            used, cost = chat_accounting(usage, False) if usage is not None else (Measure(), None)
+            route.settle(context, model, used, cost)
+            return _json(from_completion(completion, model, request.stops))
         upstream = await route.open("chat/completions", body, context, receive)
-        translate = ChatStreamToMessages(request.model, request.stops)
-        frames = route.frames(upstream, translate, self._error_event, keepalive=PING)
+        translate = ChatStreamToMessages(model, request.stops)
+        frames = route.frames(upstream, translate, self._error_event, context, model, PING)
         return self._stream_response(_prepend(translate.head(), frames))
 
     async def _prompt(
@@ -127,17 +141,30 @@ class MessagesService:
             stream = await until_disconnect(fal.open_stream(call.app, call.input, key), receive)
             context.log.fal_request_id = stream.request_id
             translate = PromptStreamToMessages(request.model, request.stops)
-            return self._stream_response(self._prompt_frames(stream, translate))
+
+            def settle() -> None:  # at the stream's end, whatever ended it
+                translator = translate.translator
+                self._chat.settle(
+                    context, request.model, call.app, stream.billable_units,
+                    translator.usage, translator.reported_cost,
+                )  # fmt: skip
+
+            return self._stream_response(self._prompt_frames(stream, translate, settle))
         run = fal.run_direct if self._settings.fal_nonstream_mode == "run" else fal.run_queued
         result = await until_disconnect(run(call.app, call.input, key), receive)
         context.log.fal_request_id = result.request_id
         output = result.output
+        usage = output.get("usage")
+        self._chat.settle(
+            context, request.model, call.app, result.billable_units, map_usage(usage),
+            reported_cost(usage),
+        )  # fmt: skip
         text = output.get("output")
         text, stop = first_stop(text if isinstance(text, str) else "", request.stops)
         return _json(from_prompt_output(output, request.model, text, stop))
 
     async def _prompt_frames(
-        self, stream: FalStream, translate: PromptStreamToMessages
+        self, stream: FalStream, translate: PromptStreamToMessages, settle: Callable[[], None]
     ) -> AsyncIterator[bytes]:
         metrics = self._metrics
         metrics.streams_in_flight.inc()
@@ -165,6 +192,7 @@ class MessagesService:
         finally:
             stream.close()
             metrics.streams_in_flight.dec()
+            settle()
 
     def _stream_response(self, frames: AsyncIterator[bytes]) -> Response:
         return EventStreamResponse(

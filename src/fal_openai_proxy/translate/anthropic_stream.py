@@ -25,6 +25,7 @@ from ..fal.decode import loads_object
 from ..fal.errors import FalBrokenError
 from .anthropic_reasoning import seal
 from .anthropic_response import new_message_id, new_tool_use_id, stop_reason, usage
+from .cost import Measure, reported_cost
 from .openrouter import raise_if_failed
 from .stream import StreamTranslator
 
@@ -234,6 +235,19 @@ class ChatStreamToMessages:
     def head(self) -> bytes:
         """message_start, sent before the upstream's first chunk."""
         return self.events.start()
+
+    @property
+    def used(self) -> Measure:
+        """The tokens the upstream's usage reports (for the request's cost)."""
+        usage = self._usage if isinstance(self._usage, dict) else {}
+        tokens = (usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        return Measure(*(t if isinstance(t, int) and not isinstance(t, bool) else None
+                         for t in tokens))  # fmt: skip
+
+    @property
+    def reported(self) -> float | None:
+        """OpenRouter's own cost of the request (`usage.cost`), if it sent one."""
+        return reported_cost(self._usage)
 
     def feed(self, data: bytes) -> bytes:
         if data == b"[DONE]":
