@@ -76,6 +76,18 @@ def test_create_text_on_the_prompt_route(claude: Any, sim_log: Records) -> None:
     assert not upstream(of(sim_log(), token))
 
 
+def test_claude_codes_own_model_ids_reach_openrouters(claude: Any, sim_log: Records) -> None:
+    """Claude Code sends Anthropic's ids (`claude-sonnet-4-5-20250929`): they work unchanged."""
+    token, text = tagged("hello")
+    message = claude.messages.create(
+        model="claude-sonnet-4-5-20250929", max_tokens=50,
+        messages=[{"role": "user", "content": text}],
+    )  # fmt: skip
+    assert message.model == "claude-sonnet-4-5-20250929"
+    fal_input = prompt_inputs(of(sim_log(), token))[0]
+    assert fal_input["model"] == "anthropic/claude-sonnet-4.5"
+
+
 def test_stream_text_on_the_prompt_route(claude: Any) -> None:
     _, text = tagged("stream me")
     with claude.messages.stream(
