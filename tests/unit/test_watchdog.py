@@ -1,0 +1,201 @@
+"""The one-timer watchdog (base/watchdog.py) and the fal streams and calls built on it: a
+deadline that passes inside a block is a TimeoutError (a FalTimeout naming the limit), and a
+stream's reads set no timer of their own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+import pytest
+
+from fal_openai_proxy.base.metrics import Metrics
+from fal_openai_proxy.base.watchdog import Watchdog
+from fal_openai_proxy.fal.client import FalClient
+from fal_openai_proxy.fal.errors import FalTimeout
+from fal_openai_proxy.fal.timeouts import FalClock, Timeouts
+
+from ..support.fake_transport import FakeResponse, MockTransport
+
+
+async def test_a_deadline_passing_inside_a_block_is_a_timeout() -> None:
+    loop = asyncio.get_running_loop()
+    watchdog = Watchdog(loop.time() + 0.01)
+    task = asyncio.current_task()
+    assert task is not None
+    try:
+        with pytest.raises(TimeoutError):
+            with watchdog:
+                await asyncio.Event().wait()
+        assert task.cancelling() == 0  # the cancel was ours, and taken back
+    finally:
+        watchdog.close()
+
+
+async def test_a_deadline_passing_outside_any_block_cancels_nothing() -> None:
+    loop = asyncio.get_running_loop()
+    watchdog = Watchdog(loop.time() + 0.01)
+    try:
+        with watchdog:
+            pass  # arms the timer
+        await asyncio.sleep(0.05)  # it fires here, outside the block: nothing happens
+        with pytest.raises(TimeoutError):  # and the next block still expires
+            with watchdog:
+                await asyncio.Event().wait()
+    finally:
+        watchdog.close()
+
+
+async def test_a_deadline_moved_later_inside_a_block_is_kept() -> None:
+    loop = asyncio.get_running_loop()
+    watchdog = Watchdog(loop.time() + 0.01)
+    done = asyncio.Event()
+    loop.call_later(0.05, done.set)
+    try:
+        with watchdog:
+            watchdog.move(loop.time() + 30)  # the armed timer fires early and re-arms
+            await done.wait()
+    finally:
+        watchdog.close()
+
+
+async def test_a_deadline_moved_sooner_inside_a_block_fires_then() -> None:
+    loop = asyncio.get_running_loop()
+    watchdog = Watchdog(loop.time() + 30)
+    try:
+        with pytest.raises(TimeoutError):
+            with watchdog:
+                watchdog.move(loop.time() + 0.01)
+                await asyncio.Event().wait()
+    finally:
+        watchdog.close()
+
+
+async def test_another_cancel_wins_over_the_deadline() -> None:
+    loop = asyncio.get_running_loop()
+
+    async def guarded() -> None:
+        watchdog = Watchdog(loop.time() + 0.01)
+        try:
+            with watchdog:
+                await asyncio.sleep(0.05)  # the deadline passes first...
+        finally:
+            watchdog.close()
+
+    task = asyncio.ensure_future(guarded())
+    await asyncio.sleep(0)
+
+    def cancel_both() -> None:
+        task.cancel()  # ...and someone else cancels the task as well, before it resumes
+
+    loop.call_later(0.01, cancel_both)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+TIMEOUTS = Timeouts(connect=1, first_event=5, idle=5, total=30, keepalive=10, retry_budget=0)
+
+
+def client(transport: MockTransport, timeouts: Timeouts = TIMEOUTS) -> FalClient:
+    return FalClient(
+        run_url="https://run.test",
+        queue_url="https://queue.test",
+        http=transport,
+        pool=None,
+        timeouts=timeouts,
+        metrics=Metrics(),
+    )
+
+
+@contextmanager
+def counted_timers() -> Iterator[list[float]]:
+    """Every `call_at` a Watchdog makes, meanwhile."""
+    armed: list[float] = []
+    original = Watchdog._arm
+
+    def arm(self: Watchdog) -> None:
+        armed.append(self.deadline)
+        original(self)
+
+    Watchdog._arm = arm  # type: ignore[method-assign]
+    try:
+        yield armed
+    finally:
+        Watchdog._arm = original  # type: ignore[method-assign]
+
+
+class SlowResponse(FakeResponse):
+    """A stream whose chunks each take a loop iteration, as a socket's do."""
+
+    async def read_chunk(self) -> bytes:
+        await asyncio.sleep(0)
+        return await super().read_chunk()
+
+
+async def test_a_stream_of_many_events_sets_at_most_two_timers() -> None:
+    events = [b"data: " + orjson.dumps({"output": "x" * i}) + b"\n\n" for i in range(1, 201)]
+    response = SlowResponse(200, {"content-type": "text/event-stream"}, events)
+    url = "https://run.test/fal-ai/any-llm/stream"
+    transport = MockTransport.table({("POST", url): response})
+    with counted_timers() as armed:
+        stream = await client(transport).open_stream("fal-ai/any-llm", {}, "k")
+        seen = [e async for e in stream.events()]
+        stream.close()
+    assert len(seen) == 200
+    # At most one for the first event's deadline and one when the keep-alive interval began
+    # (when it is the shorter); none per read.
+    assert 1 <= len(armed) <= 2
+
+
+async def test_a_silent_stream_yields_keepalives_then_times_out() -> None:
+    timeouts = Timeouts(
+        connect=1, first_event=0.2, idle=0.2, total=30, keepalive=0.05, retry_budget=0
+    )
+
+    class Silent(FakeResponse):
+        async def read_chunk(self) -> bytes:
+            await asyncio.Event().wait()
+            return b""
+
+    url = "https://run.test/fal-ai/any-llm/stream"
+    response = Silent(200, {"content-type": "text/event-stream"}, [])
+    stream = await client(MockTransport.table({("POST", url): response}), timeouts).open_stream(
+        "fal-ai/any-llm", {}, "k"
+    )
+    seen: list[Any] = []
+    with pytest.raises(FalTimeout) as caught:
+        async for event in stream.events():
+            seen.append(event)
+    stream.close()
+    assert caught.value.which == "first_event"
+    assert seen and all(event is None for event in seen)  # keep-alives before the timeout
+
+
+async def test_the_queue_names_the_limit_that_passed() -> None:
+    queue = "https://queue.test/fal-ai/any-llm"
+
+    class Hanging(FakeResponse):
+        async def read_body(self) -> bytes:
+            await asyncio.Event().wait()
+            return b""
+
+    transport = MockTransport.table({("POST", queue): Hanging(200, {}, [])})
+    timeouts = Timeouts(connect=1, first_event=0.02, idle=5, total=30, keepalive=10, retry_budget=0)
+    with pytest.raises(FalTimeout) as caught:
+        await client(transport, timeouts).run_queued("fal-ai/any-llm", {}, "k")
+    assert caught.value.which == "first_event"
+
+
+async def test_a_clock_names_the_total_when_it_comes_first() -> None:
+    loop = asyncio.get_running_loop()
+    clock = FalClock(loop.time() + 0.01, 0.01)
+    try:
+        with pytest.raises(TimeoutError):
+            with clock.limit(60, "idle"):
+                await asyncio.Event().wait()
+    finally:
+        clock.close()
+    assert clock.timeout().which == "total"
