@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import sys
 from typing import Any
 
 from granian.constants import HTTPModes, Interfaces, Loops
@@ -85,4 +84,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
