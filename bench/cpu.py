@@ -48,6 +48,13 @@ from .run import new_session, raise_fd_limit
 
 REPO = Path(__file__).resolve().parent.parent
 MODES = ("non_stream", "stream")
+# Contenders serving this tree: the server, and granian's options.
+SERVERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "uvicorn": ("uvicorn", ()),
+    "granian": ("granian", ()),  # asyncio tasks, runtime mode auto (its defaults)
+    "granian-rust-tasks": ("granian", ("--task-impl", "rust")),
+    "granian-st": ("granian", ("--runtime-mode", "st")),
+}
 # Under valgrind a proxy starts in tens of seconds and runs ~50x slower.
 CALLGRIND_START_S = 180.0
 
@@ -57,7 +64,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--server",
         action="append",
-        choices=("uvicorn", "granian"),
+        choices=tuple(SERVERS),
         help="a contender serving this tree (repeatable; default: uvicorn)",
     )
     parser.add_argument(
@@ -190,13 +197,14 @@ def contenders(
 ) -> list[Contender]:
     out = []
     timeout = CALLGRIND_START_S if grind else 30.0
-    for server in args.server:
-        prefix = grind.prefix(server) if grind else ()
-        out.append(Contender(Launch(server, server, prefix, None, timeout)))
+    for name in args.server:
+        server, options = SERVERS[name]
+        prefix = grind.prefix(name) if grind else ()
+        out.append(Contender(Launch(name, server, options, prefix, None, timeout)))
     for rev in args.rev:
         name = f"uvicorn@{rev}"
         prefix = grind.prefix(f"rev-{len(out)}") if grind else ()
-        out.append(Contender(Launch(name, "uvicorn", prefix, trees[rev] / "src", timeout)))
+        out.append(Contender(Launch(name, "uvicorn", (), prefix, trees[rev] / "src", timeout)))
     return out
 
 

@@ -20,7 +20,7 @@ import argparse
 import gc
 from typing import Any
 
-from granian.constants import HTTPModes, Interfaces, Loops
+from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes, TaskImpl
 from granian.http import HTTP1Settings
 from granian.server import Server
 
@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--task-impl", choices=[t.value for t in TaskImpl], default="asyncio")
+    parser.add_argument("--runtime-mode", choices=[m.value for m in RuntimeModes], default="auto")
     args = parser.parse_args(argv)
     settings = Settings()
     server = Server(
@@ -69,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
         interface=Interfaces.ASGI,
         workers=1,
         loop=Loops.uvloop,
+        task_impl=TaskImpl(args.task_impl),
+        runtime_mode=RuntimeModes(args.runtime_mode),
         http=HTTPModes.http1,
         websockets=False,
         backlog=2048,  # uvicorn's

@@ -209,6 +209,7 @@ class Launch:
 
     name: str = ""
     server: str = "uvicorn"  # or "granian" (bench/granian_app.py)
+    server_args: tuple[str, ...] = ()  # more options for the server (granian's)
     prefix: tuple[str, ...] = ()
     src: Path | None = None  # put first on PYTHONPATH: that tree's fal_openai_proxy runs
     start_timeout_s: float = START_TIMEOUT_S
@@ -221,7 +222,7 @@ def _server_args(launch: Launch, port: int) -> list[str]:
     if launch.server == "uvicorn":
         return ["-m", "fal_openai_proxy", "--host", HOST, "--port", str(port)]
     if launch.server == "granian":
-        return [str(GRANIAN_APP), "--host", HOST, "--port", str(port)]
+        return [str(GRANIAN_APP), "--host", HOST, "--port", str(port), *launch.server_args]
     raise ValueError(f"unknown server {launch.server!r}")
 
 

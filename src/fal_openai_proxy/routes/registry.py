@@ -9,6 +9,7 @@ other list of paths exists.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -75,9 +76,10 @@ class Endpoint:
     # long stream would otherwise keep every layer's frame alive (~10 KB per open stream).
     direct: bool = False
 
-    @property
+    @functools.cached_property
     def template(self) -> str:
-        """The path as OpenAPI writes it (also the bounded metrics label)."""
+        """The path as OpenAPI writes it (also the bounded metrics label); computed once, as
+        every request reads it."""
         return _PARAM.sub(r"{\1}", self.path)
 
     @property

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import logging
+import os
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..anthropic.errors import from_proxy_error, wants_anthropic_errors
+from ..base.logs import AccessLog
 from ..base.metrics import Metrics
 from ..fal.proxy_protocol import error_body as fal_error_body
 from ..openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
@@ -25,7 +25,7 @@ from ..routes.registry import Auth, Body, Endpoint, EndpointIndex, Protocol
 from .context import Client, RequestContext, clip, new_context, request_context
 from .state import ProxyState
 
-access_log = logging.getLogger("fal_openai_proxy.access")
+access_log = AccessLog("fal_openai_proxy.access")
 _QUIET = frozenset({"/healthz", "/readyz", "/metrics"})  # probed often: metrics, no log line
 
 
@@ -39,8 +39,8 @@ class RequestLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
-        request_id = request_id[:128]
+        request_id = _header(scope, b"x-request-id")
+        request_id = request_id[:128] if request_id else os.urandom(16).hex()  # as uuid4().hex
         context = new_context(scope, request_id)
         started = time.perf_counter()
         status = 500
@@ -49,8 +49,10 @@ class RequestLogMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                headers = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -64,13 +66,11 @@ class RequestLogMiddleware:
         path = scope["path"]
         endpoint = self._endpoints.find(scope["method"], path)
         route = endpoint.template if endpoint is not None else "other"  # a bounded label
-        self.metrics.requests.labels(route, fields.model_label, str(status)).inc()
-        self.metrics.latency.labels(route).observe(seconds)
+        self.metrics.count_request(route, fields.model_label, status, seconds)
         if route in _QUIET:
             return
         access_log.info(
-            "request",
-            extra={
+            {
                 "request_id": fields.request_id,
                 "method": scope["method"],
                 "path": clip(path),
@@ -83,7 +83,7 @@ class RequestLogMiddleware:
                 "error_type": fields.error_type,
                 "cost": usage.cost,  # USD; null: unknown
                 "cost_source": usage.cost_source,
-            },
+            }
         )
 
 
