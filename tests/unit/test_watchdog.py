@@ -27,9 +27,8 @@ async def test_a_deadline_passing_inside_a_block_is_a_timeout() -> None:
     task = asyncio.current_task()
     assert task is not None
     try:
-        with pytest.raises(TimeoutError):
-            with watchdog:
-                await asyncio.Event().wait()
+        with pytest.raises(TimeoutError), watchdog:
+            await asyncio.Event().wait()
         assert task.cancelling() == 0  # the cancel was ours, and taken back
     finally:
         watchdog.close()
@@ -42,9 +41,8 @@ async def test_a_deadline_passing_outside_any_block_cancels_nothing() -> None:
         with watchdog:
             pass  # arms the timer
         await asyncio.sleep(0.05)  # it fires here, outside the block: nothing happens
-        with pytest.raises(TimeoutError):  # and the next block still expires
-            with watchdog:
-                await asyncio.Event().wait()
+        with pytest.raises(TimeoutError), watchdog:  # and the next block still expires
+            await asyncio.Event().wait()
     finally:
         watchdog.close()
 
@@ -65,11 +63,15 @@ async def test_a_deadline_moved_later_inside_a_block_is_kept() -> None:
 async def test_a_deadline_moved_sooner_inside_a_block_fires_then() -> None:
     loop = asyncio.get_running_loop()
     watchdog = Watchdog(loop.time() + 30)
+
+    async def moved_sooner() -> None:
+        with watchdog:
+            watchdog.move(loop.time() + 0.01)
+            await asyncio.Event().wait()
+
     try:
         with pytest.raises(TimeoutError):
-            with watchdog:
-                watchdog.move(loop.time() + 0.01)
-                await asyncio.Event().wait()
+            await moved_sooner()
     finally:
         watchdog.close()
 
@@ -166,9 +168,13 @@ async def test_a_silent_stream_yields_keepalives_then_times_out() -> None:
         "fal-ai/any-llm", {}, "k"
     )
     seen: list[Any] = []
-    with pytest.raises(FalTimeout) as caught:
+
+    async def read_all() -> None:
         async for event in stream.events():
             seen.append(event)
+
+    with pytest.raises(FalTimeout) as caught:
+        await read_all()
     stream.close()
     assert caught.value.which == "first_event"
     assert seen and all(event is None for event in seen)  # keep-alives before the timeout
@@ -193,9 +199,64 @@ async def test_a_clock_names_the_total_when_it_comes_first() -> None:
     loop = asyncio.get_running_loop()
     clock = FalClock(loop.time() + 0.01, 0.01)
     try:
-        with pytest.raises(TimeoutError):
-            with clock.limit(60, "idle"):
-                await asyncio.Event().wait()
+        with pytest.raises(TimeoutError), clock.limit(60, "idle"):
+            await asyncio.Event().wait()
     finally:
         clock.close()
     assert clock.timeout().which == "total"
+
+
+async def test_run_arms_no_timer_for_what_is_ready() -> None:
+    loop = asyncio.get_running_loop()
+
+    async def ready() -> str:
+        return "body"
+
+    watchdog = Watchdog(loop.time() + 30)
+    with counted_timers() as armed:
+        assert await watchdog.run(ready()) == "body"
+    watchdog.close()
+    assert armed == []
+
+
+async def test_run_times_out_what_waits_and_returns_what_comes() -> None:
+    loop = asyncio.get_running_loop()
+    arrived: asyncio.Future[str] = loop.create_future()
+
+    async def waiting() -> str:
+        return await arrived
+
+    watchdog = Watchdog(loop.time() + 30)
+    loop.call_later(0.01, arrived.set_result, "late body")
+    with counted_timers() as armed:
+        assert await watchdog.run(waiting()) == "late body"
+    assert len(armed) == 1
+    watchdog.move(loop.time() + 0.01)
+    with pytest.raises(TimeoutError):
+        await watchdog.run(asyncio.Event().wait())
+    watchdog.close()
+
+
+async def test_run_passes_a_cancellation_through() -> None:
+    loop = asyncio.get_running_loop()
+    cleaned: list[bool] = []
+
+    async def waiting() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned.append(True)
+
+    async def guarded() -> None:
+        watchdog = Watchdog(loop.time() + 30)
+        try:
+            await watchdog.run(waiting())
+        finally:
+            watchdog.close()
+
+    task = asyncio.ensure_future(guarded())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned == [True]

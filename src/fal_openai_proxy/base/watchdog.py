@@ -24,7 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-from types import TracebackType
+import types
+from collections.abc import Awaitable, Coroutine, Generator
+from types import CoroutineType, TracebackType
+from typing import Any, TypeVar, cast
+
+T = TypeVar("T")
 
 
 class Watchdog:
@@ -74,6 +79,20 @@ class Watchdog:
             if self._task.uncancel() <= self._base and kind is asyncio.CancelledError:
                 raise TimeoutError from None
 
+    async def run(self, awaitable: Awaitable[T]) -> T:
+        """`await awaitable` in a block, but a coroutine that ends at its first step (the
+        request body that has already arrived) ends without the timer ever being armed."""
+        if type(awaitable) is not CoroutineType:
+            with self:
+                return await awaitable
+        coro = cast("Coroutine[Any, Any, T]", awaitable)
+        try:
+            suspended_on = coro.send(None)
+        except StopIteration as done:
+            return cast(T, done.value)
+        with self:
+            return await _resumed(coro, suspended_on)
+
     def close(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
@@ -103,3 +122,24 @@ class Watchdog:
         assert self._task is not None
         self._fired = True
         self._task.cancel()
+
+
+@types.coroutine
+def _resumed(coro: Coroutine[Any, Any, T], suspended_on: Any) -> Generator[Any, Any, T]:
+    """The rest of `coro`, which suspended on `suspended_on` (a future) at its first step: that
+    future goes to the task as if `coro` were awaited, and then `coro` goes on as `yield from`
+    would drive it (PEP 380)."""
+    waiting_on = suspended_on
+    while True:
+        try:
+            sent = yield waiting_on
+        except BaseException as exc:  # a cancellation, or the generator's close()
+            try:
+                waiting_on = coro.throw(exc)
+            except StopIteration as done:
+                return cast(T, done.value)
+        else:
+            try:
+                waiting_on = coro.send(sent)
+            except StopIteration as done:
+                return cast(T, done.value)

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..anthropic.errors import from_proxy_error, wants_anthropic_errors
 from ..base.logs import AccessLog
 from ..base.metrics import Metrics
+from ..base.watchdog import Watchdog
 from ..fal.proxy_protocol import error_body as fal_error_body
 from ..openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
 from ..routes.registry import Auth, Body, Endpoint, EndpointIndex, Protocol
@@ -208,18 +209,19 @@ class GuardMiddleware:
     def _limited(self, receive: Receive) -> Receive:
         """Body size and time limits, until the body is complete."""
         seen = 0
-        deadline: float | None = None
+        watchdog: Watchdog | None = None  # BODY_TIMEOUT from the first read
         complete = False
 
         async def receive_limited() -> Message:
-            nonlocal seen, deadline, complete
+            nonlocal seen, watchdog, complete
             if complete:
                 return await receive()
-            if deadline is None:
-                deadline = asyncio.get_running_loop().time() + self._body_timeout
+            if watchdog is None:
+                watchdog = Watchdog(asyncio.get_running_loop().time() + self._body_timeout)
             try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
+                # A body that has already arrived (the usual small one) is taken without
+                # arming a timer.
+                message = await watchdog.run(receive())
             except TimeoutError:
                 raise ProxyError(
                     408,
@@ -230,10 +232,13 @@ class GuardMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self._max_body:
+                    watchdog.close()
                     raise _too_large(self._max_body)
                 complete = not message.get("more_body", False)
             else:
                 complete = True
+            if complete:
+                watchdog.close()
             return message
 
         return receive_limited
