@@ -237,6 +237,27 @@ async def test_run_times_out_what_waits_and_returns_what_comes() -> None:
     watchdog.close()
 
 
+async def test_run_counts_seconds_from_when_the_awaitable_first_waits() -> None:
+    """A write that waits gets its whole allowance however long the stream has been open,
+    and a timer at the old, later deadline does not let it wait longer."""
+    loop = asyncio.get_running_loop()
+    watchdog = Watchdog()
+    try:
+        gate: asyncio.Future[None] = loop.create_future()
+        loop.call_later(0.05, gate.set_result, None)
+
+        async def waits_a_little() -> None:
+            await gate
+
+        await watchdog.run(waits_a_little(), 30)  # under its allowance: no timeout
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            await watchdog.run(asyncio.Event().wait(), 0.02)
+        assert loop.time() - started < 10  # not held to the first call's later deadline
+    finally:
+        watchdog.close()
+
+
 async def test_run_passes_a_cancellation_through() -> None:
     loop = asyncio.get_running_loop()
     cleaned: list[bool] = []

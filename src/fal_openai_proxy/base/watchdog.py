@@ -79,10 +79,14 @@ class Watchdog:
             if self._task.uncancel() <= self._base and kind is asyncio.CancelledError:
                 raise TimeoutError from None
 
-    async def run(self, awaitable: Awaitable[T]) -> T:
+    async def run(self, awaitable: Awaitable[T], seconds: float | None = None) -> T:
         """`await awaitable` in a block, but a coroutine that ends at its first step (the
-        request body that has already arrived) ends without the timer ever being armed."""
+        request body that has already arrived, a write the socket takes at once) ends
+        without the timer ever being armed. `seconds`: the deadline is that long after the
+        awaitable first waits."""
         if type(awaitable) is not CoroutineType:
+            if seconds is not None:
+                self.deadline = self._loop.time() + seconds
             with self:
                 return await awaitable
         coro = cast("Coroutine[Any, Any, T]", awaitable)
@@ -90,6 +94,11 @@ class Watchdog:
             suspended_on = coro.send(None)
         except StopIteration as done:
             return cast(T, done.value)
+        except BaseException:
+            coro.close()
+            raise
+        if seconds is not None:
+            self.deadline = self._loop.time() + seconds
         with self:
             return await _resumed(coro, suspended_on)
 
