@@ -219,6 +219,7 @@ def _build_state(settings: Settings, live: LiveModels | None = None) -> ProxySta
         max_idle_per_host=min(2 * in_flight + 16, 256),
         user_agent=USER_AGENT,
         idle_expiry=settings.pool_idle_timeout,
+        max_body_bytes=settings.max_upstream_body_bytes,
     )
     timeouts = Timeouts(
         connect=settings.connect_timeout,

@@ -1,4 +1,4 @@
-"""fal/http.py on real networks: proxies, CAs, happy eyeballs, stale and idle connections,
+"""fal/http/ on real networks: proxies, CAs, happy eyeballs, stale and idle connections,
 the connection cap, 1xx answers and bodies that end at the connection's close.
 
 The upstreams here are raw asyncio servers, so that each test controls the wire exactly.
@@ -22,8 +22,9 @@ import pytest
 import trustme
 import uvloop
 
-from fal_openai_proxy.fal import _dial, http
+from fal_openai_proxy.fal import http
 from fal_openai_proxy.fal.errors import FalBrokenError, FalConnectError, FalTLSError
+from fal_openai_proxy.fal.http import dial as _dial
 
 Handler = Callable[["Upstream", asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
@@ -629,7 +630,7 @@ async def test_informational_answers_are_skipped() -> None:
     )
     status, headers, data, _ = await run_scripted(handler, read_all)
     assert (status, data) == (200, b'{"a":1}')
-    assert headers == {"content-type": "application/json"}  # nothing from the 103
+    assert headers == {"content-type": "application/json", "content-length": "7"}  # not the 103
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from ..context import RequestContext
 from ..fal.client import FalClient
 from ..fal.errors import FalBrokenError, FalError
 from ..fal.files import FalFiles
+from ..fal.media_fetch import MediaBudget
 from ..openai.errors import invalid_request
 from ..openai.media_requests import Form, SpeechRequest
 from ..openai.sse import ClientGone, cancelled_on_disconnect, until_disconnect
@@ -55,6 +56,7 @@ class AudioService:
         self, form: Form, task: str, context: RequestContext, receive: Receive
     ) -> Response:
         """`task` is "transcribe" or "translate" (fal's own names, docs/fal-protocol.md §12.3)."""
+        budget = self._files.budget()  # the request's deadline, from now
         model = form.require("model")
         app = resolve_app(model, "stt", self._settings.fal_transcribe_app, self._catalog)
         files = form.files.get("file", [])
@@ -76,7 +78,7 @@ class AudioService:
         temperature = form.number("temperature", float, 0.0, 1.0)
         note_request(context, self._catalog, model, app)
         audio_url = await until_disconnect(
-            self._file_url(file.data, content_type, context.fal_key), receive
+            self._file_url(file.data, content_type, context.fal_key, budget), receive
         )
         fal_input = transcription_input(
             app, audio_url, task=task, language=language, prompt=form.text("prompt")
@@ -88,14 +90,17 @@ class AudioService:
         duration = wav_duration(file.data) if content_type == "audio/wav" else None
         return _transcript(result.output, response_format, task, language, duration, temperature)
 
-    async def _file_url(self, data: bytes, content_type: str, client_key: str | None) -> str:
+    async def _file_url(
+        self, data: bytes, content_type: str, client_key: str | None, budget: MediaBudget
+    ) -> str:
         if len(data) <= self._settings.inline_file_bytes:
             return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
-        return await self._files.upload(data, content_type, client_key)
+        return await self._files.upload(data, content_type, client_key, budget)
 
     async def speech(
         self, request: SpeechRequest, context: RequestContext, receive: Receive
     ) -> Response:
+        budget = self._files.budget()  # the request's deadline and bytes, from now
         app = resolve_app(request.model, "tts", self._settings.fal_speech_app, self._catalog)
         fal_input = speech_input(
             app, request.input, request.voice, request.speed, request.response_format
@@ -109,8 +114,8 @@ class AudioService:
         if found is None:
             raise FalBrokenError("fal's answer has no audio")
         url, declared = found
-        upstream = await until_disconnect(self._files.open(url), receive)
-        chunks = self._files.chunks(upstream)
+        upstream = await until_disconnect(self._files.open(url, budget), receive)
+        chunks = self._files.chunks(upstream, budget)
         # The first bytes before the status line: a failure until then is a proper error.
         first = await until_disconnect(anext(chunks, b""), receive)
         served = upstream.headers.get("content-type", "")

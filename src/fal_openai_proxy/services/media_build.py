@@ -5,18 +5,35 @@ from __future__ import annotations
 from ..catalog import Catalog
 from ..fal.client import FalClient
 from ..fal.files import FalFiles
+from ..fal.http import HttpClient
 from ..fal.keys import KeyPool
 from ..fal.media_apps import media_model_ids
-from ..fal.transport import Transport
+from ..fal.media_fetch import DEFAULT_MEDIA_HOSTS, MediaFetcher, MediaPolicy
 from ..metrics import Metrics
 from ..settings import Settings
 from .audio import AudioService
 from .images import ImageService
 
 
+def build_media_fetcher(settings: Settings, http: HttpClient) -> MediaFetcher:
+    """The one guard for every URL fal names (fal/media_fetch.py), on a pool of its own."""
+    policy = MediaPolicy(
+        [*DEFAULT_MEDIA_HOSTS, *settings.media_host_list],
+        [settings.fal_run_url, settings.fal_queue_url, settings.fal_rest_url, settings.fal_api_url],
+    )
+    return MediaFetcher(
+        http.guarded(policy.allow_address),
+        policy,
+        max_file_bytes=settings.max_media_bytes,
+        bytes_per_request=settings.media_bytes_per_request,
+        idle_timeout=settings.media_fetch_timeout,
+        request_timeout=settings.request_timeout,
+    )
+
+
 def build_media(
     settings: Settings,
-    http: Transport,
+    http: HttpClient,
     pool: KeyPool | None,
     fal: FalClient,
     catalog: Catalog,
@@ -24,13 +41,12 @@ def build_media(
 ) -> tuple[ImageService, AudioService]:
     files = FalFiles.build(
         http,
+        build_media_fetcher(settings, http),
         rest_url=settings.fal_rest_url,
         pool=pool,
         retry_budget=settings.retry_budget,
         metrics=metrics,
-        max_bytes=settings.max_media_bytes,
         timeout=settings.media_fetch_timeout,
-        total_timeout=settings.request_timeout,
     )
     catalog.add_media(media_model_ids())
     return ImageService(settings, fal, files, catalog), AudioService(settings, fal, files, catalog)

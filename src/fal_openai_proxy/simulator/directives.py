@@ -74,6 +74,8 @@ class Directives:
     finish_error: bool = False
     no_done: bool = False
     no_completed: bool = False
+    # Media apps (simulator/media.py): the app's whole output, as its owner chose it
+    output: dict[str, Any] | None = None
 
     @property
     def job_error(self) -> str | None:
@@ -163,6 +165,7 @@ def build(objects: list[dict[str, Any]]) -> Directives:
         finish_error=merged.get("finish_error") is True,
         no_done=merged.get("no_done") is True,
         no_completed=merged.get("no_completed") is True,
+        output=merged["output"] if isinstance(merged.get("output"), dict) else None,
     )
 
 
