@@ -228,6 +228,7 @@ def _build_state(settings: Settings, live: LiveModels | None = None) -> ProxySta
         total=settings.request_timeout,
         keepalive=settings.keepalive_interval,
         retry_budget=settings.retry_budget,
+        max_event_bytes=settings.max_upstream_body_bytes,
     )
     fal = FalClient(
         run_url=settings.fal_run_url,

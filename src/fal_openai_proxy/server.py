@@ -115,6 +115,8 @@ def uvicorn_config(
             max_header_bytes=settings.max_header_bytes,
             header_timeout=settings.header_timeout,
             max_connections=settings.max_connections,
+            body_timeout=settings.body_timeout,
+            max_body_bytes=settings.max_body_bytes,
         )
         forwarded = settings.forwarded_allow_ips.strip()
     return uvicorn.Config(
