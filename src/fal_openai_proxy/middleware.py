@@ -21,6 +21,7 @@ from .metrics import Metrics
 from .openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
 from .routes.media_paths import MEDIA_PATHS, MULTIPART_PATHS
 from .state import ProxyState
+from .upload_gate import UploadGate
 
 access_log = logging.getLogger("fal_openai_proxy.access")
 
@@ -92,6 +93,8 @@ class GuardMiddleware:
         self._max_body = settings.max_body_bytes
         self._body_timeout = settings.body_timeout
         self._limiter = state.limiter
+        self._uploads = UploadGate(settings.max_upload_bytes_in_flight)
+        self._multipart_paths = frozenset(MULTIPART_PATHS)
         hosts = settings.allowed_host_list
         self._hosts = None if hosts is None else frozenset(hosts)
         origins = settings.cors_origin_list
@@ -117,12 +120,28 @@ class GuardMiddleware:
             await send_error(send, exc)
             return
         self._state.in_flight += 1
+        reserved = 0
         try:
+            if scope["path"] in self._multipart_paths:
+                try:
+                    reserved = await self._reserve_upload(scope)
+                except ProxyError as exc:  # no room for the upload in time
+                    request_context(scope).log.error_type = exc.code or exc.type
+                    await send_error(send, exc)
+                    return
             await self.app(scope, self._limited(receive), send)
         finally:
+            self._uploads.release(reserved)
             self._state.in_flight -= 1
             if self._limiter.active:
                 self._limiter.done(client)
+
+    async def _reserve_upload(self, scope: Scope) -> int:
+        """Room for a multipart body before it is read (upload_gate.py). The wait is half of
+        BODY_TIMEOUT: the body must still arrive within the rest (connection.py)."""
+        length = _header(scope, b"content-length")
+        size = int(length) if length and length.isdigit() else self._max_body
+        return await self._uploads.acquire(size, self._body_timeout / 2)
 
     def _check(self, scope: Scope) -> str:
         """Refuse early; return the client's identity for limits (never a raw key)."""

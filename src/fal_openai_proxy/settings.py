@@ -325,7 +325,7 @@ class Settings(BaseSettings):
         ge=1,
         description="Most bytes of multipart bodies (image edits, transcriptions) in memory at "
         "once per process, counted by their Content-Length (`MAX_BODY_BYTES` without one); "
-        "further uploads wait up to `BODY_TIMEOUT`, then get 503.",
+        "further uploads wait up to half of `BODY_TIMEOUT`, then get 503.",
     )
 
     @field_validator("fal_run_url", "fal_queue_url", "fal_rest_url")
