@@ -198,6 +198,11 @@ def _build_state(settings: Settings, live: LiveModels | None = None) -> ProxySta
                 cap=settings.key_concurrency_cap,
                 decrease=DECREASE,
                 max_limit=MAX_LIMIT,
+                max_bench=max(
+                    settings.key_auth_cooldown,
+                    settings.key_rate_limit_cooldown,
+                    settings.max_retry_after,
+                ),
             )
         pool = KeyPool(
             settings.fal_keys,
@@ -206,6 +211,7 @@ def _build_state(settings: Settings, live: LiveModels | None = None) -> ProxySta
             auth_cooldown=settings.key_auth_cooldown,
             rate_limit_cooldown=settings.key_rate_limit_cooldown,
             cluster=cluster,
+            max_retry_after=settings.max_retry_after,
         )
         metrics.watch_keys(
             len(pool), in_flight=pool.in_flight, healthy=pool.is_healthy, limit=pool.limit

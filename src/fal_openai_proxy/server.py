@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import contextlib
 import contextvars
+import ctypes
 import gc
 import logging
 import multiprocessing

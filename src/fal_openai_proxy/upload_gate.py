@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from .openai.errors import ProxyError, SERVER_ERROR
+from .openai.errors import SERVER_ERROR, ProxyError
 
 
 class UploadGate:
