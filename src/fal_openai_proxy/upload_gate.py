@@ -25,9 +25,9 @@ class UploadGate:
     def used(self) -> int:
         return self._used
 
-    async def acquire(self, size: int, timeout: float) -> int:
-        """Reserve `size` bytes (at most the whole capacity: one upload alone always fits);
-        the amount to `release` later."""
+    async def acquire(self, size: int, patience: float) -> int:
+        """Reserve `size` bytes (at most the whole capacity: one upload alone always fits),
+        waiting up to `patience` seconds; the amount to `release` later."""
         size = min(max(size, 0), self._capacity)
         if not self._waiters and self._used + size <= self._capacity:
             self._used += size
@@ -36,7 +36,7 @@ class UploadGate:
         entry = (size, waiter)
         self._waiters.append(entry)
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(patience):
                 await waiter
         except BaseException as exc:
             if waiter.done() and not waiter.cancelled():
