@@ -15,7 +15,7 @@ from pydantic import SecretStr, ValidationError
 from . import __version__
 from .app import ConfigError, create_app
 from .config_check import LOG_LEVELS, run_checks, validation_problems
-from .logs import configure_logging
+from .logs import configure_logging, redact_url
 from .server import DrainingServer, QuietServer, loopback_socket, serve_workers, uvicorn_config
 from .settings import Settings
 from .settings_doc import help_epilog, markdown
@@ -126,7 +126,8 @@ def _announce(settings: Settings, simulator_url: str | None = None) -> None:
         ]
     else:
         lines.append(f"  proxy (point OpenAI clients here): {base}/v1")
-        lines.append(f"  upstream: {settings.fal_run_url} and {settings.fal_queue_url}")
+        run, queue = redact_url(settings.fal_run_url), redact_url(settings.fal_queue_url)
+        lines.append(f"  upstream: {run} and {queue}")
         if settings.pass_through:
             lines.append(
                 "  FAL_KEY is not set: pass-through mode. Each client's "

@@ -24,6 +24,8 @@ from .state import ProxyState
 from .upload_gate import UploadGate
 
 access_log = logging.getLogger("fal_openai_proxy.access")
+# What REQUIRE_KEY_FOR_METRICS_AND_DOCS guards (the health checks stay open to probes).
+_INFO_PATHS = frozenset({"/metrics", "/docs", "/openapi.json"})
 
 # POST routes that take multipart/form-data; every other /v1/ POST takes application/json.
 # Anything else is refused with 415: a browser page can send text/plain or a form to
@@ -94,6 +96,7 @@ class GuardMiddleware:
         self._body_timeout = settings.body_timeout
         self._limiter = state.limiter
         self._uploads = UploadGate(settings.max_upload_bytes_in_flight)
+        self._info_need_key = settings.info_endpoints_need_key
         self._multipart_paths = frozenset(MULTIPART_PATHS)
         hosts = settings.allowed_host_list
         self._hosts = None if hosts is None else frozenset(hosts)
@@ -109,6 +112,11 @@ class GuardMiddleware:
             if self._hosts is not None and not self._host_allowed(scope):
                 await send_error(send, _misdirected())
                 return
+            if self._info_need_key and scope["path"] in _INFO_PATHS:
+                token = _bearer(scope)
+                if _match_key(token, self._api_keys) is None:
+                    await send_error(send, _auth_error(token))
+                    return
             await self.app(scope, receive, send)
             return
         try:

@@ -89,6 +89,20 @@ def test_pass_through_mode_is_announced(
     assert "pass-through" in running.output()
 
 
+def test_a_password_in_a_url_setting_is_never_printed(
+    sim: SimulatorThread, processes: list[ProxyProcess]
+) -> None:
+    """The start banner printed FAL_RUN_URL whole, password included."""
+    password = "url-password-5e0d1b"
+    with_password = sim.run_url.replace("://", f"://fal:{password}@")
+    running = start_proxy_process(fal_env(sim, FAL_RUN_URL=with_password, LOG_LEVEL="debug"))
+    processes.append(running)
+    assert chat(running.base_url, "hi").status_code == 200
+    output = running.output()
+    assert "://***@127.0.0.1" in output  # the banner names the upstream, without the password
+    assert password not in output
+
+
 def _stream_in_background(base_url: str, text: str, lines: list[str]) -> threading.Thread:
     def read() -> None:
         body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": text}]}
