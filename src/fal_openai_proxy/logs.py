@@ -83,6 +83,10 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+# Libraries whose INFO lines are chatter (coredis: `limits`' Redis client; redis-py).
+QUIET_LIBRARIES = ("coredis", "redis")
+
+
 def text_wanted(log_format: str, stream: Any = None) -> bool:
     if log_format == "auto":
         stream = stream or sys.stderr
@@ -104,6 +108,11 @@ def configure_logging(level: str, log_format: str = "json", *, worker: bool = Fa
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # we log each request ourselves
+    # The Redis clients' own retry lines ("Retry attempt 1 due to error", one per call and
+    # retry): in an outage they buried the one line that matters, shared.py's "Redis
+    # unreachable" (and "reachable again" when it returns).
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class _PidFilter(logging.Filter):
