@@ -467,7 +467,7 @@ def test_logged_prompts_are_clipped_too(
     assert max(len(line) for line in new) < 200_000
 
 
-# -- issue 14, security item 7: /metrics, /docs and /openapi.json behind the client key -------------------
+# -- issue 14, security item 7: /metrics, /docs and /openapi.json behind the client key -----------
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1"])

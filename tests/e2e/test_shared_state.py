@@ -270,7 +270,7 @@ async def test_any_failure_of_a_redis_call_is_an_outage_not_an_error(
     assert store.up  # the loop kept probing, and rejoined
 
 
-# -- issue 14, security item 7: garbage in the proxy's keys is treated as absent, and clamped ----------
+# -- issue 14, security item 7: garbage in the proxy's keys is treated as absent, and clamped -----
 
 
 @pytest.fixture

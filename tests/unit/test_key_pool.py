@@ -382,7 +382,7 @@ async def test_auto_429_benches_the_key_while_another_is_healthy() -> None:
     assert pool.is_healthy(other.index)  # the last healthy key stays in use
 
 
-# -- issue 14, security item 8: one 429 must not take the proxy down -----------------------------------
+# -- issue 14, security item 8: one 429 must not take the proxy down ------------------------------
 
 
 @pytest.mark.parametrize("concurrency", [None, 2], ids=["auto", "fixed"])
