@@ -11,11 +11,12 @@ any amount of memory without ever reaching the application. Here, per connection
   piece by piece: an endless trailer cost quadratic time), then close;
 - a request body not complete `body_timeout` (+ a grace for the middleware's own 408) after
   its head: close, whether or not the application reads it;
-- an answer given before the request body was read (a 401, a 413): the rest of the body is
-  not parsed but discarded, the write side is shut (FIN after the answer, so that a client
-  still sending still reads it: RFC 9112 §9.6), and the connection is closed after
-  LINGER seconds or `max_body_bytes` discarded, whichever comes first. Before, a body
-  trickled at 1 byte/s held such a connection for ever.
+- an answer given before the request body was read (a 401, a 413; the middleware marks it
+  `Connection: close`, so that no client sends another request on it): the rest of the body
+  is not parsed but discarded, the write side is shut (FIN after the answer, so that a client
+  still sending still reads it: RFC 9112 §9.6, a "lingering close"), and the connection is
+  closed after LINGER seconds or `max_body_bytes` discarded, whichever comes first. Before, a
+  body trickled at 1 byte/s held such a connection for ever.
 The request body's size and time, when the application reads it, are the middleware's
 (GuardMiddleware: 413, 408).
 """
@@ -143,10 +144,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             if not self.transport.is_closing():
                 self._feed_body(data[room:])
         if not self._in_head and self._body_timer is None:
-            # A body still to come (most arrive with their head, and need no timer).
+            # A body still to come (most arrive with their head, and need none of this).
             self._body_timer = self.loop.call_later(
                 self.body_timeout + BODY_GRACE, self._body_timed_out
             )
+            if self.cycle is not None:
+                self.cycle.transport = _LingerOnClose(self.transport, weakref.ref(self))  # type: ignore[assignment]
 
     def _feed_body(self, data: bytes) -> None:
         if not self._chunk_empty:
@@ -186,6 +189,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _linger(self) -> None:
         """The answer went out before the request body was read: discard the rest, then
         close (see the module's docstring)."""
+        if self._lingering:
+            return
         self._lingering = True
         self._disarm_body()
         self._body_timer = self.loop.call_later(min(LINGER, self.body_timeout), self._close)
@@ -252,6 +257,36 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         log.info("refusing a request head over %d bytes", self.max_header_bytes)
         self.transport.write(response)
         self.transport.close()
+
+
+class _LingerOnClose:
+    """The transport as uvicorn's request cycle sees it while the request body is still to
+    come: its close after an answer marked `Connection: close` becomes a lingering close
+    (a hard close with unread input sends a reset, which may destroy the answer)."""
+
+    __slots__ = ("_protocol", "_transport")
+
+    def __init__(
+        self, transport: asyncio.Transport, protocol: weakref.ref[LimitedHttpToolsProtocol]
+    ) -> None:
+        self._transport = transport
+        self._protocol = protocol  # weak: no cycle of protocol, cycle and this
+
+    def write(self, data: bytes) -> None:
+        self._transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        protocol = self._protocol()
+        if protocol is not None and not protocol._in_head and not self._transport.is_closing():
+            protocol._linger()
+        else:
+            self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def _abort(protocol: weakref.ref[LimitedHttpToolsProtocol]) -> None:

@@ -125,7 +125,7 @@ class GuardMiddleware:
                 await self._limiter.admit(client)
         except ProxyError as exc:
             request_context(scope).log.error_type = exc.code or exc.type
-            await send_error(send, exc)
+            await send_error(send, _closing_if_body_unread(scope, exc))
             return
         self._state.in_flight += 1
         reserved = 0
@@ -135,7 +135,7 @@ class GuardMiddleware:
                     reserved = await self._reserve_upload(scope)
                 except ProxyError as exc:  # no room for the upload in time
                     request_context(scope).log.error_type = exc.code or exc.type
-                    await send_error(send, exc)
+                    await send_error(send, _closing_if_body_unread(scope, exc))
                     return
             await self.app(scope, self._limited(receive), send)
         finally:
@@ -224,7 +224,9 @@ class GuardMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self._max_body:
-                    raise _too_large(self._max_body)
+                    error = _too_large(self._max_body)
+                    error.headers["Connection"] = "close"  # the rest of the body is unread
+                    raise error
                 complete = not message.get("more_body", False)
             else:
                 complete = True
@@ -238,6 +240,16 @@ async def send_error(send: Send, exc: ProxyError) -> None:
     headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": exc.json()})
+
+
+def _closing_if_body_unread(scope: Scope, exc: ProxyError) -> ProxyError:
+    """An answer sent before the request's body was read closes the connection (the rest of
+    the body is discarded, then the connection closed: connection.py); `Connection: close`
+    tells the client not to send another request on it."""
+    length = _header(scope, b"content-length")
+    if length not in (None, "0") or _header(scope, b"transfer-encoding") is not None:
+        exc.headers["Connection"] = "close"
+    return exc
 
 
 def _match_key(token: str | None, keys: list[bytes]) -> int | None:
