@@ -149,7 +149,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 self.body_timeout + BODY_GRACE, self._body_timed_out
             )
             if self.cycle is not None:
-                self.cycle.transport = _LingerOnClose(self.transport, weakref.ref(self))  # type: ignore[assignment]
+                self.cycle.transport = _LingerOnClose(self.transport, weakref.ref(self))
 
     def _feed_body(self, data: bytes) -> None:
         if not self._chunk_empty:
