@@ -15,8 +15,10 @@ import ssl
 from collections.abc import Callable
 from typing import cast
 
+import httptools
+
 from ..errors import FalBrokenError
-from .parser import ResponseParser
+from .parser import ResponseParser, parse_error
 
 Origin = tuple[str, str, int]  # scheme, host, port
 
@@ -77,6 +79,13 @@ class Connection(ResponseParser, asyncio.Protocol):
             # Bytes between responses (a 408, garbage): the connection cannot be reused.
             self.keep_alive = False
             self.close()
+            return
+        if self.headers_done and not self.chunk_empty:
+            # A body's bytes, the hot path of a stream: nothing to count (see `feed`).
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserError as exc:
+                self._fail(parse_error(exc))
             return
         self.feed(data)
 

@@ -40,6 +40,13 @@ class _HeadRefused(Exception):
     """Raised inside an httptools callback to stop the parse at once."""
 
 
+def parse_error(exc: httptools.HttpParserError) -> FalBrokenError:
+    cause = exc.__context__
+    if isinstance(cause, _HeadRefused):  # raised from a callback, wrapped by httptools
+        return FalBrokenError(str(cause))
+    return FalBrokenError(f"unreadable response: {exc}")
+
+
 class ResponseParser:
     """The parse state of the response being read, and httptools' callbacks."""
 
@@ -86,11 +93,7 @@ class ResponseParser:
         except _HeadRefused as exc:
             self._fail(FalBrokenError(str(exc)))
         except httptools.HttpParserError as exc:
-            cause = exc.__context__
-            if isinstance(cause, _HeadRefused):  # raised from a callback, wrapped by httptools
-                self._fail(FalBrokenError(str(cause)))
-            else:
-                self._fail(FalBrokenError(f"unreadable response: {exc}"))
+            self._fail(parse_error(exc))
 
     def _feed_head(self, data: bytes) -> None:
         room = MAX_HEAD_BYTES - self.head_bytes
