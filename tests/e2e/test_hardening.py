@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from fal_openai_proxy.settings import Settings
+from fal_openai_proxy.base.settings import Settings
 
 from ..conftest import CapturedLogs
+from ..support.asserts import error_of
 from ..support.chat import MODEL, Records, sim
 from ..support.servers import API_KEY, CLIENT_FAL_KEY, RunningProxy
 
@@ -25,13 +26,6 @@ JSON = {"content-type": "application/json"}
 
 def chat_url(running: RunningProxy) -> str:
     return running.base_url + "/v1/chat/completions"
-
-
-def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body["error"]) == {"message", "type", "param", "code"}
-    return dict(body["error"])
 
 
 def body(**fields: Any) -> bytes:

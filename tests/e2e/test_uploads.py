@@ -10,12 +10,12 @@ import httpx
 import pytest
 
 from fal_openai_proxy.openai.errors import ProxyError
-from fal_openai_proxy.upload_gate import UploadGate
+from fal_openai_proxy.serve.upload_gate import UploadGate
 
+from ..support.asserts import wait_for
 from ..support.chat import Records, sim
 from ..support.media import make_wav
 from ..support.servers import RunningProxy
-from .test_cancel import wait_for
 
 WAV = make_wav()
 
@@ -43,8 +43,7 @@ def test_uploads_beyond_the_bytes_in_flight_wait_then_get_503(
     holder = threading.Thread(target=hold)
     holder.start()
     try:
-        submits, _ = wait_for(lambda: sim_log("submit"), within=5)
-        assert submits
+        wait_for(lambda: sim_log("submit"), within=5, what="the first upload's submit")
         refused = transcribe(running)
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"]["code"] == "too_many_uploads"

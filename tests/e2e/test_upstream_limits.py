@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from fal_openai_proxy.fal.errors import FalResponseTooLarge
-from fal_openai_proxy.fal.openai_route import RawSSEDecoder
+from fal_openai_proxy.fal.openrouter import RawSSEDecoder
 from fal_openai_proxy.fal.sse import SSEDecoder
 
 from ..support.chat import MODEL, ask, sim

@@ -176,16 +176,16 @@ class Connection(ResponseParser, asyncio.Protocol):
 
     # used by HttpClient and OpenResponse
 
-    def start(self, request: bytes) -> None:
+    def start(self, request: bytes, keep_all: bool = False) -> None:
         """Write a whole request (head and a small body)."""
-        self.reset()
+        self.reset(keep_all)
         self.unsent = False
         self._write(request)
 
-    async def start_large(self, head: bytes, body: bytes) -> None:
+    async def start_large(self, head: bytes, body: bytes, keep_all: bool = False) -> None:
         """Write the head, then the body piece by piece as the socket takes it; stop early
         if the upstream answers before the end (the connection is then not reused)."""
-        self.reset()
+        self.reset(keep_all)
         self.unsent = False
         self._write(head)
         view = memoryview(body)

@@ -52,8 +52,8 @@ class ResponseParser:
 
     __slots__ = (
         "buffered", "chunk_empty", "chunks", "complete", "framed", "head_bytes", "header_lines",
-        "headers", "headers_done", "informational", "keep_alive", "lost", "parser", "repeated",
-        "status",
+        "headers", "headers_done", "informational", "keep_alive", "keep_all", "lost", "parser",
+        "repeated", "status",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -71,10 +71,13 @@ class ResponseParser:
         self.framed = False  # Content-Length or Transfer-Encoding seen
         self.informational = False  # inside a 1xx answer
         self.chunk_empty = False  # a chunk header came and no body since: maybe the trailers
+        self.keep_all = False  # keep every response header (the fal proxy relays them)
         self.lost: BaseException | None = None
 
-    def reset(self) -> None:
-        """Ready for the next response on the same connection."""
+    def reset(self, keep_all: bool = False) -> None:
+        """Ready for the next response on the same connection. `keep_all`: keep every
+        response header, not only those fal's protocol reads."""
+        self.keep_all = keep_all
         self.status, self.headers, self.buffered = 0, {}, 0
         self.head_bytes = self.header_lines = 0
         self.headers_done = self.complete = self.keep_alive = self.framed = False
@@ -132,7 +135,7 @@ class ResponseParser:
         key = name.decode("latin-1").lower()
         if key in _FRAMING_HEADERS:
             self.framed = True
-        if key not in KEPT_HEADERS and not key.startswith("x-fal-"):
+        if not self.keep_all and key not in KEPT_HEADERS and not key.startswith("x-fal-"):
             return  # held for a stream's whole life, so keep only what fal's protocol uses
         text = value.decode("latin-1")
         if key not in self.headers:

@@ -125,9 +125,16 @@ class HttpClient:
             await child.close()
 
     async def open(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        *,
+        all_headers: bool = False,
     ) -> OpenResponse:
-        """Send a request and wait for the response headers."""
+        """Send a request and wait for the response headers. `all_headers`: keep every
+        response header, not only those fal's protocol reads (for a relay)."""
         origin, target, host = split_url(url)
         route = self._routes.get(origin) or self._route(origin)
         if route.forward:
@@ -142,9 +149,9 @@ class HttpClient:
             conn = await self._connection(origin, route)
             try:
                 if large is None:
-                    conn.start(request)
+                    conn.start(request, all_headers)
                 else:
-                    await conn.start_large(request, large)
+                    await conn.start_large(request, large, all_headers)
                 while not conn.headers_done:
                     await conn.wait()
             except FalBrokenError:
