@@ -119,3 +119,33 @@ def test_an_early_answer_still_reaches_a_client_sending_its_whole_body(
         )
         assert response.status_code == 401
         assert http.get(keyed.base_url + "/healthz").status_code == 200
+
+
+def fal_proxy_head(length: int) -> bytes:
+    """A call fal's proxy refuses before reading its body (no target URL): an answer kept
+    alive, not one of the guard's `Connection: close` refusals."""
+    return (
+        b"POST /api/fal/proxy HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + API_KEY.encode() + b"\r\nContent-Length: %d\r\n\r\n" % length
+    )
+
+
+def test_a_body_trickled_after_an_answer_kept_alive_is_cut(keyed: RunningProxy) -> None:
+    with socket.create_connection(("127.0.0.1", keyed.port)) as sock:
+        sock.sendall(fal_proxy_head(1_000_000))
+        answer, closed_after = trickle_until_closed(sock, b" ", 0.25)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:100]
+    assert closed_after >= 0, "the connection was still open"
+
+
+def test_a_body_sent_just_after_an_answer_kept_alive_keeps_the_connection(
+    keyed: RunningProxy,
+) -> None:
+    """The rest of the body is skipped, and the connection serves the next request."""
+    with socket.create_connection(("127.0.0.1", keyed.port), timeout=5) as sock:
+        sock.sendall(fal_proxy_head(2))
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 400"), answer[:100]
+        sock.sendall(b"{}")  # the body, after the answer
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")

@@ -11,12 +11,14 @@ any amount of memory without ever reaching the application. Here, per connection
   piece by piece: an endless trailer cost quadratic time), then close;
 - a request body not complete `body_timeout` (+ a grace for the middleware's own 408) after
   its head: close, whether or not the application reads it;
-- an answer given before the request body was read (a 401, a 413; the middleware marks it
-  `Connection: close`, so that no client sends another request on it): the rest of the body
-  is not parsed but discarded, the write side is shut (FIN after the answer, so that a client
-  still sending still reads it: RFC 9112 §9.6, a "lingering close"), and the connection is
-  closed after LINGER seconds or `max_body_bytes` discarded, whichever comes first. Before, a
-  body trickled at 1 byte/s held such a connection for ever.
+- an answer given before the request body was read: if it says `Connection: close` (the
+  middleware's refusals: a 401, a 413), the rest of the body is not parsed but discarded, the
+  write side is shut (FIN after the answer, so that a client still sending reads it: RFC 9112
+  §9.6, a "lingering close"), and the connection is closed after LINGER seconds or
+  `max_body_bytes` discarded; if it keeps the connection alive (a handler that answered
+  without reading), the body is still parsed and discarded so that the connection serves the
+  next request, but only for LINGER seconds and `max_body_bytes`, then it is closed as above.
+  Before, a body trickled at 1 byte/s held such a connection for ever.
 The request body's size and time, when the application reads it, are the middleware's
 (GuardMiddleware: 413, 408).
 """
@@ -96,7 +98,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._body_bytes = 0
         self._trailer_bytes = 0
         self._chunk_empty = False  # a chunk header came and no body since: maybe the trailers
-        self._lingering = False  # answered early: discarding the rest, then closing
+        self._lingering = False  # answered early and closing: discarding the rest, then closing
+        self._draining = False  # answered early, kept alive: the rest of the body is skipped
         self._discarded = 0
         self._refused = False  # answered and closing: read nothing more
         self._registered = False
@@ -173,6 +176,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_body(self, body: bytes) -> None:
         self._chunk_empty = False
         self._body_bytes += len(body)
+        if self._draining:
+            self._discarded += len(body)
+            if self._discarded > self.max_body_bytes:
+                self._linger()
+            return  # uvicorn skips it too: its answer is complete
         super().on_body(body)
 
     def on_response_complete(self) -> None:
@@ -183,15 +191,25 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             and cycle is not None
             and cycle.response_complete
             and not self.transport.is_closing()
+            and not self._lingering
         ):
-            self._linger()
+            self._drain()
+
+    def _drain(self) -> None:
+        """An answer kept alive went out before its request's body was read: skip the rest
+        of the body, for LINGER seconds and `max_body_bytes` at most."""
+        self._draining = True
+        self._discarded = 0
+        self._disarm_body()
+        self._body_timer = self.loop.call_later(min(LINGER, self.body_timeout), self._linger)
 
     def _linger(self) -> None:
-        """The answer went out before the request body was read: discard the rest, then
-        close (see the module's docstring)."""
+        """Close after an answer the request's body did not wait for: discard the rest, shut
+        the write side, then close (see the module's docstring)."""
         if self._lingering:
             return
         self._lingering = True
+        self._draining = False
         self._disarm_body()
         self._body_timer = self.loop.call_later(min(LINGER, self.body_timeout), self._close)
         if self.transport.can_write_eof():
@@ -236,6 +254,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._chunk_empty = False
         self._disarm_body()
+        if self._draining:  # the skipped body ended: the connection serves the next request
+            self._draining = False
+            self._unset_keepalive_if_required()  # uvicorn's idle timeout, as after an answer
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
 
     def _arm(self) -> None:
         self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
