@@ -13,8 +13,8 @@ any amount of memory without ever reaching the application. Here, per connection
   its head: close, whether or not the application reads it;
 - an answer given before the request body was read: if it says `Connection: close` (the
   middleware's refusals: a 401, a 413), the rest of the body is not parsed but discarded, the
-  write side is shut (FIN after the answer, so that a client still sending reads it: RFC 9112
-  §9.6, a "lingering close"), and the connection is closed after LINGER seconds or
+  write side is shut (FIN after the answer, so that a client still sending reads it: a
+  "lingering close", RFC 9112 §9.6), and the connection is closed after LINGER seconds or
   `max_body_bytes` discarded; if it keeps the connection alive (a handler that answered
   without reading), the body is still parsed and discarded so that the connection serves the
   next request, but only for LINGER seconds and `max_body_bytes`, then it is closed as above.
