@@ -150,7 +150,8 @@ class GuardMiddleware:
                     return
             await self.app(scope, self._limited(receive), send)
         finally:
-            self._uploads.release(reserved)
+            if reserved:
+                self._uploads.release(reserved)
             self._state.in_flight -= 1
             if self._limiter.active:
                 self._limiter.done(client)
