@@ -491,10 +491,12 @@ def billable_units(
 ) -> float:
     """How many of the app's priced units the answer used (what a fal app would report)."""
     if spec.billed_by == "megapixel":
+        # An `output` directive's images may carry no size: a megapixel each.
+        images = [i for i in payload.get("images", []) if isinstance(i, dict)]
         return float(
             sum(
-                max(1, math.ceil(i["width"] * i["height"] / (1024 * 1024)))
-                for i in payload["images"]
+                max(1, math.ceil(i.get("width", 1) * i.get("height", 1) / (1024 * 1024)))
+                for i in images
             )
         )
     if spec.billed_by == "second":
