@@ -12,6 +12,7 @@ from . import (
     fal_proxy,
     health,
     images,
+    messages,
     models,
     responses,
 )
@@ -22,6 +23,7 @@ ENDPOINTS: list[Endpoint] = [
     *responses.ROUTES,
     *embeddings.ROUTES,
     *completions.ROUTES,
+    *messages.ROUTES,
     *models.ROUTES,
     *images.ROUTES,
     *audio.ROUTES,
