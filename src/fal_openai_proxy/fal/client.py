@@ -263,7 +263,7 @@ class FalClient:
         try:
             if not is_success(response.status):
                 raise _StatusStreamUnavailable()
-            decoder = SSEDecoder()
+            decoder = SSEDecoder(self._timeouts.max_event_bytes)
             while True:
                 clock.limit(idle, "idle")
                 chunk = await response.read_chunk()

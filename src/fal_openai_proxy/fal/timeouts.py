@@ -11,6 +11,7 @@ from types import TracebackType
 
 from ..base.watchdog import Watchdog
 from .errors import FalTimeout
+from .sse import MAX_EVENT_BYTES
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Timeouts:
     total: float
     keepalive: float
     retry_budget: float
+    max_event_bytes: int = MAX_EVENT_BYTES  # a stream's longest line or event
 
 
 class deadline:  # lower case: used like asyncio.timeout()
