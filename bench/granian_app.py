@@ -1,4 +1,4 @@
-"""The proxy served by granian instead of uvicorn, for `python -m bench.servers` only.
+"""The proxy served by granian instead of uvicorn, for `python -m bench.cpu --server granian` only.
 
 `python bench/granian_app.py --host H --port P`, with the proxy's settings in the
 environment as for `python -m fal_openai_proxy`. One granian worker process (granian's
