@@ -15,8 +15,10 @@ from fal_openai_proxy.logs import JsonFormatter
 from fal_openai_proxy.simulator import SimulatorConfig
 from fal_openai_proxy.simulator.server import SimulatorThread, start_simulator_thread
 
+from .support.postgres import PostgresServer
 from .support.schema import AsyncValidatingTransport, Recorder, ValidatingTransport
 from .support.servers import (
+    ADMIN_KEY,
     API_KEY,
     API_KEY_2,
     CLIENT_FAL_KEY,
@@ -24,6 +26,7 @@ from .support.servers import (
     FAL_KEY_2,
     SECRETS,
     RunningProxy,
+    fresh_sqlite_url,
     proxy_settings,
     start_proxy,
 )
@@ -156,6 +159,26 @@ async def make_async_client(recorder: Recorder) -> AsyncIterator[Callable[..., o
         await client.close()
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway Postgres server for the session (skips, or fails under CI, without one)."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A fresh, empty accounts database on each engine in turn."""
+    if request.param == "sqlite":
+        return fresh_sqlite_url()
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database()
+
+
 @pytest.fixture
 def client(proxy: RunningProxy, make_client: Callable[..., openai.OpenAI]) -> openai.OpenAI:
     return make_client(proxy)
@@ -168,4 +191,4 @@ def aclient(
     return make_async_client(proxy)
 
 
-__all__ = ["API_KEY", "API_KEY_2", "CLIENT_FAL_KEY", "FAL_KEY", "FAL_KEY_2"]
+__all__ = ["ADMIN_KEY", "API_KEY", "API_KEY_2", "CLIENT_FAL_KEY", "FAL_KEY", "FAL_KEY_2"]

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .accounting import Accounts
 from .catalog import LIVE_CATEGORIES, Catalog, ModelsFileError, load_models_file
 from .context import request_context
 from .fal.client import USER_AGENT, FalClient
@@ -30,6 +31,16 @@ from .middleware import GuardMiddleware, RequestLogMiddleware
 from .model_refresh import LiveModels, ModelRefresher
 from .openai.errors import SERVER_ERROR, ProxyError
 from .ratelimit import ClientLimiter
+from .routes.admin import (
+    create_key,
+    delete_key,
+    get_key,
+    list_keys,
+    own_key,
+    request_log,
+    update_key,
+    usage,
+)
 from .routes.audio import create_speech, create_transcription, create_translation
 from .routes.chat import CLIENT_CLOSED, create_chat_completion
 from .routes.docs import docs_page, openapi_json
@@ -72,6 +83,8 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if state.shared is not None:
             await state.shared.start()  # never fails: without Redis, per-process state
+        if state.accounts is not None:
+            await state.accounts.start()  # never fails: without the database, usage waits
         if refresher is not None:
             refresher.start()  # in the background: start-up never waits for fal's list
         try:
@@ -79,6 +92,8 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
         finally:
             if refresher is not None:
                 await refresher.stop()
+            if state.accounts is not None:
+                await state.accounts.close()  # writes the usage still queued
             if state.shared is not None:
                 await state.shared.close()  # frees this replica's slots first
             await state.http.close()
@@ -106,6 +121,14 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
             Route("/v1/audio/transcriptions", create_transcription, methods=["POST"]),
             Route("/v1/audio/translations", create_translation, methods=["POST"]),
             Route("/v1/audio/speech", create_speech, methods=["POST"]),
+            Route("/v1/key", own_key, methods=["GET"]),
+            Route("/admin/keys", create_key, methods=["POST"]),
+            Route("/admin/keys", list_keys, methods=["GET"]),
+            Route("/admin/keys/{key_id}", get_key, methods=["GET"]),
+            Route("/admin/keys/{key_id}", update_key, methods=["PATCH"]),
+            Route("/admin/keys/{key_id}", delete_key, methods=["DELETE"]),
+            Route("/admin/usage", usage, methods=["GET"]),
+            Route("/admin/requests", request_log, methods=["GET"]),
         ],
         exception_handlers={
             ProxyError: _proxy_error,
@@ -143,7 +166,7 @@ class ProxyApp:
                 allow_headers=["*"],
                 expose_headers=["x-request-id"],
             )
-        self._asgi = RequestLogMiddleware(asgi, metrics=state.metrics)
+        self._asgi = RequestLogMiddleware(asgi, metrics=state.metrics, accounts=state.accounts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._asgi(scope, receive, send)
@@ -262,6 +285,8 @@ def _build_state(settings: Settings, live: LiveModels | None = None) -> ProxySta
     state.embeddings = EmbeddingsService(*route_deps)
     state.images, state.audio = build_media(settings, http, pool, fal, catalog, metrics)
     state.shared = shared
+    if settings.accounts_enabled:
+        state.accounts = Accounts(settings, metrics)
     return state
 
 

@@ -16,11 +16,13 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .context import AccessLogFields, clip, new_context, request_context
+from .accounting import Accounts
+from .context import UNIDENTIFIED, AccessLogFields, Client, clip, new_context, request_context
 from .metrics import Metrics
 from .openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
 from .routes.media_paths import MEDIA_PATHS, MULTIPART_PATHS
 from .state import ProxyState
+from .store.accounts import looks_virtual
 
 access_log = logging.getLogger("fal_openai_proxy.access")
 
@@ -30,9 +32,10 @@ access_log = logging.getLogger("fal_openai_proxy.access")
 
 
 class RequestLogMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, accounts: Accounts | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.accounts = accounts  # DATABASE_URL: every identified request's usage is recorded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,7 +43,9 @@ class RequestLogMiddleware:
             return
         request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
         request_id = request_id[:128]
-        fields = new_context(scope, request_id).log
+        context = new_context(scope, request_id)
+        fields = context.log
+        accounts = self.accounts
         started = time.perf_counter()
         status = 500
 
@@ -48,6 +53,8 @@ class RequestLogMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if accounts is not None:
+                    context.usage.first_byte_at = time.perf_counter()
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
                 message = {**message, "headers": headers}
@@ -56,15 +63,19 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            self._record(scope, fields, status, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            route = self._record(scope, fields, status, seconds)
+            if accounts is not None and context.client is not UNIDENTIFIED:
+                accounts.request_ended(context, route, status, started, seconds)
 
-    def _record(self, scope: Scope, fields: AccessLogFields, status: int, seconds: float) -> None:
+    def _record(self, scope: Scope, fields: AccessLogFields, status: int, seconds: float) -> str:
+        """Metrics and the access-log line; the route's label."""
         path = scope["path"]
         route = _route_label(path)
         self.metrics.requests.labels(route, fields.model_label, str(status)).inc()
         self.metrics.latency.labels(route).observe(seconds)
         if route in ("/healthz", "/readyz", "/metrics"):
-            return
+            return route
         access_log.info(
             "request",
             extra={
@@ -80,6 +91,7 @@ class RequestLogMiddleware:
                 "error_type": fields.error_type,
             },
         )
+        return route
 
 
 class GuardMiddleware:
@@ -88,7 +100,11 @@ class GuardMiddleware:
         self._state = state
         settings = state.settings
         self._api_keys = [k.encode() for k in settings.api_keys]
+        self._static = [Client("static", f"key-{i}") for i in range(len(self._api_keys))]
         self._pass_through = settings.pass_through
+        self._keys_required = settings.keys_required
+        # Virtual keys stand for the server's fal keys, so there are none in pass-through mode.
+        self._accounts = state.accounts if not settings.pass_through else None
         self._max_body = settings.max_body_bytes
         self._body_timeout = settings.body_timeout
         self._limiter = state.limiter
@@ -108,12 +124,19 @@ class GuardMiddleware:
                 return
             await self.app(scope, receive, send)
             return
+        context = request_context(scope)
         try:
             client = self._check(scope)
+            if isinstance(client, str):  # a virtual key not seen here yet
+                assert self._accounts is not None
+                client = await self._accounts.lookup_client(client)
+            context.client = client
+            if client.rpm is not None:
+                await self._limiter.admit_key(client.id, client.rpm)
             if self._limiter.active:
-                await self._limiter.admit(client)
+                await self._limiter.admit(client.id)
         except ProxyError as exc:
-            request_context(scope).log.error_type = exc.code or exc.type
+            context.log.error_type = exc.code or exc.type
             await send_error(send, exc)
             return
         self._state.in_flight += 1
@@ -122,10 +145,11 @@ class GuardMiddleware:
         finally:
             self._state.in_flight -= 1
             if self._limiter.active:
-                self._limiter.done(client)
+                self._limiter.done(client.id)
 
-    def _check(self, scope: Scope) -> str:
-        """Refuse early; return the client's identity for limits (never a raw key)."""
+    def _check(self, scope: Scope) -> Client | str:
+        """Refuse early; return who the client is (its id is never a raw key), or the token
+        of a virtual key to look up."""
         if self._hosts is not None and not self._host_allowed(scope):
             raise _misdirected()
         if self._state.draining:
@@ -144,19 +168,23 @@ class GuardMiddleware:
         has_body = length not in (None, "0") or _header(scope, b"transfer-encoding") is not None
         if scope["method"] == "POST" and has_body:
             _check_content_type(scope)  # a bodiless POST carries nothing to forge
-        token = _bearer(scope)
-        if self._api_keys:
-            index = _match_key(token, self._api_keys)
-            if index is None:
-                raise _auth_error(token)
-            return f"key-{index}"
         if self._pass_through:
+            token = _bearer(scope)
             if not token:
                 raise _auth_error(token)
             request_context(scope).fal_key = token
-            return "fal-" + hashlib.sha256(token.encode()).hexdigest()[:16]
-        client = scope.get("client")
-        return f"ip-{client[0]}" if client else "anonymous"
+            return Client("passthrough", "fal-" + hashlib.sha256(token.encode()).hexdigest()[:16])
+        token = _bearer(scope) or _header(scope, b"x-api-key")
+        if self._api_keys:
+            index = _match_key(token, self._api_keys)
+            if index is not None:
+                return self._static[index]
+        if token is not None and self._accounts is not None and looks_virtual(token):
+            return self._accounts.cached_client(token) or token
+        if self._keys_required:
+            raise _auth_error(token)
+        peer = scope.get("client")
+        return Client("open", f"ip-{peer[0]}" if peer else "anonymous")
 
     def _host_allowed(self, scope: Scope) -> bool:
         host = _header(scope, b"host")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from .accounting import Accounts
 from .catalog import Catalog
 from .fal.client import FalClient
 from .fal.transport import Transport
@@ -38,6 +39,7 @@ class ProxyState:
     responses: ResponsesService | None = None  # fal's OpenAI route
     embeddings: EmbeddingsService | None = None
     shared: SharedStore | None = None  # REDIS_URL: state shared with the other replicas
+    accounts: Accounts | None = None  # DATABASE_URL: virtual keys, usage, the admin API
 
 
 def proxy_state(request: Request) -> ProxyState:

@@ -29,6 +29,17 @@ from ..openai.media_requests import (
     TranslationForm,
 )
 from ..openai.requests import ChatCompletionRequest
+from .admin_models import (
+    KeyCreate,
+    KeyCreated,
+    KeyDeleted,
+    KeyList,
+    KeyObject,
+    KeyUpdate,
+    OwnKey,
+    RequestList,
+    UsageList,
+)
 
 JSON = "application/json"
 FORM = "multipart/form-data"
@@ -57,6 +68,8 @@ class Operation:
     media_types: tuple[str, ...] = (JSON,)  # of the answer to `example`
     path_example: dict[str, str] = field(default_factory=dict)  # path parameters, for tests
     status: int = 200  # the answer to `example`: 404 for responses that are never stored
+    response: type[BaseModel] | None = None  # the JSON answer's shape
+    security: str | None = None  # "bearer" (API_KEY or a virtual key) or "admin" (ADMIN_KEY)
 
 
 # (method, path as in the route table) -> operation
@@ -151,6 +164,63 @@ document(
     responses={401: ERRORS[401], 404: ERRORS[404]},
     path_example={"model_id": "google/gemini-2.5-flash"},
 )  # fmt: skip
+document(
+    "GET", "/v1/key",
+    "The calling virtual key: its limits and spend (404 for any other key).",
+    response=OwnKey, status=404,
+    responses={401: ERRORS[401], 404: "Not a virtual key (`key_not_found`)."},
+)  # fmt: skip
+_ADMIN_ERRORS = {
+    401: "Missing or wrong ADMIN_KEY.",
+    403: "The admin API is off: ADMIN_KEY is not set, or DATABASE_URL is none.",
+    503: "The accounts database is unreachable.",
+}
+_KEY_PATH = {"key_id": "0000000000000000"}
+_UNKNOWN_KEY = {**_ADMIN_ERRORS, 404: "No key with this id (`key_not_found`)."}
+_BAD_FIELD = {400: "A bad field, named in `error.param`."}
+document(
+    "POST", "/admin/keys",
+    "Create a virtual key. The answer carries its secret, `key`, this one time only.",
+    request=KeyCreate, example={"name": "alice", "max_budget": 5, "budget_period": "month"},
+    response=KeyCreated, status=201, responses={**_ADMIN_ERRORS, **_BAD_FIELD},
+    security="admin",
+)  # fmt: skip
+document(
+    "GET", "/admin/keys", "Every virtual key (deleted ones excepted), newest first.",
+    response=KeyList, responses=_ADMIN_ERRORS, security="admin",
+)  # fmt: skip
+document(
+    "GET", "/admin/keys/{key_id}", "One virtual key.",
+    response=KeyObject, responses=_UNKNOWN_KEY, security="admin",
+    path_example=_KEY_PATH, status=404,
+)  # fmt: skip
+document(
+    "PATCH", "/admin/keys/{key_id}",
+    "Change a key: any field of its creation, and `disabled`. Other replicas apply it within "
+    "a second.",
+    request=KeyUpdate, example={"disabled": True}, response=KeyObject,
+    responses={**_UNKNOWN_KEY, **_BAD_FIELD}, security="admin",
+    path_example=_KEY_PATH, status=404,
+)  # fmt: skip
+document(
+    "DELETE", "/admin/keys/{key_id}",
+    "Delete a key: refused everywhere within a second; its usage stays in the reports.",
+    response=KeyDeleted, responses=_UNKNOWN_KEY, security="admin",
+    path_example=_KEY_PATH, status=404,
+)  # fmt: skip
+document(
+    "GET", "/admin/usage",
+    "Usage summed per key, model, day or endpoint over whole UTC days: `?start=&end=` "
+    "(YYYY-MM-DD or unix times; the last 30 days by default), `group_by=key|model|day|endpoint` "
+    "(default day).",
+    response=UsageList, responses={**_ADMIN_ERRORS, **_BAD_FIELD}, security="admin",
+)  # fmt: skip
+document(
+    "GET", "/admin/requests",
+    "The request log, newest first: `?key_id=&model=&status=&since=` filter it, `limit` "
+    "(1-1000, default 50) and `after` (the `last_id` of the previous page) page through it.",
+    response=RequestList, responses={**_ADMIN_ERRORS, **_BAD_FIELD}, security="admin",
+)  # fmt: skip
 document("GET", "/healthz", "200 while the process is up.")
 document("GET", "/readyz", "200 while serving; 503 once draining.", responses={503: "Draining."})
 document("GET", "/metrics", "Prometheus metrics.", media_types=("text/plain",))
@@ -179,7 +249,14 @@ def build_openapi(routes: list[Any]) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "admin": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "ADMIN_KEY (the admin API).",
+                },
+            },
         },
     }
 
@@ -188,14 +265,20 @@ def _operation(path: str, operation: Operation | None, schemas: dict[str, Any]) 
     if operation is None:  # a route nobody described: visible, and a test fails on it
         return {"summary": "Undocumented.", "responses": {"200": {"description": "OK"}}}
     responses: dict[str, Any] = {}
-    if operation.status == 200:
-        success = {"description": "OK", "content": {t: {} for t in operation.media_types}}
-        responses["200"] = success
+    answer: dict[str, Any] = {}
+    if operation.response is not None:
+        answer = {"schema": _schema(operation.response, schemas)}
+    if operation.status in (200, 201) or operation.response is not None:
+        status = operation.status if operation.status in (200, 201) else 200
+        success = {"description": "OK", "content": {t: answer for t in operation.media_types}}
+        responses[str(status)] = success
     for status, text in operation.responses.items():
         error = {"schema": {"$ref": "#/components/schemas/Error"}}
         responses[str(status)] = {"description": text, "content": {JSON: error}}
     entry: dict[str, Any] = {"summary": operation.summary, "responses": responses}
-    if path.startswith("/v1/"):  # GuardMiddleware: API_KEY when set (or a fal key)
+    if operation.security is not None:
+        entry["security"] = [{operation.security: []}]
+    elif path.startswith("/v1/"):  # GuardMiddleware: API_KEY when set (or a fal key)
         entry["security"] = [{"bearer": []}]
     if params := _PARAM.findall(path):
         entry["parameters"] = [
@@ -203,13 +286,17 @@ def _operation(path: str, operation: Operation | None, schemas: dict[str, Any]) 
             for name, _ in params
         ]
     if operation.request is not None:
-        schema = operation.request.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[operation.request.__name__] = schema
-        ref = {"$ref": f"#/components/schemas/{operation.request.__name__}"}
-        body: dict[str, Any] = {"schema": ref}
+        body: dict[str, Any] = {"schema": _schema(operation.request, schemas)}
         entry["requestBody"] = {"required": True, "content": {operation.body_type: body}}
     return entry
+
+
+def _schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, str]:
+    """`model` among the components; a reference to it."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(schema.pop("$defs", {}))
+    schemas[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
 _ERROR_SCHEMA = {
@@ -249,7 +336,10 @@ async def docs_page(request: Request) -> Response:
     for path, methods in doc["paths"].items():
         for method, op in methods.items():
             statuses = ", ".join(op["responses"])
-            auth = "Bearer (API_KEY)" if "security" in op else "none"
+            scheme = next(iter(op["security"][0]), None) if "security" in op else None
+            auth = {"bearer": "Bearer (API_KEY)", "admin": "Bearer (ADMIN_KEY)"}.get(
+                scheme or "", "none"
+            )
             content: dict[str, Any] = op.get("requestBody", {}).get("content", {})
             first: dict[str, Any] = next(iter(content.values()), {})
             body: dict[str, Any] = first.get("schema", {})

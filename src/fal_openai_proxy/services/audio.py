@@ -86,6 +86,7 @@ class AudioService:
         )
         context.log.fal_request_id = result.request_id
         duration = wav_duration(file.data) if content_type == "audio/wav" else None
+        context.usage.audio_seconds_in = duration
         return _transcript(result.output, response_format, task, language, duration, temperature)
 
     async def _file_url(self, data: bytes, content_type: str, client_key: str | None) -> str:

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.types import Receive
 
 from ..catalog import Catalog
-from ..context import RequestContext, clip_all
+from ..context import RequestContext, Usage, clip_all
 from ..fal.client import FalClient, QueueResult
 from ..fal.errors import FalError
 from ..metrics import Metrics
@@ -42,6 +42,7 @@ from ..translate.response import (
 from ..translate.stream import StreamTranslator
 from .openai_route import OpenAIChatService
 from .routing import AUTO, OPENAI, RouteTable
+from .usage import note_llm_usage
 
 log = logging.getLogger(__name__)
 # Sent to the streams still open when the drain timeout expires.
@@ -99,15 +100,16 @@ class ChatService:
             system_prompt_limit=settings.system_prompt_limit,
         )
         self._catalog.check(call.app, chat.model)
+        context.check_model(chat.model)
+        context.usage.fal_app = call.app
         fields = context.log
         fields.model = chat.model
         fields.model_label = self._catalog.metric_label(chat.model)
         fields.stream = bool(chat.stream)
         fields.route = "prompt"
         if settings.log_prompts:
-            log.info(
-                "prompt", extra={"request_id": fields.request_id, "fal_input": clip_all(call.input)}
-            )
+            context.prompt = clip_all(call.input)
+            log.info("prompt", extra={"request_id": fields.request_id, "fal_input": context.prompt})
         return call
 
     def _check_limits(self, chat: ChatCompletionRequest) -> None:
@@ -158,6 +160,7 @@ class ChatService:
         self, chat: ChatCompletionRequest, result: QueueResult, context: RequestContext
     ) -> bytes:
         output = result.output
+        note_llm_usage(context.usage, output.get("usage"))
         text = output.get("output")
         content, _ = cut_at_stop(text if isinstance(text, str) else "", chat.stop_sequences)
         reasoning = output.get("reasoning")
@@ -171,9 +174,9 @@ class ChatService:
             usage=map_usage(output.get("usage")),
         )
         if self._settings.log_prompts:
+            context.answer = clip_all(content)
             log.info(
-                "completion",
-                extra={"request_id": context.log.request_id, "output": clip_all(content)},
+                "completion", extra={"request_id": context.log.request_id, "output": context.answer}
             )
         return orjson.dumps(body)
 
@@ -190,14 +193,14 @@ class ChatService:
             show_reasoning=not chat.reasoning_hidden,
         )
         return EventStreamResponse(
-            self.frames(stream, translator),
+            self.frames(stream, translator, context.usage),
             self._open_streams,
             FAREWELL,
             self._settings.write_timeout,
         )
 
     async def frames(
-        self, stream: EventSource, translator: StreamTranslator
+        self, stream: EventSource, translator: StreamTranslator, usage: Usage | None = None
     ) -> AsyncIterator[bytes]:
         """The client's frames: role chunk, deltas, finish, usage, [DONE]; errors in-band."""
         metrics = self._metrics
@@ -223,6 +226,8 @@ class ChatService:
         finally:
             stream.close()
             metrics.streams_in_flight.dec()
+            if usage is not None:
+                note_llm_usage(usage, translator.usage)
 
     def _error_frames(self, exc: FalError) -> bytes:
         body = to_openai_error(exc, pass_through=self._settings.pass_through).body()

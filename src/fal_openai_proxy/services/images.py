@@ -153,6 +153,7 @@ class ImageService:
         receive: Receive,
     ) -> Response:
         if self._settings.log_prompts:
+            context.prompt = fal_input
             log.info("prompt", extra={"request_id": context.log.request_id, "fal_input": fal_input})
         result = await until_disconnect(
             self._fal.run_queued(app.app_id, fal_input, context.fal_key), receive
@@ -161,6 +162,7 @@ class ImageService:
         urls = image_urls(result.output)
         if not urls:
             raise FalBrokenError("fal's answer has no images")
+        context.usage.images = len(urls)
         b64 = None
         if response_format == "b64_json":
             b64 = await until_disconnect(self._encode_all(urls), receive)

@@ -56,7 +56,10 @@ def resolve_app(model: str | None, family: Family, default_app: str, catalog: Ca
 
 
 def note_request(context: RequestContext, catalog: Catalog, model: str, app: MediaApp) -> None:
-    """What the access log and metrics say about a media request."""
+    """What the access log and metrics say about a media request (a model outside a virtual
+    key's `models` is refused here, before any upload or call)."""
+    context.check_model(model)
+    context.usage.fal_app = app.app_id
     fields = context.log
     fields.model = model
     fields.model_label = catalog.metric_label(model)

@@ -28,9 +28,11 @@ from ..settings import Settings
 from ..translate.errors import to_openai_error
 from ..translate.openai_route import ChatChunkRepair, repair_completion, upstream_chat_body
 from ..translate.response import DONE, KEEPALIVE, error_frame
+from .usage import note_llm_usage
 
 log = logging.getLogger(__name__)
 OPENAI = "openai"
+OPENROUTER_APP = "openrouter/router/openai/v1"  # docs/fal-protocol.md §2.4
 
 
 class Repair(Protocol):
@@ -60,6 +62,8 @@ class RouteService:
         self._open_streams = open_streams
 
     def note(self, endpoint: str, model: str, stream: bool, context: RequestContext) -> None:
+        context.check_model(model)
+        context.usage.fal_app = OPENROUTER_APP
         fields = context.log
         fields.model = model
         fields.model_label = self._catalog.metric_label(model)
@@ -69,6 +73,7 @@ class RouteService:
 
     def log_input(self, body: dict[str, Any], context: RequestContext) -> None:
         if self._settings.log_prompts:
+            context.prompt = body
             log.info("prompt", extra={"request_id": context.log.request_id, "fal_input": body})
 
     async def post(
@@ -76,6 +81,7 @@ class RouteService:
     ) -> dict[str, Any]:
         reply = await until_disconnect(self._client.post(endpoint, body, context.fal_key), receive)
         context.log.fal_request_id = reply.request_id
+        note_llm_usage(context.usage, reply.body.get("usage"))
         return reply.body
 
     async def open(
