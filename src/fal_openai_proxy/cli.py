@@ -19,6 +19,7 @@ from .logs import configure_logging
 from .server import DrainingServer, QuietServer, loopback_socket, serve_workers, uvicorn_config
 from .settings import Settings
 from .settings_doc import help_epilog, markdown
+from .store.db import describe, upgrade
 
 log = logging.getLogger("fal_openai_proxy")
 SIMULATED_KEY = "simulated-fal-key"
@@ -28,13 +29,14 @@ COMMANDS = {
     "serve": "run the server (the default)",
     "check-config": "validate the environment and .env, list every problem, exit 1 if any",
     "settings-markdown": "print docs/configuration.md, generated from the settings",
+    "db upgrade": "migrate the accounts database (DATABASE_URL) to this version's schema",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fal-openai-proxy",
-        usage="%(prog)s [serve | check-config | settings-markdown] [options]",
+        usage="%(prog)s [serve | check-config | settings-markdown | db upgrade] [options]",
         description="An OpenAI-compatible API for fal.ai's language models. "
         "Every option can also be set in the environment or in .env.\n\ncommands:\n"
         + "\n".join(f"  {name:<19}{meaning}" for name, meaning in COMMANDS.items()),
@@ -42,8 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "command", nargs="?", default="serve", choices=COMMANDS, help=argparse.SUPPRESS
+        "command",
+        nargs="?",
+        default="serve",
+        choices=[c.split()[0] for c in COMMANDS],
+        help=argparse.SUPPRESS,
     )
+    parser.add_argument("action", nargs="?", choices=["upgrade"], help=argparse.SUPPRESS)
     parser.add_argument("--host", help="listen address (HOST)")
     parser.add_argument("--port", type=int, help="listen port (PORT)")
     parser.add_argument("--workers", type=int, help="worker processes (WORKERS)")
@@ -83,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if args.command == "check-config":
         sys.exit(check_config(args))
+    if args.command == "db":
+        sys.exit(db_upgrade(args))
     try:
         settings = load_settings(args)
     except ValidationError as exc:
@@ -111,6 +120,28 @@ def check_config(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"  - {problem}")
     return 1
+
+
+def db_upgrade(args: argparse.Namespace) -> int:
+    if args.action != "upgrade":
+        print("fal-openai-proxy: say what to do with the database: `db upgrade`.")
+        return 2
+    try:
+        settings = load_settings(args)
+    except ValidationError as exc:
+        print("fal-openai-proxy: invalid settings:\n  " + "\n  ".join(validation_problems(exc)))
+        return 1
+    if not settings.accounts_enabled:
+        print("fal-openai-proxy: DATABASE_URL is none: there is no database to migrate.")
+        return 1
+    where = describe(settings.database_url)
+    try:
+        revision = asyncio.run(upgrade(settings.database_url))
+    except Exception as exc:  # never the message: it may quote the URL
+        print(f"fal-openai-proxy: cannot migrate {where} ({type(exc).__name__}).")
+        return 1
+    print(f"fal-openai-proxy: {where} is at schema revision {revision}.")
+    return 0
 
 
 def _announce(settings: Settings, simulator_url: str | None = None) -> None:

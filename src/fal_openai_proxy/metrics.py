@@ -79,19 +79,6 @@ class Metrics:
             "+Inf: no limit yet.",
             ["key_index"], registry=r, multiprocess_mode="livemin",
         )  # fmt: skip
-        # Accounts (DATABASE_URL): labelled, so absent from /metrics until a request counts.
-        self.cost = Counter(
-            "fal_proxy_cost_usd", "What requests cost, in USD, where the cost is known.",
-            ["model"], registry=r,
-        )  # fmt: skip
-        self.key_requests = Counter(
-            "fal_proxy_key_requests", "Requests by client key: a virtual key's name, or static, "
-            "passthrough or open.", ["key"], registry=r,
-        )  # fmt: skip
-        self.key_cost = Counter(
-            "fal_proxy_key_cost_usd", "What requests cost, in USD, by client key (as above).",
-            ["key"], registry=r,
-        )  # fmt: skip
         if multiprocess:
             self.requests_in_flight.set_function = partial(  # type: ignore[method-assign]
                 self._sample, self.requests_in_flight
@@ -155,6 +142,18 @@ class Metrics:
             registry=r, multiprocess_mode="livemin",
         )  # fmt: skip
         self._sample(self.usage_queued, lambda: float(queued()))
+        self.cost = Counter(
+            "fal_proxy_cost_usd", "What requests cost, in USD, where the cost is known.",
+            ["model"], registry=r,
+        )  # fmt: skip
+        self.key_requests = Counter(
+            "fal_proxy_key_requests", "Requests by client key: a virtual key's name, or static, "
+            "passthrough or open.", ["key"], registry=r,
+        )  # fmt: skip
+        self.key_cost = Counter(
+            "fal_proxy_key_cost_usd", "What requests cost, in USD, by client key (as above).",
+            ["key"], registry=r,
+        )  # fmt: skip
         self._sample(self.database_up, lambda: float(up()))
 
     def count_redis_error(self) -> None:

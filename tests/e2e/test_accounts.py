@@ -602,3 +602,34 @@ def test_prompts_are_stored_only_with_log_prompts(
     d.chat(key["key"])
     row = wait_for(lambda: d.admin.requests(key_id=key["id"])["data"])[0]
     assert "hello there" in row["prompt"] and row["answer"]
+
+
+def test_old_requests_leave_the_log_and_their_totals_stay(
+    deploy: Callable[..., Deployment],
+) -> None:
+    first = deploy(request_log_retention_days=1)
+    key = first.admin.create_key(name="history")
+    for _ in range(3):
+        first.chat(key["key"])
+    wait_for(lambda: len(first.admin.requests(key_id=key["id"])["data"]) == 3)
+    first.proxy.stop()
+    three_days_ago = time.time() - 3 * 86400
+    run_sql(first.database_url, f"UPDATE requests SET created_at = {three_days_ago}")
+    second = deploy(request_log_retention_days=1)  # the retention runs at start, then hourly
+    wait_for(lambda: second.admin.requests(key_id=key["id"])["data"] == [], what="deletion")
+    assert second.admin.total(key["id"]) == 3  # the per-day totals are kept
+
+
+def test_with_database_url_none_there_is_no_accounting(
+    proxy_factory: Callable[..., RunningProxy],
+    make_client: Callable[..., openai.OpenAI],
+    tmp_path: Any,
+) -> None:
+    running = proxy_factory(database_url="none", api_key=API_KEY)
+    assert running.state.accounts is None
+    make_client(running, api_key=API_KEY).chat.completions.create(model=MODEL, messages=HELLO)
+    text = httpx.get(running.base_url + "/metrics", timeout=10).text
+    assert "fal_proxy_usage" not in text and "fal_proxy_database_up" not in text
+    assert "fal_proxy_key_requests" not in text.replace("# HELP", "").replace("# TYPE", "")
+    refused = httpx.get(running.v1 + "/key", headers={"Authorization": f"Bearer {API_KEY}"})
+    assert error_of(refused, 404)["code"] == "key_not_found"

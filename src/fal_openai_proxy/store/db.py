@@ -13,16 +13,15 @@ import fcntl
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection; longer means "down"
@@ -65,12 +64,16 @@ def _sqlite_file(url: URL) -> bool:
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config  # imported when migrating only: it is slow to import
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
@@ -141,13 +144,44 @@ class Database:
             os.close(fd)  # releases the lock
 
 
+async def schema_revision(raw_url: str) -> str | None:
+    """The revision of the database DATABASE_URL names (raises if it cannot be reached)."""
+    db = Database(raw_url, pool_size=1)
+    try:
+        return await db.revision()
+    finally:
+        await db.close()
+
+
+async def upgrade(raw_url: str) -> str | None:
+    """Migrate the database DATABASE_URL names; its revision afterwards."""
+    db = Database(raw_url, pool_size=1)
+    try:
+        await db.upgrade()
+        return await db.revision()
+    finally:
+        await db.close()
+
+
+def sqlite_path(raw_url: str) -> Path | None:
+    """The file of a SQLite DATABASE_URL (None: Postgres, or in memory)."""
+    url = engine_url(raw_url)
+    if url.get_backend_name() != "sqlite" or not _sqlite_file(url):
+        return None
+    return Path(str(url.database))
+
+
 def _upgrade(connection: Connection) -> None:
+    from alembic import command
+
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
 
 
 def _current_revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
 
 
