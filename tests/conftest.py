@@ -66,7 +66,8 @@ def secret_audit(recorder: Recorder, captured_logs: CapturedLogs) -> Iterator[li
     yield extra_output
     haystacks = [b.decode("utf-8", "replace") for b in recorder.bodies]
     haystacks += captured_logs.lines + extra_output
-    leaks = [(s, h[:200]) for h in haystacks for s in SECRETS if s in h]
+    secrets = (*SECRETS, *recorder.virtual_keys)
+    leaks = [(s, h[:200]) for h in haystacks for s in secrets if s in h]
     assert not leaks, f"secrets leaked: {leaks[:5]}"
 
 

@@ -99,16 +99,17 @@ class Accounts:
 
     # -- the guard: virtual keys -------------------------------------------------------------
 
-    def cached_client(self, token: str) -> Client | None:
+    def cached_client(self, token: str, budget: bool = True) -> Client | None:
         """The client of a virtual key this process knows (raises its refusal); None when the
-        key must be looked up first (`lookup_client`)."""
+        key must be looked up first (`lookup_client`). `budget`: refuse a spent budget (not
+        on GET /v1/key, which tells the key what it has left)."""
         key_hash = hash_secret(token)
         found = self.cache.get(key_hash, time.monotonic())
         if found is False:
             return None
-        return self._admit(found, key_hash)  # type: ignore[arg-type]
+        return self._admit(found, key_hash, budget)  # type: ignore[arg-type]
 
-    async def lookup_client(self, token: str) -> Client:
+    async def lookup_client(self, token: str, budget: bool = True) -> Client:
         key_hash = hash_secret(token)
         try:
             record = await self.cache.lookup(key_hash)
@@ -117,12 +118,13 @@ class Accounts:
             raise unavailable(
                 "The key store is unreachable, so this key cannot be checked; retry shortly."
             ) from None
-        return self._admit(record, key_hash)
+        return self._admit(record, key_hash, budget)
 
-    def _admit(self, record: KeyRecord | None, key_hash: str) -> Client:
+    def _admit(self, record: KeyRecord | None, key_hash: str, budget: bool) -> Client:
         if record is None or not same_hash(record.key_hash, key_hash):
             raise invalid_key("Incorrect API key provided.")
-        refusal = record.refusal(time.time(), self.cache.pending_for(record.id))
+        pending = self.cache.pending_for(record.id)
+        refusal = record.refusal(time.time(), pending, budget=budget)
         if refusal is not None:
             raise _refused(record, refusal)
         return Client(

@@ -129,7 +129,7 @@ class GuardMiddleware:
             client = self._check(scope)
             if isinstance(client, str):  # a virtual key not seen here yet
                 assert self._accounts is not None
-                client = await self._accounts.lookup_client(client)
+                client = await self._accounts.lookup_client(client, _spends(scope))
             context.client = client
             if client.rpm is not None:
                 await self._limiter.admit_key(client.id, client.rpm)
@@ -180,7 +180,7 @@ class GuardMiddleware:
             if index is not None:
                 return self._static[index]
         if token is not None and self._accounts is not None and looks_virtual(token):
-            return self._accounts.cached_client(token) or token
+            return self._accounts.cached_client(token, _spends(scope)) or token
         if self._keys_required:
             raise _auth_error(token)
         peer = scope.get("client")
@@ -313,6 +313,11 @@ def _bearer(scope: Scope) -> str | None:
     return None
 
 
+def _spends(scope: Scope) -> bool:
+    """Whether a request can spend a virtual key's budget (GET /v1/key only reads it)."""
+    return scope["path"] != "/v1/key"
+
+
 def _route_label(path: str) -> str:
     """Bounded route labels: model ids in paths are not labels."""
     if path.startswith("/v1/models/"):
@@ -321,7 +326,7 @@ def _route_label(path: str) -> str:
         return path
     if path in MEDIA_PATHS:
         return path
-    if path in ("/v1/responses", "/v1/embeddings"):
+    if path in ("/v1/responses", "/v1/embeddings", "/v1/key"):
         return path
     if path.startswith("/v1/responses/"):
         return "/v1/responses/{id}"

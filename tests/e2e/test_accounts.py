@@ -383,6 +383,8 @@ def test_a_spent_budget_is_429_insufficient_quota_and_not_retried(
     body = refused.body
     assert isinstance(body, dict) and body["code"] == "insufficient_quota"
     assert "budget" in body["message"]
+    own = d.admin.http.get(d.proxy.v1 + "/key", headers={"x-api-key": created["key"]})
+    assert own.status_code == 200 and own.json()["budget_remaining"] == 0  # it may still ask
     spent = wait_for(lambda: (k := d.admin.key(created["id"]))["spend"] >= 2.5 * one and k)
     assert spent["spend"] == pytest.approx(3 * one)
     assert spent["period_spend"] == spent["spend"]  # no period: the lifetime is the period

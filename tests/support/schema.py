@@ -90,10 +90,16 @@ class Recorder:
     failures: list[str] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
     checked: int = 0
+    # Virtual keys' secrets, each shown once by POST /admin/keys: audited like the others.
+    virtual_keys: list[str] = field(default_factory=list)
 
     def check(
         self, request: httpx.Request, response: httpx.Response, body: bytes, whole: bool
     ) -> None:
+        secret = _created_key(request, response, body)
+        if secret is not None:
+            self.virtual_keys.append(secret)
+            body = body.replace(secret.encode(), b"<shown once>")
         self.bodies.append(body)
         self.bodies.append(str(response.headers).encode())
         path = request.url.path
@@ -104,6 +110,15 @@ class Recorder:
         self.failures += [
             f"{request.method} {path} -> {response.status_code}: {p}" for p in problems
         ]
+
+
+def _created_key(request: httpx.Request, response: httpx.Response, body: bytes) -> str | None:
+    if request.method != "POST" or response.status_code != 201:
+        return None
+    if not request.url.path.endswith("/admin/keys"):
+        return None
+    secret = json.loads(body).get("key")
+    return secret if isinstance(secret, str) else None
 
 
 def check_response(

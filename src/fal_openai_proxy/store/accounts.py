@@ -132,15 +132,15 @@ class KeyRecord:
         current = period_start(self.budget_period, now)
         return self.period_spend if self.period_start == current else 0.0
 
-    def refusal(self, now: float, pending: float = 0.0) -> Refusal | None:
+    def refusal(self, now: float, pending: float = 0.0, budget: bool = True) -> Refusal | None:
         if self.deleted_at is not None:
             return Refusal.DELETED
         if self.disabled:
             return Refusal.DISABLED
         if self.expires_at is not None and now >= self.expires_at:
             return Refusal.EXPIRED
-        budget = self.max_budget
-        if budget is not None and self.spend_this_period(now) + pending >= budget:
+        limit = self.max_budget
+        if budget and limit is not None and self.spend_this_period(now) + pending >= limit:
             return Refusal.BUDGET
         return None
 
