@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 LINT_PATHS := src tests example.py $(wildcard bench)
 
-.PHONY: install run test lint lint-deploy format docs check-config bench bench-quick bench-quick-run clean
+.PHONY: install run test lint lint-deploy format docs check-config bench bench-quick bench-quick-run bench-admin clean
 
 $(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,9 +42,12 @@ lint-deploy: $(STAMP)
 	mkdir -p $(RENDERED)
 	$(BIN)/kubectl kustomize deploy/k8s > $(RENDERED)/k8s.yaml
 	$(BIN)/kubectl kustomize deploy/k8s/overlays/managed-redis > $(RENDERED)/k8s-managed-redis.yaml
+	$(BIN)/kubectl kustomize deploy/k8s/overlays/managed-postgres > $(RENDERED)/k8s-managed-postgres.yaml
 	$(BIN)/kubernetes-validate --quiet --strict -k $(K8S_VERSION) \
-		$(RENDERED)/k8s.yaml $(RENDERED)/k8s-managed-redis.yaml deploy/k8s/base/secret.example.yaml
-	PROXY_ENV_FILE=proxy.env.example $(BIN)/docker-compose -f deploy/compose.yaml config --quiet
+		$(RENDERED)/k8s.yaml $(RENDERED)/k8s-managed-redis.yaml $(RENDERED)/k8s-managed-postgres.yaml \
+		deploy/k8s/base/secret.example.yaml
+	PROXY_ENV_FILE=proxy.env.example POSTGRES_ENV_FILE=postgres.env.example \
+		$(BIN)/docker-compose -f deploy/compose.yaml config --quiet
 
 format: $(STAMP)
 	$(BIN)/ruff format $(LINT_PATHS)
@@ -65,6 +68,10 @@ bench-quick: $(STAMP)
 
 bench-quick-run: $(STAMP)  # the same, with FAL_NONSTREAM_MODE=run
 	$(BIN)/python -m bench.run --quick --nonstream-mode run
+
+# GET /admin/usage and the request log over a million generated requests, SQLite and Postgres.
+bench-admin: $(STAMP)
+	$(BIN)/python -m bench.admin_usage
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -54,6 +54,7 @@ class Accounts:
         self._log_prompts = settings.log_prompts
         self.migrated = False
         self._migrating: asyncio.Task[None] | None = None
+        self._children: dict[tuple[int, str], Any] = {}
 
     # -- life ------------------------------------------------------------------------------
 
@@ -164,11 +165,10 @@ class Accounts:
         else:
             key_id = key_label = client.kind
         cost = usage.cost
-        metrics = self._metrics
-        metrics.key_requests.labels(key_label).inc()
+        self._counter(self._metrics.key_requests, key_label).inc()
         if cost is not None:
-            metrics.cost.labels(fields.model_label or "other").inc(cost)
-            metrics.key_cost.labels(key_label).inc(cost)
+            self._counter(self._metrics.cost, fields.model_label or "other").inc(cost)
+            self._counter(self._metrics.key_cost, key_label).inc(cost)
         first = usage.first_byte_at
         return UsageRecord(
             created_at=created_at,
@@ -196,6 +196,14 @@ class Accounts:
             prompt=self._logged(context.prompt),
             answer=self._logged(context.answer),
         )
+
+    def _counter(self, metric: Any, label: str) -> Any:
+        """A labelled child, found once (prometheus-client's labels() is slow to repeat)."""
+        key = (id(metric), label)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(label)
+        return child
 
     def _logged(self, value: object) -> str | None:
         if not self._log_prompts or value is None:

@@ -315,7 +315,7 @@ def _bearer(scope: Scope) -> str | None:
 
 def _spends(scope: Scope) -> bool:
     """Whether a request can spend a virtual key's budget (GET /v1/key only reads it)."""
-    return scope["path"] != "/v1/key"
+    return bool(scope["path"] != "/v1/key")
 
 
 def _route_label(path: str) -> str:
