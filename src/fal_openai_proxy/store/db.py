@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +24,9 @@ from sqlalchemy.pool import StaticPool
 if TYPE_CHECKING:
     from alembic.config import Config
 
+log = logging.getLogger(__name__)
+# Alembic narrates every plugin and step at INFO; one line of ours says what changed.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection; longer means "down"
 STATEMENT_TIMEOUT = 10.0  # seconds for one statement (Postgres)
@@ -174,9 +178,13 @@ def sqlite_path(raw_url: str) -> Path | None:
 def _upgrade(connection: Connection) -> None:
     from alembic import command
 
+    before = _current_revision(connection)
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+    after = _current_revision(connection)
+    if after != before:
+        log.info("database schema migrated from %s to %s", before or "(empty)", after)
 
 
 def _current_revision(connection: Connection) -> str | None:
