@@ -39,7 +39,6 @@ from fal_openai_proxy.store.usage import (
     UsageRecord,
     daily_totals,
     insert_sql,
-    row_of,
     upsert_daily_sql,
 )
 
@@ -85,7 +84,7 @@ async def generate(url: str, rows: int) -> dict[str, Any]:
         for start in range(0, rows, BATCH):
             batch = [_record(rng, now, ids, uses) for _ in range(min(BATCH, rows - start))]
             async with db.begin() as connection:
-                await connection.exec_driver_sql(insert_sql(db), [row_of(r) for r in batch])
+                await connection.exec_driver_sql(insert_sql(db), batch)
                 await connection.exec_driver_sql(upsert_daily_sql(db), daily_totals(batch))
         seconds = time.perf_counter() - started
         async with db.connect() as connection:

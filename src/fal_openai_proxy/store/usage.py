@@ -16,8 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, delete, func, select, tuple_
 
@@ -36,9 +35,9 @@ RETENTION_INTERVAL = 3600.0  # seconds between deletions of old request-log rows
 _DELETE_CHUNK = 5000
 
 
-@dataclass(slots=True)
-class UsageRecord:
-    """One request, as the request log stores it (`store/schema.py`'s `requests`)."""
+class UsageRecord(NamedTuple):
+    """One request, as the request log stores it (`store/schema.py`'s `requests`): a tuple,
+    so that it is its own row of parameters."""
 
     created_at: float
     request_id: str
@@ -67,12 +66,7 @@ class UsageRecord:
 
 
 Converter = Callable[[Any], UsageRecord]
-RECORD_FIELDS = tuple(f.name for f in fields(UsageRecord))
-
-
-def row_of(record: UsageRecord) -> tuple[Any, ...]:
-    """The record as a row of parameters, in RECORD_FIELDS' order."""
-    return tuple(getattr(record, name) for name in RECORD_FIELDS)
+RECORD_FIELDS = UsageRecord._fields
 
 
 def insert_sql(db: Database) -> str:
@@ -192,13 +186,13 @@ class UsageWriter:
         charges: dict[tuple[str, str], tuple[float, float]] = {}
         for record in batch:
             if record.cost and not _is_shared(record.key_id):
-                bucket = (record.key_id, utc_day(record.created_at))
+                bucket = (record.key_id, day_of(record.created_at))
                 amount, _ = charges.get(bucket, (0.0, 0.0))
                 charges[bucket] = (amount + record.cost, record.created_at)
                 charged[record.key_id] = charged.get(record.key_id, 0.0) + record.cost
         async with self._cache.lock:
             async with self._db.begin() as connection:
-                await connection.exec_driver_sql(self._insert, [row_of(r) for r in batch])
+                await connection.exec_driver_sql(self._insert, batch)
                 await connection.exec_driver_sql(self._upsert, daily_totals(batch))
                 for (key_id, _), (amount, when) in charges.items():
                     await charge(connection, key_id, amount, when)
@@ -228,11 +222,25 @@ _SUMMED = (
 )
 
 
+_DAYS: dict[int, str] = {}
+
+
+def day_of(when: float) -> str:
+    """utc_day, remembered per day number (strftime per row would cost more than the row)."""
+    number = int(when // 86400)
+    day = _DAYS.get(number)
+    if day is None:
+        if len(_DAYS) > 1000:
+            _DAYS.clear()
+        day = _DAYS[number] = utc_day(when)
+    return day
+
+
 def daily_totals(batch: Sequence[UsageRecord]) -> list[tuple[Any, ...]]:
     """The batch summed per (day, key, model, endpoint), as DAILY_FIELDS tuples."""
     totals: dict[tuple[str, str, str, str], list[Any]] = {}
     for r in batch:
-        group = (utc_day(r.created_at), r.key_id, r.model or "", r.endpoint)
+        group = (day_of(r.created_at), r.key_id, r.model or "", r.endpoint)
         sums = totals.get(group)
         if sums is None:
             sums = totals[group] = [0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0]
