@@ -19,7 +19,8 @@ import pytest
 from fal_openai_proxy.store.db import Database
 from fal_openai_proxy.store.periods import next_period_start, period_start
 
-from ..support.accounts import Admin, metric, wait_for
+from ..support.accounts import SETTLE, Admin, metric
+from ..support.asserts import error_of, wait_for
 from ..support.chat import MODEL
 from ..support.media import make_wav
 from ..support.postgres import PostgresServer
@@ -65,12 +66,6 @@ def deploy(
     yield start
     for running in started:
         running.stop()
-
-
-def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    return error
 
 
 # -- the admin API -------------------------------------------------------------------------
@@ -248,7 +243,11 @@ def test_a_key_works_on_every_endpoint_and_its_usage_is_recorded(
     # the static API_KEY keeps working next to virtual keys
     d.chat(API_KEY)
 
-    wait_for(lambda: d.admin.total(key_id) == 7, what="the key's 7 requests in /admin/usage")
+    wait_for(
+        lambda: d.admin.total(key_id) == 7,
+        what="the key's 7 requests in /admin/usage",
+        within=SETTLE,
+    )
     (row,) = [r for r in d.admin.usage(group_by="key") if r["group"] == key_id]
     assert row["name"] == "app-one" and row["errors"] == 0
     assert row["input_tokens"] > 0 and row["output_tokens"] > 0
@@ -363,7 +362,9 @@ def test_a_spent_budget_is_429_insufficient_quota_and_not_retried(
     d = deploy()
     created = d.admin.create_key(name="small", max_budget=1)
     d.chat(created["key"])
-    one = wait_for(lambda: d.admin.key(created["id"])["spend"])  # what one chat costs
+    one = wait_for(
+        lambda: d.admin.key(created["id"])["spend"], within=SETTLE
+    )  # what one chat costs
     d.admin.patch(created["id"], max_budget=2.5 * one)  # room for two more chats, not three
     sent: list[str] = []
     http_client = httpx.Client(
@@ -385,7 +386,9 @@ def test_a_spent_budget_is_429_insufficient_quota_and_not_retried(
     assert "budget" in body["message"]
     own = d.admin.http.get(d.proxy.v1 + "/key", headers={"x-api-key": created["key"]})
     assert own.status_code == 200 and own.json()["budget_remaining"] == 0  # it may still ask
-    spent = wait_for(lambda: (k := d.admin.key(created["id"]))["spend"] >= 2.5 * one and k)
+    spent = wait_for(
+        lambda: (k := d.admin.key(created["id"]))["spend"] >= 2.5 * one and k, within=SETTLE
+    )
     assert spent["spend"] == pytest.approx(3 * one)
     assert spent["period_spend"] == spent["spend"]  # no period: the lifetime is the period
     # Raising the budget lets it through again, at once on this replica.
@@ -410,13 +413,19 @@ def test_a_period_budget_resets_at_the_start_of_the_next_period(
     d = deploy()
     created = d.admin.create_key(name="daily", max_budget=0.00005, budget_period="day")
     until_refused(lambda: d.chat(created["key"]))
-    wait_for(lambda: d.admin.key(created["id"])["period_spend"] >= 0.00005)
+    wait_for(lambda: d.admin.key(created["id"])["period_spend"] >= 0.00005, within=SETTLE)
     # Yesterday's spend: the row as it will be once today is over.
     yesterday = period_start("day", time.time()) - 86400
     run_sql(d.database_url, f"UPDATE api_keys SET period_start = {yesterday}")
-    key = wait_for(lambda: (k := d.admin.key(created["id"]))["period_spend"] == 0 and k)
+    key = wait_for(
+        lambda: (k := d.admin.key(created["id"]))["period_spend"] == 0 and k, within=SETTLE
+    )
     assert key["spend"] >= 0.00005  # the lifetime spend stays
-    wait_for(lambda: _works(d, created["key"]), what="the key to work again after the reset")
+    wait_for(
+        lambda: _works(d, created["key"]),
+        what="the key to work again after the reset",
+        within=SETTLE,
+    )
 
 
 def _works(d: Deployment, key: str) -> bool:
@@ -479,7 +488,9 @@ def test_disabled_deleted_and_expired_keys_are_401(
     assert "expired" in _auth_refusal(d, brief["key"])
     d.chat(API_KEY)  # the static key is untouched
     # Refusals never reach an endpoint as the key: they are not usage.
-    wait_for(lambda: d.admin.total(brief["id"]) == 1 and d.admin.total(created["id"]) == 2)
+    wait_for(
+        lambda: d.admin.total(brief["id"]) == 1 and d.admin.total(created["id"]) == 2, within=SETTLE
+    )
 
 
 def _auth_refusal(d: Deployment, key: str, allow_success: bool = False) -> str:
@@ -544,7 +555,7 @@ async def test_requests_complete_while_the_store_is_down_and_usage_follows(
     created = d.admin.create_key(name="steady")
     client = make_async_client(d.proxy, api_key=created["key"])
     await client.chat.completions.create(model=MODEL, messages=HELLO)  # the key is known here
-    wait_for(lambda: d.admin.total(created["id"]) == 1)
+    wait_for(lambda: d.admin.total(created["id"]) == 1, within=SETTLE)
     store_outage(True)
     try:
         # Concurrent load while the database is gone: every request is answered.
@@ -570,7 +581,7 @@ async def test_past_the_queue_bound_usage_is_dropped_and_counted(
     created = d.admin.create_key(name="bounded")
     client = make_async_client(d.proxy, api_key=created["key"])
     await client.chat.completions.create(model=MODEL, messages=HELLO)
-    wait_for(lambda: d.admin.total(created["id"]) == 1)
+    wait_for(lambda: d.admin.total(created["id"]) == 1, within=SETTLE)
     store_outage(True)
     try:
         for _ in range(12):
@@ -593,7 +604,7 @@ def test_a_restart_loses_nothing_and_keys_keep_working(
     assert second.admin.total(created["id"]) == 5
     assert second.admin.key(created["id"])["spend"] > 0
     second.chat(created["key"])
-    wait_for(lambda: second.admin.total(created["id"]) == 6)
+    wait_for(lambda: second.admin.total(created["id"]) == 6, within=SETTLE)
 
 
 def test_prompts_are_stored_only_with_log_prompts(
@@ -602,7 +613,7 @@ def test_prompts_are_stored_only_with_log_prompts(
     d = deploy(log_prompts=True)
     key = d.admin.create_key(name="verbose")
     d.chat(key["key"])
-    row = wait_for(lambda: d.admin.requests(key_id=key["id"])["data"])[0]
+    row = wait_for(lambda: d.admin.requests(key_id=key["id"])["data"], within=SETTLE)[0]
     assert "hello there" in row["prompt"] and row["answer"]
 
 
@@ -613,12 +624,16 @@ def test_old_requests_leave_the_log_and_their_totals_stay(
     key = first.admin.create_key(name="history")
     for _ in range(3):
         first.chat(key["key"])
-    wait_for(lambda: len(first.admin.requests(key_id=key["id"])["data"]) == 3)
+    wait_for(lambda: len(first.admin.requests(key_id=key["id"])["data"]) == 3, within=SETTLE)
     first.proxy.stop()
     three_days_ago = time.time() - 3 * 86400
     run_sql(first.database_url, f"UPDATE requests SET created_at = {three_days_ago}")
     second = deploy(request_log_retention_days=1)  # the retention runs at start, then hourly
-    wait_for(lambda: second.admin.requests(key_id=key["id"])["data"] == [], what="deletion")
+    wait_for(
+        lambda: second.admin.requests(key_id=key["id"])["data"] == [],
+        what="deletion",
+        within=SETTLE,
+    )
     assert second.admin.total(key["id"]) == 3  # the per-day totals are kept
 
 

@@ -17,7 +17,8 @@ import pytest
 
 from fal_openai_proxy.simulator.server import SimulatorThread
 
-from ..support.accounts import Admin, wait_for
+from ..support.accounts import SETTLE, Admin
+from ..support.asserts import wait_for
 from ..support.chat import MODEL
 from ..support.postgres import PostgresServer
 from ..support.processes import ProxyProcess, start_proxy_process
@@ -79,13 +80,16 @@ def test_a_budget_spent_on_one_replica_is_refused_on_every_one(
     for replica in replicas:  # every replica knows the key before its budget is spent
         assert chat(http, replica, key).status_code == 200
     # What one chat costs: the three rows and their charges are written together.
-    wait_for(lambda: admins[1].total(created["id"]) == 3, what="the three chats' usage")
+    wait_for(
+        lambda: admins[1].total(created["id"]) == 3, what="the three chats' usage", within=SETTLE
+    )
     one = admins[1].key(created["id"])["spend"] / 3
     admins[2].patch(created["id"], max_budget=3.5 * one)  # one more chat, not two
     assert chat(http, replicas[0], key).status_code == 200  # spend: 4 chats, over the budget
     for replica in replicas:  # each sees the spend without a request of its own
         wait_for(
             lambda r=replica: own_key(http, r, key).json()["budget_remaining"] == 0,
+            within=SETTLE,
             what=f"replica {replica.port} to see the budget spent",
         )
         refused = chat(http, replica, key)
@@ -106,6 +110,7 @@ def test_a_key_deleted_on_one_replica_is_refused_on_every_one(
     for replica in replicas:
         response = wait_for(
             lambda r=replica: (resp := own_key(http, r, key)).status_code == 401 and resp,
+            within=SETTLE,
             what=f"replica {replica.port} to refuse the deleted key",
         )
         assert response.json()["error"]["code"] == "invalid_api_key"
@@ -124,7 +129,9 @@ def test_every_replica_reports_the_usage_of_all(
     def totals() -> list[Any]:
         return [admin.total(created["id"]) for admin in admins]
 
-    wait_for(lambda: totals() == [12] * REPLICAS, what="12 requests on every replica")
+    wait_for(
+        lambda: totals() == [12] * REPLICAS, what="12 requests on every replica", within=SETTLE
+    )
     spends = {round(admin.key(created["id"])["spend"], 12) for admin in admins}
     assert len(spends) == 1 and spends.pop() > 0
     log = admins[0].requests(key_id=created["id"], limit=100)["data"]

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from .servers import ADMIN_KEY
 
-T = TypeVar("T")
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
-
-
-def wait_for(check: Callable[[], T | None], timeout: float = 15.0, what: str = "") -> T:
-    """Until `check()` is truthy (its value); fails the test past `timeout` seconds. A bound
-    for a loaded machine, not a measurement."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what or check}"
-        time.sleep(0.05)
+# Seconds to wait for usage to be written (every second) and keys re-read (every 0.5 s), with
+# room for a loaded machine: a bound, not a measurement.
+SETTLE = 15.0
 
 
 class Admin:

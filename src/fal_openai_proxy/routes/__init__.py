@@ -1,1 +1,20 @@
-"""HTTP routes: thin wiring between the request and the translation and fal layers."""
+"""HTTP routes: thin wiring between the request and the services. Each family lists its
+endpoints in its own `ROUTES`; `ENDPOINTS` is all of them, the one list the app serves."""
+
+from __future__ import annotations
+
+from . import admin, audio, chat, docs, embeddings, fal_proxy, health, images, models, responses
+from .registry import Endpoint
+
+ENDPOINTS: list[Endpoint] = [
+    *chat.ROUTES,
+    *responses.ROUTES,
+    *embeddings.ROUTES,
+    *models.ROUTES,
+    *images.ROUTES,
+    *audio.ROUTES,
+    *fal_proxy.ROUTES,
+    *health.ROUTES,
+    *docs.ROUTES,
+    *admin.ROUTES,
+]

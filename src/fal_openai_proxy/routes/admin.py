@@ -1,11 +1,11 @@
-"""The admin API (`Authorization: Bearer <ADMIN_KEY>`): virtual keys, usage, the request log;
-and GET /v1/key, a virtual key's view of itself. JSON in, JSON out, errors in OpenAI's shape.
+"""The admin API (`Authorization: Bearer <ADMIN_KEY>`, checked by the guard: `Auth.ADMIN`):
+virtual keys, usage, the request log; and GET /v1/key, a virtual key's view of itself. JSON in,
+JSON out, errors in OpenAI's shape (docs/accounts.md).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import logging
 import re
 import time
@@ -17,13 +17,25 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from ..accounting import Accounts
-from ..context import request_context
-from ..openai.errors import AUTHENTICATION, PERMISSION, ProxyError, invalid_request, unavailable
-from ..state import proxy_state
+from ..openai.errors import ProxyError, invalid_request, unavailable
+from ..serve.accounting import KEY_PATH, Accounts
+from ..serve.context import request_context
+from ..serve.state import proxy_state
 from ..store.periods import utc_day
 from ..store.usage import GROUPS
-from .admin_models import KeyCreate, KeyUpdate
+from .admin_models import (
+    KeyCreate,
+    KeyCreated,
+    KeyDeleted,
+    KeyList,
+    KeyObject,
+    KeyUpdate,
+    OwnKey,
+    RequestList,
+    UsageList,
+)
+from .errors import ERRORS
+from .registry import Auth, Body, Endpoint, Operation
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -38,40 +50,8 @@ def _json(body: Any, status: int = 200) -> Response:
 
 
 def _accounts(request: Request) -> Accounts:
-    """The admin's accounts, or the refusal that says what is missing."""
-    state = proxy_state(request)
-    accounts = state.accounts
-    if accounts is None:
-        raise ProxyError(
-            403,
-            "The admin API is off: DATABASE_URL is none. Set DATABASE_URL (the default is a "
-            "SQLite file) and ADMIN_KEY, then restart.",
-            type=PERMISSION,
-            code="admin_disabled",
-        )
-    secret = state.settings.admin_secret
-    if secret is None:
-        raise ProxyError(
-            403,
-            "The admin API is off: set ADMIN_KEY to a long random secret (in the environment "
-            "or .env; e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`), "
-            "restart, and send it as 'Authorization: Bearer <ADMIN_KEY>'.",
-            type=PERMISSION,
-            code="admin_disabled",
-        )
-    value = request.headers.get("authorization", "")
-    token = value[7:].strip() if value[:7].lower() == "bearer " else ""
-    if not token:
-        raise ProxyError(
-            401,
-            "The admin API needs 'Authorization: Bearer <ADMIN_KEY>'.",
-            type=AUTHENTICATION,
-            code="missing_api_key",
-        )
-    if not hmac.compare_digest(token.encode(), secret.encode()):
-        raise ProxyError(
-            401, "Incorrect admin key provided.", type=AUTHENTICATION, code="invalid_api_key"
-        )
+    accounts = proxy_state(request).accounts
+    assert accounts is not None  # the guard refuses the admin API without a database
     return accounts
 
 
@@ -79,7 +59,8 @@ Handler = Callable[[Request, Accounts], Awaitable[Response]]
 
 
 def admin(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """An admin route: the key checked first; a database failure is a 503, not a 500."""
+    """An admin route (the guard has checked ADMIN_KEY): a database failure is a 503, not a
+    500."""
 
     async def route(request: Request) -> Response:
         accounts = _accounts(request)
@@ -99,14 +80,7 @@ def admin(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 
 async def _body(request: Request, model: type[M]) -> M:
-    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise ProxyError(
-            415,
-            f"Unsupported Content-Type {content_type or '(none)'!r}: the admin API takes "
-            "application/json.",
-            code="unsupported_media_type",
-        )
+    """The body (JSON, as the guard checked), validated as `model`."""
     raw = b""
     async for chunk in request.stream():
         raw += chunk
@@ -357,3 +331,85 @@ async def own_key(request: Request) -> Response:
             "rpm": record.rpm,
         }
     )
+
+
+# -- the registry ----------------------------------------------------------------------------
+
+_ADMIN_ERRORS = {
+    401: "Missing or wrong ADMIN_KEY.",
+    403: "The admin API is off: ADMIN_KEY is not set, or DATABASE_URL is none.",
+    503: "The accounts database is unreachable.",
+}
+_KEY_PATH = {"key_id": "0000000000000000"}
+_UNKNOWN_KEY = {**_ADMIN_ERRORS, 404: "No key with this id (`key_not_found`)."}
+_BAD_FIELD = {400: "A bad field, named in `error.param`."}
+
+ROUTES = [
+    Endpoint(
+        "POST", "/admin/keys", create_key,
+        Operation(
+            "Create a virtual key. The answer carries its secret, `key`, this one time only.",
+            request=KeyCreate, example={"name": "alice", "max_budget": 5, "budget_period": "month"},
+            response=KeyCreated, status=201, responses={**_ADMIN_ERRORS, **_BAD_FIELD},
+        ),
+        body=Body.JSON, auth=Auth.ADMIN,
+    ),
+    Endpoint(
+        "GET", "/admin/keys", list_keys,
+        Operation("Every virtual key (deleted ones excepted), newest first.",
+                  response=KeyList, responses=_ADMIN_ERRORS),
+        auth=Auth.ADMIN,
+    ),
+    Endpoint(
+        "GET", "/admin/keys/{key_id}", get_key,
+        Operation("One virtual key.", response=KeyObject, responses=_UNKNOWN_KEY,
+                  path_example=_KEY_PATH, status=404),
+        auth=Auth.ADMIN,
+    ),
+    Endpoint(
+        "PATCH", "/admin/keys/{key_id}", update_key,
+        Operation(
+            "Change a key: any field of its creation, and `disabled`. Every replica applies it "
+            "within a second.",
+            request=KeyUpdate, example={"disabled": True}, response=KeyObject,
+            responses={**_UNKNOWN_KEY, **_BAD_FIELD}, path_example=_KEY_PATH, status=404,
+        ),
+        body=Body.JSON, auth=Auth.ADMIN,
+    ),
+    Endpoint(
+        "DELETE", "/admin/keys/{key_id}", delete_key,
+        Operation(
+            "Delete a key: refused everywhere within a second; its usage stays in the reports.",
+            response=KeyDeleted, responses=_UNKNOWN_KEY, path_example=_KEY_PATH, status=404,
+        ),
+        auth=Auth.ADMIN,
+    ),
+    Endpoint(
+        "GET", "/admin/usage", usage,
+        Operation(
+            "Usage summed per key, model, day or endpoint over whole UTC days: `?start=&end=` "
+            "(YYYY-MM-DD or unix times; the last 30 days by default), "
+            "`group_by=key|model|day|endpoint` (default day).",
+            response=UsageList, responses={**_ADMIN_ERRORS, **_BAD_FIELD},
+        ),
+        auth=Auth.ADMIN,
+    ),
+    Endpoint(
+        "GET", "/admin/requests", request_log,
+        Operation(
+            "The request log, newest first: `?key_id=&model=&status=&since=` filter it, `limit` "
+            "(1-1000, default 50) and `after` (the `last_id` of the previous page) page through "
+            "it.",
+            response=RequestList, responses={**_ADMIN_ERRORS, **_BAD_FIELD},
+        ),
+        auth=Auth.ADMIN,
+    ),
+    Endpoint(
+        "GET", KEY_PATH, own_key,
+        Operation(
+            "The calling virtual key: its limits and spend (404 for any other key).",
+            response=OwnKey, status=404,
+            responses={401: ERRORS[401], 404: "Not a virtual key (`key_not_found`)."},
+        ),
+    ),
+]  # fmt: skip

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from ..catalog import Catalog
-from ..context import RequestContext
 from ..fal.media_apps import MEDIA_APPS, OPENAI_ALIASES, Family, MediaApp, generic_image_app
 from ..openai.errors import invalid_request
+from ..serve.context import RequestContext
+from .catalog import Catalog
 
 _FAMILY_NAMES = {
     "image": "text-to-image",
@@ -56,12 +56,5 @@ def resolve_app(model: str | None, family: Family, default_app: str, catalog: Ca
 
 
 def note_request(context: RequestContext, catalog: Catalog, model: str, app: MediaApp) -> None:
-    """What the access log and metrics say about a media request (a model outside a virtual
-    key's `models` is refused here, before any upload or call)."""
-    context.check_model(model)
-    context.usage.fal_app = app.app_id
-    fields = context.log
-    fields.model = model
-    fields.model_label = catalog.metric_label(model)
-    fields.stream = False
-    fields.route = app.family
+    """What the access log and metrics say about a media request."""
+    catalog.note(context, model, stream=False, route=app.family, fal_app=app.app_id)

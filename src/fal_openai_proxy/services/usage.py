@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..context import Usage
+from ..serve.context import Usage
 
 
 def note_llm_usage(usage: Usage, raw: Any) -> None:

@@ -14,14 +14,12 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import re
 import secrets
 import string
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from fnmatch import translate
 from typing import Any
 
 import orjson
@@ -56,19 +54,6 @@ def looks_virtual(token: str) -> bool:
     return token.startswith(KEY_PREFIX)
 
 
-class ModelGlobs:
-    """A virtual key's `models`: globs such as `openai/*`, matched as one compiled pattern."""
-
-    __slots__ = ("_pattern", "globs")
-
-    def __init__(self, globs: tuple[str, ...]) -> None:
-        self.globs = globs
-        self._pattern = re.compile("|".join(translate(g) for g in globs) or "(?!)")
-
-    def allows(self, model: str) -> bool:
-        return self._pattern.match(model) is not None
-
-
 class Refusal(Enum):
     """Why a virtual key may not make a request now."""
 
@@ -96,11 +81,6 @@ class KeyRecord:
     spend: float
     period_spend: float
     period_start: int
-    globs: ModelGlobs | None = None  # `models`, compiled
-
-    def __post_init__(self) -> None:
-        if self.models is not None:
-            self.globs = ModelGlobs(self.models)
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> KeyRecord:

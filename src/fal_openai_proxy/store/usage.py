@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import and_, delete, func, select, tuple_
 
-from ..metrics import Metrics
+from ..base.metrics import Metrics
 from .accounts import KeyCache, KeyRecord, KeyStore, charge
 from .db import Database
 from .periods import utc_day

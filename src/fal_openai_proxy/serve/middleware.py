@@ -1,0 +1,455 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it buffers and slows streams).
+
+RequestLog: request id, one JSON log line and metrics per request, and (DATABASE_URL) the
+request's usage handed to the accounts' writer.
+Guard: the Host check on every route; on the routes that take a client's key (the registry's
+`Auth.CLIENT`, and any unknown /v1/ path) draining, cross-site requests, the content type,
+client auth (API_KEY, virtual keys, pass-through), body size and time, and per-client limits;
+on the admin API's routes (`Auth.ADMIN`) the same with ADMIN_KEY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..base.metrics import Metrics
+from ..fal.proxy_protocol import error_body as fal_error_body
+from ..openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
+from ..routes.registry import Auth, Body, Endpoint, EndpointIndex, Protocol
+from ..store.accounts import looks_virtual
+from .accounting import KEY_PATH, Accounts
+from .context import AccessLogFields, Client, clip, new_context, request_context
+from .state import ProxyState
+
+access_log = logging.getLogger("fal_openai_proxy.access")
+_QUIET = frozenset({"/healthz", "/readyz", "/metrics"})  # probed often: metrics, no log line
+
+
+class RequestLogMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        endpoints: EndpointIndex,
+        accounts: Accounts | None = None,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self._endpoints = endpoints
+        self._accounts = accounts  # DATABASE_URL: every identified request's usage is recorded
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        request_id = request_id[:128]
+        context = new_context(scope, request_id)
+        fields = context.log
+        accounts = self._accounts
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if accounts is not None:
+                    context.usage.first_byte_at = time.perf_counter()
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            route = self._record(scope, fields, status, seconds)
+            if accounts is not None and context.client.identified:
+                accounts.request_ended(context, route, status, started, seconds)
+
+    def _record(self, scope: Scope, fields: AccessLogFields, status: int, seconds: float) -> str:
+        """Metrics and the access-log line; the route's bounded label."""
+        path = scope["path"]
+        endpoint = self._endpoints.find(scope["method"], path)
+        route = endpoint.template if endpoint is not None else "other"  # a bounded label
+        self.metrics.requests.labels(route, fields.model_label, str(status)).inc()
+        self.metrics.latency.labels(route).observe(seconds)
+        if route in _QUIET:
+            return route
+        access_log.info(
+            "request",
+            extra={
+                "request_id": fields.request_id,
+                "method": scope["method"],
+                "path": clip(path),
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "model": clip(fields.model),
+                "stream": fields.stream,
+                "route": fields.route,
+                "fal_request_id": clip(fields.fal_request_id),
+                "error_type": fields.error_type,
+            },
+        )
+        return route
+
+
+class GuardMiddleware:
+    def __init__(self, app: ASGIApp, *, state: ProxyState) -> None:
+        self.app = app
+        self._state = state
+        settings = state.settings
+        self._api_keys = [k.encode() for k in settings.api_keys]
+        self._pass_through = settings.pass_through
+        self._keys_required = settings.keys_required
+        # Virtual keys stand for the server's fal keys, so there are none in pass-through mode.
+        self._accounts = state.accounts if not settings.pass_through else None
+        self._admin = _admin_secret(state)
+        self._max_body = settings.max_body_bytes
+        self._body_timeout = settings.body_timeout
+        self._limiter = state.limiter
+        self._endpoints = state.endpoints
+        hosts = settings.allowed_host_list
+        self._hosts = None if hosts is None else frozenset(hosts)
+        origins = settings.cors_origin_list
+        self._any_origin = "*" in origins
+        self._origins = frozenset(origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        endpoint = self._endpoints.find(scope["method"], path)
+        if endpoint is not None:
+            request_context(scope).usage.endpoint = endpoint.template
+            auth = endpoint.auth
+        else:
+            auth = Auth.CLIENT if path.startswith("/v1/") else Auth.PUBLIC
+        if auth is Auth.PUBLIC:
+            if self._hosts is not None and not self._host_allowed(scope):
+                await send_error(send, _misdirected())
+                return
+            await self.app(scope, receive, send)
+            return
+        if auth is Auth.ADMIN:
+            await self._admin_call(scope, receive, send, endpoint)
+            return
+        try:
+            client = self._check(scope, endpoint)
+            if isinstance(client, _Lookup):  # a virtual key this process has not seen yet
+                assert self._accounts is not None
+                context = request_context(scope)
+                await self._accounts.identify(client, context.client, _spends(endpoint))
+                client = context.client.id
+            rpm = request_context(scope).client.rpm
+            if rpm is not None:
+                await self._limiter.admit_key(client, rpm)
+            if self._limiter.active:
+                await self._limiter.admit(client)
+        except ProxyError as exc:
+            request_context(scope).log.error_type = exc.code or exc.type
+            fal = endpoint is not None and endpoint.protocol is Protocol.FAL
+            await send_error(send, exc, fal_error_body(exc.message) if fal else None)
+            return
+        self._state.in_flight += 1
+        try:
+            await self.app(scope, self._limited(receive), send)
+        finally:
+            self._state.in_flight -= 1
+            if self._limiter.active:
+                self._limiter.done(client)
+
+    async def _admin_call(
+        self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint | None
+    ) -> None:
+        """The admin API: the Host and origin checks, JSON bodies, and ADMIN_KEY."""
+        try:
+            self._check_request(scope, endpoint)
+            self._check_admin(scope)
+        except ProxyError as exc:
+            request_context(scope).log.error_type = exc.code or exc.type
+            await send_error(send, exc)
+            return
+        await self.app(scope, self._limited(receive), send)
+
+    def _check_admin(self, scope: Scope) -> None:
+        if self._state.accounts is None:
+            raise ProxyError(
+                403,
+                "The admin API is off: DATABASE_URL is none. Set DATABASE_URL (the default is "
+                "a SQLite file) and ADMIN_KEY, then restart.",
+                type=PERMISSION,
+                code="admin_disabled",
+            )
+        if self._admin is None:
+            raise ProxyError(
+                403,
+                "The admin API is off: set ADMIN_KEY to a long random secret (in the "
+                "environment or .env; e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'`), restart, and send it as "
+                "'Authorization: Bearer <ADMIN_KEY>'.",
+                type=PERMISSION,
+                code="admin_disabled",
+            )
+        token = _bearer(scope)
+        if not token:
+            raise ProxyError(
+                401,
+                "The admin API needs 'Authorization: Bearer <ADMIN_KEY>'.",
+                type=AUTHENTICATION,
+                code="missing_api_key",
+            )
+        if not hmac.compare_digest(token.encode(), self._admin):
+            raise ProxyError(
+                401, "Incorrect admin key provided.", type=AUTHENTICATION, code="invalid_api_key"
+            )
+
+    def _check(self, scope: Scope, endpoint: Endpoint | None) -> str:
+        """Refuse early; return the client's identity for limits (never a raw key), or the
+        token of a virtual key to look up first."""
+        self._check_request(scope, endpoint)
+        context = request_context(scope)
+        fal = endpoint is not None and endpoint.protocol is Protocol.FAL
+        return self._identify(scope, context.client, fal, _spends(endpoint))
+
+    def _check_request(self, scope: Scope, endpoint: Endpoint | None) -> None:
+        """What every guarded request must pass, whoever sends it."""
+        if self._hosts is not None and not self._host_allowed(scope):
+            raise _misdirected()
+        if self._state.draining:
+            raise unavailable("The server is shutting down; retry on another instance.")
+        origin = _header(scope, b"origin")
+        if origin is not None and not self._origin_allowed(scope, origin):
+            raise ProxyError(
+                403,
+                "Cross-origin requests from this origin are not allowed (see CORS_ORIGINS).",
+                type=PERMISSION,
+                code="origin_not_allowed",
+            )
+        length = _header(scope, b"content-length")
+        if length and length.isdigit() and int(length) > self._max_body:
+            raise _too_large(self._max_body)
+        has_body = length not in (None, "0") or _header(scope, b"transfer-encoding") is not None
+        body = endpoint.body if endpoint is not None else Body.NONE
+        if scope["method"] != "GET" and has_body and body is not Body.ANY:
+            _check_content_type(scope, body)  # a bodiless request carries nothing to forge
+
+    def _identify(self, scope: Scope, client: Client, fal: bool, spends: bool) -> str:
+        """Who is calling, from the key they sent (filled into `client`); a 401 for a missing
+        or wrong key. The client's id, or the token of a virtual key not seen here yet.
+
+        `fal`: fal's own client, which may also send its fal key as `Authorization: Key …`
+        in pass-through mode (docs/fal-proxy.md). Any client may send its key as `x-api-key`
+        instead of `Bearer`."""
+        token = _bearer(scope)
+        if fal:
+            token = _fal_client_token(scope, token, pass_through=self._pass_through)
+        elif token is None and not self._pass_through:
+            token = _header(scope, b"x-api-key")
+        if self._pass_through:
+            if not token:
+                raise _auth_error(token)
+            request_context(scope).fal_key = token
+            client.kind = "passthrough"
+            client.id = "fal-" + hashlib.sha256(token.encode()).hexdigest()[:16]
+            client.identified = True
+            return client.id
+        if self._api_keys:
+            index = _match_key(token, self._api_keys)
+            if index is not None:
+                client.kind, client.id, client.identified = "static", f"key-{index}", True
+                return client.id
+        accounts = self._accounts
+        if token is not None and accounts is not None and looks_virtual(token):
+            if not accounts.identify_cached(token, client, spends):
+                return _Lookup(token)  # looked up by the caller, which may await
+            return client.id
+        if self._keys_required:
+            raise _auth_error(token)
+        address = scope.get("client")
+        client.kind, client.id = "open", f"ip-{address[0]}" if address else "anonymous"
+        client.identified = True
+        return client.id
+
+    def _host_allowed(self, scope: Scope) -> bool:
+        host = _header(scope, b"host")
+        if host is None:
+            return True  # HTTP/1.0 without Host: not a browser, so not a rebinding page
+        assert self._hosts is not None
+        return _host_name(host) in self._hosts
+
+    def _origin_allowed(self, scope: Scope, origin: str) -> bool:
+        if self._any_origin or origin in self._origins:
+            return True
+        # Same-origin (a page served by this very host and port) is not cross-site.
+        host = _header(scope, b"host")
+        return host is not None and origin.partition("://")[2] == host
+
+    def _limited(self, receive: Receive) -> Receive:
+        """Body size and time limits, until the body is complete."""
+        seen = 0
+        deadline: float | None = None
+        complete = False
+
+        async def receive_limited() -> Message:
+            nonlocal seen, deadline, complete
+            if complete:
+                return await receive()
+            if deadline is None:
+                deadline = asyncio.get_running_loop().time() + self._body_timeout
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise ProxyError(
+                    408,
+                    f"The request body was not received within {self._body_timeout:g} s.",
+                    code="request_timeout",
+                    headers={"Connection": "close"},
+                ) from None
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self._max_body:
+                    raise _too_large(self._max_body)
+                complete = not message.get("more_body", False)
+            else:
+                complete = True
+            return message
+
+        return receive_limited
+
+
+async def send_error(send: Send, exc: ProxyError, body: bytes | None = None) -> None:
+    """`exc` in OpenAI's shape, or as `body` (another protocol's shape of it)."""
+    headers = [(b"content-type", b"application/json")]
+    headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": exc.json() if body is None else body})
+
+
+class _Lookup(str):
+    """A virtual key not seen by this process: looked up before the request goes on."""
+
+    __slots__ = ()
+
+
+def _spends(endpoint: Endpoint | None) -> bool:
+    """Whether a request can spend a virtual key's budget (GET /v1/key only reads it)."""
+    return endpoint is None or endpoint.path != KEY_PATH
+
+
+def _admin_secret(state: ProxyState) -> bytes | None:
+    secret = state.settings.admin_secret
+    return secret.encode() if secret is not None else None
+
+
+def _fal_client_token(scope: Scope, bearer: str | None, *, pass_through: bool) -> str | None:
+    """The key a fal client sends: `Bearer`, or `x-api-key` (which fal's client never sends
+    itself, so it cannot clash with a fal key the client also sends); in pass-through mode its
+    own fal key as `Authorization: Key …`, as fal's clients send it."""
+    if bearer:
+        return bearer
+    api_key = (_header(scope, b"x-api-key") or "").strip()
+    if api_key:
+        return api_key
+    fal_key = _key_scheme(scope)
+    if fal_key and not pass_through:
+        raise ProxyError(
+            401,
+            "This proxy holds the fal keys: send the proxy's own key (as 'Authorization: "
+            "Bearer <key>' or 'x-api-key'), not a fal key.",
+            type=AUTHENTICATION,
+            code="invalid_api_key",
+        )
+    return fal_key
+
+
+def _match_key(token: str | None, keys: list[bytes]) -> int | None:
+    """Constant-time comparison against every key (no early exit on a match)."""
+    given = (token or "").encode()
+    match = None
+    for index, key in enumerate(keys):
+        if hmac.compare_digest(given, key) and match is None:
+            match = index
+    return match
+
+
+def _auth_error(token: str | None) -> ProxyError:
+    if not token:
+        return ProxyError(
+            401,
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+            type=AUTHENTICATION,
+            code="missing_api_key",
+        )
+    return ProxyError(
+        401, "Incorrect API key provided.", type=AUTHENTICATION, code="invalid_api_key"
+    )
+
+
+def _check_content_type(scope: Scope, body: Body) -> None:
+    """Multipart where the endpoint takes it, JSON everywhere else: a browser page can send
+    text/plain or a form to localhost without a CORS preflight, but not application/json."""
+    value = (_header(scope, b"content-type") or "").partition(";")[0].strip().lower()
+    wanted = str(Body.MULTIPART if body is Body.MULTIPART else Body.JSON)
+    if value != wanted:
+        raise ProxyError(
+            415,
+            f"Unsupported Content-Type {value or '(none)'!r}: this endpoint takes {wanted}.",
+            code="unsupported_media_type",
+        )
+
+
+def _host_name(host: str) -> str:
+    """'Example.com:3000' -> 'example.com'; '[::1]:3000' -> '[::1]'."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.partition(":")[0]
+
+
+def _misdirected() -> ProxyError:
+    return ProxyError(
+        421,
+        "This server does not serve the host named in the request (see ALLOWED_HOSTS).",
+        code="host_not_allowed",
+    )
+
+
+def _too_large(limit: int) -> ProxyError:
+    return ProxyError(
+        413, f"Request body too large: the limit is {limit} bytes.", code="request_too_large"
+    )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _bearer(scope: Scope) -> str | None:
+    value = _header(scope, b"authorization")
+    if value and value[:7].lower() == "bearer ":
+        return value[7:].strip() or None
+    return None
+
+
+def _key_scheme(scope: Scope) -> str | None:
+    """`Authorization: Key <fal key>`, the scheme of fal's clients (docs/fal-protocol.md §2)."""
+    value = _header(scope, b"authorization")
+    if value and value[:4].lower() == "key ":
+        return value[4:].strip() or None
+    return None
