@@ -25,7 +25,7 @@ from ..openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
 from ..routes.registry import Auth, Body, Endpoint, EndpointIndex, Protocol
 from ..store.accounts import looks_virtual
 from .accounting import KEY_PATH, Accounts
-from .context import AccessLogFields, Client, clip, new_context, request_context
+from .context import AccessLogFields, RequestContext, clip, new_context, request_context
 from .state import ProxyState
 
 access_log = logging.getLogger("fal_openai_proxy.access")
@@ -145,20 +145,20 @@ class GuardMiddleware:
         if auth is Auth.ADMIN:
             await self._admin_call(scope, receive, send, endpoint)
             return
+        context = request_context(scope)
         try:
-            client = self._check(scope, endpoint)
+            client = self._check(scope, endpoint, context)
             if isinstance(client, _Lookup):  # a virtual key this process has not seen yet
                 assert self._accounts is not None
-                context = request_context(scope)
                 await self._accounts.identify(client, context.client, _spends(endpoint))
                 client = context.client.id
-            rpm = request_context(scope).client.rpm
+            rpm = context.client.rpm
             if rpm is not None:
                 await self._limiter.admit_key(client, rpm)
             if self._limiter.active:
                 await self._limiter.admit(client)
         except ProxyError as exc:
-            request_context(scope).log.error_type = exc.code or exc.type
+            context.log.error_type = exc.code or exc.type
             fal = endpoint is not None and endpoint.protocol is Protocol.FAL
             await send_error(send, exc, fal_error_body(exc.message) if fal else None)
             return
@@ -215,13 +215,11 @@ class GuardMiddleware:
                 401, "Incorrect admin key provided.", type=AUTHENTICATION, code="invalid_api_key"
             )
 
-    def _check(self, scope: Scope, endpoint: Endpoint | None) -> str:
+    def _check(self, scope: Scope, endpoint: Endpoint | None, context: RequestContext) -> str:
         """Refuse early; return the client's identity for limits (never a raw key), or the
         token of a virtual key to look up first."""
         self._check_request(scope, endpoint)
-        context = request_context(scope)
-        fal = endpoint is not None and endpoint.protocol is Protocol.FAL
-        return self._identify(scope, context.client, fal, _spends(endpoint))
+        return self._identify(scope, context, endpoint)
 
     def _check_request(self, scope: Scope, endpoint: Endpoint | None) -> None:
         """What every guarded request must pass, whoever sends it."""
@@ -245,22 +243,23 @@ class GuardMiddleware:
         if scope["method"] != "GET" and has_body and body is not Body.ANY:
             _check_content_type(scope, body)  # a bodiless request carries nothing to forge
 
-    def _identify(self, scope: Scope, client: Client, fal: bool, spends: bool) -> str:
+    def _identify(self, scope: Scope, context: RequestContext, endpoint: Endpoint | None) -> str:
         """Who is calling, from the key they sent (filled into `client`); a 401 for a missing
         or wrong key. The client's id, or the token of a virtual key not seen here yet.
 
-        `fal`: fal's own client, which may also send its fal key as `Authorization: Key …`
-        in pass-through mode (docs/fal-proxy.md). Any client may send its key as `x-api-key`
+        fal's own client (Protocol.FAL) may also send its fal key as `Authorization: Key …` in
+        pass-through mode (docs/fal-proxy.md). Any client may send its key as `x-api-key`
         instead of `Bearer`."""
+        client = context.client
         token = _bearer(scope)
-        if fal:
+        if endpoint is not None and endpoint.protocol is Protocol.FAL:
             token = _fal_client_token(scope, token, pass_through=self._pass_through)
         elif token is None and not self._pass_through:
             token = _header(scope, b"x-api-key")
         if self._pass_through:
             if not token:
                 raise _auth_error(token)
-            request_context(scope).fal_key = token
+            context.fal_key = token
             client.kind = "passthrough"
             client.id = "fal-" + hashlib.sha256(token.encode()).hexdigest()[:16]
             client.identified = True
@@ -272,7 +271,7 @@ class GuardMiddleware:
                 return client.id
         accounts = self._accounts
         if token is not None and accounts is not None and looks_virtual(token):
-            if not accounts.identify_cached(token, client, spends):
+            if not accounts.identify_cached(token, client, _spends(endpoint)):
                 return _Lookup(token)  # looked up by the caller, which may await
             return client.id
         if self._keys_required:

@@ -102,6 +102,7 @@ class UsageWriter:
         self._records: deque[UsageRecord] = deque()  # converted, waiting for the database
         self._writing = 0  # records in the transaction under way
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._insert = insert_sql(db)
         self._upsert = upsert_daily_sql(db)
         self.up = True  # the last write succeeded
@@ -120,25 +121,33 @@ class UsageWriter:
         return True
 
     def start(self) -> None:
+        self._stopping = asyncio.Event()
         self._task = asyncio.create_task(self._loop(), name="usage-writer")
 
     async def close(self, within: float = 5.0) -> None:
-        """Stop, writing what is queued first (for at most `within` seconds)."""
-        if self._task is not None:
+        """Stop, writing what is queued first (for at most `within` seconds). The loop is
+        asked to stop, not cancelled: a write under way finishes (a cancelled one could not
+        say whether it committed)."""
+        with contextlib.suppress(Exception, TimeoutError):
+            async with asyncio.timeout(within):
+                if self._task is not None:
+                    self._stopping.set()
+                    await self._task
+                while self.queued() and await self.flush():
+                    pass
+        if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(Exception, TimeoutError):
-            async with asyncio.timeout(within):
-                while self.queued() and await self.flush():
-                    pass
         if left := self.queued():
             log.warning("%d usage record(s) could not be written before exit", left)
             self._metrics.usage_dropped.inc(left)
 
     async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval if self.up else RETRY_INTERVAL)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                delay = self._interval if self.up else RETRY_INTERVAL
+                await asyncio.wait_for(self._stopping.wait(), delay)
             while await self.flush() and len(self._items) + len(self._records) >= MAX_BATCH:
                 pass  # a backlog: keep writing
 
@@ -151,6 +160,9 @@ class UsageWriter:
         self._writing = len(batch)
         try:
             await self._write(batch)
+        except asyncio.CancelledError:
+            self._records.extendleft(reversed(batch))  # not lost (if it committed: twice)
+            raise
         except Exception as exc:  # whatever a dead database raises: keep the rows, say so once
             self._records.extendleft(reversed(batch))
             if self.up:
