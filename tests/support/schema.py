@@ -18,8 +18,14 @@ from typing import Any
 import httpx
 import pydantic
 from jsonschema import Draft202012Validator
-from openai.types import CreateEmbeddingResponse
-from openai.types.audio import Transcription, TranscriptionVerbose, Translation, TranslationVerbose
+from openai.types import Completion, CreateEmbeddingResponse
+from openai.types.audio import (
+    Transcription,
+    TranscriptionStreamEvent,
+    TranscriptionVerbose,
+    Translation,
+    TranslationVerbose,
+)
 from openai.types.responses import Response, ResponseStreamEvent
 
 SCHEMAS = json.loads((Path(__file__).parent.parent / "data" / "openai-schemas.json").read_text())
@@ -47,6 +53,50 @@ _VALIDATORS.update(
         )
     }
 )
+
+
+# OpenAI's `CreateCompletionResponse` (openapi.yaml, the legacy completions API; not in
+# tests/data/openai-schemas.json): `required` as OpenAI publishes it. A stream chunk is the
+# same object with `finish_reason` null until the last chunk, as OpenAI sends it.
+def _text_completion_schema(chunk: bool) -> dict[str, Any]:
+    finish: dict[str, Any] = {"enum": ["stop", "length", "content_filter"]}
+    if chunk:
+        finish = {"anyOf": [finish, {"type": "null"}]}
+    usage = {
+        "type": "object",
+        "properties": {k: {"type": "integer"} for k in ("completion_tokens", "prompt_tokens",
+                                                        "total_tokens")},
+        "required": ["completion_tokens", "prompt_tokens", "total_tokens"],
+    }  # fmt: skip
+    return {
+        "type": "object",
+        "required": ["id", "object", "created", "model", "choices"],
+        "properties": {
+            "id": {"type": "string"},
+            "object": {"const": "text_completion"},
+            "created": {"type": "integer"},
+            "model": {"type": "string"},
+            "system_fingerprint": {"type": "string"},
+            "choices": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["finish_reason", "index", "logprobs", "text"],
+                    "properties": {
+                        "finish_reason": finish,
+                        "index": {"type": "integer"},
+                        "logprobs": {"type": ["object", "null"]},
+                        "text": {"type": "string"},
+                    },
+                },
+            },
+            "usage": {"anyOf": [usage, {"type": "null"}]} if chunk else usage,
+        },
+    }
+
+
+_VALIDATORS["CreateCompletionResponse"] = Draft202012Validator(_text_completion_schema(False))
+_VALIDATORS["CompletionChunk"] = Draft202012Validator(_text_completion_schema(True))
 _IMAGE_PATHS = ("/v1/images/generations", "/v1/images/edits")
 _AUDIO_TEXT_PATHS = {
     "/v1/audio/transcriptions": "Transcription",
@@ -62,7 +112,11 @@ _ADAPTERS: dict[str, pydantic.TypeAdapter[Any]] = {
     "Response": pydantic.TypeAdapter(Response),
     "ResponseStreamEvent": pydantic.TypeAdapter(ResponseStreamEvent),
     "CreateEmbeddingResponse": pydantic.TypeAdapter(CreateEmbeddingResponse),
+    "Completion": pydantic.TypeAdapter(Completion),
+    "TranscriptionStreamEvent": pydantic.TypeAdapter(TranscriptionStreamEvent),
 }
+# OpenAI's speech formats (translate/speech_audio.py says why each).
+_SPEECH_TYPES = ("audio/mpeg", "audio/ogg", "audio/aac", "audio/flac", "audio/wav", "audio/pcm")
 _RESPONSE_REQUIRED = (
     "id", "object", "created_at", "model", "output", "error", "incomplete_details",
     "instructions", "metadata", "parallel_tool_calls", "tool_choice", "tools", "temperature",
@@ -142,7 +196,7 @@ def check_response(
     if path in _AUDIO_TEXT_PATHS:
         return check_transcript(_AUDIO_TEXT_PATHS[path], ctype, body)
     if path == "/v1/audio/speech":
-        return [] if ctype.startswith("audio/") else [f"speech without an audio type: {ctype}"]
+        return [] if ctype in _SPEECH_TYPES else [f"speech with an unexpected type: {ctype}"]
     if path == "/v1/chat/completions":
         if ctype.startswith("text/event-stream"):
             return check_event_stream(body, whole)
@@ -151,6 +205,13 @@ def check_response(
         if not isinstance(body_json.get("system_fingerprint"), str):
             problems.append("system_fingerprint is not a string")
         return problems
+    if path == "/v1/completions":
+        if ctype.startswith("text/event-stream"):
+            return check_event_stream(body, whole, chunk_schema="CompletionChunk")
+        body_json = json.loads(body)
+        return schema_errors("CreateCompletionResponse", body_json) + schema_errors(
+            "Completion", body_json
+        )
     if path == "/v1/responses":
         if ctype.startswith("text/event-stream"):
             return check_responses_stream(body, whole)
@@ -233,7 +294,10 @@ def check_images(body: Any) -> list[str]:
 
 
 def check_transcript(name: str, ctype: str, body: bytes) -> list[str]:
-    """json and verbose_json by schema; text, srt and vtt by their framing."""
+    """json and verbose_json by schema; text, srt and vtt by their framing; streams by
+    event."""
+    if ctype.startswith("text/event-stream"):
+        return check_transcript_stream(body)
     if ctype.startswith("application/json"):
         parsed = json.loads(body)
         return schema_errors(name + "Verbose" if "segments" in parsed else name, parsed)
@@ -243,6 +307,26 @@ def check_transcript(name: str, ctype: str, body: bytes) -> list[str]:
     if ctype.startswith("text/plain"):
         return []
     return [f"transcript with an unexpected content type: {ctype}"]
+
+
+def check_transcript_stream(body: bytes) -> list[str]:
+    """`data: {json}` frames only (no `event:` line), each an event the openai SDK knows,
+    deltas then one `transcript.text.done`, then `data: [DONE]`."""
+    frames = [f for f in body.decode().split("\n\n") if f]
+    if not frames or frames[-1] != "data: [DONE]":
+        return ["a transcript stream must end with data: [DONE]"]
+    problems: list[str] = []
+    kinds = []
+    for frame in frames[:-1]:
+        if not frame.startswith("data: ") or "\n" in frame:
+            problems.append(f"unexpected frame: {frame[:80]!r}")
+            continue
+        event = json.loads(frame[len("data: ") :])
+        problems += schema_errors("TranscriptionStreamEvent", event)
+        kinds.append(event.get("type"))
+    if kinds[-1:] != ["transcript.text.done"] or kinds.count("transcript.text.done") != 1:
+        problems.append(f"events out of order: {kinds}")
+    return problems
 
 
 def check_responses_stream(body: bytes, whole: bool) -> list[str]:
@@ -286,7 +370,9 @@ def check_responses_stream(body: bytes, whole: bool) -> list[str]:
     return problems
 
 
-def check_event_stream(body: bytes, whole: bool) -> list[str]:
+def check_event_stream(
+    body: bytes, whole: bool, chunk_schema: str = "CreateChatCompletionStreamResponse"
+) -> list[str]:
     """Schema of every chunk, plus the framing rules clients rely on."""
     text = body.decode()
     problems: list[str] = []
@@ -303,7 +389,7 @@ def check_event_stream(body: bytes, whole: bool) -> list[str]:
         if "error" in chunk:
             problems += schema_errors("ErrorResponse", chunk)
             continue
-        problems += schema_errors("CreateChatCompletionStreamResponse", chunk)
+        problems += schema_errors(chunk_schema, chunk)
         if not isinstance(chunk.get("system_fingerprint"), str):
             problems.append("chunk system_fingerprint is not a string")
         ids.add(chunk["id"])

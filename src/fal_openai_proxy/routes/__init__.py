@@ -3,13 +3,26 @@ endpoints in its own `ROUTES`; `ENDPOINTS` is all of them, the one list the app 
 
 from __future__ import annotations
 
-from . import admin, audio, chat, docs, embeddings, fal_proxy, health, images, models, responses
+from . import (
+    admin,
+    audio,
+    chat,
+    completions,
+    docs,
+    embeddings,
+    fal_proxy,
+    health,
+    images,
+    models,
+    responses,
+)
 from .registry import Endpoint
 
 ENDPOINTS: list[Endpoint] = [
     *chat.ROUTES,
     *responses.ROUTES,
     *embeddings.ROUTES,
+    *completions.ROUTES,
     *models.ROUTES,
     *images.ROUTES,
     *audio.ROUTES,

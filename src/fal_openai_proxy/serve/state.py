@@ -18,6 +18,7 @@ from ..fal.transport import Transport
 from ..services.audio import AudioService
 from ..services.catalog import Catalog
 from ..services.chat import ChatService
+from ..services.completions import CompletionsService
 from ..services.embeddings import EmbeddingsService
 from ..services.fal_proxy import FalProxyService
 from ..services.images import ImageService
@@ -53,6 +54,7 @@ class Services:
     embeddings: EmbeddingsService
     images: ImageService
     audio: AudioService
+    completions: CompletionsService  # legacy text completions, on the prompt apps
     fal_proxy: FalProxyService
 
 
