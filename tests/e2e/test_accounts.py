@@ -252,7 +252,7 @@ def test_a_key_works_on_every_endpoint_and_its_usage_is_recorded(
     assert row["name"] == "app-one" and row["errors"] == 0
     assert row["input_tokens"] > 0 and row["output_tokens"] > 0
     assert row["images"] == 2
-    assert row["audio_seconds"] == pytest.approx(1.5, abs=0.01)
+    assert row["audio_seconds"] >= 1.5  # the transcription's 1.5 s in, and the speech out
     assert row["cost"] > 0  # the chats' reported cost
     static = [r for r in d.admin.usage(group_by="key") if r["group"] == "static"]
     assert static and static[0]["requests"] == 1 and static[0].get("name") is None
@@ -280,6 +280,11 @@ def test_a_key_works_on_every_endpoint_and_its_usage_is_recorded(
     assert chat["fal_app"] == "openrouter/router" and chat["fal_request_id"]
     assert chat["input_tokens"] > 0 and chat["latency_ms"] > 0 and chat["ttfb_ms"] is not None
     assert chat["prompt"] is None and chat["answer"] is None  # LOG_PROMPTS is off
+    heard = next(r for r in every if r["endpoint"] == "/v1/audio/transcriptions")
+    assert heard["audio_seconds_in"] == pytest.approx(1.5, abs=0.01)
+    spoken = next(r for r in every if r["endpoint"] == "/v1/audio/speech")
+    audio_total = heard["audio_seconds_in"] + (spoken["audio_seconds_out"] or 0)
+    assert row["audio_seconds"] == pytest.approx(audio_total, abs=0.01)
     image = next(r for r in every if r["endpoint"] == "/v1/images/generations")
     assert image["images"] == 2 and image["fal_app"] == "fal-ai/flux/schnell"
     assert image["cost"] is None  # unknown, never a made-up zero
