@@ -38,7 +38,7 @@ COMMANDS = {
     "serve": "run the server (the default)",
     "check-config": "validate the environment and .env, list every problem, exit 1 if any",
     "settings-markdown": "print docs/configuration.md, generated from the settings",
-    "db upgrade": "migrate the accounts database (DATABASE_URL) to this version's schema",
+    "db": "`db upgrade`: migrate the accounts database (DATABASE_URL) to this version",
 }
 
 
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="serve",
-        choices=[c.split()[0] for c in COMMANDS],
+        choices=COMMANDS,
         help=argparse.SUPPRESS,
     )
     parser.add_argument("action", nargs="?", choices=["upgrade"], help=argparse.SUPPRESS)
