@@ -15,9 +15,9 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    PrimaryKeyConstraint,
     Table,
     Text,
-    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -100,5 +100,8 @@ usage_daily = Table(
     Column("video_seconds", Float, nullable=False),
     Column("cost", Float, nullable=False),  # known costs only (unknown counts as 0)
     Column("unpriced", BigInteger, nullable=False),  # requests whose cost is unknown
-    UniqueConstraint("day", "key_id", "model", "endpoint", name="uq_usage_daily"),
+    # The key is the primary key: on SQLite a table WITHOUT ROWID keeps the rows in its order,
+    # so a range of days is read in one pass (no lookup per row).
+    PrimaryKeyConstraint("day", "key_id", "model", "endpoint", name="pk_usage_daily"),
+    sqlite_with_rowid=False,
 )

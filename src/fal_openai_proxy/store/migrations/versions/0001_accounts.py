@@ -85,7 +85,8 @@ def upgrade() -> None:
         sa.Column("video_seconds", sa.Float, nullable=False),
         sa.Column("cost", sa.Float, nullable=False),
         sa.Column("unpriced", sa.BigInteger, nullable=False),
-        sa.UniqueConstraint("day", "key_id", "model", "endpoint", name="uq_usage_daily"),
+        sa.PrimaryKeyConstraint("day", "key_id", "model", "endpoint", name="pk_usage_daily"),
+        sqlite_with_rowid=False,
     )
 
 
