@@ -49,6 +49,7 @@ class Accounts:
             self.cache,
             metrics,
             convert=self._usage_record,
+            converted=self.count_batch,
             max_queue=settings.usage_queue_max,
         )
         self.retention = Retention(self.db, settings.request_log_retention_days)
@@ -57,6 +58,7 @@ class Accounts:
         self.migrated = False
         self._migrating: asyncio.Task[None] | None = None
         self._children: dict[tuple[int, str], Any] = {}
+        self._tally: dict[tuple[int, str], float] = {}  # (metric, label) -> amount
 
     # -- life ------------------------------------------------------------------------------
 
@@ -166,37 +168,50 @@ class Accounts:
         else:
             key_id = key_label = client.kind
         cost = usage.cost
-        self._counter(self._metrics.key_requests, key_label).inc()
+        # Counted per batch, not per request (`count_batch`): a labelled inc costs a lock.
+        tally = self._tally
+        tally[(0, key_label)] = tally.get((0, key_label), 0.0) + 1
         if cost is not None:
-            self._counter(self._metrics.cost, fields.model_label or "other").inc(cost)
-            self._counter(self._metrics.key_cost, key_label).inc(cost)
+            model_key = (1, fields.model_label or "other")
+            tally[model_key] = tally.get(model_key, 0.0) + cost
+            tally[(2, key_label)] = tally.get((2, key_label), 0.0) + cost
         first = usage.first_byte_at
-        return UsageRecord(
-            created_at=created_at,
-            request_id=fields.request_id,
-            key_id=key_id,
-            endpoint=usage.endpoint or endpoint,
-            model=_clip(fields.model, 256),
-            route=fields.route,
-            fal_app=_clip(usage.fal_app, 256),
-            fal_request_id=_clip(fields.fal_request_id, 128),
-            status=status,
-            error_type=_clip(fields.error_type, 64),
-            latency_ms=round(seconds * 1000, 3),
-            ttfb_ms=round((first - started) * 1000, 3) if first is not None else None,
-            stream=fields.stream,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            images=usage.images,
-            audio_seconds_in=usage.audio_seconds_in,
-            audio_seconds_out=usage.audio_seconds_out,
-            video_seconds=usage.video_seconds,
-            cost=cost,
-            cost_source=usage.cost_source,
-            billable_units=usage.billable_units,
-            prompt=self._logged(context.prompt),
-            answer=self._logged(context.answer),
+        model, fal_app = fields.model, usage.fal_app
+        return UsageRecord(  # positionally, in the request log's column order
+            created_at,
+            fields.request_id,
+            key_id,
+            usage.endpoint or endpoint,
+            model if model is None or len(model) <= 256 else model[:256],
+            fields.route,
+            fal_app if fal_app is None or len(fal_app) <= 256 else fal_app[:256],
+            _clip(fields.fal_request_id, 128),
+            status,
+            _clip(fields.error_type, 64),
+            round(seconds * 1000, 3),
+            round((first - started) * 1000, 3) if first is not None else None,
+            fields.stream,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.images,
+            usage.audio_seconds_in,
+            usage.audio_seconds_out,
+            usage.video_seconds,
+            cost,
+            usage.cost_source,
+            usage.billable_units,
+            self._logged(context.prompt) if self._log_prompts else None,
+            self._logged(context.answer) if self._log_prompts else None,
         )
+
+    def count_batch(self) -> None:
+        """The metrics of the requests converted since the last call (the writer calls it
+        once per batch): `fal_proxy_key_requests`, `fal_proxy_cost_usd`, `..._key_cost_usd`."""
+        metrics = self._metrics
+        families = (metrics.key_requests, metrics.cost, metrics.key_cost)
+        for (family, label), amount in self._tally.items():
+            self._counter(families[family], label).inc(amount)
+        self._tally.clear()
 
     def _counter(self, metric: Any, label: str) -> Any:
         """A labelled child, found once (prometheus-client's labels() is slow to repeat)."""
@@ -207,7 +222,7 @@ class Accounts:
         return child
 
     def _logged(self, value: object) -> str | None:
-        if not self._log_prompts or value is None:
+        if value is None:
             return None
         text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
         return text[:MAX_LOGGED_TEXT]

@@ -14,8 +14,8 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
-    String,
     PrimaryKeyConstraint,
+    String,
     Table,
     Text,
 )

@@ -89,6 +89,7 @@ class UsageWriter:
         *,
         convert: Converter,
         max_queue: int,
+        converted: Callable[[], None] | None = None,
         interval: float = FLUSH_INTERVAL,
     ) -> None:
         self._db = db
@@ -96,6 +97,7 @@ class UsageWriter:
         self._cache = cache
         self._metrics = metrics
         self._convert = convert
+        self._converted = converted  # called after each run of conversions
         self._max_queue = max_queue
         self._interval = interval
         self._items: deque[Any] = deque()  # what requests handed in, not yet converted
@@ -184,6 +186,8 @@ class UsageWriter:
 
     def _convert_items(self) -> None:
         items = self._items
+        if not items:
+            return
         while items:
             try:
                 record = self._convert(items.popleft())
@@ -192,6 +196,8 @@ class UsageWriter:
                 self._metrics.usage_dropped.inc()
                 continue
             self._records.append(record)
+        if self._converted is not None:
+            self._converted()
 
     async def _write(self, batch: list[UsageRecord]) -> None:
         charged: dict[str, float] = {}
