@@ -8,7 +8,7 @@ RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed-dev
 LINT_PATHS := src tests example.py examples $(wildcard bench)
 
-.PHONY: install install-run run test lint lint-deploy format docs check-config samples bench bench-quick bench-quick-run bench-admin clean
+.PHONY: install install-run run test lint lint-deploy format docs check-config samples bench bench-quick bench-quick-run bench-tokens bench-admin clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +84,10 @@ bench-quick: $(STAMP)
 
 bench-quick-run: $(STAMP)  # the same, with FAL_NONSTREAM_MODE=run
 	$(BIN)/python -m bench.run --quick --nonstream-mode run
+
+# /v1/messages/count_tokens's estimate, without HTTP (bench/tokens.py).
+bench-tokens: $(STAMP)
+	$(BIN)/python -m bench.tokens
 
 # GET /admin/usage and the request log over a million generated requests, SQLite and Postgres.
 bench-admin: $(STAMP)

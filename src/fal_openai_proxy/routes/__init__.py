@@ -13,6 +13,7 @@ from . import (
     fal_proxy,
     health,
     images,
+    messages,
     models,
     responses,
 )
@@ -23,6 +24,7 @@ ENDPOINTS: list[Endpoint] = [
     *responses.ROUTES,
     *embeddings.ROUTES,
     *completions.ROUTES,
+    *messages.ROUTES,
     *models.ROUTES,
     *images.ROUTES,
     *audio.ROUTES,

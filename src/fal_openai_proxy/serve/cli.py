@@ -20,6 +20,7 @@ from ..base.settings_doc import help_epilog, markdown
 from ..store.db import describe, upgrade
 from .app import ConfigError, create_app
 from .config_check import LOG_LEVELS, run_checks, validation_problems
+from .doctor import FAMILIES, as_json, as_table, diagnose, failed
 from .server import (
     DrainingServer,
     QuietServer,
@@ -37,6 +38,8 @@ SIMULATED_KEY = "simulated-fal-key"
 COMMANDS = {
     "serve": "run the server (the default)",
     "check-config": "validate the environment and .env, list every problem, exit 1 if any",
+    "doctor": "check-config, then fal keys, balance, one real call per family, Redis; exit 1 "
+    "on any failure",
     "settings-markdown": "print docs/configuration.md, generated from the settings",
     "db": "`db upgrade`: migrate the accounts database (DATABASE_URL) to this version",
 }
@@ -45,7 +48,7 @@ COMMANDS = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fal-openai-proxy",
-        usage="%(prog)s [serve | check-config | settings-markdown | db upgrade] [options]",
+        usage="%(prog)s [serve | check-config | doctor | settings-markdown | db upgrade] [options]",
         description="An OpenAI-compatible API for fal.ai's language, image, audio and video "
         "models. "
         "Every option can also be set in the environment or in .env.\n\ncommands:\n"
@@ -69,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", help="debug, info, warning or error (LOG_LEVEL)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    doctor = parser.add_argument_group(
+        "doctor (one minimal real call per family; --chat alone by default)"
+    )
+    for family in FAMILIES:
+        doctor.add_argument(f"--{family}", action="store_true", help=f"call the {family} family")
+    doctor.add_argument("--all", action="store_true", help="call every family")
+    doctor.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
@@ -100,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if args.command == "check-config":
         sys.exit(check_config(args))
+    if args.command == "doctor":
+        sys.exit(doctor(args))
     if args.command == "db":
         sys.exit(db_upgrade(args))
     try:
@@ -152,6 +164,21 @@ def db_upgrade(args: argparse.Namespace) -> int:
         return 1
     print(f"fal-openai-proxy: {where} is at schema revision {revision}.")
     return 0
+
+
+def doctor(args: argparse.Namespace) -> int:
+    problems = run_checks(flag_overrides(args))
+    try:
+        settings = load_settings(args)
+    except ValidationError:
+        print(f"fal-openai-proxy: {len(problems)} problem(s) in the configuration:")
+        print("\n".join(f"  - {problem}" for problem in problems))
+        return 1
+    logging.basicConfig(level=logging.ERROR)  # the table is the output; warnings would garble it
+    asked = [f for f in FAMILIES if getattr(args, f) or args.all] or ["chat"]
+    checks = uvloop.run(diagnose(settings, asked, problems))
+    print(as_json(checks) if args.json else as_table(checks))
+    return 1 if failed(checks) else 0
 
 
 def _announce(
@@ -231,6 +258,7 @@ def simulated_settings(settings: Settings, base: str) -> Settings:
         update={
             "fal_run_url": f"{base}/run",
             "fal_queue_url": f"{base}/queue",
+            "fal_api_url": f"{base}/platform",  # the model list, unit prices, the balance
             "fal_key": SecretStr(SIMULATED_KEY),
         }
     )

@@ -19,13 +19,14 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..anthropic.errors import from_proxy_error, wants_anthropic_errors
 from ..base.metrics import Metrics
 from ..fal.proxy_protocol import error_body as fal_error_body
 from ..openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
 from ..routes.registry import Auth, Body, Endpoint, EndpointIndex, Protocol
 from ..store.accounts import looks_virtual
 from .accounting import KEY_PATH, Accounts
-from .context import AccessLogFields, RequestContext, clip, new_context, request_context
+from .context import RequestContext, clip, new_context, request_context
 from .state import ProxyState
 
 access_log = logging.getLogger("fal_openai_proxy.access")
@@ -53,7 +54,6 @@ class RequestLogMiddleware:
         request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
         request_id = request_id[:128]
         context = new_context(scope, request_id)
-        fields = context.log
         accounts = self._accounts
         started = time.perf_counter()
         status = 500
@@ -73,12 +73,13 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
-            route = self._record(scope, fields, status, seconds)
+            route = self._record(scope, context, status, seconds)
             if accounts is not None and context.client.identified:
                 accounts.request_ended(context, route, status, started, seconds)
 
-    def _record(self, scope: Scope, fields: AccessLogFields, status: int, seconds: float) -> str:
+    def _record(self, scope: Scope, context: RequestContext, status: int, seconds: float) -> str:
         """Metrics and the access-log line; the route's bounded label."""
+        fields, usage = context.log, context.usage
         path = scope["path"]
         endpoint = self._endpoints.find(scope["method"], path)
         route = endpoint.template if endpoint is not None else "other"  # a bounded label
@@ -99,6 +100,8 @@ class RequestLogMiddleware:
                 "route": fields.route,
                 "fal_request_id": clip(fields.fal_request_id),
                 "error_type": fields.error_type,
+                "cost": usage.cost,  # USD; null: unknown
+                "cost_source": usage.cost_source,
             },
         )
         return route
@@ -159,8 +162,7 @@ class GuardMiddleware:
                 await self._limiter.admit(client)
         except ProxyError as exc:
             context.log.error_type = exc.code or exc.type
-            fal = endpoint is not None and endpoint.protocol is Protocol.FAL
-            await send_error(send, exc, fal_error_body(exc.message) if fal else None)
+            await send_error(send, exc, _refusal_body(scope, endpoint, exc))
             return
         self._state.in_flight += 1
         try:
@@ -219,7 +221,7 @@ class GuardMiddleware:
         """Refuse early; return the client's identity for limits (never a raw key), or the
         token of a virtual key to look up first."""
         self._check_request(scope, endpoint)
-        return self._identify(scope, context, endpoint)
+        return self._identify(scope, context, _protocol(scope, endpoint), endpoint)
 
     def _check_request(self, scope: Scope, endpoint: Endpoint | None) -> None:
         """What every guarded request must pass, whoever sends it."""
@@ -243,19 +245,26 @@ class GuardMiddleware:
         if scope["method"] != "GET" and has_body and body is not Body.ANY:
             _check_content_type(scope, body)  # a bodiless request carries nothing to forge
 
-    def _identify(self, scope: Scope, context: RequestContext, endpoint: Endpoint | None) -> str:
-        """Who is calling, from the key they sent (filled into `client`); a 401 for a missing
-        or wrong key. The client's id, or the token of a virtual key not seen here yet.
+    def _identify(
+        self,
+        scope: Scope,
+        context: RequestContext,
+        protocol: Protocol,
+        endpoint: Endpoint | None,
+    ) -> str:
+        """Who is calling, from the key they sent (filled into the context's client); a 401
+        for a missing or wrong key. The client's id, or the token of a virtual key not seen
+        here yet.
 
-        fal's own client (Protocol.FAL) may also send its fal key as `Authorization: Key …` in
+        fal's own clients may also send their fal key as `Authorization: Key …` in
         pass-through mode (docs/fal-proxy.md). Any client may send its key as `x-api-key`
-        instead of `Bearer`."""
+        instead of `Bearer` (Anthropic's always do: docs/anthropic.md)."""
         client = context.client
         token = _bearer(scope)
-        if endpoint is not None and endpoint.protocol is Protocol.FAL:
+        if protocol is Protocol.FAL:
             token = _fal_client_token(scope, token, pass_through=self._pass_through)
-        elif token is None and not self._pass_through:
-            token = _header(scope, b"x-api-key")
+        elif not token and (protocol is Protocol.ANTHROPIC or not self._pass_through):
+            token = (_header(scope, b"x-api-key") or "").strip() or None
         if self._pass_through:
             if not token:
                 raise _auth_error(token)
@@ -353,6 +362,25 @@ def _admin_secret(state: ProxyState) -> bytes | None:
     return secret.encode() if secret is not None else None
 
 
+def _protocol(scope: Scope, endpoint: Endpoint | None) -> Protocol:
+    """Whose client is calling: the endpoint's protocol; for an OpenAI-side path, Anthropic's
+    when the client sends `anthropic-version` (the anthropic SDK's `models.list()`), or for
+    an unknown path under /v1/messages."""
+    if endpoint is not None and endpoint.protocol is not Protocol.OPENAI:
+        return endpoint.protocol
+    return Protocol.ANTHROPIC if wants_anthropic_errors(scope) else Protocol.OPENAI
+
+
+def _refusal_body(scope: Scope, endpoint: Endpoint | None, exc: ProxyError) -> bytes | None:
+    """A refusal in the caller's protocol's shape (None: OpenAI's)."""
+    protocol = _protocol(scope, endpoint)
+    if protocol is Protocol.FAL:
+        return fal_error_body(exc.message)
+    if protocol is Protocol.ANTHROPIC:
+        return from_proxy_error(exc).json()
+    return None
+
+
 def _fal_client_token(scope: Scope, bearer: str | None, *, pass_through: bool) -> str | None:
     """The key a fal client sends: `Bearer`, or `x-api-key` (which fal's client never sends
     itself, so it cannot clash with a fal key the client also sends); in pass-through mode its
@@ -388,7 +416,8 @@ def _auth_error(token: str | None) -> ProxyError:
     if not token:
         return ProxyError(
             401,
-            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
+            "(or 'x-api-key: <key>').",
             type=AUTHENTICATION,
             code="missing_api_key",
         )

@@ -13,6 +13,7 @@ from ..base.settings import Settings
 from ..fal.client import FalClient
 from ..fal.files import FalFiles
 from ..fal.openrouter import OpenRouterClient
+from ..fal.pricing import UnitPrices
 from ..fal.proxy_client import FalProxyClient
 from ..fal.transport import Transport
 from ..services.audio import AudioService
@@ -22,6 +23,8 @@ from ..services.completions import CompletionsService
 from ..services.embeddings import EmbeddingsService
 from ..services.fal_proxy import FalProxyService
 from ..services.images import ImageService
+from ..services.messages import MessagesService
+from ..services.pricing import CostMeter
 from ..services.responses import ResponsesService
 from ..store.redis import RedisStore
 from .accounting import Accounts
@@ -42,6 +45,7 @@ class Upstream:
     files: FalFiles  # fal's storage and CDN
     redis: RedisStore | None  # REDIS_URL: state shared with the other replicas
     fal_proxy: FalProxyClient  # fal's own clients' calls, relayed (/api/fal/proxy)
+    unit_prices: UnitPrices | None = None  # fal's unit prices, refreshed in the background
 
 
 @dataclass
@@ -56,6 +60,8 @@ class Services:
     audio: AudioService
     completions: CompletionsService  # legacy text completions, on the prompt apps
     fal_proxy: FalProxyService
+    messages: MessagesService  # Anthropic's Messages API
+    meter: CostMeter  # each request's cost (services/pricing.py)
 
 
 @dataclass

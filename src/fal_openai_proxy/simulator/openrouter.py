@@ -7,7 +7,8 @@ quoting it. Directives (``[[sim {...}]]`` in any message text) script failures: 
 (+ ``body``, ``headers``, ``ingress``, ``fail_times``, ``tag``) before the stream, in
 OpenRouter's ``{"error": {"code", "message"}}`` shape unless ``body`` says otherwise;
 ``error_at`` (an error chunk, or ``response.failed``), ``drop_at``, ``hang``,
-``latency_ms``, ``interval_ms``, ``events``, ``text``, ``usage``; and ``finish_error`` (a
+``latency_ms``, ``interval_ms``, ``events``, ``text``, ``usage``, ``no_cost``,
+``billable_units``; and ``finish_error`` (a
 200 whose choice ends with ``finish_reason: "error"``), ``no_done`` (no ``[DONE]``) and
 ``no_completed`` (a Responses stream that stops after its last item).
 """
@@ -26,7 +27,15 @@ import orjson
 
 from .asgi import SSE_HEADERS, DisconnectWatch, SimulatedDrop, read_body
 from .common import Call, check_auth, decode_body, parse_key, send_scripted_error
-from .directives import Directives, build, scan
+from .directives import Directives, build, scan, units_header
+from .openai_chat import (
+    ToolCall,
+    media_note,
+    plan_calls,
+    reasoning_details,
+    returned_reasoning_problem,
+    tool_results_since_assistant,
+)
 from .schema_values import value_for
 from .state import SimulatorState
 from .text import pieces
@@ -80,7 +89,7 @@ async def handle(call: Call, state: SimulatorState, endpoint: str) -> None:
             call.log_disconnect(state)
             return
         if endpoint == "embeddings":
-            await _embeddings(call, body, model)
+            await _embeddings(call, body, model, directives)
         elif endpoint == "responses":
             await _responses(call, state, watch, body, model, directives)
         else:
@@ -152,7 +161,9 @@ def _chat_tool(body: dict[str, Any]) -> dict[str, Any] | None:
              isinstance(t.get("function"), dict)]  # fmt: skip
     tools += [f for f in body.get("functions") or [] if isinstance(f, dict)]
     messages = body.get("messages") or []
-    return _pick_tool(tools, body.get("tool_choice"), messages[-1].get("role") if messages else "")
+    last = messages[-1].get("role") if messages and isinstance(messages[-1], dict) else ""
+    role = "tool" if tool_results_since_assistant(messages) else last
+    return _pick_tool(tools, body.get("tool_choice"), role)
 
 
 def _pick_tool(tools: list[dict[str, Any]], choice: Any, last_role: Any) -> dict[str, Any] | None:
@@ -186,10 +197,10 @@ def _chat_text(body: dict[str, Any], d: Directives) -> str:
         return orjson.dumps({"answer": _last_user_text(messages)}).decode()
     if d.text is not None:
         return d.text
-    last = messages[-1] if messages else {}
-    if isinstance(last, dict) and last.get("role") in ("tool", "function"):
-        return "The tool returned: " + _clean(" ".join(_texts({"messages": [last]})))
-    return "Simulated answer to: " + _last_user_text(messages)
+    results = tool_results_since_assistant(messages)
+    if results:
+        return "The tool returned: " + _clean(" ".join(_texts({"messages": results})))
+    return "Simulated answer to: " + _last_user_text(messages) + media_note(messages)
 
 
 def _reasoning(body: dict[str, Any], d: Directives) -> str | None:
@@ -223,6 +234,12 @@ def _usage(body: dict[str, Any], output: str) -> dict[str, Any]:
     }
 
 
+def _accounting(body: dict[str, Any]) -> bool:
+    """Whether the body asks for OpenRouter's usage accounting, `usage: {include: true}`."""
+    usage = body.get("usage")
+    return isinstance(usage, dict) and usage.get("include") is True
+
+
 def _logprobs(text: str) -> dict[str, Any]:
     tokens = [{"token": w, "logprob": -0.25, "bytes": list(w.encode()), "top_logprobs": []}
               for w in text.split(" ")]  # fmt: skip
@@ -240,27 +257,39 @@ async def _chat(
     model: str,
     d: Directives,
 ) -> None:
-    tool = _chat_tool(body)
-    text, _ = _cut_at_stop(_chat_text(body, d), body.get("stop"))
+    problem = returned_reasoning_problem(body)
+    if problem is not None:
+        await _openrouter_error(call, 400, problem)
+        return
+    calls = plan_calls(body, d, _chat_tool(body), value_for)
+    text, stopped = _cut_at_stop(_chat_text(body, d), body.get("stop"))
     reasoning = _reasoning(body, d)
+    details = reasoning_details(model, reasoning, d) if reasoning else []
     given = body.get("n")
     n: int = given if isinstance(given, int) and given > 1 else 1
-    arguments = orjson.dumps(value_for(tool.get("parameters"))).decode() if tool else ""
-    call_id = f"call_{uuid.uuid4().hex[:24]}"
-    finish = "tool_calls" if tool else "stop"
-    usage = _usage(body, text + arguments)
+    finish = "tool_calls" if calls else "stop"
+    # Anthropic's providers report the stop sequence natively (docs/fal-protocol.md §9.6).
+    native = "stop_sequence" if stopped and not calls else finish
+    usage = _usage(body, text + "".join(c.arguments for c in calls))
+    if _accounting(body) and not d.no_cost:  # usage accounting (docs/fal-protocol.md §14.4)
+        usage["cost_details"] = {"upstream_inference_cost": None}
+    else:
+        del usage["cost"], usage["is_byok"]
     head = {"id": f"gen-{int(time.time())}-{uuid.uuid4().hex[:20]}", "provider": PROVIDER,
             "model": model, "created": int(time.time())}  # fmt: skip
     if not body.get("stream"):
         choices = []
         for index in range(n):
-            message: dict[str, Any] = {"role": "assistant", "content": None if tool else text,
+            message: dict[str, Any] = {"role": "assistant", "content": None if calls else text,
                                        "refusal": None, "reasoning": reasoning}  # fmt: skip
-            if tool:
-                message["tool_calls"] = [{"id": call_id, "type": "function", "index": 0,
-                    "function": {"name": tool["name"], "arguments": arguments}}]  # fmt: skip
+            if details:
+                message["reasoning_details"] = details
+            if calls:
+                message["tool_calls"] = [{"id": c.id, "type": "function", "index": i,
+                    "function": {"name": c.name, "arguments": c.arguments}}
+                    for i, c in enumerate(calls)]  # fmt: skip
             choice: dict[str, Any] = {"logprobs": _logprobs(text) if body.get("logprobs") else None,
-                "finish_reason": finish, "native_finish_reason": finish, "index": index,
+                "finish_reason": finish, "native_finish_reason": native, "index": index,
                 "message": message}  # fmt: skip
             if d.finish_error:
                 choice["finish_reason"] = "error"
@@ -271,9 +300,9 @@ async def _chat(
                   "choices": choices}  # fmt: skip
         if d.usage is not False:
             answer["usage"] = usage
-        await call.json(200, answer)
+        await call.json(200, answer, units_header(d.billable_units))
         return
-    chunks = _chat_chunks(head, n, text, reasoning, tool, call_id, arguments, finish, d, body)
+    chunks = _chat_chunks(head, n, text, details, calls, (finish, native), d, body)
     if d.usage is not False:
         chunks.append({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
     frames = [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks]
@@ -281,7 +310,7 @@ async def _chat(
     if error_at is not None:
         error_chunk = {**head, "object": "chat.completion.chunk",
             "error": {"code": 502, "message": d.error_message or "Simulated provider error",
-                      "metadata": {"error_type": "provider_unavailable"}},
+                      "metadata": {"error_type": d.error_type or "provider_unavailable"}},
             "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error",
                          "native_finish_reason": "error"}]}  # fmt: skip
         frames = [*frames[:error_at], b"data: " + orjson.dumps(error_chunk) + b"\n\n"]
@@ -294,19 +323,18 @@ def _chat_chunks(
     head: dict[str, Any],
     n: int,
     text: str,
-    reasoning: str | None,
-    tool: dict[str, Any] | None,
-    call_id: str,
-    arguments: str,
-    finish: str,
+    details: list[dict[str, Any]],
+    calls: list[ToolCall],
+    finish: tuple[str, str],
     d: Directives,
     body: dict[str, Any],
 ) -> list[dict[str, Any]]:
     count = d.events if d.events is not None else 4
 
-    def chunk(index: int, delta: dict[str, Any], reason: str | None = None) -> dict[str, Any]:
+    def chunk(index: int, delta: dict[str, Any], reason: str | None = None,
+              native: str | None = None) -> dict[str, Any]:  # fmt: skip
         choice: dict[str, Any] = {"index": index, "delta": delta, "finish_reason": reason,
-                                  "native_finish_reason": reason}  # fmt: skip
+                                  "native_finish_reason": native or reason}  # fmt: skip
         if body.get("logprobs") and delta.get("content"):
             choice["logprobs"] = _logprobs(delta["content"])
         return {**head, "object": "chat.completion.chunk", "choices": [choice]}
@@ -314,22 +342,56 @@ def _chat_chunks(
     chunks = []
     for index in range(n):
         chunks.append(chunk(index, {"role": "assistant", "content": ""}))
-        if reasoning:
-            chunks.append(chunk(index, {"role": "assistant", "content": "",
-                                        "reasoning": reasoning}))  # fmt: skip
-        if tool:
-            first = {"index": 0, "id": call_id, "type": "function",
-                     "function": {"name": tool["name"], "arguments": ""}}  # fmt: skip
-            chunks.append(chunk(index, {"role": "assistant", "content": None,
-                                        "tool_calls": [first]}))  # fmt: skip
-            for piece in _deltas(arguments, count):
-                part = {"index": 0, "function": {"arguments": piece}}
-                chunks.append(chunk(index, {"role": "assistant", "tool_calls": [part]}))
+        for delta in _reasoning_deltas(details, count):
+            chunks.append(chunk(index, delta))
+        if calls:
+            for delta in _call_deltas(calls, count, d.interleave):
+                chunks.append(chunk(index, delta))
         else:
             for piece in _deltas(text, count):
                 chunks.append(chunk(index, {"role": "assistant", "content": piece}))
-        chunks.append(chunk(index, {"role": "assistant", "content": ""}, finish))
+        chunks.append(chunk(index, {"role": "assistant", "content": ""}, *finish))
     return chunks
+
+
+def _reasoning_deltas(details: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    """OpenRouter's streamed reasoning: `reasoning` pieces, each also as a `reasoning.text`
+    detail fragment; the signature in a last fragment; an encrypted detail whole
+    (docs/fal-protocol.md §9.6)."""
+    deltas: list[dict[str, Any]] = []
+    for detail in details:
+        if detail["type"] != "reasoning.text":
+            deltas.append({"role": "assistant", "content": "", "reasoning_details": [detail]})
+            continue
+        fixed = {k: v for k, v in detail.items() if k not in ("text", "signature")}
+        for piece in _deltas(detail["text"], count):
+            fragment = {**fixed, "text": piece}
+            deltas.append({"role": "assistant", "content": "", "reasoning": piece,
+                           "reasoning_details": [fragment]})  # fmt: skip
+        last = {**fixed, "text": "", "signature": detail["signature"]}
+        deltas.append({"role": "assistant", "content": "", "reasoning_details": [last]})
+    return deltas
+
+
+def _call_deltas(calls: list[ToolCall], count: int, interleave: bool) -> list[dict[str, Any]]:
+    """Each call's first fragment (id, name), then its argument fragments: call after call,
+    or with `interleave` every call opened first and their fragments taken in turn."""
+    heads: list[dict[str, Any]] = [
+        {"role": "assistant", "content": None, "tool_calls": [{"index": i, "id": c.id,
+         "type": "function", "function": {"name": c.name, "arguments": ""}}]}
+        for i, c in enumerate(calls)
+    ]  # fmt: skip
+    pieces: list[list[dict[str, Any]]] = [
+        [{"role": "assistant", "tool_calls": [{"index": i, "function": {"arguments": p}}]}
+         for p in _deltas(c.arguments, count)]
+        for i, c in enumerate(calls)
+    ]  # fmt: skip
+    if not interleave:
+        return [delta for i in range(len(calls)) for delta in (heads[i], *pieces[i])]
+    mixed: list[dict[str, Any]] = list(heads)
+    for round_ in range(max((len(p) for p in pieces), default=0)):
+        mixed.extend(p[round_] for p in pieces if round_ < len(p))
+    return mixed
 
 
 def _deltas(text: str, count: int) -> list[str]:
@@ -345,7 +407,7 @@ def _deltas(text: str, count: int) -> list[str]:
 async def _send_stream(
     call: Call, state: SimulatorState, watch: DisconnectWatch, frames: list[bytes], d: Directives
 ) -> None:
-    headers = [*SSE_HEADERS, *call.id_header]
+    headers = [*SSE_HEADERS, *call.id_header, *units_header(d.billable_units)]
     await call.send({"type": "http.response.start", "status": 200, "headers": headers})
     state.open_streams += 1
     try:
@@ -436,8 +498,10 @@ async def _responses(
         final["usage"] = {"input_tokens": usage["prompt_tokens"],
                           "output_tokens": usage["completion_tokens"],
                           "total_tokens": usage["total_tokens"], "cost": usage["cost"]}  # fmt: skip
+        if d.no_cost:
+            del final["usage"]["cost"]
     if not body.get("stream"):
-        await call.json(200, final)
+        await call.json(200, final, units_header(d.billable_units))
         return
     events = _response_events(base, final, item, d)
     error_at = None if d.error_at is None else min(max(d.error_at, 0), len(events) - 1)
@@ -500,7 +564,7 @@ def vector(text: str, dimensions: int) -> list[float]:
     return [((digest[i % 32] - 128) / 128) for i in range(dimensions)]
 
 
-async def _embeddings(call: Call, body: dict[str, Any], model: str) -> None:
+async def _embeddings(call: Call, body: dict[str, Any], model: str, d: Directives) -> None:
     raw = body.get("input")
     inputs = [raw] if isinstance(raw, str) else raw
     if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
@@ -516,7 +580,9 @@ async def _embeddings(call: Call, body: dict[str, Any], model: str) -> None:
             embedding = base64.b64encode(struct.pack(f"<{dims}f", *values)).decode()
         data.append({"object": "embedding", "embedding": embedding, "index": index})
     tokens = sum(_words(t) for t in inputs)
+    usage: dict[str, Any] = {"prompt_tokens": tokens, "total_tokens": tokens}
+    if not d.no_cost:
+        usage["cost"] = 0.0000001 * tokens
     await call.json(200, {"id": f"gen-emb-{uuid.uuid4().hex[:16]}", "object": "list",
-                          "data": data, "model": model,
-                          "usage": {"prompt_tokens": tokens, "total_tokens": tokens,
-                                    "cost": 0.0}})  # fmt: skip
+                          "data": data, "model": model, "usage": usage},
+                    units_header(d.billable_units))  # fmt: skip
