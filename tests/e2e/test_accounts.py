@@ -287,7 +287,8 @@ def test_a_key_works_on_every_endpoint_and_its_usage_is_recorded(
     assert row["audio_seconds"] == pytest.approx(audio_total, abs=0.01)
     image = next(r for r in every if r["endpoint"] == "/v1/images/generations")
     assert image["images"] == 2 and image["fal_app"] == "fal-ai/flux/schnell"
-    assert image["cost"] is None  # unknown, never a made-up zero
+    assert (image["cost"] is None) == (image["cost_source"] is None)  # null: unknown, never 0
+    assert chat["cost"] > 0 and chat["cost_source"] == "openrouter"
     only_images = (
         d.admin.requests(model="dall-e-2")["data"]
         + d.admin.requests(model="fal-ai/flux/schnell")["data"]
