@@ -153,10 +153,14 @@ async def get_key(request: Request, accounts: Accounts) -> Response:
 async def update_key(request: Request, accounts: Accounts) -> Response:
     key_id = request.path_params["key_id"]
     fields = await _body(request, KeyUpdate)
-    record = await accounts.keys.update(key_id, fields.model_dump(exclude_unset=True))
+    # Under the cache's lock, so that a refresh that read the row before this change cannot
+    # put the old row back after it.
+    async with accounts.cache.lock:
+        record = await accounts.keys.update(key_id, fields.model_dump(exclude_unset=True))
+        if record is not None:
+            accounts.cache.put_if_cached(record)  # other replicas: within REFRESH_INTERVAL
     if record is None:
         raise _key_not_found(key_id)
-    accounts.cache.put_if_cached(record)  # other replicas: within REFRESH_INTERVAL
     log.info("virtual key changed", extra={"key_id": record.id})
     return _json(record.public(time.time()))
 
@@ -164,11 +168,12 @@ async def update_key(request: Request, accounts: Accounts) -> Response:
 @admin
 async def delete_key(request: Request, accounts: Accounts) -> Response:
     key_id = request.path_params["key_id"]
-    record = await accounts.keys.get(key_id)
-    if record is None or not await accounts.keys.delete(key_id):
-        raise _key_not_found(key_id)
-    record.deleted_at = int(time.time())
-    accounts.cache.put_if_cached(record)
+    async with accounts.cache.lock:  # as in update_key
+        record = await accounts.keys.get(key_id)
+        if record is None or not await accounts.keys.delete(key_id):
+            raise _key_not_found(key_id)
+        record.deleted_at = int(time.time())
+        accounts.cache.put_if_cached(record)
     log.info("virtual key deleted", extra={"key_id": key_id})
     return _json({"id": key_id, "deleted": True})
 
