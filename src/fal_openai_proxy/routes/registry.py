@@ -47,7 +47,10 @@ class Auth(StrEnum):
 
     CLIENT = "client"  # API_KEY, a virtual key, a fal key in pass-through mode, or nobody
     ADMIN = "admin"  # ADMIN_KEY (the admin API: virtual keys, usage, the request log)
-    PUBLIC = "public"  # anyone (health, metrics, the API's own documentation)
+    PUBLIC = "public"  # anyone (the health checks)
+    # Anyone, unless REQUIRE_KEY_FOR_METRICS_AND_DOCS with a non-loopback HOST: then API_KEY
+    # (metrics, the API's own documentation)
+    INFO = "info"
 
 
 @dataclass(frozen=True)
