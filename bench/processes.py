@@ -232,6 +232,7 @@ def start_proxy(
     workers: int,
     overrides: dict[str, str] | None = None,
     launch: Launch | None = None,
+    name: str | None = None,
 ) -> Proxy:
     launch = launch or Launch()
     port = free_port()
@@ -242,7 +243,7 @@ def start_proxy(
             p for p in (str(launch.src), env.get("PYTHONPATH", "")) if p
         )
     args = _server_args(launch, port)
-    name = f"proxy-{sim.upstream}-w{workers}" + (f"-{launch.name}" if launch.name else "")
+    name = name or f"proxy-{sim.upstream}-w{workers}" + (f"-{launch.name}" if launch.name else "")
     child = _spawn(name, args, env, workdir, prefix=launch.prefix)
     proxy = Proxy(child, f"http://{HOST}:{port}", workers, worker_child=launch.server == "granian")
     try:

@@ -27,6 +27,7 @@ from ..services.messages import MessagesService
 from ..services.pricing import CostMeter
 from ..services.responses import ResponsesService
 from ..store.redis import RedisStore
+from .accounting import Accounts
 from .ratelimit import ClientLimiter
 
 if TYPE_CHECKING:  # routes import this module: no import of theirs at run time
@@ -74,6 +75,7 @@ class ProxyState:
     draining: bool = False
     in_flight: int = 0  # requests being served with a client's key, for draining
     openapi: dict[str, Any] | None = field(default=None, repr=False)  # built on first use
+    accounts: Accounts | None = None  # DATABASE_URL: virtual keys, usage, the admin API
 
 
 def proxy_state(request: Request) -> ProxyState:
