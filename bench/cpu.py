@@ -95,6 +95,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.server = args.server or ([] if args.rev else ["uvicorn"])
+    if args.callgrind and any(SERVERS[name][0] == "granian" for name in args.server):
+        # valgrind runs the process it starts; granian serves from a worker process it
+        # spawns, which would run uninstrumented (no instruction count ever comes).
+        parser.error("--callgrind counts uvicorn contenders only, not granian's")
     args.upstream = args.upstream or ["plain", "tls"]
     args.mode = args.mode or list(MODES)
     if args.requests is None:

@@ -12,6 +12,9 @@ the protections granian has that match ours (see docs/benchmarks.md, "uvicorn or
   a connection over it waits instead of getting a 503).
 - the drop of a stream client that stops reading (`openai/sse.py` ABORT_KEY): none, so the
   stream ends at its write timeout but the socket stays until the client goes.
+- `serve/connection.py`'s body limits in the protocol layer (BODY_TIMEOUT whether or not the
+  app reads the body, the lingering close after an early answer, the trailer cap): none; the
+  middleware's own 408 and 413 remain, for bodies the app reads.
 """
 
 from __future__ import annotations

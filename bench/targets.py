@@ -66,7 +66,7 @@ TARGETS: tuple[Target, ...] = (
         "latency.stream_ttfc.added.p99_ms", "added first content c=1 stream p99", 2, " ms", gross=8
     ),
     _throughput("c32@50ms", "non_stream", gross=0.45),
-    # Issue 14 §5 raised c=128 to 0.95x, and set 0.2 ms of proxy CPU per request (2026-12).
+    # Issue 14 (section 5) raised c=128 to 0.95x and set 0.2 ms of proxy CPU per request.
     _throughput("c128@50ms", "non_stream", gross=0.3, limit=0.95),
     _throughput("c32@50ms", "stream", gross=0.45),
     _throughput("c128@50ms", "stream", gross=0.3, limit=0.95),
