@@ -1,0 +1,1 @@
+"""What the proxy keeps: the database (SQLAlchemy Core, async; Alembic migrations)."""
