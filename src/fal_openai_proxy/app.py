@@ -38,14 +38,25 @@ from .routes.health import healthz, metrics, readyz
 from .routes.images import create_image, create_image_edit
 from .routes.models import list_models, retrieve_model
 from .routes.responses import create_response, stored_response
+from .routes.videos import (
+    create_video,
+    delete_video,
+    list_videos,
+    remix_video,
+    retrieve_video,
+    video_content,
+)
 from .services.chat import ChatService
 from .services.embeddings import EmbeddingsService
 from .services.media_build import build_media
 from .services.openai_route import OpenAIChatService
 from .services.responses import ResponsesService
 from .services.routing import RouteTable
+from .services.video_build import build_videos
+from .services.video_watch import VideoWatcher
 from .settings import Settings
 from .shared import SharedStore
+from .store.database import DatabaseURLError, migrate
 from .state import ProxyState, proxy_state
 from .translate.errors import to_openai_error
 
@@ -64,23 +75,33 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
     live = LiveModels() if settings.fal_models_refresh else None
     try:
         state = _build_state(settings, live)
-    except ModelsFileError as exc:
+    except (ModelsFileError, DatabaseURLError) as exc:
         raise ConfigError(str(exc)) from None
     refresher = _model_refresher(settings, state, live)
+    watcher = VideoWatcher.build(settings, state.videos, state.http, state.shared)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if state.database is not None:
+            await migrate(state.database)  # a database that cannot be reached stops start-up
         if state.shared is not None:
             await state.shared.start()  # never fails: without Redis, per-process state
         if refresher is not None:
             refresher.start()  # in the background: start-up never waits for fal's list
+        if watcher is not None:
+            watcher.start()
         try:
             yield  # upstream connections are opened on first use
         finally:
+            if watcher is not None:
+                await watcher.stop()
             if refresher is not None:
                 await refresher.stop()
+            await state.videos.flush()
             if state.shared is not None:
                 await state.shared.close()  # frees this replica's slots first
+            if state.database is not None:
+                await state.database.dispose()
             await state.http.close()
 
     app = Starlette(
@@ -106,6 +127,12 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
             Route("/v1/audio/transcriptions", create_transcription, methods=["POST"]),
             Route("/v1/audio/translations", create_translation, methods=["POST"]),
             Route("/v1/audio/speech", create_speech, methods=["POST"]),
+            Route("/v1/videos", create_video, methods=["POST"]),
+            Route("/v1/videos", list_videos, methods=["GET"]),
+            Route("/v1/videos/{video_id}", retrieve_video, methods=["GET"]),
+            Route("/v1/videos/{video_id}", delete_video, methods=["DELETE"]),
+            Route("/v1/videos/{video_id}/content", video_content, methods=["GET"]),
+            Route("/v1/videos/{video_id}/remix", remix_video, methods=["POST"]),
         ],
         exception_handlers={
             ProxyError: _proxy_error,
@@ -139,7 +166,7 @@ class ProxyApp:
             asgi = CORSMiddleware(
                 asgi,
                 allow_origins=settings.cors_origin_list,
-                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
                 allow_headers=["*"],
                 expose_headers=["x-request-id"],
             )
@@ -262,6 +289,9 @@ def _build_state(settings: Settings, live: LiveModels | None = None) -> ProxySta
     state.embeddings = EmbeddingsService(*route_deps)
     state.images, state.audio = build_media(settings, http, pool, fal, catalog, metrics)
     state.shared = shared
+    state.videos, state.video_files, state.database = build_videos(
+        settings, http, pool, catalog, metrics, shared
+    )
     return state
 
 

@@ -29,6 +29,8 @@ class AccessLogFields:
 @dataclass(slots=True)
 class RequestContext:
     log: AccessLogFields
+    # Who is calling, stable and not secret: "key-0", "fal-<sha256 prefix>", "ip-…".
+    client_id: str = "anonymous"
     # Pass-through mode: the client's own fal key. Never logged, so not in `log`.
     fal_key: str | None = field(default=None, repr=False)
 

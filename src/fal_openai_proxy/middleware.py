@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .context import AccessLogFields, clip, new_context, request_context
 from .metrics import Metrics
 from .openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
-from .routes.media_paths import MEDIA_PATHS, MULTIPART_PATHS
+from .routes.media_paths import EITHER_PATHS, MEDIA_PATHS, MULTIPART_PATHS
 from .state import ProxyState
 
 access_log = logging.getLogger("fal_openai_proxy.access")
@@ -110,6 +110,7 @@ class GuardMiddleware:
             return
         try:
             client = self._check(scope)
+            request_context(scope).client_id = client
             if self._limiter.active:
                 await self._limiter.admit(client)
         except ProxyError as exc:
@@ -238,6 +239,8 @@ def _auth_error(token: str | None) -> ProxyError:
 
 def _check_content_type(scope: Scope) -> None:
     value = (_header(scope, b"content-type") or "").partition(";")[0].strip().lower()
+    if scope["path"] in EITHER_PATHS and value in ("application/json", "multipart/form-data"):
+        return
     wanted = (
         "multipart/form-data" if scope["path"].startswith(MULTIPART_PATHS) else "application/json"
     )
@@ -297,4 +300,9 @@ def _route_label(path: str) -> str:
         return path
     if path.startswith("/v1/responses/"):
         return "/v1/responses/{id}"
+    if path == "/v1/videos":
+        return path
+    if path.startswith("/v1/videos/"):
+        suffix = path.rpartition("/")[2]
+        return f"/v1/videos/{{id}}/{suffix}" if suffix in ("content", "remix") else "/v1/videos/{id}"
     return "other"

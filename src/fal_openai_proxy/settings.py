@@ -290,6 +290,40 @@ class Settings(BaseSettings):
         60.0, gt=0, description="Seconds allowed between bytes when reading fal's files."
     )
 
+    # Video
+    fal_video_app: str = Field(
+        "fal-ai/veo3.1/fast",
+        description="fal app for sora-2 and sora-2-pro (with `input_reference`, its "
+        "image-to-video app).",
+    )
+    video_id_secret: SecretStr | None = Field(
+        None,
+        description="Signs video ids, so that any replica can answer for a video and nobody "
+        "can forge one. Unset: derived from `FAL_KEY` (ids stop verifying if `FAL_KEY` "
+        "changes); in pass-through mode, from each client's own fal key.",
+    )
+    video_webhook_url: str | None = Field(
+        None,
+        description="Where `video.completed` and `video.failed` events are POSTed, signed as "
+        "OpenAI signs webhooks (needs `VIDEO_WEBHOOK_SECRET` and `FAL_KEY`).",
+    )
+    video_webhook_secret: SecretStr | None = Field(
+        None,
+        description="The webhook signing secret: `whsec_<base64>` as OpenAI issues them, or "
+        "any string (used as is), as `client.webhooks.unwrap()` takes it.",
+    )
+    video_watch_interval: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between the background checks of unfinished videos (for the list "
+        "and the webhooks); with `REDIS_URL` one replica checks for all.",
+    )
+    database_url: str = Field(
+        "none",
+        description="The database: `sqlite:///path.db` or `postgresql://user:pass@host/db`; "
+        "`none` turns it off (then GET /v1/videos and DELETE answer 501).",
+    )
+
     @field_validator("fal_run_url", "fal_queue_url", "fal_rest_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -324,6 +358,7 @@ class Settings(BaseSettings):
         "fal_edit_app",
         "fal_transcribe_app",
         "fal_speech_app",
+        "fal_video_app",
     )
     @classmethod
     def _strip_app(cls, value: str) -> str:
@@ -382,7 +417,21 @@ class Settings(BaseSettings):
                 f"HOST={self.host} is reachable from other machines, and without API_KEY anyone "
                 "there could spend your fal credit. Set API_KEY, or ALLOW_UNAUTHENTICATED=1."
             )
+        if self.video_webhook_url and self.video_webhook_secret is None:
+            problems.append(
+                "VIDEO_WEBHOOK_URL is set but VIDEO_WEBHOOK_SECRET is not: webhooks are always "
+                "signed. Set VIDEO_WEBHOOK_SECRET (e.g. whsec_ and 24+ random bytes in base64)."
+            )
+        if self.video_webhook_url and self.pass_through:
+            problems.append(
+                "VIDEO_WEBHOOK_URL needs FAL_KEY: in pass-through mode the proxy holds no key "
+                "to follow the videos with."
+            )
         return problems
+
+    @property
+    def database_enabled(self) -> bool:
+        return self.database_url.strip().lower() != "none"
 
 
 ROUTES = ("prompt", "openai", "auto")

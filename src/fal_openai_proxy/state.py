@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from .catalog import Catalog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from .fal.client import FalClient
+from .fal.files import FalFiles
 from .fal.transport import Transport
 from .metrics import Metrics
 from .ratelimit import ClientLimiter
@@ -17,6 +20,7 @@ from .services.chat import ChatService
 from .services.embeddings import EmbeddingsService
 from .services.images import ImageService
 from .services.responses import ResponsesService
+from .services.videos import VideoService
 from .settings import Settings
 from .shared import SharedStore
 
@@ -38,6 +42,9 @@ class ProxyState:
     responses: ResponsesService | None = None  # fal's OpenAI route
     embeddings: EmbeddingsService | None = None
     shared: SharedStore | None = None  # REDIS_URL: state shared with the other replicas
+    videos: VideoService = field(init=False)
+    video_files: FalFiles = field(init=False)
+    database: AsyncEngine | None = None  # DATABASE_URL
 
 
 def proxy_state(request: Request) -> ProxyState:

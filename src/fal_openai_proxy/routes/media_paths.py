@@ -11,3 +11,5 @@ MEDIA_PATHS = (
 )
 # Multipart/form-data endpoints (as the SDK sends files); every other /v1/ POST is JSON.
 MULTIPART_PATHS = ("/v1/images/edits", "/v1/audio/transcriptions", "/v1/audio/translations")
+# POST routes that take either: videos.create is multipart from the SDK, JSON from others.
+EITHER_PATHS = ("/v1/videos",)

@@ -26,12 +26,15 @@ class SimulatorConfig:
     # fal's account concurrency limit, per key here: direct and /stream calls over it get a
     # 429, queue requests over it stay IN_QUEUE until a slot frees (docs/fal-protocol.md §5).
     key_concurrency: int | None = None
+    # A video job's time in the queue, then running (simulator/video.py).
+    video_queue_ms: float = 150
+    video_ms: float = 600
     # Caps the request log and the job table so long benchmarks cannot exhaust memory.
     history_limit: int = 100_000
 
 
 _SET_FIELDS = frozenset({"keys", "forbidden_keys", "rate_limited_keys"})
-_FLOAT_FIELDS = frozenset({"latency_ms", "interval_ms"})
+_FLOAT_FIELDS = frozenset({"latency_ms", "interval_ms", "video_queue_ms", "video_ms"})
 _INT_FIELDS = frozenset({"events", "key_concurrency", "history_limit"})
 _STR_FIELDS = frozenset({"run_prefix", "queue_prefix"})
 _NULLABLE = frozenset({"keys", "key_concurrency"})

@@ -74,6 +74,8 @@ class Directives:
     finish_error: bool = False
     no_done: bool = False
     no_completed: bool = False
+    # Video apps (simulator/video.py): add a thumbnail to the output
+    thumbnail: bool = False
 
     @property
     def job_error(self) -> str | None:
@@ -163,6 +165,7 @@ def build(objects: list[dict[str, Any]]) -> Directives:
         finish_error=merged.get("finish_error") is True,
         no_done=merged.get("no_done") is True,
         no_completed=merged.get("no_completed") is True,
+        thumbnail=merged.get("thumbnail") is True,
     )
 
 

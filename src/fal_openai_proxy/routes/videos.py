@@ -1,0 +1,147 @@
+"""OpenAI's Videos API: POST/GET /v1/videos, GET/DELETE /v1/videos/{id},
+GET /v1/videos/{id}/content and POST /v1/videos/{id}/remix."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from ..context import request_context
+from ..fal.errors import FalError
+from ..openai.errors import invalid_request
+from ..openai.sse import ClientGone, cancelled_on_disconnect, until_disconnect
+from ..openai.videos import (
+    create_from_form,
+    create_from_json,
+    parse_remix,
+    video_deleted,
+    video_page,
+)
+from ..openai.media_requests import read_form
+from ..state import proxy_state
+from .chat import CLIENT_CLOSED
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("video", "thumbnail", "spritesheet")
+_TYPES = {"video": "video/mp4", "thumbnail": "image/webp", "spritesheet": "image/jpeg"}
+MAX_LIST = 100
+
+
+def _json(body: object) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def create_video(request: Request) -> Response:
+    state = proxy_state(request)
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("multipart/form-data"):
+        form = await read_form(
+            request, max_files=1, max_file_bytes=state.settings.max_file_bytes
+        )
+        video_request = create_from_form(form)
+    else:
+        video_request = create_from_json(await request.body())
+    # Not cancelled if the client leaves: once fal accepts the job, it is the client's.
+    return _json(await state.videos.create(video_request, request_context(request.scope)))
+
+
+async def list_videos(request: Request) -> Response:
+    query = request.query_params
+    limit_text = query.get("limit", "20")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIST:
+        raise invalid_request(
+            f"Invalid 'limit': a whole number from 1 to {MAX_LIST}.", "limit", "invalid_value"
+        )
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise invalid_request("Invalid 'order': 'asc' or 'desc'.", "order", "invalid_value")
+    videos, more = await proxy_state(request).videos.list(
+        request_context(request.scope), query.get("after") or None, int(limit_text), order == "desc"
+    )
+    return _json(video_page(videos, more))
+
+
+async def retrieve_video(request: Request) -> Response:
+    video_id = request.path_params["video_id"]
+    video = await proxy_state(request).videos.retrieve(video_id, request_context(request.scope))
+    return _json(video)
+
+
+async def delete_video(request: Request) -> Response:
+    video_id = request.path_params["video_id"]
+    await proxy_state(request).videos.delete(video_id, request_context(request.scope))
+    return _json(video_deleted(video_id))
+
+
+async def remix_video(request: Request) -> Response:
+    video_id = request.path_params["video_id"]
+    prompt = parse_remix(await request.body())
+    context = request_context(request.scope)
+    return _json(await proxy_state(request).videos.remix(video_id, prompt, context))
+
+
+async def video_content(request: Request) -> Response:
+    variant = request.query_params.get("variant", "video")
+    if variant not in VARIANTS:
+        raise invalid_request(
+            f"Invalid 'variant': {variant[:40]!r}. One of: " + ", ".join(VARIANTS) + ".",
+            "variant",
+            "invalid_value",
+        )
+    state = proxy_state(request)
+    context = request_context(request.scope)
+    url = await state.videos.content_url(request.path_params["video_id"], variant, context)
+    files = state.video_files
+    try:
+        upstream = await until_disconnect(files.open(url), request.receive)
+        chunks = files.chunks(upstream)
+        # The first bytes before the status line: a failure until then is a proper error.
+        first = await until_disconnect(anext(chunks, b""), request.receive)
+    except ClientGone:
+        return Response(status_code=CLIENT_CLOSED)
+    served = upstream.headers.get("content-type", "")
+    content_type = served if "/" in served and "json" not in served else _TYPES[variant]
+    length = upstream.headers.get("content-length")
+    return FileStreamResponse(first, chunks, content_type, length if length and length.isdigit() else None)
+
+
+class FileStreamResponse(Response):
+    """A file from fal's CDN relayed as it arrives; the read stops if the client leaves.
+
+    A failure after the first byte cannot change the status any more: the response is left
+    unfinished, so the client sees a broken transfer rather than a truncated success.
+    """
+
+    def __init__(
+        self, first: bytes, rest: AsyncIterator[bytes], content_type: str, length: str | None
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self._first = first
+        self._rest = rest
+        self._headers = [(b"content-type", content_type.encode("latin-1"))]
+        if length is not None:
+            self._headers.append((b"content-length", length.encode("latin-1")))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+        try:
+            async with cancelled_on_disconnect(receive):
+                await send({"type": "http.response.body", "body": self._first, "more_body": True})
+                async for chunk in self._rest:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except ClientGone:
+            pass
+        except FalError as exc:
+            log.warning("video content broke off after it began: %s", exc.kind)
+        finally:
+            aclose = getattr(self._rest, "aclose", None)
+            if aclose is not None:
+                await aclose()
