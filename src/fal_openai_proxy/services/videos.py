@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,14 +104,24 @@ class VideoService:
         self.deleted: set[str] = set()  # ids deleted here or, via the table, on any replica
         self.open_jobs: dict[str, VideoRef] = {}  # no database: what the watcher follows
         # Writes to the table and to Redis, off the request path; `list` waits for them.
-        self._writes: set[asyncio.Task[None]] = set()
+        self._writes: set[asyncio.Future[None]] = set()
+        self._tail: asyncio.Future[None] | None = None
 
-    def _background(self, work: Any) -> None:
-        task = asyncio.ensure_future(work)
+    def _background(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run `work` after the writes before it: rows keep the order videos were made in."""
+        previous = self._tail
+
+        async def in_turn() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            await work
+
+        task = asyncio.ensure_future(in_turn())
+        self._tail = task
         self._writes.add(task)
         task.add_done_callback(self._written)
 
-    def _written(self, task: asyncio.Task[None]) -> None:
+    def _written(self, task: asyncio.Future[None]) -> None:
         self._writes.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("video record not written: %s", type(task.exception()).__name__)

@@ -30,7 +30,7 @@ MAX_COUNT = 1_000_000  # fail_times, error_at, drop_at, rewrite_at
 @dataclass(frozen=True, slots=True)
 class PollFail:
     """`{"op": "status"|"result"|"cancel", "times": N, "status": 503}`; status 0 drops the
-    connection instead of answering."""
+    connection instead of answering, and a negative status never answers."""
 
     op: str
     times: int
