@@ -56,8 +56,8 @@ from .services.video_build import build_videos
 from .services.video_watch import VideoWatcher
 from .settings import Settings
 from .shared import SharedStore
-from .store.database import DatabaseURLError, migrate
 from .state import ProxyState, proxy_state
+from .store.database import DatabaseURLError, migrate
 from .translate.errors import to_openai_error
 
 log = logging.getLogger(__name__)

@@ -304,5 +304,7 @@ def _route_label(path: str) -> str:
         return path
     if path.startswith("/v1/videos/"):
         suffix = path.rpartition("/")[2]
-        return f"/v1/videos/{{id}}/{suffix}" if suffix in ("content", "remix") else "/v1/videos/{id}"
+        return (
+            f"/v1/videos/{{id}}/{suffix}" if suffix in ("content", "remix") else "/v1/videos/{id}"
+        )
     return "other"

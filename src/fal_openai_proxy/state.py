@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
 from .catalog import Catalog
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from .fal.client import FalClient
 from .fal.files import FalFiles
 from .fal.transport import Transport

@@ -67,9 +67,7 @@ def videos_proxy(
 
 
 @pytest.fixture
-def vclient(
-    videos_proxy: RunningProxy, make_client: Callable[..., openai.OpenAI]
-) -> openai.OpenAI:
+def vclient(videos_proxy: RunningProxy, make_client: Callable[..., openai.OpenAI]) -> openai.OpenAI:
     return make_client(videos_proxy, api_key=API_KEY)
 
 
@@ -455,7 +453,9 @@ def test_fal_422_is_a_failed_video_with_the_apps_message(vclient: openai.OpenAI)
 def test_a_job_fal_fails_is_a_failed_video(
     vclient: openai.OpenAI, directive: dict[str, Any], code: str
 ) -> None:
-    video = vclient.videos.create_and_poll(prompt="doomed " + sim(directive), poll_interval_ms=POLL_MS)
+    video = vclient.videos.create_and_poll(
+        prompt="doomed " + sim(directive), poll_interval_ms=POLL_MS
+    )
     assert video.status == "failed"
     assert video.error is not None and video.error.code == code
     assert directive["completed_error"] in video.error.message
@@ -533,9 +533,7 @@ def test_webhooks_are_signed_as_openai_signs_them(
 def test_a_refused_webhook_is_retried(vclient: openai.OpenAI, receiver: WebhookReceiver) -> None:
     receiver.refuse = 1
     video = vclient.videos.create_and_poll(prompt="try again", poll_interval_ms=POLL_MS)
-    attempts = receiver.wait(
-        lambda d: video.id.encode() in d.body and d.status == 200, within=20
-    )
+    attempts = receiver.wait(lambda d: video.id.encode() in d.body and d.status == 200, within=20)
     assert attempts, "never delivered"
     tries = [d for d in receiver.deliveries if video.id.encode() in d.body]
     assert [d.status for d in tries] == [500, 200]

@@ -19,9 +19,8 @@ from typing import Any
 import httpx
 import pydantic
 from jsonschema import Draft202012Validator
-from openai.types import CreateEmbeddingResponse
+from openai.types import CreateEmbeddingResponse, Video, VideoDeleteResponse
 from openai.types.audio import Transcription, TranscriptionVerbose, Translation, TranslationVerbose
-from openai.types import Video, VideoDeleteResponse
 from openai.types.responses import Response, ResponseStreamEvent
 
 SCHEMAS = json.loads((Path(__file__).parent.parent / "data" / "openai-schemas.json").read_text())

@@ -67,8 +67,10 @@ class CallStarter:
             first_failure: FalError | None = exc
         failures = 0
 
-        def backoff(exc: Exception) -> bool | float:
+        def backoff(exc: BaseException) -> bool | float:
             nonlocal failures
+            if not isinstance(exc, Exception):  # stamina 26 types `on` for any exception
+                return False
             failures += 1
             budget_left = retry_deadline - loop.time()
             decision = self._retry_backoff(exc, budget_left, frozenset(refused))

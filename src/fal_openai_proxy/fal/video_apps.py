@@ -141,7 +141,12 @@ SORA_MODELS = frozenset(
 # Every duration some app of the table offers, and OpenAI's own (`types/video_seconds.py`).
 OPENAI_SECONDS = (4, 8, 12)
 ALL_SECONDS = tuple(
-    sorted({*OPENAI_SECONDS, *(d for a in VIDEO_APPS.values() if a.kind != "extend" for d in a.durations)})
+    sorted(
+        {
+            *OPENAI_SECONDS,
+            *(d for a in VIDEO_APPS.values() if a.kind != "extend" for d in a.durations),
+        }
+    )
 )
 ALL_RATIOS = WIDE_RATIOS
 ALL_RESOLUTIONS = ("480p", "720p", "1080p", "4k")

@@ -139,7 +139,9 @@ def _text(
     if number and isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # `"seconds": 8` as well as "8"
     if not isinstance(value, str):
-        raise invalid_request(f"Invalid type for '{name}': expected a string.", name, "invalid_type")
+        raise invalid_request(
+            f"Invalid type for '{name}': expected a string.", name, "invalid_type"
+        )
     if len(value) > MAX_PROMPT_CHARS:
         raise invalid_request(
             f"Invalid '{name}': at most {MAX_PROMPT_CHARS} characters.", name, "invalid_value"

@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from ..context import request_context
 from ..fal.errors import FalError
 from ..openai.errors import invalid_request
+from ..openai.media_requests import read_form
 from ..openai.sse import ClientGone, cancelled_on_disconnect, until_disconnect
 from ..openai.videos import (
     create_from_form,
@@ -22,7 +23,6 @@ from ..openai.videos import (
     video_deleted,
     video_page,
 )
-from ..openai.media_requests import read_form
 from ..state import proxy_state
 from .chat import CLIENT_CLOSED
 
@@ -41,9 +41,7 @@ async def create_video(request: Request) -> Response:
     state = proxy_state(request)
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
-        form = await read_form(
-            request, max_files=1, max_file_bytes=state.settings.max_file_bytes
-        )
+        form = await read_form(request, max_files=1, max_file_bytes=state.settings.max_file_bytes)
         video_request = create_from_form(form)
     else:
         video_request = create_from_json(await request.body())
@@ -108,7 +106,9 @@ async def video_content(request: Request) -> Response:
     served = upstream.headers.get("content-type", "")
     content_type = served if "/" in served and "json" not in served else _TYPES[variant]
     length = upstream.headers.get("content-length")
-    return FileStreamResponse(first, chunks, content_type, length if length and length.isdigit() else None)
+    return FileStreamResponse(
+        first, chunks, content_type, length if length and length.isdigit() else None
+    )
 
 
 class FileStreamResponse(Response):
@@ -125,12 +125,12 @@ class FileStreamResponse(Response):
         self.background = None
         self._first = first
         self._rest = rest
-        self._headers = [(b"content-type", content_type.encode("latin-1"))]
+        self._head = [(b"content-type", content_type.encode("latin-1"))]
         if length is not None:
-            self._headers.append((b"content-length", length.encode("latin-1")))
+            self._head.append((b"content-length", length.encode("latin-1")))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+        await send({"type": "http.response.start", "status": 200, "headers": self._head})
         try:
             async with cancelled_on_disconnect(receive):
                 await send({"type": "http.response.body", "body": self._first, "more_body": True})

@@ -56,9 +56,7 @@ class VideoIds:
         self._secret = secret
 
     def _mac(self, label: str, data: bytes, size: int) -> bytes:
-        return hmac.new(self._secret, label.encode() + b"\0" + data, hashlib.sha256).digest()[
-            :size
-        ]
+        return hmac.new(self._secret, label.encode() + b"\0" + data, hashlib.sha256).digest()[:size]
 
     def owner_tag(self, client_id: str) -> str:
         return _b64(self._mac("owner", client_id.encode(), 9))

@@ -150,11 +150,7 @@ class VideoService:
         """The video named, if the caller created it: any other caller gets a 404."""
         ids = self.ids(context)
         ref = ids.decode(video_id)
-        if (
-            ref is None
-            or ref.owner != ids.owner_tag(context.client_id)
-            or video_id in self.deleted
-        ):
+        if ref is None or ref.owner != ids.owner_tag(context.client_id) or video_id in self.deleted:
             raise not_found(video_id)
         return ref
 
@@ -181,11 +177,11 @@ class VideoService:
             generic=generic,
         )
         if has_image:
-            ask.fal_input[app.image_field or "image_url"] = await self._image_url(
-                request, context
-            )
+            ask.fal_input[app.image_field or "image_url"] = await self._image_url(request, context)
         if self._settings.log_prompts:
-            log.info("prompt", extra={"request_id": context.log.request_id, "fal_input": ask.fal_input})
+            log.info(
+                "prompt", extra={"request_id": context.log.request_id, "fal_input": ask.fal_input}
+            )
         submitted = await self._jobs.submit(app.app_id, ask.fal_input, context.fal_key)
         context.log.fal_request_id = submitted.request_id
         ids = self.ids(context)
@@ -295,8 +291,7 @@ class VideoService:
             row = image_row
         if not has_image and row.kind == "image-to-video":
             raise invalid_request(
-                f"Missing required parameter: 'input_reference' ({row.app_id} animates an "
-                "image).",
+                f"Missing required parameter: 'input_reference' ({row.app_id} animates an image).",
                 param="input_reference",
                 code="missing_required_parameter",
             )
@@ -448,9 +443,7 @@ class VideoService:
         store = self._require_store()
         ids = self.ids(context)
         await self.flush()
-        rows, more = await store.page(
-            ids.owner_tag(context.client_id), after, limit, newest_first
-        )
+        rows, more = await store.page(ids.owner_tag(context.client_id), after, limit, newest_first)
         videos = []
         for row in rows:
             ref = ids.decode(row.id)

@@ -124,9 +124,7 @@ def lookup(video_id: str) -> str:
 
 
 def _row(mapping: Any) -> VideoRow:
-    return VideoRow(
-        **{k: mapping[k] for k in VideoRow.__dataclass_fields__}  # type: ignore[attr-defined]
-    )
+    return VideoRow(**{k: mapping[k] for k in VideoRow.__dataclass_fields__})
 
 
 class SqlVideoStore:

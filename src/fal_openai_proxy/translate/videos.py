@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..fal.errors import FalError, FalStatusError, FalTimeout
-from ..fal.video_apps import ALL_RATIOS, ALL_RESOLUTIONS, ALL_SECONDS, MAPPED_FIELDS, VideoApp
+from ..fal.video_apps import ALL_RATIOS, ALL_RESOLUTIONS, ALL_SECONDS, VideoApp
 from ..openai.errors import invalid_request, unsupported
 
 _SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
@@ -152,9 +152,7 @@ def _duration(app: VideoApp, seconds: int | None, fal: dict[str, Any]) -> int:
     return chosen
 
 
-def _size(
-    app: VideoApp, size: tuple[str, str] | None, fal: dict[str, Any]
-) -> tuple[str, str]:
+def _size(app: VideoApp, size: tuple[str, str] | None, fal: dict[str, Any]) -> tuple[str, str]:
     """Sets `aspect_ratio` and `resolution` where the app has them; the (ratio, tier) asked."""
     ratio = str(fal.get("aspect_ratio", app.default_aspect or AUTO))
     tier = str(fal.get("resolution", app.default_resolution))
