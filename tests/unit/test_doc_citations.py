@@ -99,7 +99,7 @@ def test_the_check_catches_bad_citations() -> None:
     bad = [
         f"# (fal-protocol.md {s}2.4.2)",  # the shared doc's name, not a repo path
         "# (openai-conformance.md)",
-        f"# (docs/fal-protocol.md {s}13)",  # no such section
+        f"# (docs/fal-protocol.md {s}99)",  # no such section
         f"# (docs/fal-protocol.md {s}9.1, {s}2.4.1)",  # the second one
         f"# (docs/openai-clients.md {s}1.1)",  # a doc without numbered sections
         f"# the route's errors ({s}2.4.2)",  # a bare section number

@@ -2,7 +2,7 @@
 (plus a test); every other module reads the row instead of naming app ids.
 
 Field names, enums and defaults are from fal-js `types/endpoints.ts`, as summed up in
-docs/fal-protocol.md §13.1; the outputs are §13.2.
+docs/fal-protocol.md §13.1 and §13.2.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ As fal's queue does, a submit is accepted whatever its input; the runner's 422 (
 A job takes a while (`video_queue_ms` queued, then `video_ms` running, or the prompt's
 `queue_ms`/`latency_ms`), so that IN_QUEUE and IN_PROGRESS are both seen. The output links to
 a real MP4 (64x36, 8 frames, H.264) kept at `/_sim/files/…`. None of these apps gives a
-thumbnail (§13.2); `[[sim {"thumbnail": true}]]` adds one, for clients of apps that might.
+thumbnail (docs/fal-protocol.md §13.2); `[[sim {"thumbnail": true}]]` adds one, for clients of
+apps that might.
 """
 
 from __future__ import annotations
