@@ -10,7 +10,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "src"))
 
-from fal_openai_proxy.cli import main
+from fal_openai_proxy.serve.cli import main
 
 if __name__ == "__main__":
     main(sys.argv[1:])

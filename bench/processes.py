@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from fal_openai_proxy.settings import Settings
+from fal_openai_proxy.base.settings import Settings
 
 from . import procinfo
 from .tls import TlsFiles

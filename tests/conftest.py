@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from fal_openai_proxy.logs import JsonFormatter
+from fal_openai_proxy.base.logs import JsonFormatter
 from fal_openai_proxy.simulator import SimulatorConfig
 from fal_openai_proxy.simulator.server import SimulatorThread, start_simulator_thread
 

@@ -15,7 +15,7 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
-from fal_openai_proxy.simulator.openai_route import vector
+from fal_openai_proxy.simulator.openrouter import vector
 
 from ..conftest import CapturedLogs
 from ..support.chat import MODEL, Records, ask, of, sim, tagged

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fal_openai_proxy import __version__
-from fal_openai_proxy.settings import Settings
+from fal_openai_proxy.base.settings import Settings
 
 from ..support.processes import REPO, free_port
 from ..support.servers import API_KEY, FAL_KEY
@@ -120,7 +120,7 @@ def test_wheel_has_the_command_the_version_and_the_data(wheel: Path) -> None:
         info = f"fal_openai_proxy-{__version__}.dist-info"
         entry_points = archive.read(f"{info}/entry_points.txt").decode()
         metadata = archive.read(f"{info}/METADATA").decode()
-    assert "fal-openai-proxy = fal_openai_proxy.cli:main" in entry_points
+    assert "fal-openai-proxy = fal_openai_proxy.serve.cli:main" in entry_points
     assert f"\nVersion: {__version__}\n" in metadata
     assert "fal_openai_proxy/py.typed" in names
     source = REPO / "src"

@@ -19,8 +19,8 @@ import pytest
 import redis
 
 from fal_openai_proxy.fal.cluster import key_id
-from fal_openai_proxy.shared import NAMESPACE
 from fal_openai_proxy.simulator.server import SimulatorThread
+from fal_openai_proxy.store.redis import NAMESPACE
 
 from ..support.chat import MODEL
 from ..support.processes import ProxyProcess, start_proxy_process

@@ -19,21 +19,9 @@ import openai
 import pytest
 
 from ..conftest import CapturedLogs
+from ..support.asserts import error_of
 from ..support.chat import MODEL, Records, ask, of, sim, tagged
 from ..support.servers import RunningProxy
-
-
-def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
-    """The `error` object of an OpenAI-shaped error response, after checking its shape."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert isinstance(error["message"], str) and error["message"]
-    assert "Traceback" not in response.text
-    return dict(error)
 
 
 @pytest.fixture(scope="module")

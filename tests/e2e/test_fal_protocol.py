@@ -4,7 +4,6 @@ framing, queue URLs, and FAL_NONSTREAM_MODE=run. Driven end to end with the open
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 
 from fal_openai_proxy.simulator.server import SimulatorThread
 
+from ..support.asserts import wait_for
 from ..support.chat import MODEL, Records, ask, of, sim, tagged
 from ..support.servers import RunningProxy
 
@@ -130,12 +130,6 @@ def test_polls_are_retried_only_a_few_times(client: openai.OpenAI, sim_log: Reco
     with pytest.raises(openai.InternalServerError):
         client.chat.completions.create(model=MODEL, messages=ask(text))
     assert len(job_records(sim_log, token, "result")) == 4  # fal-js: 1 + 3 retries
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check() and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def leave_early(running: RunningProxy, text: str) -> None:

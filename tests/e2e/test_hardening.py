@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from ..conftest import CapturedLogs
+from ..support.asserts import error_of
 from ..support.chat import MODEL, Records, sim
 from ..support.servers import CLIENT_FAL_KEY, RunningProxy
 
@@ -23,13 +24,6 @@ JSON = {"content-type": "application/json"}
 
 def chat_url(running: RunningProxy) -> str:
     return running.base_url + "/v1/chat/completions"
-
-
-def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body["error"]) == {"message", "type", "param", "code"}
-    return dict(body["error"])
 
 
 def body(**fields: Any) -> bytes:

@@ -11,9 +11,9 @@ import httpx
 import openai
 import pytest
 
+from ..support.asserts import wait_for
 from ..support.chat import Records, of, sim, tagged
 from ..support.servers import CLIENT_FAL_KEY, RunningProxy
-from .test_cancel import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -188,10 +188,9 @@ def test_a_client_leaving_cancels_the_fal_request(
     with pytest.raises(openai.APITimeoutError):
         client.images.generate(model="fal-ai/flux/dev", prompt=prompt)
     rid = submitted(sim_log, token)["request_id"]
-    cancels, _ = wait_for(
-        lambda: [r for r in sim_log("cancel") if r["request_id"] == rid], within=2
+    cancels = wait_for(
+        lambda: [r for r in sim_log("cancel") if r["request_id"] == rid], 2, "fal's PUT .../cancel"
     )
-    assert cancels, "fal never received PUT .../cancel"
     assert cancels[0]["path"].endswith(f"/fal-ai/flux/requests/{rid}/cancel")
 
 

@@ -16,6 +16,7 @@ from fal_openai_proxy.simulator.platform import PREFIX
 from fal_openai_proxy.simulator.server import SimulatorThread
 
 from ..conftest import CapturedLogs
+from ..support.asserts import wait_for
 from ..support.servers import FAL_KEY, RunningProxy, proxy_settings, start_proxy
 
 Records = Callable[..., list[dict[str, Any]]]
@@ -61,13 +62,6 @@ def live_proxy(sim: SimulatorThread) -> Iterator[LiveProxy]:
     yield start
     for running in started:
         running.stop()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def platform_calls(sim_log: Records) -> list[dict[str, Any]]:
@@ -145,7 +139,7 @@ def test_failing_platform_leaves_the_builtin_list(
     warnings = [
         r
         for r in records
-        if r.get("logger") == "fal_openai_proxy.model_refresh" and r.get("level") == "warning"
+        if r.get("logger") == "fal_openai_proxy.serve.model_refresh" and r.get("level") == "warning"
     ]
     assert len(warnings) == 1, warnings  # one warning per run of failures, not one per try
     assert "keeping the built-in list" in warnings[0]["msg"]

@@ -10,16 +10,9 @@ import httpx
 import openai
 import pytest
 
+from ..support.asserts import error_of
 from ..support.chat import MODEL, Records, ask
 from ..support.servers import API_KEY, API_KEY_2, CLIENT_FAL_KEY, FAL_KEY, RunningProxy
-
-
-def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    return dict(error)
 
 
 def keys_seen(records: list[dict[str, Any]]) -> set[str | None]:

@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 import redis.asyncio
 
+from fal_openai_proxy.base.metrics import Metrics
 from fal_openai_proxy.fal.cluster import ClusterKeys, key_id
 from fal_openai_proxy.fal.errors import KeysUnavailable
 from fal_openai_proxy.fal.keys import DECREASE, MAX_LIMIT, KeyPool
-from fal_openai_proxy.metrics import Metrics
-from fal_openai_proxy.shared import SharedStore
+from fal_openai_proxy.store.redis import RedisStore
 
 from ..support.redis import RedisServer
 
@@ -40,20 +40,20 @@ async def flushed(redis_server: RedisServer) -> None:
     await client.aclose()
 
 
-Replica = tuple[KeyPool, SharedStore, Metrics]
+Replica = tuple[KeyPool, RedisStore, Metrics]
 
 
 @pytest.fixture
 async def replicas(
     redis_server: RedisServer, flushed: None
 ) -> AsyncIterator[Callable[..., Replica]]:
-    made: list[SharedStore] = []
+    made: list[RedisStore] = []
 
     def make(
         cap: int | None = None, keys: list[str] = KEYS, lease_ttl: float = 30.0, max_wait=0.5
     ) -> Replica:
         metrics = Metrics(multiprocess=False)
-        store = SharedStore(redis_server.url, metrics=metrics, probe_interval=0.2)
+        store = RedisStore(redis_server.url, metrics=metrics, probe_interval=0.2)
         cluster = ClusterKeys(
             store, keys, cap=cap, decrease=DECREASE, max_limit=MAX_LIMIT, lease_ttl=lease_ttl
         )
@@ -172,7 +172,7 @@ async def test_redis_down_falls_back_and_rejoins(
     assert store.up
     held = await pool.acquire()
     assert held.token is not None
-    caplog.set_level(logging.INFO, logger="fal_openai_proxy.shared")
+    caplog.set_level(logging.INFO, logger="fal_openai_proxy.store.redis")
 
     redis_server.stop()
     leases = [await pool.acquire() for _ in range(3)]  # never an error

@@ -20,6 +20,7 @@ import pytest
 
 from fal_openai_proxy.simulator.server import SimulatorThread
 
+from ..support.asserts import wait_for
 from ..support.chat import MODEL
 from ..support.processes import REPO, ProxyProcess, free_port, start_proxy_process
 from ..support.servers import FAL_KEY
@@ -94,11 +95,9 @@ def chat(base_url: str, text: str, request_id: str) -> httpx.Response:
     return httpx.post(base_url + "/v1/chat/completions", json=body, headers=headers, timeout=30)
 
 
-def wait_for(running: TerminalProxy | ProxyProcess, needle: str) -> str:
-    deadline = time.monotonic() + 10
-    while needle not in (output := running.output()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return output
+def output_with(running: TerminalProxy | ProxyProcess, needle: str) -> str:
+    """The process's output once it holds `needle`."""
+    return wait_for(lambda: needle in (out := running.output()) and out, 10, repr(needle))
 
 
 def test_simulate_on_a_terminal_text_lines_and_a_clear_banner(
@@ -109,7 +108,7 @@ def test_simulate_on_a_terminal_text_lines_and_a_clear_banner(
     assert chat(running.base_url, "hi", "term-ok-1").status_code == 200
     failed = chat(running.base_url, 'x [[sim {"status": 503}]]', "term-fail-1")
     assert failed.status_code == 503
-    output = wait_for(running, "term-fail-1")
+    output = output_with(running, "term-fail-1")
 
     # The banner names both servers and their URLs.
     assert f"proxy (point OpenAI clients here): {running.base_url}/v1" in output
@@ -136,7 +135,7 @@ def test_piped_logs_are_json(sim: SimulatorThread, secret_audit: list[str]) -> N
     running = start_proxy_process(sim_env(sim))
     try:
         assert chat(running.base_url, "hi", "piped-1").status_code == 200
-        output = wait_for(running, "piped-1")
+        output = output_with(running, "piped-1")
     finally:
         running.stop()
         secret_audit.append(running.output())
@@ -150,7 +149,7 @@ def test_log_format_text_forced_when_piped(sim: SimulatorThread, secret_audit: l
     running = start_proxy_process(sim_env(sim, LOG_FORMAT="text"))
     try:
         assert chat(running.base_url, "hi", "forced-text-1").status_code == 200
-        output = wait_for(running, "forced-text-1")
+        output = output_with(running, "forced-text-1")
     finally:
         running.stop()
         secret_audit.append(running.output())
@@ -164,6 +163,6 @@ def test_log_format_json_forced_on_a_terminal(
     running = start_on_terminal(sim_env(sim, LOG_FORMAT="json"), [])
     terminal_proxies.append(running)
     assert chat(running.base_url, "hi", "forced-json-1").status_code == 200
-    output = wait_for(running, "forced-json-1")
+    output = output_with(running, "forced-json-1")
     line = next(line for line in output.splitlines() if "forced-json-1" in line)
     assert json.loads(line)["request_id"] == "forced-json-1"

@@ -7,8 +7,8 @@ import time
 
 from pydantic import SecretStr
 
-from fal_openai_proxy.cli import SIMULATED_KEY, simulated_settings
-from fal_openai_proxy.settings import Settings
+from fal_openai_proxy.base.settings import Settings
+from fal_openai_proxy.serve.cli import SIMULATED_KEY, simulated_settings
 from fal_openai_proxy.simulator.directives import MAX_DELAY_MS, MAX_EVENTS, MAX_TEXT, build
 from fal_openai_proxy.simulator.text import MAX_STREAM_BYTES, Answer, stream_events
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import uvicorn
 
-from fal_openai_proxy.app import ProxyApp, create_app
-from fal_openai_proxy.server import uvicorn_config
-from fal_openai_proxy.settings import Settings
+from fal_openai_proxy.base.settings import Settings
+from fal_openai_proxy.serve.app import ProxyApp, create_app
+from fal_openai_proxy.serve.server import uvicorn_config
+from fal_openai_proxy.serve.state import ProxyState
 from fal_openai_proxy.simulator.server import SimulatorThread, bind
-from fal_openai_proxy.state import ProxyState
 
 # Keys used by the whole suite; the secret audit looks for every one of them.
 FAL_KEY = "test-fal-key-5f0c2a9e1b7d4e36"

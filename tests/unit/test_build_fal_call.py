@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from fal_openai_proxy.openai.requests import ChatCompletionRequest
+from fal_openai_proxy.openai.chat import ChatCompletionRequest
 from fal_openai_proxy.translate.request import FalCall, build_fal_call
 
 CHAT_APP = "openrouter/router"

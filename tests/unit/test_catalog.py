@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from fal_openai_proxy.catalog import (
+from fal_openai_proxy.openai.errors import ProxyError
+from fal_openai_proxy.services.catalog import (
     ANY_LLM_MODELS,
     ROUTER_MODELS,
     Catalog,
     ModelsFileError,
     load_models_file,
 )
-from fal_openai_proxy.openai.errors import ProxyError
 
 ANY_LLM = "fal-ai/any-llm"
 ROUTER = "openrouter/router"

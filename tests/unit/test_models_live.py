@@ -10,12 +10,12 @@ from typing import Any
 import orjson
 import pytest
 
-from fal_openai_proxy.catalog import Catalog, ModelCard
-from fal_openai_proxy.config_check import run_checks
+from fal_openai_proxy.base.metrics import Metrics
 from fal_openai_proxy.fal.errors import FalConnectError
 from fal_openai_proxy.fal.platform import PlatformError, PlatformModel, list_models
-from fal_openai_proxy.metrics import Metrics
-from fal_openai_proxy.model_refresh import LiveModels, ModelRefresher
+from fal_openai_proxy.serve.config_check import run_checks
+from fal_openai_proxy.serve.model_refresh import LiveModels, ModelRefresher
+from fal_openai_proxy.services.catalog import Catalog, ModelCard
 
 CATEGORIES = {"text-to-image", "speech-to-text"}
 

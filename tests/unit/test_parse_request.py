@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
+from fal_openai_proxy.openai.chat import ChatCompletionRequest, parse_chat_request
 from fal_openai_proxy.openai.errors import ProxyError
-from fal_openai_proxy.openai.requests import ChatCompletionRequest, parse_chat_request
 
 HI = [{"role": "user", "content": "hi"}]
 

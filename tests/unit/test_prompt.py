@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fal_openai_proxy.openai.requests import ChatMessage
+from fal_openai_proxy.openai.chat import ChatMessage
 from fal_openai_proxy.translate.prompt import SEPARATOR, flatten_messages, message_text
 
 VECTORS_PATH = Path(__file__).resolve().parents[1] / "data" / "prompt-strategy-vectors.json"

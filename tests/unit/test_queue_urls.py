@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from fal_openai_proxy.base.settings import DEFAULT_QUEUE_URL, DEFAULT_RUN_URL
 from fal_openai_proxy.fal.errors import FalUnsafeURL
 from fal_openai_proxy.fal.urls import QueueURLs, is_fal_host
-from fal_openai_proxy.settings import DEFAULT_QUEUE_URL, DEFAULT_RUN_URL
 
 FAL = "https://queue.fal.run/openrouter/router/requests/r1/status"
 

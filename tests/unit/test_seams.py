@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Coroutine, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import pytest
 
-from fal_openai_proxy.catalog import Catalog
+from fal_openai_proxy.base.metrics import Metrics
+from fal_openai_proxy.base.settings import Settings
 from fal_openai_proxy.fal.client import FalClient
 from fal_openai_proxy.fal.errors import (
     FalBrokenError,
@@ -23,75 +24,18 @@ from fal_openai_proxy.fal.errors import (
 )
 from fal_openai_proxy.fal.retry import RESULT_RETRIES
 from fal_openai_proxy.fal.timeouts import Timeouts
-from fal_openai_proxy.metrics import Metrics
-from fal_openai_proxy.openai.requests import parse_chat_request
+from fal_openai_proxy.openai.chat import parse_chat_request
+from fal_openai_proxy.services.catalog import Catalog
 from fal_openai_proxy.services.chat import ChatService
-from fal_openai_proxy.settings import Settings
 from fal_openai_proxy.translate.response import ChunkEncoder
 from fal_openai_proxy.translate.stream import StreamTranslator
+
+from ..support.fake_transport import FakeResponse, MockTransport
 
 TIMEOUTS = Timeouts(connect=1, first_event=1, idle=1, total=5, keepalive=10, retry_budget=0)
 
 
-@dataclass
-class FakeReply:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
-@dataclass
-class FakeResponse:
-    status: int
-    headers: Mapping[str, str]
-    chunks: list[bytes]
-    closed: bool = False
-
-    async def read_chunk(self) -> bytes:
-        return self.chunks.pop(0) if self.chunks else b""
-
-    async def read_body(self) -> bytes:
-        body = b"".join(self.chunks)
-        self.chunks.clear()
-        return body
-
-    def close(self) -> None:
-        self.closed = True
-
-    def finish_in_background(self, timeout: float = 1.0) -> None:
-        self.closed = True
-
-
-@dataclass
-class FakeTransport:
-    """Answers each (method, url) from a table, and records what was sent."""
-
-    routes: dict[tuple[str, str], FakeResponse | Exception]
-    sent: list[tuple[str, str, dict[str, str], bytes | None]] = field(default_factory=list)
-
-    async def open(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
-    ) -> FakeResponse:
-        self.sent.append((method, url, dict(headers), body))
-        route = self.routes[(method, url)]
-        if isinstance(route, Exception):
-            raise route
-        return route
-
-    async def send(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
-    ) -> FakeReply:
-        response = await self.open(method, url, headers, body)
-        return FakeReply(response.status, response.headers, await response.read_body())
-
-    def track(self, work: Coroutine[Any, Any, None]) -> None:
-        work.close()
-
-    async def close(self) -> None:
-        pass
-
-
-def fal_client(transport: FakeTransport) -> FalClient:
+def fal_client(transport: MockTransport) -> FalClient:
     return FalClient(
         run_url="https://run.test",
         queue_url="https://queue.test",
@@ -113,7 +57,7 @@ async def test_stream_through_a_fake_transport() -> None:
         {"content-type": "text/event-stream", "x-fal-request-id": "req-1"},
         [sse({"output": "Hel", "partial": True}), sse({"output": "Hello", "partial": False})],
     )
-    transport = FakeTransport({("POST", url): response})
+    transport = MockTransport.table({("POST", url): response})
     stream = await fal_client(transport).open_stream("openrouter/router", {"prompt": "hi"}, "k1")
     events = [e async for e in stream.events()]
     stream.close()
@@ -132,7 +76,7 @@ QUEUE = "https://queue.test/fal-ai/any-llm"
 REQUEST = f"{QUEUE}/requests/r1"
 
 
-def failed_queue(result: FakeResponse | Exception) -> FakeTransport:
+def failed_queue(result: FakeResponse | Exception) -> MockTransport:
     """A queue request that completes with an error; its result answers `result`."""
     submitted = {
         "request_id": "r1",
@@ -141,7 +85,7 @@ def failed_queue(result: FakeResponse | Exception) -> FakeTransport:
         "cancel_url": f"{REQUEST}/cancel",
     }
     failed = {"status": "COMPLETED", "error": "boom", "error_type": "runner_disconnected"}
-    return FakeTransport(
+    return MockTransport.table(
         {
             ("POST", QUEUE): FakeResponse(200, {}, [orjson.dumps(submitted)]),
             ("GET", f"{REQUEST}/status/stream?logs=0"): FakeResponse(
@@ -177,9 +121,9 @@ async def test_error_type_is_the_fallback_when_the_result_cannot_be_fetched() ->
 
 def queue_with_urls(
     urls: dict[str, str], queue_url: str = "https://queue.fal.run"
-) -> FakeTransport:
+) -> MockTransport:
     submitted = {"request_id": "r1", **urls}
-    return FakeTransport(
+    return MockTransport.table(
         {("POST", f"{queue_url}/fal-ai/any-llm"): FakeResponse(200, {}, [orjson.dumps(submitted)])}
     )
 
@@ -214,25 +158,24 @@ async def test_the_key_is_never_sent_to_a_url_fal_should_not_name(base: str) -> 
 async def test_polls_are_retried_then_the_request_succeeds() -> None:
     submitted = {"request_id": "r1", **on(REQUEST)}
     flaky = FakeResponse(503, {}, [b"<html><center>nginx</center></html>"])
-    transport = FakeTransport(
-        {
-            ("POST", QUEUE): FakeResponse(200, {}, [orjson.dumps(submitted)]),
-            ("GET", f"{REQUEST}/status/stream?logs=0"): FakeResponse(404, {}, [b"{}"]),
-            ("GET", f"{REQUEST}/status?logs=0"): flaky,
-        }
-    )
+    routes: dict[tuple[str, str], FakeResponse | Exception] = {
+        ("POST", QUEUE): FakeResponse(200, {}, [orjson.dumps(submitted)]),
+        ("GET", f"{REQUEST}/status/stream?logs=0"): FakeResponse(404, {}, [b"{}"]),
+        ("GET", f"{REQUEST}/status?logs=0"): flaky,
+    }
+    transport = MockTransport.table(routes)
     client = fal_client(transport)
     task = asyncio.ensure_future(client.run_queued("fal-ai/any-llm", {"prompt": "x"}, "k1"))
     await asyncio.sleep(0.05)
     assert len(transport.sent) >= 3  # submit, status stream, a failed poll
-    transport.routes[("GET", f"{REQUEST}/status?logs=0")] = FakeResponse(
+    routes[("GET", f"{REQUEST}/status?logs=0")] = FakeResponse(
         202, {}, [orjson.dumps({"status": "IN_PROGRESS"})]
     )
     await asyncio.sleep(0.3)
-    transport.routes[("GET", f"{REQUEST}/status?logs=0")] = FakeResponse(
+    routes[("GET", f"{REQUEST}/status?logs=0")] = FakeResponse(
         200, {}, [orjson.dumps({"status": "COMPLETED"})]
     )
-    transport.routes[("GET", REQUEST)] = FakeResponse(200, {}, [orjson.dumps({"output": "ok"})])
+    routes[("GET", REQUEST)] = FakeResponse(200, {}, [orjson.dumps({"output": "ok"})])
     result = await asyncio.wait_for(task, 5)
     assert result.output == {"output": "ok"}
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from fal_openai_proxy.settings import Settings, is_loopback
+from fal_openai_proxy.base.settings import Settings, is_loopback
 
 
 @pytest.fixture(autouse=True)

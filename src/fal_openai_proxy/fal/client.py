@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from .. import __version__
-from ..metrics import Metrics
-from ..settings import DEFAULT_QUEUE_URL
+from ..base.metrics import Metrics
+from ..base.settings import DEFAULT_QUEUE_URL
 from .decode import loads_object
 from .errors import (
     FalBrokenError,

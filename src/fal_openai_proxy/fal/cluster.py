@@ -25,7 +25,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..shared import SharedDown, SharedStore
+from ..store.redis import RedisStore, SharedDown
 
 LEASE_TTL = 30.0  # seconds a lease lives without renewal
 RENEW_EVERY = 5  # ticks (of shared.TICK_INTERVAL) between lease renewals
@@ -188,7 +188,7 @@ LimitSink = Callable[[int, float | None, int], None]
 class ClusterKeys:
     def __init__(
         self,
-        store: SharedStore,
+        store: RedisStore,
         keys: list[str],
         *,
         cap: int | None,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from ..metrics import Metrics
+from ..base.metrics import Metrics
 from .decode import loads_object
 from .errors import (
     FalBrokenError,

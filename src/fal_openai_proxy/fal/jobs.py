@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from ..metrics import Metrics
+from ..base.metrics import Metrics
 from .decode import loads_object
 from .errors import FalBrokenError, FalStatusError, parse_error_response
 from .keys import KeyLease

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..shared import SharedDown
+from ..store.redis import SharedDown
 from .cluster import ClusterKeys, KeyView
 from .errors import KeysUnavailable
 

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import stamina
 
-from ..metrics import Metrics
+from ..base.metrics import Metrics
 from .errors import (
     FalBrokenError,
     FalConnectError,
@@ -67,10 +67,8 @@ class CallStarter:
             first_failure: FalError | None = exc
         failures = 0
 
-        def backoff(exc: BaseException) -> bool | float:
+        def backoff(exc: BaseException) -> bool | float:  # stamina >= 26 passes BaseException
             nonlocal failures
-            if not isinstance(exc, Exception):  # stamina 26 types `on` for any exception
-                return False
             failures += 1
             budget_left = retry_deadline - loop.time()
             decision = self._retry_backoff(exc, budget_left, frozenset(refused))
@@ -131,7 +129,7 @@ class CallStarter:
             self._metrics.upstream_errors.labels(exc.kind).inc()
 
     def _retry_backoff(
-        self, exc: Exception, budget_left: float, refused: frozenset[int]
+        self, exc: BaseException, budget_left: float, refused: frozenset[int]
     ) -> bool | float:
         """False: give up. True: back off exponentially. A float: wait that long."""
         if isinstance(exc, FalTLSError):

@@ -1,7 +1,7 @@
 """Upstream event streams with first-event, idle and total timeouts.
 
 `TimedStream` holds what every stream shares (the response, the key lease, the deadlines);
-`FalStream` reads a fal `/stream` call's events, and `openai_route.RouteStream` the OpenAI
+`FalStream` reads a fal `/stream` call's events, and `openrouter.OpenRouterStream` the OpenAI
 route's.
 """
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
+from .chat import AudioPart, ChatCompletionRequest, FilePart
 from .errors import invalid_request
-from .requests import AudioPart, ChatCompletionRequest, FilePart
 
 TOOL_CHOICES = ("none", "auto", "required")
 
@@ -74,7 +74,7 @@ def check_tool_choice(choice: Any, names: set[str], *, nested: bool) -> None:
         raise _unknown_tool("tool_choice", name)
 
 
-def needs_openai_route(chat: ChatCompletionRequest) -> bool:
+def needs_openrouter(chat: ChatCompletionRequest) -> bool:
     """Whether the request asks for something only the OpenAI route honours (MODEL_ROUTES
     `auto`). Cheap for a plain chat: a few attribute reads and one pass over the messages."""
     if chat.tools or chat.functions or chat.tool_choice is not None:
@@ -87,7 +87,7 @@ def needs_openai_route(chat: ChatCompletionRequest) -> bool:
         role = message.role
         if role == "tool" or role == "function":
             return True
-        if role == "assistant" and message.model_extra and message.model_extra.get("tool_calls"):
+        if role == "assistant" and message.tool_calls:
             return True
         if isinstance(message.content, list):
             for part in message.content:

@@ -11,7 +11,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ProxyError, invalid_request
-from .media_requests import Form, FormFile
+from .forms import Form, FormFile
 
 # The create request's own fields; any other is an input of the fal app (passed through).
 _OWN_FIELDS = frozenset({"prompt", "model", "seconds", "size", "input_reference"})

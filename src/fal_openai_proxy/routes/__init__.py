@@ -1,1 +1,19 @@
-"""HTTP routes: thin wiring between the request and the translation and fal layers."""
+"""HTTP routes: thin wiring between the request and the services. Each family lists its
+endpoints in its own `ROUTES`; `ENDPOINTS` is all of them, the one list the app serves."""
+
+from __future__ import annotations
+
+from . import audio, chat, docs, embeddings, health, images, models, responses, videos
+from .registry import Endpoint
+
+ENDPOINTS: list[Endpoint] = [
+    *chat.ROUTES,
+    *responses.ROUTES,
+    *embeddings.ROUTES,
+    *models.ROUTES,
+    *images.ROUTES,
+    *audio.ROUTES,
+    *videos.ROUTES,
+    *health.ROUTES,
+    *docs.ROUTES,
+]

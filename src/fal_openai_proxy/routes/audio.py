@@ -5,14 +5,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..context import request_context
-from ..openai.media_requests import parse_speech_request, read_form
-from ..openai.sse import ClientGone
-from ..state import proxy_state
-from .chat import CLIENT_CLOSED
-from .media_paths import MULTIPART_PATHS
-
-__all__ = ["MULTIPART_PATHS", "create_speech", "create_transcription", "create_translation"]
+from ..fal.media_apps import MEDIA_APPS
+from ..openai.audio import SpeechRequest, TranscriptionForm, TranslationForm, parse_speech_request
+from ..openai.forms import read_form
+from ..serve.context import request_context
+from ..serve.state import proxy_state
+from .errors import MEDIA_ERRORS
+from .registry import JSON, Body, Endpoint, Operation
 
 
 async def create_transcription(request: Request) -> Response:
@@ -26,18 +25,54 @@ async def create_translation(request: Request) -> Response:
 async def _speech_to_text(request: Request, task: str) -> Response:
     state = proxy_state(request)
     form = await read_form(request, max_files=1, max_file_bytes=state.settings.max_file_bytes)
-    try:
-        return await state.audio.transcribe(
-            form, task, request_context(request.scope), request.receive
-        )
-    except ClientGone:
-        return Response(status_code=CLIENT_CLOSED)
+    return await state.services.audio.transcribe(
+        form, task, request_context(request.scope), request.receive
+    )
 
 
 async def create_speech(request: Request) -> Response:
     speech = parse_speech_request(await request.body())
-    service = proxy_state(request).audio
-    try:
-        return await service.speech(speech, request_context(request.scope), request.receive)
-    except ClientGone:
-        return Response(status_code=CLIENT_CLOSED)
+    service = proxy_state(request).services.audio
+    return await service.speech(speech, request_context(request.scope), request.receive)
+
+
+# srt and text are text/plain, vtt text/vtt, json and verbose_json JSON (services/audio.py).
+_TRANSCRIPTS = (JSON, "text/plain", "text/vtt")
+_AUDIO_TYPES = tuple(sorted({a.audio_content_type for a in MEDIA_APPS.values()} - {""}))
+
+ROUTES = [
+    Endpoint(
+        "POST", "/v1/audio/transcriptions", create_transcription,
+        Operation(
+            "Speech to text on fal's whisper or wizper.",
+            request=TranscriptionForm,
+            example={"model": "whisper-1", "language": "en", "response_format": "json"},
+            responses=MEDIA_ERRORS,
+            media_types=_TRANSCRIPTS,
+        ),
+        body=Body.MULTIPART,
+    ),
+    Endpoint(
+        "POST", "/v1/audio/translations", create_translation,
+        Operation(
+            "Speech to English text on fal's whisper or wizper.",
+            request=TranslationForm,
+            example={"model": "whisper-1"},
+            responses=MEDIA_ERRORS,
+            media_types=_TRANSCRIPTS,
+        ),
+        body=Body.MULTIPART,
+    ),
+    Endpoint(
+        "POST", "/v1/audio/speech", create_speech,
+        Operation(
+            "Text to speech; the audio bytes are streamed as they arrive from fal, in the one "
+            "format the app produces.",
+            request=SpeechRequest,
+            example={"model": "tts-1", "input": "Hello from fal.", "voice": "alloy"},
+            responses=MEDIA_ERRORS,
+            media_types=_AUDIO_TYPES,
+        ),
+        body=Body.JSON,
+    ),
+]  # fmt: skip

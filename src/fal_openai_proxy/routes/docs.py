@@ -1,178 +1,32 @@
-"""GET /openapi.json and GET /docs: the API as the server really serves it.
+"""GET /openapi.json, GET /docs and GET /: the API as the server really serves it.
 
-The document is built from the application's route table (so every route is in it) and
-the operations registered below (summary, request model, responses). A new endpoint adds one
-`document(...)` call; a test fails while a route has none.
+The document is built from the endpoint registry (`routes/registry.py`): every endpoint is in
+it with the operation its family registered, so no route can be served undocumented.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from pydantic import BaseModel
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from .. import __version__
-from ..fal.media_apps import MEDIA_APPS
-from ..openai.endpoints import EmbeddingsRequest, ResponsesRequest
-from ..openai.media_requests import (
-    ImageEditForm,
-    ImageGenerationRequest,
-    SpeechRequest,
-    TranscriptionForm,
-    TranslationForm,
-)
-from ..openai.requests import ChatCompletionRequest
+from ..serve.state import proxy_state
+from .registry import JSON, Auth, Body, Endpoint, Operation
 
-JSON = "application/json"
-FORM = "multipart/form-data"
-_PARAM = re.compile(r"\{(\w+)(:\w+)?\}")
-ERRORS = {
-    400: "Invalid request (the field is named in `error.param`).",
-    401: "Missing or wrong client key.",
-    402: "The model provider behind fal's OpenAI route needs more credit.",
-    403: "The model provider behind fal's OpenAI route refused the request (e.g. moderation).",
-    404: "Unknown model.",
-    413: "Body over MAX_BODY_BYTES.",
-    429: "A per-client limit, or every fal key busy; see `Retry-After`.",
-    502: "fal failed or could not be reached.",
-    503: "fal unavailable, or the server is draining.",
-    504: "fal or the proxy timed out.",
-}
+_CODE = re.compile(r"`([^`]+)`")
 
 
-@dataclass(frozen=True)
-class Operation:
-    summary: str
-    request: type[BaseModel] | None = None
-    body_type: str = JSON  # or FORM: then `example` holds the text fields (files: binary ones)
-    example: dict[str, Any] | None = None  # a request body the server accepts
-    responses: dict[int, str] = field(default_factory=dict)
-    media_types: tuple[str, ...] = (JSON,)  # of the answer to `example`
-    path_example: dict[str, str] = field(default_factory=dict)  # path parameters, for tests
-    status: int = 200  # the answer to `example`: 404 for responses that are never stored
-
-
-# (method, path as in the route table) -> operation
-OPERATIONS: dict[tuple[str, str], Operation] = {}
-
-
-def document(method: str, path: str, summary: str, **details: Any) -> None:
-    OPERATIONS[(method, path)] = Operation(summary, **details)
-
-
-document(
-    "POST", "/v1/chat/completions",
-    "Chat completion, streaming (`\"stream\": true`, server-sent events) or not.",
-    request=ChatCompletionRequest,
-    example={"model": "google/gemini-2.5-flash", "messages": [{"role": "user", "content": "Hi"}]},
-    responses=dict(ERRORS),
-    media_types=(JSON, "text/event-stream"),
-)  # fmt: skip
-_OPENAI_ROUTE_ERRORS = {s: ERRORS[s] for s in (400, 401, 402, 403, 413, 429, 502, 503, 504)}
-_MEDIA_ERRORS = {s: ERRORS[s] for s in (400, 401, 413, 429, 502, 503, 504)}
-document(
-    "POST", "/v1/responses",
-    "The Responses API on fal's OpenAI route, streaming (server-sent events with `event:` "
-    "lines) or not. Stateless: nothing is stored.",
-    request=ResponsesRequest,
-    example={"model": "openai/gpt-4.1", "input": "Hi"},
-    responses=_OPENAI_ROUTE_ERRORS,
-    media_types=(JSON, "text/event-stream"),
-)  # fmt: skip
-_NOT_STORED = {
-    401: ERRORS[401],
-    404: "`response_not_found`: responses are never stored (the Responses API is stateless).",
-}
-for _method, _summary in (
-    ("GET", "Retrieve a response: always 404, as no response is stored."),
-    ("DELETE", "Delete a response: always 404, as no response is stored."),
-    ("POST", "`POST /v1/responses/{id}/cancel`: always 404, as no response is stored."),
-):
-    document(
-        _method, "/v1/responses/{response_id:path}", _summary, responses=_NOT_STORED,
-        status=404, path_example={"response_id": "resp_123"},
-    )  # fmt: skip
-document(
-    "POST", "/v1/embeddings", "Embeddings on fal's OpenAI route.",
-    request=EmbeddingsRequest,
-    example={"model": "openai/text-embedding-3-small", "input": ["a", "b"]},
-    responses=_OPENAI_ROUTE_ERRORS,
-)  # fmt: skip
-document(
-    "POST", "/v1/images/generations",
-    "Image generation on a fal image app (`model` defaults to FAL_IMAGE_APP).",
-    request=ImageGenerationRequest,
-    example={"model": "fal-ai/flux/dev", "prompt": "a lighthouse at dusk", "size": "1024x768"},
-    responses=_MEDIA_ERRORS,
-)  # fmt: skip
-document(
-    "POST", "/v1/images/edits",
-    "Image edit on a fal edit app (`model` defaults to FAL_EDIT_APP); files go to fal inline "
-    "up to INLINE_FILE_BYTES, else through fal's storage.",
-    request=ImageEditForm, body_type=FORM,
-    example={"model": "fal-ai/flux-pro/kontext", "prompt": "make it blue", "n": 1},
-    responses=_MEDIA_ERRORS,
-)  # fmt: skip
-# srt and text are text/plain, vtt text/vtt, json and verbose_json JSON (services/audio.py).
-_TRANSCRIPTS = (JSON, "text/plain", "text/vtt")
-document(
-    "POST", "/v1/audio/transcriptions", "Speech to text on fal's whisper or wizper.",
-    request=TranscriptionForm, body_type=FORM,
-    example={"model": "whisper-1", "language": "en", "response_format": "json"},
-    responses=_MEDIA_ERRORS, media_types=_TRANSCRIPTS,
-)  # fmt: skip
-document(
-    "POST", "/v1/audio/translations", "Speech to English text on fal's whisper or wizper.",
-    request=TranslationForm, body_type=FORM,
-    example={"model": "whisper-1"},
-    responses=_MEDIA_ERRORS, media_types=_TRANSCRIPTS,
-)  # fmt: skip
-document(
-    "POST", "/v1/audio/speech",
-    "Text to speech; the audio bytes are streamed as they arrive from fal, in the one "
-    "format the app produces.",
-    request=SpeechRequest,
-    example={"model": "tts-1", "input": "Hello from fal.", "voice": "alloy"},
-    responses=_MEDIA_ERRORS,
-    media_types=tuple(sorted({a.audio_content_type for a in MEDIA_APPS.values()} - {""})),
-)  # fmt: skip
-document(
-    "GET", "/v1/models", "The model catalog, in OpenAI's list shape.", responses={401: ERRORS[401]}
-)
-document(
-    "GET", "/v1/models/{model_id:path}", "One model; ids contain `/`.",
-    responses={401: ERRORS[401], 404: ERRORS[404]},
-    path_example={"model_id": "google/gemini-2.5-flash"},
-)  # fmt: skip
-document("GET", "/healthz", "200 while the process is up.")
-document("GET", "/readyz", "200 while serving; 503 once draining.", responses={503: "Draining."})
-document("GET", "/metrics", "Prometheus metrics.", media_types=("text/plain",))
-document("GET", "/openapi.json", "This document.")
-document("GET", "/docs", "This document as a page.", media_types=("text/html",))
-
-
-def openapi_path(path: str) -> str:
-    """`/v1/models/{model_id:path}` -> `/v1/models/{model_id}`."""
-    return _PARAM.sub(r"{\1}", path)
-
-
-def build_openapi(routes: list[Any]) -> dict[str, Any]:
+def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
     schemas: dict[str, Any] = {"Error": _ERROR_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
-    for route in routes:
-        if not isinstance(route, Route):
-            continue
-        for method in sorted((route.methods or set()) - {"HEAD"}):
-            operation = OPERATIONS.get((method, route.path))
-            entry = _operation(route.path, operation, schemas)
-            paths.setdefault(openapi_path(route.path), {})[method.lower()] = entry
+    for endpoint in endpoints:
+        entry = _operation(endpoint, schemas)
+        paths.setdefault(endpoint.template, {})[endpoint.method.lower()] = entry
     return {
         "openapi": "3.1.0",
         "info": {"title": "fal-openai-proxy", "version": __version__},
@@ -184,31 +38,36 @@ def build_openapi(routes: list[Any]) -> dict[str, Any]:
     }
 
 
-def _operation(path: str, operation: Operation | None, schemas: dict[str, Any]) -> dict[str, Any]:
-    if operation is None:  # a route nobody described: visible, and a test fails on it
-        return {"summary": "Undocumented.", "responses": {"200": {"description": "OK"}}}
+def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
+    operation = endpoint.operation
     responses: dict[str, Any] = {}
     if operation.status == 200:
         success = {"description": "OK", "content": {t: {} for t in operation.media_types}}
         responses["200"] = success
-    for status, text in operation.responses.items():
+    elif operation.status < 400:
+        responses[str(operation.status)] = {"description": "Redirect."}
+    for status, text in operation.responses.items():  # errors
         error = {"schema": {"$ref": "#/components/schemas/Error"}}
         responses[str(status)] = {"description": text, "content": {JSON: error}}
     entry: dict[str, Any] = {"summary": operation.summary, "responses": responses}
-    if path.startswith("/v1/"):  # GuardMiddleware: API_KEY when set (or a fal key)
+    if endpoint.auth is Auth.CLIENT:
         entry["security"] = [{"bearer": []}]
-    if params := _PARAM.findall(path):
+    if endpoint.parameters:
         entry["parameters"] = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name, _ in params
+            for name in endpoint.parameters
         ]
     if operation.request is not None:
         schema = operation.request.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[operation.request.__name__] = schema
-        ref = {"$ref": f"#/components/schemas/{operation.request.__name__}"}
-        body: dict[str, Any] = {"schema": ref}
-        entry["requestBody"] = {"required": True, "content": {operation.body_type: body}}
+        body: dict[str, Any] = {
+            "schema": {"$ref": f"#/components/schemas/{operation.request.__name__}"}
+        }
+        if operation.example is not None:
+            body["example"] = operation.example
+        media_type = str(endpoint.body) if endpoint.body in (Body.JSON, Body.MULTIPART) else JSON
+        entry["requestBody"] = {"required": True, "content": {media_type: body}}
     return entry
 
 
@@ -231,15 +90,23 @@ _ERROR_SCHEMA = {
 
 
 def _document(request: Request) -> dict[str, Any]:
-    state = request.app.state
-    if getattr(state, "openapi", None) is None:
-        state.openapi = build_openapi(request.app.routes)
-    document: dict[str, Any] = state.openapi
-    return document
+    state = proxy_state(request)
+    if state.openapi is None:
+        state.openapi = build_openapi(state.endpoints.endpoints)
+    return state.openapi
 
 
 async def openapi_json(request: Request) -> Response:
     return Response(orjson.dumps(_document(request)), media_type=JSON)
+
+
+async def root(request: Request) -> Response:
+    return RedirectResponse("/docs", status_code=307)
+
+
+def _text(value: str) -> str:
+    """Escaped, with Markdown's `code` spans as <code>."""
+    return _CODE.sub(r"<code>\1</code>", html.escape(value))
 
 
 async def docs_page(request: Request) -> Response:
@@ -251,14 +118,17 @@ async def docs_page(request: Request) -> Response:
             statuses = ", ".join(op["responses"])
             auth = "Bearer (API_KEY)" if "security" in op else "none"
             content: dict[str, Any] = op.get("requestBody", {}).get("content", {})
-            first: dict[str, Any] = next(iter(content.values()), {})
+            media_type, first = next(iter(content.items()), ("", dict[str, Any]()))
             body: dict[str, Any] = first.get("schema", {})
             name = body.get("$ref", "").rsplit("/", 1)[-1]
             link = f"<a href=#{name}>{name}</a>" if name else ""
-            link += " (multipart)" if FORM in content else ""
+            link += " (multipart)" if media_type == str(Body.MULTIPART) else ""
+            if "example" in first:
+                example = orjson.dumps(first["example"]).decode()
+                link += f"<br><code>{html.escape(example)}</code>"
             rows.append(
                 f"<tr><td><b>{method.upper()}</b></td><td><code>{html.escape(path)}</code></td>"
-                f"<td>{html.escape(op['summary'])}</td><td>{auth}</td>"
+                f"<td>{_text(op['summary'])}</td><td>{auth}</td>"
                 f"<td>{link}</td><td>{statuses}</td></tr>"
             )
     for name, schema in doc["components"]["schemas"].items():
@@ -276,7 +146,7 @@ pre{{background:#f6f6f6;padding:8px;overflow:auto}}</style></head>
 <body><h1>fal-openai-proxy {version}</h1>
 <p>The OpenAI-compatible API of this server. Machine-readable:
 <a href=openapi.json>openapi.json</a>.</p>
-<table><tr><th>method</th><th>path</th><th>what</th><th>auth</th><th>body</th>
+<table><tr><th>method</th><th>path</th><th>what</th><th>auth</th><th>body (example)</th>
 <th>statuses</th></tr>
 {rows}
 </table>
@@ -284,3 +154,14 @@ pre{{background:#f6f6f6;padding:8px;overflow:auto}}</style></head>
 {schemas}
 </body></html>
 """
+
+
+ROUTES = [
+    Endpoint("GET", "/openapi.json", openapi_json, Operation("This document."),
+             auth=Auth.PUBLIC),
+    Endpoint("GET", "/docs", docs_page,
+             Operation("This document as a page.", media_types=("text/html",)),
+             auth=Auth.PUBLIC),
+    Endpoint("GET", "/", root,
+             Operation("Redirects to `/docs`.", status=307, responses={}), auth=Auth.PUBLIC),
+]  # fmt: skip

@@ -5,7 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..state import proxy_state
+from ..serve.state import proxy_state
+from .registry import Auth, Endpoint, Operation
 
 
 async def healthz(request: Request) -> Response:
@@ -19,5 +20,16 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    body = proxy_state(request).metrics.render()
+    body = proxy_state(request).upstream.metrics.render()
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+ROUTES = [
+    Endpoint("GET", "/healthz", healthz, Operation("200 while the process is up."),
+             auth=Auth.PUBLIC),
+    Endpoint("GET", "/readyz", readyz,
+             Operation("200 while serving; 503 once draining.", responses={503: "Draining."}),
+             auth=Auth.PUBLIC),
+    Endpoint("GET", "/metrics", metrics,
+             Operation("Prometheus metrics.", media_types=("text/plain",)), auth=Auth.PUBLIC),
+]  # fmt: skip

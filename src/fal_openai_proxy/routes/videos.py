@@ -11,20 +11,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ..context import request_context
 from ..fal.errors import FalError
 from ..openai.errors import invalid_request
-from ..openai.media_requests import read_form
+from ..openai.forms import read_form
 from ..openai.sse import ClientGone, cancelled_on_disconnect, until_disconnect
 from ..openai.videos import (
+    VideoCreateBody,
+    VideoRemixBody,
     create_from_form,
     create_from_json,
     parse_remix,
     video_deleted,
     video_page,
 )
-from ..state import proxy_state
-from .chat import CLIENT_CLOSED
+from ..serve.context import request_context
+from ..serve.errors import CLIENT_CLOSED
+from ..serve.state import proxy_state
+from .errors import ERRORS, MEDIA_ERRORS
+from .registry import Body, Endpoint, Operation
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ async def create_video(request: Request) -> Response:
     else:
         video_request = create_from_json(await request.body())
     # Not cancelled if the client leaves: once fal accepts the job, it is the client's.
-    return _json(await state.videos.create(video_request, request_context(request.scope)))
+    return _json(await state.services.videos.create(video_request, request_context(request.scope)))
 
 
 async def list_videos(request: Request) -> Response:
@@ -59,7 +63,7 @@ async def list_videos(request: Request) -> Response:
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
         raise invalid_request("Invalid 'order': 'asc' or 'desc'.", "order", "invalid_value")
-    videos, more = await proxy_state(request).videos.list(
+    videos, more = await proxy_state(request).services.videos.list(
         request_context(request.scope), query.get("after") or None, int(limit_text), order == "desc"
     )
     return _json(video_page(videos, more))
@@ -67,13 +71,15 @@ async def list_videos(request: Request) -> Response:
 
 async def retrieve_video(request: Request) -> Response:
     video_id = request.path_params["video_id"]
-    video = await proxy_state(request).videos.retrieve(video_id, request_context(request.scope))
+    video = await proxy_state(request).services.videos.retrieve(
+        video_id, request_context(request.scope)
+    )
     return _json(video)
 
 
 async def delete_video(request: Request) -> Response:
     video_id = request.path_params["video_id"]
-    await proxy_state(request).videos.delete(video_id, request_context(request.scope))
+    await proxy_state(request).services.videos.delete(video_id, request_context(request.scope))
     return _json(video_deleted(video_id))
 
 
@@ -81,7 +87,7 @@ async def remix_video(request: Request) -> Response:
     video_id = request.path_params["video_id"]
     prompt = parse_remix(await request.body())
     context = request_context(request.scope)
-    return _json(await proxy_state(request).videos.remix(video_id, prompt, context))
+    return _json(await proxy_state(request).services.videos.remix(video_id, prompt, context))
 
 
 async def video_content(request: Request) -> Response:
@@ -94,8 +100,8 @@ async def video_content(request: Request) -> Response:
         )
     state = proxy_state(request)
     context = request_context(request.scope)
-    url = await state.videos.content_url(request.path_params["video_id"], variant, context)
-    files = state.video_files
+    url = await state.services.videos.content_url(request.path_params["video_id"], variant, context)
+    files = state.upstream.files
     try:
         upstream = await until_disconnect(files.open(url), request.receive)
         chunks = files.chunks(upstream)
@@ -145,3 +151,67 @@ class FileStreamResponse(Response):
             aclose = getattr(self._rest, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+
+_VIDEO = "video_" + "W10.AAAAAAAAAAAAAAAAAAAAAA"  # well formed, signed by nobody: a 404
+_LOOKUP_ERRORS = {s: ERRORS[s] for s in (401, 404, 502, 503, 504)}
+_ID = {"video_id": _VIDEO}
+
+ROUTES = [
+    Endpoint(
+        "POST", "/v1/videos", create_video,
+        Operation(
+            "Start a video on a fal video app (sora-2 and sora-2-pro: FAL_VIDEO_APP); answers at "
+            "once with the video `queued`. Multipart (as the openai SDK sends it, with "
+            "`input_reference` as an image file) or JSON.",
+            request=VideoCreateBody,
+            example={"model": "fal-ai/veo3.1/fast", "prompt": "a lighthouse at dawn",
+                     "seconds": "8", "size": "1280x720"},
+            responses=MEDIA_ERRORS,
+        ),
+        body=Body.JSON_OR_MULTIPART,
+    ),
+    Endpoint(
+        "GET", "/v1/videos", list_videos,
+        Operation(
+            "The caller's videos, newest first (`limit`, `after`, `order`); needs DATABASE_URL.",
+            responses={**{s: ERRORS[s] for s in (400, 401)}, 501: "DATABASE_URL is `none`."},
+            status=501,  # the documentation's server runs without a database
+        ),
+    ),
+    Endpoint(
+        "GET", "/v1/videos/{video_id}", retrieve_video,
+        Operation(
+            "A video's status and progress, asked of fal; only the key that made it sees it.",
+            responses=_LOOKUP_ERRORS, path_example=_ID, status=404,
+        ),
+    ),
+    Endpoint(
+        "DELETE", "/v1/videos/{video_id}", delete_video,
+        Operation(
+            "Cancel the video at fal if it still runs, and forget it; needs DATABASE_URL.",
+            responses={**_LOOKUP_ERRORS, 501: "DATABASE_URL is `none`."},
+            path_example=_ID, status=501,
+        ),
+    ),
+    Endpoint(
+        "GET", "/v1/videos/{video_id}/content", video_content,
+        Operation(
+            "The finished file (`variant=video`; `thumbnail`, `spritesheet` where the app gives "
+            "them), streamed from fal's CDN within MAX_MEDIA_BYTES.",
+            responses={**_LOOKUP_ERRORS, 409: "The video is not completed."},
+            media_types=("video/mp4",), path_example=_ID, status=404,
+        ),
+    ),
+    Endpoint(
+        "POST", "/v1/videos/{video_id}/remix", remix_video,
+        Operation(
+            "A new video from a completed one, where the table names an app that extends it "
+            "(Veo 3.1's extend-video).",
+            request=VideoRemixBody, example={"prompt": "and then it rains"},
+            responses={**MEDIA_ERRORS, 404: ERRORS[404], 409: "The video is not completed."},
+            path_example=_ID, status=404,
+        ),
+        body=Body.JSON,
+    ),
+]  # fmt: skip

@@ -16,15 +16,15 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ..catalog import Catalog
-from ..context import RequestContext
+from ..base.settings import Settings
 from ..fal.client import FalClient
 from ..fal.errors import FalBrokenError, FalError
 from ..fal.files import FalFiles
+from ..openai.audio import SpeechRequest
 from ..openai.errors import invalid_request
-from ..openai.media_requests import Form, SpeechRequest
+from ..openai.forms import Form
 from ..openai.sse import ClientGone, cancelled_on_disconnect, until_disconnect
-from ..settings import Settings
+from ..serve.context import RequestContext
 from ..translate.audio import (
     TRANSCRIPT_FORMATS,
     audio_content_type,
@@ -39,6 +39,7 @@ from ..translate.audio import (
     vtt,
     wav_duration,
 )
+from .catalog import Catalog
 from .media import note_request, resolve_app
 
 log = logging.getLogger(__name__)

@@ -17,16 +17,15 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive
 
-from ..catalog import Catalog
-from ..context import RequestContext, clip_all
+from ..base.metrics import Metrics
+from ..base.settings import Settings
 from ..fal.client import FalClient, QueueResult
 from ..fal.errors import FalError
-from ..metrics import Metrics
+from ..openai.chat import ChatCompletionRequest, check_supported
 from ..openai.errors import invalid_request
-from ..openai.requests import ChatCompletionRequest, check_supported
 from ..openai.sse import EventStreamResponse, until_disconnect
-from ..openai.tools import check_stream_options, check_tools, needs_openai_route
-from ..settings import Settings
+from ..openai.tools import check_stream_options, check_tools, needs_openrouter
+from ..serve.context import RequestContext, clip_all
 from ..translate.errors import to_openai_error
 from ..translate.request import FalCall, build_fal_call
 from ..translate.response import (
@@ -40,8 +39,9 @@ from ..translate.response import (
     new_completion_id,
 )
 from ..translate.stream import StreamTranslator
-from .openai_route import OpenAIChatService
-from .routing import AUTO, OPENAI, RouteTable
+from .catalog import Catalog
+from .openrouter import OpenRouterChatService
+from .router import AUTO, OPENAI, ModelRouter
 
 log = logging.getLogger(__name__)
 # Sent to the streams still open when the drain timeout expires.
@@ -75,11 +75,11 @@ class ChatService:
         catalog: Catalog,
         metrics: Metrics,
         open_streams: set[asyncio.Task[None]],
-        routes: RouteTable | None = None,
-        openai_route: OpenAIChatService | None = None,
+        routes: ModelRouter | None = None,
+        openrouter: OpenRouterChatService | None = None,
     ) -> None:
-        self._routes = routes or RouteTable([])
-        self._openai_route = openai_route
+        self._routes = routes or ModelRouter([])
+        self._openrouter = openrouter
         self._prompt_routed = metrics.upstream_routes.labels("chat", "prompt")
         self._settings = settings
         self._fal = fal
@@ -99,15 +99,12 @@ class ChatService:
             system_prompt_limit=settings.system_prompt_limit,
         )
         self._catalog.check(call.app, chat.model)
-        fields = context.log
-        fields.model = chat.model
-        fields.model_label = self._catalog.metric_label(chat.model)
-        fields.stream = bool(chat.stream)
-        fields.route = "prompt"
+        self._catalog.note(
+            context, chat.model, stream=bool(chat.stream), route="prompt", fal_app=call.app
+        )
         if settings.log_prompts:
-            log.info(
-                "prompt", extra={"request_id": fields.request_id, "fal_input": clip_all(call.input)}
-            )
+            request_id = context.log.request_id
+            log.info("prompt", extra={"request_id": request_id, "fal_input": clip_all(call.input)})
         return call
 
     def _check_limits(self, chat: ChatCompletionRequest) -> None:
@@ -123,7 +120,7 @@ class ChatService:
         """`prompt` or `openai` (MODEL_ROUTES; `auto` switches only when it must)."""
         route = self._routes.route_for(chat.model)
         if route == AUTO:
-            return OPENAI if needs_openai_route(chat) else "prompt"
+            return OPENAI if needs_openrouter(chat) else "prompt"
         return route
 
     async def complete(
@@ -136,10 +133,10 @@ class ChatService:
         """Run the request; ClientGone if the client leaves first. `raw`: the client's body,
         sent on (nearly) as it is if the request takes fal's OpenAI route."""
         check_tools(chat)
-        if raw is not None and self._openai_route is not None and self.route(chat) == OPENAI:
+        if raw is not None and self._openrouter is not None and self.route(chat) == OPENAI:
             self._check_limits(chat)
             check_stream_options(chat)
-            return await self._openai_route.complete(chat, raw, context, receive, FAREWELL)
+            return await self._openrouter.complete(chat, raw, context, receive, FAREWELL)
         check_supported(chat)
         self._prompt_routed.inc()
         call = self.plan(chat, context)

@@ -6,16 +6,16 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive
 
-from ..context import RequestContext
-from ..fal.openai_route import EMBEDDINGS
-from ..openai.endpoints import RouteRequest
-from ..translate.openai_route import repair_embeddings
-from .openai_route import RouteService
+from ..fal.openrouter import EMBEDDINGS
+from ..openai.base import CheckedBody
+from ..serve.context import RequestContext
+from ..translate.openrouter_embeddings import repair_embeddings
+from .openrouter import OpenRouterService
 
 
-class EmbeddingsService(RouteService):
+class EmbeddingsService(OpenRouterService):
     async def create(
-        self, request: RouteRequest, context: RequestContext, receive: Receive
+        self, request: CheckedBody, context: RequestContext, receive: Receive
     ) -> Response:
         self.note("embeddings", request.model, False, context)
         self.log_input(request.body, context)

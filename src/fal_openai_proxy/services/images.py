@@ -16,16 +16,16 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive
 
-from ..catalog import Catalog
-from ..context import RequestContext
+from ..base.settings import Settings
 from ..fal.client import FalClient
 from ..fal.errors import FalBrokenError
 from ..fal.files import FalFiles
 from ..fal.media_apps import MediaApp
 from ..openai.errors import invalid_request, unsupported
-from ..openai.media_requests import Form, FormFile, ImageGenerationRequest
+from ..openai.forms import Form, FormFile
+from ..openai.images import ImageGenerationRequest
 from ..openai.sse import until_disconnect
-from ..settings import Settings
+from ..serve.context import RequestContext
 from ..translate.images import (
     ImageParams,
     build_image_input,
@@ -33,6 +33,7 @@ from ..translate.images import (
     images_body,
     revised_prompt,
 )
+from .catalog import Catalog
 from .media import note_request, resolve_app
 
 log = logging.getLogger(__name__)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from ..catalog import Catalog
-from ..context import RequestContext
 from ..fal.media_apps import MEDIA_APPS, OPENAI_ALIASES, Family, MediaApp, generic_image_app
 from ..openai.errors import invalid_request
+from ..serve.context import RequestContext
+from .catalog import Catalog
 
 _FAMILY_NAMES = {
     "image": "text-to-image",
@@ -57,8 +57,4 @@ def resolve_app(model: str | None, family: Family, default_app: str, catalog: Ca
 
 def note_request(context: RequestContext, catalog: Catalog, model: str, app: MediaApp) -> None:
     """What the access log and metrics say about a media request."""
-    fields = context.log
-    fields.model = model
-    fields.model_label = catalog.metric_label(model)
-    fields.stream = False
-    fields.route = app.family
+    catalog.note(context, model, stream=False, route=app.family, fal_app=app.app_id)

@@ -8,20 +8,20 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive
 
-from ..context import RequestContext
 from ..fal.errors import FalError
-from ..fal.openai_route import RESPONSES
-from ..openai.endpoints import RouteRequest
+from ..fal.openrouter import RESPONSES
+from ..openai.base import CheckedBody
 from ..openai.sse import EventStreamResponse
-from ..translate.openai_route import ResponsesStreamRepair, repair_response
-from .openai_route import RouteService
+from ..serve.context import RequestContext
+from ..translate.openrouter_responses import ResponsesStreamRepair, repair_response
+from .openrouter import OpenRouterService
 
 SHUTTING_DOWN = "The server is shutting down; retry the request."
 
 
-class ResponsesService(RouteService):
+class ResponsesService(OpenRouterService):
     async def create(
-        self, request: RouteRequest, context: RequestContext, receive: Receive
+        self, request: CheckedBody, context: RequestContext, receive: Receive
     ) -> Response:
         self.note("responses", request.model, request.stream, context)
         self.log_input(request.body, context)

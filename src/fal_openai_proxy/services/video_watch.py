@@ -17,11 +17,11 @@ import logging
 import time
 from dataclasses import dataclass
 
+from ..base.settings import Settings
 from ..fal.errors import FalError
 from ..fal.transport import Transport
 from ..openai.webhooks import signed_headers, video_event
-from ..settings import Settings
-from ..shared import SharedStore
+from ..store.redis import RedisStore
 from ..store.videos import DELIVERED, GAVE_UP, VideoStore
 from .video_ids import VideoIds, VideoRef
 from .videos import KEEP_SECONDS, JobState, VideoService
@@ -48,7 +48,7 @@ class VideoWatcher:
         videos: VideoService,
         ids: VideoIds,
         http: Transport,
-        shared: SharedStore | None,
+        shared: RedisStore | None,
         interval: float,
         webhook: Webhook | None,
     ) -> None:
@@ -70,7 +70,7 @@ class VideoWatcher:
         settings: Settings,
         videos: VideoService,
         http: Transport,
-        shared: SharedStore | None,
+        shared: RedisStore | None,
     ) -> VideoWatcher | None:
         """A watcher where there is something to watch for: the table, or webhooks."""
         webhook = None

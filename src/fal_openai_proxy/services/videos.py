@@ -19,17 +19,16 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..catalog import Catalog
-from ..context import RequestContext
+from ..base.settings import Settings
 from ..fal.errors import FalError, FalStatusError
 from ..fal.files import FalFiles
 from ..fal.jobs import FalJobs
 from ..fal.video_apps import SORA_MODELS, VIDEO_APPS, VideoApp, generic_video_app
 from ..openai.errors import ProxyError, invalid_request
-from ..openai.media_requests import FormFile
+from ..openai.forms import FormFile
 from ..openai.videos import VideoCreate, video_object
-from ..settings import Settings
-from ..shared import SharedStore
+from ..serve.context import RequestContext
+from ..store.redis import RedisStore
 from ..store.videos import Outcome, VideoRow, VideoStore
 from ..translate.videos import (
     build_video_input,
@@ -40,6 +39,7 @@ from ..translate.videos import (
     progress_estimate,
     video_error,
 )
+from .catalog import Catalog
 from .images import sniff_image
 from .video_ids import VideoIds, VideoRef, derive_secret
 
@@ -81,7 +81,7 @@ class VideoService:
         files: FalFiles,
         catalog: Catalog,
         store: VideoStore | None,
-        shared: SharedStore | None,
+        shared: RedisStore | None,
     ) -> None:
         self._settings = settings
         self._jobs = jobs
@@ -150,7 +150,7 @@ class VideoService:
         """The video named, if the caller created it: any other caller gets a 404."""
         ids = self.ids(context)
         ref = ids.decode(video_id)
-        if ref is None or ref.owner != ids.owner_tag(context.client_id) or video_id in self.deleted:
+        if ref is None or ref.owner != ids.owner_tag(context.client.id) or video_id in self.deleted:
             raise not_found(video_id)
         return ref
 
@@ -164,7 +164,7 @@ class VideoService:
     async def create(self, request: VideoCreate, context: RequestContext) -> dict[str, Any]:
         has_image = request.image_file is not None or request.image_url is not None
         model, app, generic = self._resolve(request.model, has_image)
-        self._note(context, model, app)
+        context.check_model(model)
         extras = request.extras
         if request.form_extras:
             extras = {k: coerce_form_field(k, str(v)) for k, v in extras.items()}
@@ -176,6 +176,7 @@ class VideoService:
             extras,
             generic=generic,
         )
+        self._note(context, model, app, ask.seconds)
         if has_image:
             ask.fal_input[app.image_field or "image_url"] = await self._image_url(request, context)
         if self._settings.log_prompts:
@@ -190,7 +191,7 @@ class VideoService:
             app.app_id,
             submitted.request_id,
             key_tag,
-            ids.owner_tag(context.client_id),
+            ids.owner_tag(context.client.id),
             int(time.time()),
             model,
             ask.seconds,
@@ -210,11 +211,12 @@ class VideoService:
                 param="model",
                 code="model_not_supported",
             )
-        self._note(context, source.model, remix_app)
+        context.check_model(source.model)
         state = await self.state(source, context)
         if state.outcome.status != "completed":
             raise _not_ready(video_id, state.outcome.status)
         ask = build_video_input(remix_app, prompt, None, None, {})
+        self._note(context, source.model, remix_app, ask.seconds)
         ask.fal_input[remix_app.video_field] = state.urls["video"]
         submitted = await self._jobs.submit(remix_app.app_id, ask.fal_input, context.fal_key)
         context.log.fal_request_id = submitted.request_id
@@ -307,13 +309,11 @@ class VideoService:
             return f"data:{content_type};base64,{base64.b64encode(file.data).decode('ascii')}"
         return await self._files.upload(file.data, content_type, context.fal_key)
 
-    @staticmethod
-    def _note(context: RequestContext, model: str, app: VideoApp) -> None:
-        fields = context.log
-        fields.model = model
-        fields.model_label = model if model in SORA_MODELS or model in VIDEO_APPS else "other"
-        fields.stream = False
-        fields.route = "video"
+    def _note(self, context: RequestContext, model: str, app: VideoApp, seconds: str) -> None:
+        """The model in the log, usage and metrics; a 403 if the client's key may not use it."""
+        self._catalog.note(context, model, stream=False, route="video", fal_app=app.app_id)
+        if seconds.isdigit():
+            context.usage.video_seconds = float(seconds)
 
     # -- retrieve -----------------------------------------------------------------------------
 
@@ -443,7 +443,7 @@ class VideoService:
         store = self._require_store()
         ids = self.ids(context)
         await self.flush()
-        rows, more = await store.page(ids.owner_tag(context.client_id), after, limit, newest_first)
+        rows, more = await store.page(ids.owner_tag(context.client.id), after, limit, newest_first)
         videos = []
         for row in rows:
             ref = ids.decode(row.id)

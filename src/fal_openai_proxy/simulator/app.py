@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from . import direct, media, openai_route, platform, queue, video
+from . import direct, media, openrouter, platform, queue, video
 from .apps import base_length
 from .asgi import JSON_TYPE, Receive, Scope, Send, install_drop_filter, read_body, send_bytes
 from .common import Call, Prepared, decode_body, prepare
@@ -75,9 +75,9 @@ class SimulatorApp:
             return
         if in_run:
             rest = path[len(run_prefix) + 1 :].strip("/")
-            if rest.startswith(openai_route.PREFIX):
+            if rest.startswith(openrouter.PREFIX):
                 call = Call(scope, receive, send, _new_id())
-                await openai_route.handle(call, state, rest[len(openai_route.PREFIX) :])
+                await openrouter.handle(call, state, rest[len(openrouter.PREFIX) :])
                 return
             await _direct(state, Call(scope, receive, send, _new_id()), rest)
             return

@@ -70,7 +70,7 @@ class Directives:
     # Stream framing faults
     end_at: int | None = None  # the stream ends cleanly before this event (still partial)
     no_blank_lines: bool = False  # events not separated by a blank line
-    # fal's OpenAI route (simulator/openai_route.py)
+    # fal's OpenAI route (simulator/openrouter.py)
     finish_error: bool = False
     no_done: bool = False
     no_completed: bool = False

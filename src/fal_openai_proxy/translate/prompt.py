@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..openai.requests import ChatMessage, ImagePart, TextPart
+from ..openai.chat import ChatMessage, ImagePart, TextPart
 
 SEPARATOR = "\n\n-------下面是比较早之前的对话内容-----\n\n"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..openai.requests import ChatCompletionRequest
+from ..openai.chat import ChatCompletionRequest
 from .prompt import flatten_messages
 
 

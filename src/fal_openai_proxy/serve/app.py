@@ -1,0 +1,309 @@
+"""create_app(settings): one application object from one settings object.
+
+The composition root: `build_upstream` makes what talks to fal (and Redis), `build_services`
+one service per endpoint family on top of it; the routes come from the registry
+(`routes/__init__.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..base.metrics import Metrics
+from ..base.settings import Settings
+from ..fal.client import USER_AGENT, FalClient
+from ..fal.cluster import ClusterKeys
+from ..fal.files import FalFiles
+from ..fal.http import HttpClient
+from ..fal.jobs import FalJobs
+from ..fal.keys import DECREASE, MAX_LIMIT, KeyPool
+from ..fal.media_apps import media_model_ids
+from ..fal.openrouter import OpenRouterClient
+from ..fal.retry import CallStarter
+from ..fal.timeouts import Timeouts
+from ..fal.video_apps import video_model_ids
+from ..routes import ENDPOINTS
+from ..routes.registry import EndpointIndex, Handler
+from ..services.audio import AudioService
+from ..services.catalog import (
+    LIVE_CATEGORIES,
+    Catalog,
+    ModelCard,
+    ModelsFileError,
+    load_models_file,
+)
+from ..services.chat import ChatService
+from ..services.embeddings import EmbeddingsService
+from ..services.images import ImageService
+from ..services.openrouter import OpenRouterChatService
+from ..services.responses import ResponsesService
+from ..services.router import ModelRouter
+from ..services.video_watch import VideoWatcher
+from ..services.videos import VideoService
+from ..store.database import DatabaseURLError, create_engine, migrate
+from ..store.redis import RedisStore
+from ..store.videos import SqlVideoStore
+from .errors import HANDLERS, handle_error
+from .middleware import GuardMiddleware, RequestLogMiddleware
+from .model_refresh import LiveModels, ModelRefresher
+from .ratelimit import ClientLimiter
+from .state import ProxyState, Services, Upstream
+
+
+class ConfigError(Exception):
+    """A configuration the server refuses to start with."""
+
+
+def create_app(settings: Settings | None = None) -> ProxyApp:
+    settings = settings or Settings()
+    if problems := settings.startup_problems():
+        raise ConfigError(" ".join(problems))
+    try:
+        models = load_models_file(settings.models_file) if settings.models_file else None
+    except ModelsFileError as exc:
+        raise ConfigError(str(exc)) from None
+    live = LiveModels() if settings.fal_models_refresh else None
+    try:
+        upstream = build_upstream(settings)
+    except DatabaseURLError as exc:
+        raise ConfigError(str(exc)) from None
+    open_streams: set[asyncio.Task[None]] = set()
+    services = build_services(settings, upstream, open_streams, models, live)
+    limiter = ClientLimiter(
+        rpm=settings.rate_limit_rpm,
+        max_concurrent=settings.max_concurrent_per_client,
+        redis_url=settings.redis_url,
+        shared=upstream.redis,
+    )
+    state = ProxyState(
+        settings, upstream, services, EndpointIndex(ENDPOINTS), limiter, open_streams
+    )
+    refresher = _model_refresher(settings, upstream, live)
+    watcher = VideoWatcher.build(settings, services.videos, upstream.http, upstream.redis)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if upstream.database is not None:
+            await migrate(upstream.database)  # a database that cannot be reached stops start-up
+        if upstream.redis is not None:
+            await upstream.redis.start()  # never fails: without Redis, per-process state
+        if refresher is not None:
+            refresher.start()  # in the background: start-up never waits for fal's list
+        if watcher is not None:
+            watcher.start()
+        try:
+            yield  # upstream connections are opened on first use
+        finally:
+            if watcher is not None:
+                await watcher.stop()
+            if refresher is not None:
+                await refresher.stop()
+            await services.videos.flush()
+            if upstream.redis is not None:
+                await upstream.redis.close()  # frees this replica's slots first
+            if upstream.database is not None:
+                await upstream.database.dispose()
+            await upstream.http.close()
+
+    app = Starlette(
+        routes=[Route(e.path, e.handler, methods=[e.method]) for e in ENDPOINTS],
+        exception_handlers=dict(HANDLERS),
+        lifespan=lifespan,
+    )
+    app.state.proxy = state
+    upstream.metrics.requests_in_flight.set_function(lambda: float(state.in_flight))
+    return ProxyApp(app, state)
+
+
+def build_upstream(settings: Settings) -> Upstream:
+    metrics = Metrics()
+    redis = RedisStore(settings.redis_url, metrics=metrics) if settings.redis_url else None
+    pool = _key_pool(settings, metrics, redis)
+    # Idle connections kept per fal host: a submit or stream plus a status stream for every
+    # request the key pool lets through, within a bound (connections are opened as needed).
+    cap = settings.key_concurrency_cap or 1000  # auto: no cap known in advance
+    in_flight = len(pool) * cap if pool else 1000
+    http = HttpClient(
+        connect_timeout=settings.connect_timeout,
+        max_idle_per_host=min(2 * in_flight + 16, 256),
+        user_agent=USER_AGENT,
+        idle_expiry=settings.pool_idle_timeout,
+    )
+    timeouts = Timeouts(
+        connect=settings.connect_timeout,
+        first_event=settings.first_event_timeout,
+        idle=settings.idle_timeout,
+        total=settings.request_timeout,
+        keepalive=settings.keepalive_interval,
+        retry_budget=settings.retry_budget,
+    )
+    fal = FalClient(
+        run_url=settings.fal_run_url,
+        queue_url=settings.fal_queue_url,
+        http=http,
+        pool=pool,
+        timeouts=timeouts,
+        metrics=metrics,
+    )
+    # fal's OpenAI-compatible route and its storage: their own clients, starting calls with
+    # the same keys and retries.
+    openrouter = OpenRouterClient(
+        run_url=settings.fal_run_url,
+        http=http,
+        starter=CallStarter(pool, timeouts.retry_budget, metrics),
+        timeouts=timeouts,
+    )
+    files = FalFiles.build(
+        http,
+        rest_url=settings.fal_rest_url,
+        pool=pool,
+        retry_budget=settings.retry_budget,
+        metrics=metrics,
+        max_bytes=settings.max_media_bytes,
+        timeout=settings.media_fetch_timeout,
+        total_timeout=settings.request_timeout,
+    )
+    jobs = FalJobs(
+        queue_url=settings.fal_queue_url,
+        http=http,
+        starter=CallStarter(pool, timeouts.retry_budget, metrics),
+        metrics=metrics,
+        timeout=settings.first_event_timeout,
+    )
+    database = create_engine(settings.database_url) if settings.database_enabled else None
+    return Upstream(metrics, http, fal, openrouter, files, redis, jobs, database)
+
+
+def _key_pool(settings: Settings, metrics: Metrics, redis: RedisStore | None) -> KeyPool | None:
+    if not settings.fal_keys:
+        return None  # pass-through: each client brings its own key
+    cluster = None
+    if redis is not None:
+        cluster = ClusterKeys(
+            redis,
+            settings.fal_keys,
+            cap=settings.key_concurrency_cap,
+            decrease=DECREASE,
+            max_limit=MAX_LIMIT,
+        )
+    pool = KeyPool(
+        settings.fal_keys,
+        concurrency=settings.key_concurrency_cap,
+        max_wait=settings.max_queue_wait,
+        auth_cooldown=settings.key_auth_cooldown,
+        rate_limit_cooldown=settings.key_rate_limit_cooldown,
+        cluster=cluster,
+    )
+    metrics.watch_keys(
+        len(pool), in_flight=pool.in_flight, healthy=pool.is_healthy, limit=pool.limit
+    )
+    return pool
+
+
+def build_services(
+    settings: Settings,
+    upstream: Upstream,
+    open_streams: set[asyncio.Task[None]],
+    models: list[ModelCard] | None = None,
+    live: LiveModels | None = None,
+) -> Services:
+    metrics, fal, files = upstream.metrics, upstream.fal, upstream.files
+    catalog = Catalog(settings.fal_chat_app, models, live)
+    catalog.add_media(media_model_ids())
+    catalog.add_kinds(video_model_ids())
+    store = SqlVideoStore(upstream.database) if upstream.database is not None else None
+    openrouter = (settings, upstream.openrouter, catalog, metrics, open_streams)
+    per_model = {m.id: m.route for m in models or () if m.route}
+    router = ModelRouter(settings.model_route_table, per_model)
+    return Services(
+        catalog=catalog,
+        chat=ChatService(
+            settings, fal, catalog, metrics, open_streams, router,
+            OpenRouterChatService(*openrouter),
+        ),
+        responses=ResponsesService(*openrouter),
+        embeddings=EmbeddingsService(*openrouter),
+        images=ImageService(settings, fal, files, catalog),
+        audio=AudioService(settings, fal, files, catalog),
+        videos=VideoService(settings, upstream.jobs, files, catalog, store, upstream.redis),
+    )  # fmt: skip
+
+
+def _model_refresher(
+    settings: Settings, upstream: Upstream, live: LiveModels | None
+) -> ModelRefresher | None:
+    if live is None:
+        return None
+    keys = settings.fal_keys  # a server key only; pass-through clients' keys are theirs
+    return ModelRefresher(
+        upstream.http,
+        api_url=settings.fal_api_url,
+        key=keys[0] if keys else None,
+        categories=LIVE_CATEGORIES,
+        interval=settings.fal_models_refresh_interval,
+        source=live,
+        metrics=upstream.metrics,
+        store=upstream.redis,
+    )
+
+
+class ProxyApp:
+    """The ASGI application: our middleware around a dispatcher that serves the registry's
+    `direct` endpoints (chat completions) itself and everything else through Starlette."""
+
+    def __init__(self, starlette: Starlette, state: ProxyState) -> None:
+        self.starlette = starlette
+        self.state = starlette.state  # `app.state.proxy`, as in Starlette
+        self.routes = starlette.routes
+        self._direct: dict[tuple[str, str], Handler] = {
+            (e.method, e.path): e.handler for e in state.endpoints.endpoints if e.direct
+        }
+        settings = state.settings
+        asgi: ASGIApp = GuardMiddleware(self._dispatch, state=state)
+        if settings.cors_origin_list:
+            asgi = CORSMiddleware(
+                asgi,
+                allow_origins=settings.cors_origin_list,
+                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                allow_headers=["*"],
+                expose_headers=["x-request-id"],
+            )
+        self._asgi = RequestLogMiddleware(
+            asgi, metrics=state.upstream.metrics, endpoints=state.endpoints
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._asgi(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = None
+        if scope["type"] == "http":
+            handler = self._direct.get((scope["method"], scope["path"]))
+        if handler is None:
+            await self.starlette(scope, receive, send)
+            return
+        scope["app"] = self.starlette
+        response = await _answer(handler, scope, receive)
+        await response(scope, receive, send)
+
+
+async def _answer(handler: Handler, scope: Scope, receive: Receive) -> Response:
+    # A function of its own so that the request (and its body, possibly megabytes of images)
+    # is freed before a stream starts, not held for its whole length.
+    request = Request(scope, receive)
+    try:
+        return await handler(request)
+    except Exception as exc:
+        return await handle_error(request, exc)
+
+
+__all__ = ["ConfigError", "ProxyApp", "build_services", "build_upstream", "create_app"]

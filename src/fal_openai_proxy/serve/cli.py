@@ -1,0 +1,190 @@
+"""The `fal-openai-proxy` command (and `python example.py`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import uvloop
+from pydantic import SecretStr, ValidationError
+
+from .. import __version__
+from ..base.logs import configure_logging
+from ..base.settings import Settings
+from ..base.settings_doc import help_epilog, markdown
+from .app import ConfigError, create_app
+from .config_check import LOG_LEVELS, run_checks, validation_problems
+from .server import DrainingServer, QuietServer, loopback_socket, serve_workers, uvicorn_config
+
+log = logging.getLogger("fal_openai_proxy")
+SIMULATED_KEY = "simulated-fal-key"
+
+
+COMMANDS = {
+    "serve": "run the server (the default)",
+    "check-config": "validate the environment and .env, list every problem, exit 1 if any",
+    "settings-markdown": "print docs/configuration.md, generated from the settings",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fal-openai-proxy",
+        usage="%(prog)s [serve | check-config | settings-markdown] [options]",
+        description="An OpenAI-compatible API for fal.ai's language models. "
+        "Every option can also be set in the environment or in .env.\n\ncommands:\n"
+        + "\n".join(f"  {name:<19}{meaning}" for name, meaning in COMMANDS.items()),
+        epilog=help_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "command", nargs="?", default="serve", choices=COMMANDS, help=argparse.SUPPRESS
+    )
+    parser.add_argument("--host", help="listen address (HOST)")
+    parser.add_argument("--port", type=int, help="listen port (PORT)")
+    parser.add_argument("--workers", type=int, help="worker processes (WORKERS)")
+    parser.add_argument(
+        "--simulate", action="store_true", help="answer from the built-in fal simulator"
+    )
+    parser.add_argument("--log-level", help="debug, info, warning or error (LOG_LEVEL)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        name: value
+        for name, value in (
+            ("host", args.host),
+            ("port", args.port),
+            ("workers", args.workers),
+            ("log_level", args.log_level),
+        )
+        if value is not None
+    }
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    return Settings(**flag_overrides(args))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.command == "settings-markdown":
+        sys.stdout.write(markdown())
+        return
+    if args.command == "check-config":
+        sys.exit(check_config(args))
+    try:
+        settings = load_settings(args)
+    except ValidationError as exc:
+        sys.exit("fal-openai-proxy: invalid settings:\n  " + "\n  ".join(validation_problems(exc)))
+    try:
+        configure_logging(settings.log_level, settings.log_format)
+    except ValueError:
+        sys.exit(f"fal-openai-proxy: LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}.")
+    try:
+        if args.simulate:
+            uvloop.run(_serve_simulated(settings))
+        elif settings.workers > 1:
+            _serve_workers(settings)
+        else:
+            _serve(settings)
+    except ConfigError as exc:
+        sys.exit(f"fal-openai-proxy: {exc}")
+
+
+def check_config(args: argparse.Namespace) -> int:
+    problems = run_checks(flag_overrides(args))
+    if not problems:
+        print(f"fal-openai-proxy {__version__}: the configuration is valid.")
+        return 0
+    print(f"fal-openai-proxy: {len(problems)} problem(s) in the configuration:")
+    for problem in problems:
+        print(f"  - {problem}")
+    return 1
+
+
+def _announce(settings: Settings, simulator_url: str | None = None) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    lines = [f"fal-openai-proxy {__version__}"]
+    if simulator_url:
+        lines = [
+            "*** SIMULATED: answers come from the built-in fal simulator, not from fal. ***",
+            "*** Set FAL_KEY and drop --simulate to use fal.                            ***",
+            *lines,
+            f"  proxy (point OpenAI clients here): {base}/v1",
+            f"  fal simulator (the proxy's upstream, internal): {simulator_url}",
+        ]
+    else:
+        lines.append(f"  proxy (point OpenAI clients here): {base}/v1")
+        lines.append(f"  upstream: {settings.fal_run_url} and {settings.fal_queue_url}")
+        if settings.pass_through:
+            lines.append(
+                "  FAL_KEY is not set: pass-through mode. Each client's "
+                "`Authorization: Bearer <key>` is sent to fal as its fal key."
+            )
+    if settings.workers > 1:
+        lines.append(f"  workers: {settings.workers} on one port (/metrics adds them up)")
+    lines.append(f"  API reference: {base}/docs   metrics: {base}/metrics")
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _serve(settings: Settings) -> None:
+    app = create_app(settings)
+    _announce(settings)
+    config = uvicorn_config(app, settings.host, settings.port, settings.log_level, settings)
+    DrainingServer(config, app.state.proxy).run()
+
+
+def _serve_workers(settings: Settings) -> None:
+    """N processes sharing one listening socket; each drains on SIGTERM."""
+    app = create_app(settings)  # fail fast on a bad configuration, in the parent
+    _announce(settings)
+    sock = uvicorn_config(
+        app, settings.host, settings.port, settings.log_level, settings
+    ).bind_socket()
+    sys.exit(serve_workers(settings, sock))
+
+
+def simulated_settings(settings: Settings, base: str) -> Settings:
+    """The proxy's settings for --simulate: the simulator's URLs and a simulator-only key.
+    Never the real FAL_KEY: the simulator keeps a log that any local user can read."""
+    return settings.model_copy(
+        update={
+            "fal_run_url": f"{base}/run",
+            "fal_queue_url": f"{base}/queue",
+            "fal_key": SecretStr(SIMULATED_KEY),
+        }
+    )
+
+
+async def _serve_simulated(settings: Settings) -> None:
+    from ..simulator import SimulatorConfig, create_simulator_app
+
+    sim_socket = loopback_socket()
+    sim_port = sim_socket.getsockname()[1]
+    base = f"http://127.0.0.1:{sim_port}"
+    settings = simulated_settings(settings, base)
+    simulator = create_simulator_app(SimulatorConfig(interval_ms=30, events=12))
+    sim_server = QuietServer(uvicorn_config(simulator, "127.0.0.1", sim_port, "warning"))
+    app = create_app(settings)
+    _announce(settings, base)
+    proxy = DrainingServer(
+        uvicorn_config(app, settings.host, settings.port, settings.log_level, settings),
+        app.state.proxy,
+    )
+    sim_task = asyncio.ensure_future(sim_server.serve(sockets=[sim_socket]))
+    try:
+        await proxy.serve()
+    finally:
+        sim_server.should_exit = True
+        await sim_task

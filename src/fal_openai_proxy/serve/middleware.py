@@ -1,0 +1,305 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it buffers and slows streams).
+
+RequestLog: request id, one JSON log line and metrics per request.
+Guard: the Host check on every route; on the routes that take a client's key (the registry's
+`Auth.CLIENT`, and any unknown /v1/ path) draining, cross-site requests, the content type,
+client auth, body size and time, and per-client limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..base.metrics import Metrics
+from ..openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
+from ..routes.registry import Auth, Body, Endpoint, EndpointIndex
+from .context import AccessLogFields, Client, clip, new_context, request_context
+from .state import ProxyState
+
+access_log = logging.getLogger("fal_openai_proxy.access")
+_QUIET = frozenset({"/healthz", "/readyz", "/metrics"})  # probed often: metrics, no log line
+
+
+class RequestLogMiddleware:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, endpoints: EndpointIndex) -> None:
+        self.app = app
+        self.metrics = metrics
+        self._endpoints = endpoints
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        request_id = request_id[:128]
+        fields = new_context(scope, request_id).log
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._record(scope, fields, status, time.perf_counter() - started)
+
+    def _record(self, scope: Scope, fields: AccessLogFields, status: int, seconds: float) -> None:
+        path = scope["path"]
+        endpoint = self._endpoints.find(scope["method"], path)
+        route = endpoint.template if endpoint is not None else "other"  # a bounded label
+        self.metrics.requests.labels(route, fields.model_label, str(status)).inc()
+        self.metrics.latency.labels(route).observe(seconds)
+        if route in _QUIET:
+            return
+        access_log.info(
+            "request",
+            extra={
+                "request_id": fields.request_id,
+                "method": scope["method"],
+                "path": clip(path),
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "model": clip(fields.model),
+                "stream": fields.stream,
+                "route": fields.route,
+                "fal_request_id": clip(fields.fal_request_id),
+                "error_type": fields.error_type,
+            },
+        )
+
+
+class GuardMiddleware:
+    def __init__(self, app: ASGIApp, *, state: ProxyState) -> None:
+        self.app = app
+        self._state = state
+        settings = state.settings
+        self._api_keys = [k.encode() for k in settings.api_keys]
+        self._pass_through = settings.pass_through
+        self._max_body = settings.max_body_bytes
+        self._body_timeout = settings.body_timeout
+        self._limiter = state.limiter
+        self._endpoints = state.endpoints
+        hosts = settings.allowed_host_list
+        self._hosts = None if hosts is None else frozenset(hosts)
+        origins = settings.cors_origin_list
+        self._any_origin = "*" in origins
+        self._origins = frozenset(origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        endpoint = self._endpoints.find(scope["method"], path)
+        if endpoint is not None:
+            request_context(scope).usage.endpoint = endpoint.template
+            auth = endpoint.auth
+        else:
+            auth = Auth.CLIENT if path.startswith("/v1/") else Auth.PUBLIC
+        if auth is Auth.PUBLIC:
+            if self._hosts is not None and not self._host_allowed(scope):
+                await send_error(send, _misdirected())
+                return
+            await self.app(scope, receive, send)
+            return
+        try:
+            client = self._check(scope, endpoint)
+            if self._limiter.active:
+                await self._limiter.admit(client)
+        except ProxyError as exc:
+            request_context(scope).log.error_type = exc.code or exc.type
+            await send_error(send, exc)
+            return
+        self._state.in_flight += 1
+        try:
+            await self.app(scope, self._limited(receive), send)
+        finally:
+            self._state.in_flight -= 1
+            if self._limiter.active:
+                self._limiter.done(client)
+
+    def _check(self, scope: Scope, endpoint: Endpoint | None) -> str:
+        """Refuse early; return the client's identity for limits (never a raw key)."""
+        if self._hosts is not None and not self._host_allowed(scope):
+            raise _misdirected()
+        if self._state.draining:
+            raise unavailable("The server is shutting down; retry on another instance.")
+        origin = _header(scope, b"origin")
+        if origin is not None and not self._origin_allowed(scope, origin):
+            raise ProxyError(
+                403,
+                "Cross-origin requests from this origin are not allowed (see CORS_ORIGINS).",
+                type=PERMISSION,
+                code="origin_not_allowed",
+            )
+        length = _header(scope, b"content-length")
+        if length and length.isdigit() and int(length) > self._max_body:
+            raise _too_large(self._max_body)
+        has_body = length not in (None, "0") or _header(scope, b"transfer-encoding") is not None
+        body = endpoint.body if endpoint is not None else Body.NONE
+        if scope["method"] != "GET" and has_body and body is not Body.ANY:
+            _check_content_type(scope, body)  # a bodiless request carries nothing to forge
+        context = request_context(scope)
+        context.client = client = self._identify(scope, context.client)
+        return client.id
+
+    def _identify(self, scope: Scope, client: Client) -> Client:
+        """Who is calling, from the key they sent; a 401 for a missing or wrong key."""
+        token = _bearer(scope)
+        if self._api_keys:
+            index = _match_key(token, self._api_keys)
+            if index is None:
+                raise _auth_error(token)
+            client.kind, client.id = "static", f"key-{index}"
+        elif self._pass_through:
+            if not token:
+                raise _auth_error(token)
+            request_context(scope).fal_key = token
+            client.kind = "passthrough"
+            client.id = "fal-" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        else:
+            address = scope.get("client")
+            client.kind, client.id = "open", f"ip-{address[0]}" if address else "anonymous"
+        return client
+
+    def _host_allowed(self, scope: Scope) -> bool:
+        host = _header(scope, b"host")
+        if host is None:
+            return True  # HTTP/1.0 without Host: not a browser, so not a rebinding page
+        assert self._hosts is not None
+        return _host_name(host) in self._hosts
+
+    def _origin_allowed(self, scope: Scope, origin: str) -> bool:
+        if self._any_origin or origin in self._origins:
+            return True
+        # Same-origin (a page served by this very host and port) is not cross-site.
+        host = _header(scope, b"host")
+        return host is not None and origin.partition("://")[2] == host
+
+    def _limited(self, receive: Receive) -> Receive:
+        """Body size and time limits, until the body is complete."""
+        seen = 0
+        deadline: float | None = None
+        complete = False
+
+        async def receive_limited() -> Message:
+            nonlocal seen, deadline, complete
+            if complete:
+                return await receive()
+            if deadline is None:
+                deadline = asyncio.get_running_loop().time() + self._body_timeout
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise ProxyError(
+                    408,
+                    f"The request body was not received within {self._body_timeout:g} s.",
+                    code="request_timeout",
+                    headers={"Connection": "close"},
+                ) from None
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self._max_body:
+                    raise _too_large(self._max_body)
+                complete = not message.get("more_body", False)
+            else:
+                complete = True
+            return message
+
+        return receive_limited
+
+
+async def send_error(send: Send, exc: ProxyError) -> None:
+    headers = [(b"content-type", b"application/json")]
+    headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": exc.json()})
+
+
+def _match_key(token: str | None, keys: list[bytes]) -> int | None:
+    """Constant-time comparison against every key (no early exit on a match)."""
+    given = (token or "").encode()
+    match = None
+    for index, key in enumerate(keys):
+        if hmac.compare_digest(given, key) and match is None:
+            match = index
+    return match
+
+
+def _auth_error(token: str | None) -> ProxyError:
+    if not token:
+        return ProxyError(
+            401,
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+            type=AUTHENTICATION,
+            code="missing_api_key",
+        )
+    return ProxyError(
+        401, "Incorrect API key provided.", type=AUTHENTICATION, code="invalid_api_key"
+    )
+
+
+def _check_content_type(scope: Scope, body: Body) -> None:
+    """Multipart where the endpoint takes it, JSON everywhere else: a browser page can send
+    text/plain or a form to localhost without a CORS preflight, but not application/json."""
+    value = (_header(scope, b"content-type") or "").partition(";")[0].strip().lower()
+    if body is Body.JSON_OR_MULTIPART and value in (Body.JSON, Body.MULTIPART):
+        return
+    wanted = str(Body.MULTIPART if body is Body.MULTIPART else Body.JSON)
+    if value != wanted:
+        raise ProxyError(
+            415,
+            f"Unsupported Content-Type {value or '(none)'!r}: this endpoint takes {wanted}.",
+            code="unsupported_media_type",
+        )
+
+
+def _host_name(host: str) -> str:
+    """'Example.com:3000' -> 'example.com'; '[::1]:3000' -> '[::1]'."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.partition(":")[0]
+
+
+def _misdirected() -> ProxyError:
+    return ProxyError(
+        421,
+        "This server does not serve the host named in the request (see ALLOWED_HOSTS).",
+        code="host_not_allowed",
+    )
+
+
+def _too_large(limit: int) -> ProxyError:
+    return ProxyError(
+        413, f"Request body too large: the limit is {limit} bytes.", code="request_too_large"
+    )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _bearer(scope: Scope) -> str | None:
+    value = _header(scope, b"authorization")
+    if value and value[:7].lower() == "bearer ":
+        return value[7:].strip() or None
+    return None

@@ -1,0 +1,75 @@
+"""Everything one application instance owns; built once, from one Settings object."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+
+from ..base.metrics import Metrics
+from ..base.settings import Settings
+from ..fal.client import FalClient
+from ..fal.files import FalFiles
+from ..fal.jobs import FalJobs
+from ..fal.openrouter import OpenRouterClient
+from ..fal.transport import Transport
+from ..services.audio import AudioService
+from ..services.catalog import Catalog
+from ..services.chat import ChatService
+from ..services.embeddings import EmbeddingsService
+from ..services.images import ImageService
+from ..services.responses import ResponsesService
+from ..services.videos import VideoService
+from ..store.redis import RedisStore
+from .ratelimit import ClientLimiter
+
+if TYPE_CHECKING:  # routes import this module: no import of theirs at run time
+    from ..routes.registry import EndpointIndex
+
+
+@dataclass
+class Upstream:
+    """What talks to fal (and to the Redis the replicas share)."""
+
+    metrics: Metrics
+    http: Transport
+    fal: FalClient  # fal's queue and /stream
+    openrouter: OpenRouterClient  # fal's OpenAI-compatible route
+    files: FalFiles  # fal's storage and CDN
+    redis: RedisStore | None  # REDIS_URL: state shared with the other replicas
+    jobs: FalJobs  # fal's queue, for jobs that outlive their request (videos)
+    database: AsyncEngine | None  # DATABASE_URL
+
+
+@dataclass
+class Services:
+    """One service per endpoint family."""
+
+    catalog: Catalog
+    chat: ChatService
+    responses: ResponsesService
+    embeddings: EmbeddingsService
+    images: ImageService
+    audio: AudioService
+    videos: VideoService
+
+
+@dataclass
+class ProxyState:
+    settings: Settings
+    upstream: Upstream
+    services: Services
+    endpoints: EndpointIndex
+    limiter: ClientLimiter
+    open_streams: set[asyncio.Task[None]]  # ended by the drain
+    draining: bool = False
+    in_flight: int = 0  # requests being served with a client's key, for draining
+    openapi: dict[str, Any] | None = field(default=None, repr=False)  # built on first use
+
+
+def proxy_state(request: Request) -> ProxyState:
+    state: ProxyState = request.app.state.proxy
+    return state
