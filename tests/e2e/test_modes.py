@@ -180,7 +180,9 @@ def test_models_list_shape(proxy: RunningProxy, http: httpx.Client) -> None:
     assert len(ids) == len(set(ids))
     assert MODEL in ids and "anthropic/claude-sonnet-4.6" in ids
     for model in body["data"]:
-        assert set(model) == {"id", "object", "created", "owned_by"}
+        # Video models also say what they make (`kind`); the others are OpenAI's four fields.
+        assert set(model) - {"kind"} == {"id", "object", "created", "owned_by"}
+        assert model.get("kind", "text-to-video") in ("text-to-video", "image-to-video", "extend")
         assert model["object"] == "model"
         owner = model["id"].split("/")[0] if "/" in model["id"] else "fal"  # dall-e-3 etc.
         assert model["owned_by"] == owner
