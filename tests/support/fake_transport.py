@@ -62,7 +62,13 @@ class MockTransport:
         return cls(lambda request: routes[(request.method, request.url)])
 
     async def open(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        *,
+        all_headers: bool = False,
     ) -> FakeResponse:
         request = SentRequest(method, url, dict(headers), body)
         self.sent.append(request)

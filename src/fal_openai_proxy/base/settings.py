@@ -324,6 +324,14 @@ class Settings(BaseSettings):
         "`none` turns it off (then GET /v1/videos and DELETE answer 501).",
     )
 
+    # fal's own clients (/api/fal/proxy)
+    fal_proxy_allowed_apps: str = Field(
+        "*",
+        description="Comma-separated globs over fal app ids (`fal-ai/flux/*`) that fal's own "
+        "clients may call through `/api/fal/proxy`; `*`: any. Empty: the endpoint refuses "
+        "every call. Virtual keys' model globs apply too.",
+    )
+
     @field_validator("fal_run_url", "fal_queue_url", "fal_rest_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

@@ -61,9 +61,9 @@ class _Connection(asyncio.Protocol):
 
     __slots__ = (
         "buffered", "chunks", "closed", "complete", "fd", "framed", "headers", "headers_done",
-        "idle_since", "informational", "keep_alive", "lost", "on_gone", "origin", "parser",
-        "reading_paused", "reused", "status", "tls", "tls_in", "tls_out", "tls_ready",
-        "transport", "waiter",
+        "idle_since", "informational", "keep_alive", "keep_all", "lost", "on_gone", "origin",
+        "parser", "reading_paused", "reused", "status", "tls", "tls_in", "tls_out",
+        "tls_ready", "transport", "waiter",
     )  # fmt: skip
 
     def __init__(self, origin: _Origin) -> None:
@@ -85,6 +85,7 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = False
         self.framed = False  # Content-Length or Transfer-Encoding seen
         self.informational = False  # inside a 1xx answer
+        self.keep_all = False  # keep every response header (the fal proxy relays them)
         self.idle_since = 0.0
         self.on_gone: Callable[[], None] | None = None  # frees the connection's slot, once
         # TLS, when the origin is https (see `start_tls`).
@@ -200,9 +201,9 @@ class _Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         key = name.decode("latin-1").lower()
-        if key not in _KEPT_HEADERS and not key.startswith("x-fal-"):
-            if key in _FRAMING_HEADERS:
-                self.framed = True
+        if key in _FRAMING_HEADERS:
+            self.framed = True
+        if not self.keep_all and key not in _KEPT_HEADERS and not key.startswith("x-fal-"):
             return  # held for a stream's whole life, so keep only what fal's protocol uses
         text = value.decode("latin-1")
         self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
@@ -237,8 +238,9 @@ class _Connection(asyncio.Protocol):
 
     # used by HttpClient and OpenResponse
 
-    def start(self, request: bytes) -> None:
+    def start(self, request: bytes, keep_all: bool = False) -> None:
         self.status, self.headers, self.buffered = 0, {}, 0
+        self.keep_all = keep_all
         self.headers_done = self.complete = self.keep_alive = self.framed = False
         self.chunks.clear()
         assert self.transport is not None
@@ -417,9 +419,16 @@ class HttpClient:
         self._idle.clear()
 
     async def open(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        *,
+        all_headers: bool = False,
     ) -> OpenResponse:
-        """Send a request and wait for the response headers."""
+        """Send a request and wait for the response headers. `all_headers`: keep every
+        response header, not only those fal's protocol reads (for a relay)."""
         origin, target, host = _split(url)
         route = self._routes.get(origin) or self._route(origin)
         if route.forward:
@@ -428,7 +437,7 @@ class HttpClient:
         while True:
             conn = await self._connection(origin, route)
             try:
-                conn.start(request)
+                conn.start(request, all_headers)
                 while not conn.headers_done:
                     await conn.wait()
             except FalBrokenError:

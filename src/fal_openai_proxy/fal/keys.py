@@ -127,6 +127,11 @@ class KeyPool:
     def is_healthy(self, index: int) -> bool:
         return self._state[index].cooldown_until <= self._clock()
 
+    def unmetered(self, index: int) -> KeyLease:
+        """Key `index` for a call that takes no slot (a status poll, a storage upload): fal
+        counts only running requests against its limit. Releasing it frees nothing."""
+        return KeyLease(None, index, self._keys[index])
+
     async def acquire(self, exclude: frozenset[int] = frozenset()) -> KeyLease:
         """The least-loaded healthy key, waiting up to MAX_QUEUE_WAIT for a free slot."""
         if self._cluster is not None:

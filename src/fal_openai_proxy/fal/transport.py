@@ -44,7 +44,13 @@ class StreamingResponse(Protocol):
 
 class Transport(Protocol):
     async def open(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+        *,
+        all_headers: bool = False,
     ) -> StreamingResponse: ...
 
     async def send(

@@ -79,7 +79,7 @@ async def until_disconnect(work: Awaitable[T], receive: Receive) -> T:
     raise AssertionError("unreachable")  # for type checkers: the body always returns or raises
 
 
-class _WriteWatch:
+class WriteWatch:
     """Cancels the stream's task when one write has waited `timeout` seconds for a client
     that does not read (uvicorn's send() waits for the socket to drain, without a limit).
     One timer per stream, re-armed lazily: a write costs two attribute stores."""
@@ -131,7 +131,7 @@ class EventStreamResponse(Response):
         task: asyncio.Task[None] = asyncio.current_task()  # type: ignore[assignment]
         self._open_streams.add(task)
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        watch = _WriteWatch(task, self._write_timeout)
+        watch = WriteWatch(task, self._write_timeout)
         loop = asyncio.get_running_loop()
         try:
             async with cancelled_on_disconnect(receive):

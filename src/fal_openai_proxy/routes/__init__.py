@@ -3,7 +3,18 @@ endpoints in its own `ROUTES`; `ENDPOINTS` is all of them, the one list the app 
 
 from __future__ import annotations
 
-from . import audio, chat, docs, embeddings, health, images, models, responses, videos
+from . import (
+    audio,
+    chat,
+    docs,
+    embeddings,
+    fal_proxy,
+    health,
+    images,
+    models,
+    responses,
+    videos,
+)  # fmt: skip
 from .registry import Endpoint
 
 ENDPOINTS: list[Endpoint] = [
@@ -14,6 +25,7 @@ ENDPOINTS: list[Endpoint] = [
     *images.ROUTES,
     *audio.ROUTES,
     *videos.ROUTES,
+    *fal_proxy.ROUTES,
     *health.ROUTES,
     *docs.ROUTES,
 ]

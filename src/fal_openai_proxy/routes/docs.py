@@ -16,13 +16,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from .. import __version__
 from ..serve.state import proxy_state
-from .registry import JSON, Auth, Body, Endpoint, Operation
+from .registry import JSON, Auth, Body, Endpoint, Operation, Protocol
 
 _CODE = re.compile(r"`([^`]+)`")
 
 
 def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
-    schemas: dict[str, Any] = {"Error": _ERROR_SCHEMA}
+    schemas: dict[str, Any] = {"Error": _ERROR_SCHEMA, "FalError": _FAL_ERROR_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
         entry = _operation(endpoint, schemas)
@@ -46,8 +46,9 @@ def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
         responses["200"] = success
     elif operation.status < 400:
         responses[str(operation.status)] = {"description": "Redirect."}
+    shape = "FalError" if endpoint.protocol is Protocol.FAL else "Error"
     for status, text in operation.responses.items():  # errors
-        error = {"schema": {"$ref": "#/components/schemas/Error"}}
+        error = {"schema": {"$ref": f"#/components/schemas/{shape}"}}
         responses[str(status)] = {"description": text, "content": {JSON: error}}
     entry: dict[str, Any] = {"summary": operation.summary, "responses": responses}
     if endpoint.auth is Auth.CLIENT:
@@ -86,6 +87,15 @@ _ERROR_SCHEMA = {
             },
         }
     },
+}
+
+
+# fal's error shape (docs/fal-protocol.md §13.3): `detail` as fal's platform sends it,
+# `message` for fal-js's `ApiError.message`.
+_FAL_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["detail", "message"],
+    "properties": {"detail": {"type": "string"}, "message": {"type": "string"}},
 }
 
 

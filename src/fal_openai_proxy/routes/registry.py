@@ -34,6 +34,14 @@ class Body(StrEnum):
     ANY = "any"  # passed on unread, whatever its type
 
 
+class Protocol(StrEnum):
+    """Whose client calls an endpoint: the shape of the guard's refusals, and how it sends
+    its key."""
+
+    OPENAI = "openai"  # `{"error": {...}}`; `Authorization: Bearer`
+    FAL = "fal"  # fal's own clients: `{"detail", "message"}`; also `x-api-key`, `Key …`
+
+
 class Auth(StrEnum):
     """Who may call an endpoint."""
 
@@ -62,6 +70,7 @@ class Endpoint:
     operation: Operation
     body: Body = Body.NONE
     auth: Auth = Auth.CLIENT
+    protocol: Protocol = Protocol.OPENAI
     # Served by the app's dispatcher without Starlette's router and exception layers: a
     # long stream would otherwise keep every layer's frame alive (~10 KB per open stream).
     direct: bool = False

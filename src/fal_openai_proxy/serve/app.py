@@ -28,6 +28,8 @@ from ..fal.jobs import FalJobs
 from ..fal.keys import DECREASE, MAX_LIMIT, KeyPool
 from ..fal.media_apps import media_model_ids
 from ..fal.openrouter import OpenRouterClient
+from ..fal.proxy_client import FalProxyClient
+from ..fal.proxy_protocol import EXPOSED_HEADERS, Upstreams, parse_app_globs
 from ..fal.retry import CallStarter
 from ..fal.timeouts import Timeouts
 from ..fal.video_apps import video_model_ids
@@ -43,6 +45,7 @@ from ..services.catalog import (
 )
 from ..services.chat import ChatService
 from ..services.embeddings import EmbeddingsService
+from ..services.fal_proxy import FalProxyService, SubmittedRequests
 from ..services.images import ImageService
 from ..services.openrouter import OpenRouterChatService
 from ..services.responses import ResponsesService
@@ -180,7 +183,15 @@ def build_upstream(settings: Settings) -> Upstream:
         timeout=settings.first_event_timeout,
     )
     database = create_engine(settings.database_url) if settings.database_enabled else None
-    return Upstream(metrics, http, fal, openrouter, files, redis, jobs, database)
+    # fal's own clients (/api/fal/proxy): their calls relayed with the same keys and retries.
+    fal_proxy = FalProxyClient(
+        http=http,
+        pool=pool,
+        timeouts=timeouts,
+        metrics=metrics,
+        upstreams=Upstreams(settings.fal_run_url, settings.fal_queue_url, settings.fal_rest_url),
+    )
+    return Upstream(metrics, http, fal, openrouter, files, redis, jobs, database, fal_proxy)
 
 
 def _key_pool(settings: Settings, metrics: Metrics, redis: RedisStore | None) -> KeyPool | None:
@@ -235,6 +246,12 @@ def build_services(
         images=ImageService(settings, fal, files, catalog),
         audio=AudioService(settings, fal, files, catalog),
         videos=VideoService(settings, upstream.jobs, files, catalog, store, upstream.redis),
+        fal_proxy=FalProxyService(
+            upstream.fal_proxy, SubmittedRequests(upstream.redis),
+            allowed_apps=parse_app_globs(settings.fal_proxy_allowed_apps),
+            pass_through=settings.pass_through, catalog=catalog, metrics=metrics,
+            open_streams=open_streams, write_timeout=settings.write_timeout,
+        ),
     )  # fmt: skip
 
 
@@ -273,9 +290,10 @@ class ProxyApp:
             asgi = CORSMiddleware(
                 asgi,
                 allow_origins=settings.cors_origin_list,
-                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],  # PUT: fal's cancel
                 allow_headers=["*"],
-                expose_headers=["x-request-id"],
+                # What fal's client reads of an answer (docs/fal-protocol.md §13.1).
+                expose_headers=["x-request-id", *EXPOSED_HEADERS],
             )
         self._asgi = RequestLogMiddleware(
             asgi, metrics=state.upstream.metrics, endpoints=state.endpoints

@@ -18,8 +18,9 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..base.metrics import Metrics
+from ..fal.proxy_protocol import error_body as fal_error_body
 from ..openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
-from ..routes.registry import Auth, Body, Endpoint, EndpointIndex
+from ..routes.registry import Auth, Body, Endpoint, EndpointIndex, Protocol
 from .context import AccessLogFields, Client, clip, new_context, request_context
 from .state import ProxyState
 
@@ -122,7 +123,8 @@ class GuardMiddleware:
                 await self._limiter.admit(client)
         except ProxyError as exc:
             request_context(scope).log.error_type = exc.code or exc.type
-            await send_error(send, exc)
+            fal = endpoint is not None and endpoint.protocol is Protocol.FAL
+            await send_error(send, exc, fal_error_body(exc.message) if fal else None)
             return
         self._state.in_flight += 1
         try:
@@ -154,12 +156,17 @@ class GuardMiddleware:
         if scope["method"] != "GET" and has_body and body is not Body.ANY:
             _check_content_type(scope, body)  # a bodiless request carries nothing to forge
         context = request_context(scope)
-        context.client = client = self._identify(scope, context.client)
+        fal = endpoint is not None and endpoint.protocol is Protocol.FAL
+        context.client = client = self._identify(scope, context.client, fal)
         return client.id
 
-    def _identify(self, scope: Scope, client: Client) -> Client:
-        """Who is calling, from the key they sent; a 401 for a missing or wrong key."""
+    def _identify(self, scope: Scope, client: Client, fal: bool = False) -> Client:
+        """Who is calling, from the key they sent; a 401 for a missing or wrong key. `fal`:
+        fal's own client, which may also send the key as `x-api-key`, and its fal key as
+        `Authorization: Key …` in pass-through mode (docs/fal-proxy.md)."""
         token = _bearer(scope)
+        if fal:
+            token = _fal_client_token(scope, token, pass_through=self._pass_through)
         if self._api_keys:
             index = _match_key(token, self._api_keys)
             if index is None:
@@ -224,11 +231,33 @@ class GuardMiddleware:
         return receive_limited
 
 
-async def send_error(send: Send, exc: ProxyError) -> None:
+async def send_error(send: Send, exc: ProxyError, body: bytes | None = None) -> None:
+    """`exc` in OpenAI's shape, or as `body` (another protocol's shape of it)."""
     headers = [(b"content-type", b"application/json")]
     headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
-    await send({"type": "http.response.body", "body": exc.json()})
+    await send({"type": "http.response.body", "body": exc.json() if body is None else body})
+
+
+def _fal_client_token(scope: Scope, bearer: str | None, *, pass_through: bool) -> str | None:
+    """The key a fal client sends: `Bearer`, or `x-api-key` (which fal's client never sends
+    itself, so it cannot clash with a fal key the client also sends); in pass-through mode its
+    own fal key as `Authorization: Key …`, as fal's clients send it."""
+    if bearer:
+        return bearer
+    api_key = (_header(scope, b"x-api-key") or "").strip()
+    if api_key:
+        return api_key
+    fal_key = _key_scheme(scope)
+    if fal_key and not pass_through:
+        raise ProxyError(
+            401,
+            "This proxy holds the fal keys: send the proxy's own key (as 'Authorization: "
+            "Bearer <key>' or 'x-api-key'), not a fal key.",
+            type=AUTHENTICATION,
+            code="invalid_api_key",
+        )
+    return fal_key
 
 
 def _match_key(token: str | None, keys: list[bytes]) -> int | None:
@@ -302,4 +331,12 @@ def _bearer(scope: Scope) -> str | None:
     value = _header(scope, b"authorization")
     if value and value[:7].lower() == "bearer ":
         return value[7:].strip() or None
+    return None
+
+
+def _key_scheme(scope: Scope) -> str | None:
+    """`Authorization: Key <fal key>`, the scheme of fal's clients (docs/fal-protocol.md §2)."""
+    value = _header(scope, b"authorization")
+    if value and value[:4].lower() == "key ":
+        return value[4:].strip() or None
     return None

@@ -15,11 +15,13 @@ from ..fal.client import FalClient
 from ..fal.files import FalFiles
 from ..fal.jobs import FalJobs
 from ..fal.openrouter import OpenRouterClient
+from ..fal.proxy_client import FalProxyClient
 from ..fal.transport import Transport
 from ..services.audio import AudioService
 from ..services.catalog import Catalog
 from ..services.chat import ChatService
 from ..services.embeddings import EmbeddingsService
+from ..services.fal_proxy import FalProxyService
 from ..services.images import ImageService
 from ..services.responses import ResponsesService
 from ..services.videos import VideoService
@@ -42,6 +44,7 @@ class Upstream:
     redis: RedisStore | None  # REDIS_URL: state shared with the other replicas
     jobs: FalJobs  # fal's queue, for jobs that outlive their request (videos)
     database: AsyncEngine | None  # DATABASE_URL
+    fal_proxy: FalProxyClient  # fal's own clients' calls, relayed (/api/fal/proxy)
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Services:
     images: ImageService
     audio: AudioService
     videos: VideoService
+    fal_proxy: FalProxyService
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """OpenAI's Videos API over fal's video apps: create, retrieve, content, list, delete, remix.
 
-A video is one fal queue job (docs/fal-protocol.md §13). `create` submits it and answers at
+A video is one fal queue job (docs/fal-protocol.md §14). `create` submits it and answers at
 once; the id it returns carries the app, fal's request id and the submitting key, signed
 (`video_ids.py`), so that `retrieve` and `content` work on any replica from the id alone, by
 asking fal. A client that disconnects never cancels a video: fal has already accepted it.
