@@ -6,6 +6,7 @@ from __future__ import annotations
 from . import (
     audio,
     chat,
+    completions,
     docs,
     embeddings,
     fal_proxy,
@@ -21,6 +22,7 @@ ENDPOINTS: list[Endpoint] = [
     *chat.ROUTES,
     *responses.ROUTES,
     *embeddings.ROUTES,
+    *completions.ROUTES,
     *models.ROUTES,
     *images.ROUTES,
     *audio.ROUTES,

@@ -20,6 +20,7 @@ from ..fal.transport import Transport
 from ..services.audio import AudioService
 from ..services.catalog import Catalog
 from ..services.chat import ChatService
+from ..services.completions import CompletionsService
 from ..services.embeddings import EmbeddingsService
 from ..services.fal_proxy import FalProxyService
 from ..services.images import ImageService
@@ -58,6 +59,7 @@ class Services:
     images: ImageService
     audio: AudioService
     videos: VideoService
+    completions: CompletionsService  # legacy text completions, on the prompt apps
     fal_proxy: FalProxyService
 
 
