@@ -11,12 +11,13 @@ from collections.abc import Callable, Iterator
 import openai
 import pytest
 
+from fal_openai_proxy.simulator.server import SimulatorThread
 from fal_openai_proxy.simulator.video import SAMPLE_VIDEO
 
 from ..support.chat import sim
 from ..support.postgres import PostgresServer
 from ..support.redis import RedisServer
-from ..support.servers import RunningProxy
+from ..support.servers import RunningProxy, proxy_settings, start_proxy
 from ..support.webhooks import WebhookReceiver, start_receiver
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -37,20 +38,26 @@ def shared() -> Iterator[tuple[RedisServer, PostgresServer, WebhookReceiver]]:
 
 @pytest.fixture(scope="module")
 def replicas(
-    proxy_factory: Callable[..., RunningProxy],
-    shared: tuple[RedisServer, PostgresServer, WebhookReceiver],
-) -> list[RunningProxy]:
+    sim: SimulatorThread, shared: tuple[RedisServer, PostgresServer, WebhookReceiver]
+) -> Iterator[list[RunningProxy]]:
+    """Stopped with the module, before the Redis and Postgres they watch."""
     redis_server, postgres, receiver = shared
-    return [
-        proxy_factory(
-            redis_url=redis_server.url,
-            database_url=postgres.url,
-            video_webhook_url=receiver.url,
-            video_webhook_secret=SECRET,
-            video_watch_interval=0.1,
+    running = [
+        start_proxy(
+            proxy_settings(
+                sim,
+                redis_url=redis_server.url,
+                database_url=postgres.url,
+                video_webhook_url=receiver.url,
+                video_webhook_secret=SECRET,
+                video_watch_interval=0.1,
+            )
         )
         for _ in range(3)
     ]
+    yield running
+    for proxy in running:
+        proxy.stop()
 
 
 def test_any_replica_answers_for_a_video(

@@ -24,7 +24,14 @@ from fal_openai_proxy.simulator.video import SAMPLE_VIDEO
 
 from ..support.chat import Records, of, sim, tagged
 from ..support.media import make_png
-from ..support.servers import API_KEY, API_KEY_2, CLIENT_FAL_KEY, RunningProxy
+from ..support.servers import (
+    API_KEY,
+    API_KEY_2,
+    CLIENT_FAL_KEY,
+    RunningProxy,
+    proxy_settings,
+    start_proxy,
+)
 from ..support.webhooks import WebhookReceiver, start_receiver
 
 # The SDK marks the Videos API deprecated (Sora's shutdown); the calls are what clients make.
@@ -48,22 +55,26 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 @pytest.fixture(scope="module")
 def videos_proxy(
-    proxy_factory: Callable[..., RunningProxy],
-    tmp_path_factory: pytest.TempPathFactory,
-    receiver: WebhookReceiver,
-) -> RunningProxy:
-    """Two client keys, a SQLite database, webhooks, and a watcher that looks often."""
+    sim: SimulatorThread, tmp_path_factory: pytest.TempPathFactory, receiver: WebhookReceiver
+) -> Iterator[RunningProxy]:
+    """Two client keys, a SQLite database, webhooks, and a watcher that looks often (stopped
+    with the module, so that it does not tick through the rest of the session)."""
     path = tmp_path_factory.mktemp("videos") / "proxy.db"
-    return proxy_factory(
-        api_key=f"{API_KEY},{API_KEY_2}",
-        database_url=f"sqlite:///{path}",
-        video_webhook_url=receiver.url,
-        video_webhook_secret=WEBHOOK_SECRET,
-        video_watch_interval=0.1,
-        first_event_timeout=2.0,
-        retry_budget=0.3,  # a submit fal keeps refusing comes back soon
-        key_rate_limit_cooldown=0,
+    running = start_proxy(
+        proxy_settings(
+            sim,
+            api_key=f"{API_KEY},{API_KEY_2}",
+            database_url=f"sqlite:///{path}",
+            video_webhook_url=receiver.url,
+            video_webhook_secret=WEBHOOK_SECRET,
+            video_watch_interval=0.1,
+            first_event_timeout=2.0,
+            retry_budget=0.3,  # a submit fal keeps refusing comes back soon
+            key_rate_limit_cooldown=0,
+        )
     )
+    yield running
+    running.stop()
 
 
 @pytest.fixture

@@ -96,12 +96,19 @@ class VideoWatcher:
             await self._shared.release_lock(LOCK)
 
     async def _loop(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self._interval)
             try:
                 await self.tick()
-            except Exception:  # a database or fal outage: try again next tick
-                log.warning("video watcher tick failed", exc_info=True)
+            except Exception as exc:  # a database or fal outage: try again next tick
+                if not failing:  # once per outage, not once per tick
+                    log.warning("video watcher: %s; retrying every tick", type(exc).__name__)
+                failing = True
+            else:
+                if failing:
+                    log.warning("video watcher: working again")
+                failing = False
 
     async def tick(self) -> None:
         if self._store is not None:
