@@ -76,6 +76,9 @@ class Directives:
     no_completed: bool = False
     # Video apps (simulator/video.py): add a thumbnail to the output
     thumbnail: bool = False
+    # The text-to-speech file (simulator/media.py): "float" (32-bit float samples), "stereo",
+    # "streamed" (sizes left unknown, as a WAV written while it is made) or "not_wav"
+    speech_audio: str | None = None
 
     @property
     def job_error(self) -> str | None:
@@ -166,6 +169,7 @@ def build(objects: list[dict[str, Any]]) -> Directives:
         no_done=merged.get("no_done") is True,
         no_completed=merged.get("no_completed") is True,
         thumbnail=merged.get("thumbnail") is True,
+        speech_audio=_str(merged.get("speech_audio")),
     )
 
 
