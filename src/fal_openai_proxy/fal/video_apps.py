@@ -2,7 +2,7 @@
 (plus a test); every other module reads the row instead of naming app ids.
 
 Field names, enums and defaults are from fal-js `types/endpoints.ts`, as summed up in
-docs/fal-protocol.md §14.1 and §13.2.
+docs/fal-protocol.md §15.1 and §15.2.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ Kind = Literal["text-to-video", "image-to-video", "extend"]
 
 VEO_RATIOS = ("16:9", "9:16")
 WIDE_RATIOS = ("16:9", "9:16", "1:1")
-# Extra fields a client may send that every app of a family knows (docs/fal-protocol.md §14.1).
+# Extra fields a client may send that every app of a family knows (docs/fal-protocol.md §15.1).
 _VEO_EXTRAS = frozenset(
     {"negative_prompt", "seed", "generate_audio", "auto_fix", "safety_tolerance"}
 )

@@ -2,7 +2,7 @@
 `webhook-id`, `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256 of
 "{id}.{timestamp}.{body}">`, the key being the base64-decoded part of a `whsec_…` secret, or
 the secret's bytes otherwise (openai-python `lib/_webhooks.py`, `webhook_signature_matches`;
-docs/fal-protocol.md §14.3)."""
+docs/fal-protocol.md §15.3)."""
 
 from __future__ import annotations
 

@@ -26,8 +26,9 @@ from ..fal.files import FalFiles
 from ..fal.http import HttpClient
 from ..fal.jobs import FalJobs
 from ..fal.keys import DECREASE, MAX_LIMIT, KeyPool
-from ..fal.media_apps import media_model_ids
-from ..fal.openrouter import OpenRouterClient
+from ..fal.media_apps import MEDIA_APPS, media_model_ids
+from ..fal.openrouter import OPENROUTER_APP, OpenRouterClient
+from ..fal.pricing import UnitPrices
 from ..fal.proxy_client import FalProxyClient
 from ..fal.proxy_protocol import EXPOSED_HEADERS, Upstreams, parse_app_globs
 from ..fal.retry import CallStarter
@@ -49,6 +50,7 @@ from ..services.embeddings import EmbeddingsService
 from ..services.fal_proxy import FalProxyService, SubmittedRequests
 from ..services.images import ImageService
 from ..services.openrouter import OpenRouterChatService
+from ..services.pricing import CostMeter, load_price_table
 from ..services.responses import ResponsesService
 from ..services.router import ModelRouter
 from ..services.video_watch import VideoWatcher
@@ -56,6 +58,7 @@ from ..services.videos import VideoService
 from ..store.database import DatabaseURLError, create_engine, migrate
 from ..store.redis import RedisStore
 from ..store.videos import SqlVideoStore
+from ..translate.cost import PriceTable, PriceTableError
 from .errors import HANDLERS, handle_error
 from .middleware import GuardMiddleware, RequestLogMiddleware
 from .model_refresh import LiveModels, ModelRefresher
@@ -73,7 +76,8 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
         raise ConfigError(" ".join(problems))
     try:
         models = load_models_file(settings.models_file) if settings.models_file else None
-    except ModelsFileError as exc:
+        prices = load_price_table(settings.prices_file)
+    except (ModelsFileError, PriceTableError) as exc:
         raise ConfigError(str(exc)) from None
     live = LiveModels() if settings.fal_models_refresh else None
     try:
@@ -81,7 +85,7 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
     except DatabaseURLError as exc:
         raise ConfigError(str(exc)) from None
     open_streams: set[asyncio.Task[None]] = set()
-    services = build_services(settings, upstream, open_streams, models, live)
+    services = build_services(settings, upstream, open_streams, models, live, prices)
     limiter = ClientLimiter(
         rpm=settings.rate_limit_rpm,
         max_concurrent=settings.max_concurrent_per_client,
@@ -93,6 +97,7 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
     )
     refresher = _model_refresher(settings, upstream, live)
     watcher = VideoWatcher.build(settings, services.videos, upstream.http, upstream.redis)
+    unit_prices = upstream.unit_prices
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -104,9 +109,13 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
             refresher.start()  # in the background: start-up never waits for fal's list
         if watcher is not None:
             watcher.start()
+        if unit_prices is not None:
+            unit_prices.start()  # in the background too: a request never waits for a price
         try:
             yield  # upstream connections are opened on first use
         finally:
+            if unit_prices is not None:
+                await unit_prices.stop()
             if watcher is not None:
                 await watcher.stop()
             if refresher is not None:
@@ -192,7 +201,25 @@ def build_upstream(settings: Settings) -> Upstream:
         metrics=metrics,
         upstreams=Upstreams(settings.fal_run_url, settings.fal_queue_url, settings.fal_rest_url),
     )
-    return Upstream(metrics, http, fal, openrouter, files, redis, jobs, database, fal_proxy)
+    prices = _unit_prices(settings, http, metrics)
+    return Upstream(metrics, http, fal, openrouter, files, redis, jobs, database, fal_proxy, prices)
+
+
+def _unit_prices(settings: Settings, http: HttpClient, metrics: Metrics) -> UnitPrices | None:
+    """fal's unit prices, read with the server's first key (prices can be per account);
+    none without a server key or with FAL_PRICING_REFRESH_INTERVAL=0."""
+    keys = settings.fal_keys
+    if not keys or settings.fal_pricing_refresh_interval <= 0:
+        return None
+    apps = {settings.fal_chat_app, settings.fal_vision_app, OPENROUTER_APP, *MEDIA_APPS}
+    return UnitPrices(
+        http,
+        api_url=settings.fal_api_url,
+        key=keys[0],
+        interval=settings.fal_pricing_refresh_interval,
+        endpoint_ids=apps,
+        metrics=metrics,
+    )
 
 
 def _key_pool(settings: Settings, metrics: Metrics, redis: RedisStore | None) -> KeyPool | None:
@@ -227,33 +254,39 @@ def build_services(
     open_streams: set[asyncio.Task[None]],
     models: list[ModelCard] | None = None,
     live: LiveModels | None = None,
+    prices: PriceTable | None = None,
 ) -> Services:
     metrics, fal, files = upstream.metrics, upstream.fal, upstream.files
     catalog = Catalog(settings.fal_chat_app, models, live)
     catalog.add_media(media_model_ids())
     catalog.add_kinds(video_model_ids())
     store = SqlVideoStore(upstream.database) if upstream.database is not None else None
-    openrouter = (settings, upstream.openrouter, catalog, metrics, open_streams)
+    meter = CostMeter(prices or load_price_table(None), upstream.unit_prices)
+    openrouter = (settings, upstream.openrouter, catalog, metrics, open_streams, meter)
     per_model = {m.id: m.route for m in models or () if m.route}
     router = ModelRouter(settings.model_route_table, per_model)
     chat = ChatService(
-        settings, fal, catalog, metrics, open_streams, router, OpenRouterChatService(*openrouter)
-    )
+        settings, fal, catalog, metrics, open_streams, router,
+        OpenRouterChatService(*openrouter), meter,
+    )  # fmt: skip
     return Services(
         catalog=catalog,
         chat=chat,
         responses=ResponsesService(*openrouter),
         embeddings=EmbeddingsService(*openrouter),
-        images=ImageService(settings, fal, files, catalog),
-        audio=AudioService(settings, fal, files, catalog),
-        videos=VideoService(settings, upstream.jobs, files, catalog, store, upstream.redis),
+        images=ImageService(settings, fal, files, catalog, meter),
+        audio=AudioService(settings, fal, files, catalog, meter),
+        videos=VideoService(
+            settings, upstream.jobs, files, catalog, store, upstream.redis, meter
+        ),
         completions=CompletionsService(settings, fal, catalog, metrics, open_streams, chat),
         fal_proxy=FalProxyService(
             upstream.fal_proxy, SubmittedRequests(upstream.redis),
             allowed_apps=parse_app_globs(settings.fal_proxy_allowed_apps),
             pass_through=settings.pass_through, catalog=catalog, metrics=metrics,
-            open_streams=open_streams, write_timeout=settings.write_timeout,
+            open_streams=open_streams, write_timeout=settings.write_timeout, meter=meter,
         ),
+        meter=meter,
     )  # fmt: skip
 
 

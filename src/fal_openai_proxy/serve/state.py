@@ -15,6 +15,7 @@ from ..fal.client import FalClient
 from ..fal.files import FalFiles
 from ..fal.jobs import FalJobs
 from ..fal.openrouter import OpenRouterClient
+from ..fal.pricing import UnitPrices
 from ..fal.proxy_client import FalProxyClient
 from ..fal.transport import Transport
 from ..services.audio import AudioService
@@ -24,6 +25,7 @@ from ..services.completions import CompletionsService
 from ..services.embeddings import EmbeddingsService
 from ..services.fal_proxy import FalProxyService
 from ..services.images import ImageService
+from ..services.pricing import CostMeter
 from ..services.responses import ResponsesService
 from ..services.videos import VideoService
 from ..store.redis import RedisStore
@@ -46,6 +48,7 @@ class Upstream:
     jobs: FalJobs  # fal's queue, for jobs that outlive their request (videos)
     database: AsyncEngine | None  # DATABASE_URL
     fal_proxy: FalProxyClient  # fal's own clients' calls, relayed (/api/fal/proxy)
+    unit_prices: UnitPrices | None = None  # fal's unit prices, refreshed in the background
 
 
 @dataclass
@@ -61,6 +64,7 @@ class Services:
     videos: VideoService
     completions: CompletionsService  # legacy text completions, on the prompt apps
     fal_proxy: FalProxyService
+    meter: CostMeter  # each request's cost (services/pricing.py)
 
 
 @dataclass

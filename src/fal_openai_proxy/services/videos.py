@@ -1,6 +1,6 @@
 """OpenAI's Videos API over fal's video apps: create, retrieve, content, list, delete, remix.
 
-A video is one fal queue job (docs/fal-protocol.md §14). `create` submits it and answers at
+A video is one fal queue job (docs/fal-protocol.md §15). `create` submits it and answers at
 once; the id it returns carries the app, fal's request id and the submitting key, signed
 (`video_ids.py`), so that `retrieve` and `content` work on any replica from the id alone, by
 asking fal. A client that disconnects never cancels a video: fal has already accepted it.
@@ -30,6 +30,7 @@ from ..openai.videos import VideoCreate, video_object
 from ..serve.context import RequestContext
 from ..store.redis import RedisStore
 from ..store.videos import Outcome, VideoRow, VideoStore
+from ..translate.cost import Measure
 from ..translate.videos import (
     build_video_input,
     coerce_form_field,
@@ -41,6 +42,7 @@ from ..translate.videos import (
 )
 from .catalog import Catalog
 from .images import sniff_image
+from .pricing import CostMeter
 from .video_ids import VideoIds, VideoRef, derive_secret
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,7 @@ class VideoService:
         catalog: Catalog,
         store: VideoStore | None,
         shared: RedisStore | None,
+        meter: CostMeter | None = None,
     ) -> None:
         self._settings = settings
         self._jobs = jobs
@@ -89,6 +92,7 @@ class VideoService:
         self._catalog = catalog
         self.store = store
         self._shared = shared
+        self._meter = meter
         self._keys = settings.fal_keys
         secret = settings.video_id_secret
         self._server_ids: VideoIds | None = None
@@ -312,8 +316,12 @@ class VideoService:
     def _note(self, context: RequestContext, model: str, app: VideoApp, seconds: str) -> None:
         """The model in the log, usage and metrics; a 403 if the client's key may not use it."""
         self._catalog.note(context, model, stream=False, route="video", fal_app=app.app_id)
-        if seconds.isdigit():
-            context.usage.video_seconds = float(seconds)
+        video_seconds = float(seconds) if seconds.isdigit() else None
+        context.usage.video_seconds = video_seconds
+        if self._meter is not None:  # the seconds asked for; fal bills the job on its side
+            self._meter.settle(
+                context.usage, model=model, used=Measure(video_seconds=video_seconds)
+            )
 
     # -- retrieve -----------------------------------------------------------------------------
 

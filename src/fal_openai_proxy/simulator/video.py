@@ -1,5 +1,5 @@
 """fal's video apps as the simulator plays them: Veo 3.1 (and fast, image-to-video, extend),
-Kling 2.5 Turbo Pro and Wan 2.5, from their documented schemas (docs/fal-protocol.md §14.1),
+Kling 2.5 Turbo Pro and Wan 2.5, from their documented schemas (docs/fal-protocol.md §15.1),
 checked here on the simulator's own knowledge, independently of the proxy's table.
 
 As fal's queue does, a submit is accepted whatever its input; the runner's 422 (pydantic's
@@ -7,7 +7,7 @@ As fal's queue does, a submit is accepted whatever its input; the runner's 422 (
 A job takes a while (`video_queue_ms` queued, then `video_ms` running, or the prompt's
 `queue_ms`/`latency_ms`), so that IN_QUEUE and IN_PROGRESS are both seen. The output links to
 a real MP4 (64x36, 8 frames, H.264) kept at `/_sim/files/…`. None of these apps gives a
-thumbnail (docs/fal-protocol.md §14.2); `[[sim {"thumbnail": true}]]` adds one, for clients of
+thumbnail (docs/fal-protocol.md §15.2); `[[sim {"thumbnail": true}]]` adds one, for clients of
 apps that might.
 """
 
@@ -214,7 +214,7 @@ def _produce(
         "file_size": len(SAMPLE_VIDEO),
     }
     output: dict[str, Any] = {"video": video}
-    if spec.wan_output:  # Wan's VideoFile and its seed (docs/fal-protocol.md §14.2)
+    if spec.wan_output:  # Wan's VideoFile and its seed (docs/fal-protocol.md §15.2)
         video.update(
             width=SAMPLE_WIDTH,
             height=SAMPLE_HEIGHT,

@@ -2,7 +2,7 @@
 OpenAI's video fields.
 
 Pure: the app's row (`fal/video_apps.py`) says which fields exist and what they allow
-(docs/fal-protocol.md §14); nothing here does I/O.
+(docs/fal-protocol.md §15); nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -234,7 +234,7 @@ def coerce_form_field(name: str, value: str) -> Any:
 
 
 def progress_estimate(elapsed: float, typical_seconds: float) -> int:
-    """fal gives no percentage (docs/fal-protocol.md §14.3): an estimate from the time spent,
+    """fal gives no percentage (docs/fal-protocol.md §15.3): an estimate from the time spent,
     rising with it and never reaching 100 before the job is done."""
     if elapsed <= 0 or typical_seconds <= 0:
         return 0
@@ -243,7 +243,7 @@ def progress_estimate(elapsed: float, typical_seconds: float) -> int:
 
 def output_urls(output: dict[str, Any]) -> dict[str, str]:
     """The variants a video app's output links to: `video`, and `thumbnail` or `spritesheet`
-    where the app gives them (none of the table's apps does, docs/fal-protocol.md §14.2)."""
+    where the app gives them (none of the table's apps does, docs/fal-protocol.md §15.2)."""
     urls: dict[str, str] = {}
     for variant in ("video", "thumbnail", "spritesheet"):
         value = output.get(variant)
