@@ -90,7 +90,8 @@ def test_a_healthy_deployment_passes_every_family(
     assert images["cost"] == pytest.approx(PRICES["fal-ai/flux/schnell"][0])
     audio = found["audio"]
     assert audio["cost"] == pytest.approx(PRICES["fal-ai/kokoro/american-english"][0])
-    assert found["video"]["status"] == "skip"  # no video endpoint in this build
+    # One short video through /v1/videos, created and followed to completion.
+    assert (found["video"]["status"], found["video"]["detail"]) == ("ok", "1 video")
     assert found["redis"]["status"] == "skip"
     assert found["database"]["status"] == "skip"
     assert [r["kind"] for r in fal.state.log if r["kind"] == "billing"]  # really asked
