@@ -25,6 +25,7 @@ from ..services.completions import CompletionsService
 from ..services.embeddings import EmbeddingsService
 from ..services.fal_proxy import FalProxyService
 from ..services.images import ImageService
+from ..services.messages import MessagesService
 from ..services.pricing import CostMeter
 from ..services.responses import ResponsesService
 from ..services.videos import VideoService
@@ -64,6 +65,7 @@ class Services:
     videos: VideoService
     completions: CompletionsService  # legacy text completions, on the prompt apps
     fal_proxy: FalProxyService
+    messages: MessagesService  # Anthropic's Messages API
     meter: CostMeter  # each request's cost (services/pricing.py)
 
 
