@@ -47,7 +47,10 @@ class Auth(StrEnum):
     """Who may call an endpoint."""
 
     CLIENT = "client"  # API_KEY, a fal key in pass-through mode, or nobody when neither is set
-    PUBLIC = "public"  # anyone (health, metrics, the API's own documentation)
+    PUBLIC = "public"  # anyone (the health checks)
+    # Anyone, unless REQUIRE_KEY_FOR_METRICS_AND_DOCS with a non-loopback HOST: then API_KEY
+    # (metrics, the API's own documentation)
+    INFO = "info"
 
 
 @dataclass(frozen=True)

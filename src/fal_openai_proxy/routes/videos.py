@@ -102,9 +102,11 @@ async def video_content(request: Request) -> Response:
     context = request_context(request.scope)
     url = await state.services.videos.content_url(request.path_params["video_id"], variant, context)
     files = state.upstream.files
+    # Through the media guard (fal/media_fetch.py): fal's hosts only, no key, bounded.
+    budget = files.budget()
     try:
-        upstream = await until_disconnect(files.open(url), request.receive)
-        chunks = files.chunks(upstream)
+        upstream = await until_disconnect(files.open(url, budget), request.receive)
+        chunks = files.chunks(upstream, budget)
         # The first bytes before the status line: a failure until then is a proper error.
         first = await until_disconnect(anext(chunks, b""), request.receive)
     except ClientGone:

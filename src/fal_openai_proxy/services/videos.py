@@ -311,7 +311,8 @@ class VideoService:
         content_type = _image_type(file)
         if len(file.data) <= self._settings.inline_file_bytes:
             return f"data:{content_type};base64,{base64.b64encode(file.data).decode('ascii')}"
-        return await self._files.upload(file.data, content_type, context.fal_key)
+        budget = self._files.budget()  # the upload's deadline is the request's
+        return await self._files.upload(file.data, content_type, context.fal_key, budget)
 
     def _note(self, context: RequestContext, model: str, app: VideoApp, seconds: str) -> None:
         """The model in the log, usage and metrics; a 403 if the client's key may not use it."""
