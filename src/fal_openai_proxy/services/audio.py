@@ -63,7 +63,7 @@ class AudioService:
         fal: FalClient,
         files: FalFiles,
         catalog: Catalog,
-        meter: CostMeter | None = None,
+        meter: CostMeter,
     ):
         self._settings = settings
         self._fal = fal
@@ -126,8 +126,6 @@ class AudioService:
     ) -> None:
         """The request's cost: fal's billable units, else the table's price per second of
         audio in or out (whichever the request has measured)."""
-        if self._meter is None:
-            return
         usage = context.usage
         usage.fal_app, usage.billable_units = app, units
         seconds = usage.audio_seconds_in or usage.audio_seconds_out

@@ -66,7 +66,7 @@ class ImageService:
         fal: FalClient,
         files: FalFiles,
         catalog: Catalog,
-        meter: CostMeter | None = None,
+        meter: CostMeter,
     ):
         self._settings = settings
         self._fal = fal
@@ -190,12 +190,11 @@ class ImageService:
         urls = made[: n or 1]  # no more images than were asked for, whatever the app answered
         if not urls:
             raise FalBrokenError("fal's answer has no images")
-        if self._meter is not None:
-            usage = context.usage
-            usage.fal_app, usage.billable_units = app.app_id, result.billable_units
-            sizes = image_sizes(result.output)
-            used = Measure(images=len(made), megapixels=billed_megapixels(sizes))  # fal's count
-            self._meter.settle(usage, model=model, used=used)
+        usage = context.usage
+        usage.fal_app, usage.billable_units = app.app_id, result.billable_units
+        sizes = image_sizes(result.output)
+        used = Measure(images=len(made), megapixels=billed_megapixels(sizes))  # fal's count
+        self._meter.settle(usage, model=model, used=used)
         b64 = None
         if response_format == "b64_json":
             b64 = await until_disconnect(self._encode_all(urls, budget), receive)
