@@ -84,7 +84,7 @@ class VideoService:
         catalog: Catalog,
         store: VideoStore | None,
         shared: RedisStore | None,
-        meter: CostMeter | None = None,
+        meter: CostMeter,
     ) -> None:
         self._settings = settings
         self._jobs = jobs
