@@ -15,12 +15,14 @@ from fal_openai_proxy.routes import ENDPOINTS
 from fal_openai_proxy.routes.registry import JSON, Body, Endpoint
 
 from ..support.media import make_png, make_wav
-from ..support.servers import API_KEY, RunningProxy
+from ..support.servers import ADMIN_KEY, API_KEY, RunningProxy
 
 FORM = str(Body.MULTIPART)
 OPERATIONS: dict[tuple[str, str], Endpoint] = {(e.method, e.template): e for e in ENDPOINTS}
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+SCHEMES = {"bearer": AUTH, "admin": ADMIN}
 # The real files a multipart example sends, for each binary field the schema requires.
 FILES = {
     "image": ("cat.png", make_png(), "image/png"),
@@ -30,7 +32,7 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def guarded(proxy_factory: Callable[..., RunningProxy]) -> RunningProxy:
-    return proxy_factory(api_key=API_KEY)
+    return proxy_factory(api_key=API_KEY, admin_key=ADMIN_KEY)
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +66,11 @@ def test_the_router_serves_the_registry_and_nothing_else(guarded: RunningProxy) 
     assert served(guarded) == {(e.method, e.path) for e in ENDPOINTS}
 
 
+def scheme_of(op: dict[str, Any]) -> str | None:
+    """The key an operation takes (`bearer` or `admin`), if any."""
+    return next((name for requirement in op.get("security", []) for name in requirement), None)
+
+
 def example_path(path: str) -> str:
     endpoint = next(e for (_, p), e in OPERATIONS.items() if p == path)
     return re.sub(r"\{(\w+)\}", lambda m: endpoint.operation.path_example[m.group(1)], path)
@@ -74,7 +81,7 @@ def test_every_documented_operation_is_served(
 ) -> None:
     for path, ops in document["paths"].items():
         for method, op in ops.items():
-            headers = AUTH if "security" in op else {}
+            headers = SCHEMES[scheme] if (scheme := scheme_of(op)) else {}
             operation = OPERATIONS[(method.upper(), path)].operation
             body: dict[str, Any] = {}
             if "requestBody" in op:
@@ -92,8 +99,12 @@ def test_every_documented_operation_is_served(
             assert media in op["responses"][expected]["content"], (method, path, media)
             # An empty requirement makes the key optional (REQUIRE_KEY_FOR_METRICS_AND_DOCS).
             if "security" in op and {} not in op["security"]:  # and the key is really needed
+                # (and no other key will do)
                 refused = httpx.request(method, url, timeout=30, **body)
                 assert refused.status_code == 401, (method, path)
+                other = ADMIN if headers is AUTH else AUTH
+                wrong = httpx.request(method, url, headers=other, timeout=30, **body)
+                assert wrong.status_code == 401, (method, path)
 
 
 def body_type(op: dict[str, Any]) -> str:
@@ -137,8 +148,10 @@ def validate_body(document: dict[str, Any], op: dict[str, Any], body: Any) -> No
 
 def test_undocumented_methods_are_refused(guarded: RunningProxy, document: dict[str, Any]) -> None:
     for path, ops in document["paths"].items():
+        schemes = [scheme for op in ops.values() if (scheme := scheme_of(op))]
+        headers = SCHEMES[schemes[0]] if schemes else AUTH  # the path's own key
         for method in {"get", "post", "put", "delete"} - set(ops):
-            response = httpx.request(method, guarded.base_url + example_path(path), headers=AUTH)
+            response = httpx.request(method, guarded.base_url + example_path(path), headers=headers)
             assert response.status_code == 405, (method, path, response.status_code)
 
 

@@ -26,28 +26,27 @@ POLL_MS = 50
 
 
 @pytest.fixture(scope="module")
-def shared() -> Iterator[tuple[RedisServer, PostgresServer, WebhookReceiver]]:
-    redis_server, postgres, receiver = RedisServer(), PostgresServer(), start_receiver()
+def shared(postgres: PostgresServer) -> Iterator[tuple[RedisServer, str, WebhookReceiver]]:
+    """Redis, a fresh database on the session's Postgres, and the webhook receiver."""
+    redis_server, receiver = RedisServer(), start_receiver()
     redis_server.start()
-    postgres.start()
-    yield redis_server, postgres, receiver
+    yield redis_server, postgres.create_database(), receiver
     receiver.stop()
-    postgres.stop()
     redis_server.stop()
 
 
 @pytest.fixture(scope="module")
 def replicas(
-    sim: SimulatorThread, shared: tuple[RedisServer, PostgresServer, WebhookReceiver]
+    sim: SimulatorThread, shared: tuple[RedisServer, str, WebhookReceiver]
 ) -> Iterator[list[RunningProxy]]:
     """Stopped with the module, before the Redis and Postgres they watch."""
-    redis_server, postgres, receiver = shared
+    redis_server, database_url, receiver = shared
     running = [
         start_proxy(
             proxy_settings(
                 sim,
                 redis_url=redis_server.url,
-                database_url=postgres.url,
+                database_url=database_url,
                 video_webhook_url=receiver.url,
                 video_webhook_secret=SECRET,
                 video_watch_interval=0.1,
@@ -85,7 +84,7 @@ def test_any_replica_answers_for_a_video(
 def test_one_webhook_per_video_across_replicas(
     replicas: list[RunningProxy],
     make_client: Callable[..., openai.OpenAI],
-    shared: tuple[RedisServer, PostgresServer, WebhookReceiver],
+    shared: tuple[RedisServer, str, WebhookReceiver],
 ) -> None:
     receiver = shared[2]
     clients = [make_client(r) for r in replicas]

@@ -389,8 +389,9 @@ def test_a_forged_or_altered_id_is_a_404(vclient: openai.OpenAI) -> None:
 
 
 def test_without_a_database_list_and_delete_say_why(
-    proxy: RunningProxy, client: openai.OpenAI
+    proxy_factory: Callable[..., RunningProxy], make_client: Callable[..., openai.OpenAI]
 ) -> None:
+    client = make_client(proxy_factory(database_url="none"))
     video = client.videos.create_and_poll(prompt="no table", poll_interval_ms=POLL_MS)
     assert video.status == "completed"  # retrieve needs no database
     for call in (lambda: client.videos.list(), lambda: client.videos.delete(video.id)):

@@ -1,44 +1,26 @@
-"""The videos table on both engines: migrations, cursor pages per owner, outcomes, deletion
-tombstones, and the claim that lets one replica send each webhook."""
+"""The videos table on both engines (the accounts' database, one migration chain): cursor
+pages per owner, outcomes, deletion tombstones, and the claim that lets one replica send each
+webhook."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
 
-from fal_openai_proxy.store.database import DatabaseURLError, async_url, create_engine, migrate
+from fal_openai_proxy.store.db import Database, alembic_config, head_revision
 from fal_openai_proxy.store.videos import DELIVERED, Outcome, SqlVideoStore, VideoRow
 
-from ..support.postgres import PostgresServer
 
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/videos.db"
-    else:
-        server: PostgresServer = request.getfixturevalue("postgres")
-        url = server.url
-    made = create_engine(url)
-    await migrate(made)
-    await migrate(made)  # idempotent: a restart migrates nothing
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The accounts' database (SQLite, then a throwaway Postgres), migrated to the head."""
+    made = Database(database_url)
+    await made.upgrade()
     yield made
-    if request.param == "postgresql":
-        async with made.begin() as conn:
-            await conn.exec_driver_sql("DROP TABLE videos")
-            await conn.exec_driver_sql("DROP TABLE alembic_version")
-    await made.dispose()
+    await made.close()
 
 
 def row(n: int, owner: str = "alice") -> VideoRow:
@@ -46,8 +28,8 @@ def row(n: int, owner: str = "alice") -> VideoRow:
                     f"req-{owner}-{n}", f"scene {n}", "8", "1280x720")  # fmt: skip
 
 
-async def test_pages_are_per_owner_newest_first_by_cursor(engine: AsyncEngine) -> None:
-    store = SqlVideoStore(engine)
+async def test_pages_are_per_owner_newest_first_by_cursor(db: Database) -> None:
+    store = SqlVideoStore(db)
     for n in range(5):
         await store.add(row(n))
         await store.add(row(n, "bob"))
@@ -65,8 +47,8 @@ async def test_pages_are_per_owner_newest_first_by_cursor(engine: AsyncEngine) -
     assert len(foreign) == 5
 
 
-async def test_outcomes_deletions_and_webhook_claims(engine: AsyncEngine) -> None:
-    store = SqlVideoStore(engine)
+async def test_outcomes_deletions_and_webhook_claims(db: Database) -> None:
+    store = SqlVideoStore(db)
     for n in range(3):
         await store.add(row(n))
     assert [r.id for r in await store.open_jobs(10)] == [f"video_alice_{n}" for n in range(3)]
@@ -88,9 +70,12 @@ async def test_outcomes_deletions_and_webhook_claims(engine: AsyncEngine) -> Non
     assert [r.id for r in page] == ["video_alice_2", "video_alice_0"]
 
 
-def test_database_urls() -> None:
-    assert async_url("sqlite:///./x.db") == "sqlite+aiosqlite:///./x.db"
-    assert async_url("postgresql://u:p@h/db") == "postgresql+asyncpg://u:p@h/db"
-    for bad in ("mysql://h/db", "not a url"):
-        with pytest.raises(DatabaseURLError):
-            async_url(bad)
+async def test_videos_come_after_the_accounts_in_one_migration_chain(db: Database) -> None:
+    """0002_videos follows 0001_accounts: one chain, one schema, the accounts' tables kept."""
+    script = ScriptDirectory.from_config(alembic_config())
+    assert [r.revision for r in script.walk_revisions()][-2:] == ["0002", "0001"]
+    assert len(script.get_heads()) == 1  # no branch: every engine migrates one way
+    assert await db.revision() == head_revision()
+    async with db.connect() as connection:
+        tables = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))
+    assert {"api_keys", "requests", "usage_daily", "videos"} <= tables

@@ -13,6 +13,8 @@ DEFAULT_RUN_URL = "https://fal.run"
 DEFAULT_QUEUE_URL = "https://queue.fal.run"
 DEFAULT_REST_URL = "https://rest.fal.ai"
 DEFAULT_API_URL = "https://api.fal.ai"  # docs/fal-protocol.md §11
+DEFAULT_DATABASE_URL = "sqlite:///./fal-openai-proxy.db"
+MIN_ADMIN_KEY = 16  # characters
 
 
 def split_keys(raw: SecretStr | None) -> list[str]:
@@ -291,6 +293,34 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Seconds in-flight requests get to finish after SIGTERM."
     )
 
+    # Accounts: virtual keys, budgets, usage and the request log (docs/accounts.md)
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="Where virtual keys, budgets, usage and the request log are kept: "
+        "`sqlite:///path` (a file; `sqlite:///./x.db` is relative to the working directory), "
+        "`postgresql://user:password@host:5432/db` (one database for every replica), or "
+        "`none`: no accounts at all, and the proxy is a plain pipe (GET /v1/videos and "
+        "DELETE /v1/videos/{id} then answer 501). Migrated at start.",
+    )
+    admin_key: SecretStr | None = Field(
+        None,
+        description="Secret of the admin API (`Authorization: Bearer <ADMIN_KEY>`, at least 16 "
+        "characters): virtual keys, usage and the request log. Unset: the admin API answers "
+        "403. Set: every /v1/ request needs a key, from `API_KEY` or a virtual key.",
+    )
+    request_log_retention_days: int = Field(
+        30,
+        ge=0,
+        description="Days the request log keeps a request; older ones are deleted in the "
+        "background, while the per-day usage totals stay. 0: keep them all.",
+    )
+    usage_queue_max: int = Field(
+        100_000,
+        ge=1,
+        description="Usage records waiting to be written (while the database is slow or down), "
+        "per process; beyond, new records are dropped and counted in /metrics.",
+    )
+
     # Media (images and audio)
     fal_image_app: str = Field(
         "fal-ai/flux/schnell", description="fal app for dall-e-2, dall-e-3 and gpt-image-1."
@@ -372,11 +402,6 @@ class Settings(BaseSettings):
         description="Seconds between the background checks of unfinished videos (for the list "
         "and the webhooks); with `REDIS_URL` one replica checks for all.",
     )
-    database_url: str = Field(
-        "none",
-        description="The database: `sqlite:///path.db` or `postgresql://user:pass@host/db`; "
-        "`none` turns it off (then GET /v1/videos and DELETE answer 501).",
-    )
 
     # fal's own clients (/api/fal/proxy)
     fal_proxy_allowed_apps: str = Field(
@@ -401,6 +426,33 @@ class Settings(BaseSettings):
         if number and int(text) >= 1:
             return int(text)
         raise ValueError(f"must be `auto` or a whole number >= 1, not {str(value)[:40]!r}")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() == "none":
+            return "none"
+        scheme = value.partition("://")[0].lower()
+        if not value.partition("://")[1] or scheme.partition("+")[0] not in _DATABASES:
+            raise ValueError(
+                "must be `sqlite:///path`, `postgresql://user:password@host:port/db` or `none`"
+            )
+        return value
+
+    @property
+    def accounts_enabled(self) -> bool:
+        """Virtual keys, usage and the admin API (DATABASE_URL is not `none`)."""
+        return self.database_url != "none"
+
+    @property
+    def admin_secret(self) -> str | None:
+        return self.admin_key.get_secret_value() if self.admin_key is not None else None
+
+    @property
+    def keys_required(self) -> bool:
+        """Whether every /v1/ request must carry a key (API_KEY, or ADMIN_KEY's virtual keys)."""
+        return bool(self.api_keys) or (self.accounts_enabled and self.admin_key is not None)
 
     @property
     def key_concurrency_cap(self) -> int | None:
@@ -469,15 +521,29 @@ class Settings(BaseSettings):
                 "fal key as the Bearer token, so API_KEY cannot also be checked. Set FAL_KEY, "
                 "or unset API_KEY."
             )
+        admin = self.admin_secret
+        if admin is not None and len(admin.strip()) < MIN_ADMIN_KEY:
+            problems.append(
+                f"ADMIN_KEY is shorter than {MIN_ADMIN_KEY} characters: anyone who guesses it "
+                "controls every key and budget. Use a long random secret, e.g. the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+            )
+        if admin is not None and not self.accounts_enabled:
+            problems.append(
+                "ADMIN_KEY is set but DATABASE_URL is none: the admin API keeps its keys and "
+                "usage in the database. Set DATABASE_URL (the default is a SQLite file), or "
+                "unset ADMIN_KEY."
+            )
         if (
             not is_loopback(self.host)
-            and not self.api_keys
+            and not self.keys_required
             and not self.pass_through
             and not self.allow_unauthenticated
         ):
             problems.append(
                 f"HOST={self.host} is reachable from other machines, and without API_KEY anyone "
-                "there could spend your fal credit. Set API_KEY, or ALLOW_UNAUTHENTICATED=1."
+                "there could spend your fal credit. Set API_KEY (or ADMIN_KEY, and give clients "
+                "virtual keys), or ALLOW_UNAUTHENTICATED=1."
             )
         if self.video_webhook_url and self.video_webhook_secret is None:
             problems.append(
@@ -497,10 +563,6 @@ class Settings(BaseSettings):
         return problems
 
     @property
-    def database_enabled(self) -> bool:
-        return self.database_url.strip().lower() != "none"
-
-    @property
     def info_endpoints_need_key(self) -> bool:
         """Whether /metrics, /docs and /openapi.json need a client key."""
         return self.require_key_for_metrics_and_docs and not is_loopback(self.host)
@@ -511,6 +573,7 @@ class Settings(BaseSettings):
 
 
 ROUTES = ("prompt", "openai", "auto")
+_DATABASES = ("sqlite", "postgresql", "postgres")
 
 
 def parse_model_routes(raw: str) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ endpoints in its own `ROUTES`; `ENDPOINTS` is all of them, the one list the app 
 from __future__ import annotations
 
 from . import (
+    admin,
     audio,
     chat,
     completions,
@@ -32,4 +33,5 @@ ENDPOINTS: list[Endpoint] = [
     *fal_proxy.ROUTES,
     *health.ROUTES,
     *docs.ROUTES,
+    *admin.ROUTES,
 ]

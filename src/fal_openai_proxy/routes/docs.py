@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -33,7 +34,10 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "admin": {"type": "http", "scheme": "bearer", "description": "ADMIN_KEY"},
+            },
         },
     }
 
@@ -41,10 +45,16 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
 def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
     operation = endpoint.operation
     responses: dict[str, Any] = {}
+    answer: dict[str, Any] = {}
+    if operation.response is not None:  # the shape of a success, even if `example` fails
+        answer = {"schema": _schema(operation.response, schemas)}
+        success_status = operation.status if operation.status < 300 else 200
+        content = {t: answer for t in operation.media_types}
+        responses[str(success_status)] = {"description": "OK", "content": content}
     if operation.status == 200:
-        success = {"description": "OK", "content": {t: {} for t in operation.media_types}}
+        success = {"description": "OK", "content": {t: answer for t in operation.media_types}}
         responses["200"] = success
-    elif operation.status < 400:
+    elif 300 <= operation.status < 400:
         responses[str(operation.status)] = {"description": "Redirect."}
     shape = "FalError" if endpoint.protocol is Protocol.FAL else "Error"
     for status, text in operation.responses.items():  # errors
@@ -55,23 +65,28 @@ def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
         entry["security"] = [{"bearer": []}]
     elif endpoint.auth is Auth.INFO:  # a key only with REQUIRE_KEY_FOR_METRICS_AND_DOCS
         entry["security"] = [{}, {"bearer": []}]
+    elif endpoint.auth is Auth.ADMIN:
+        entry["security"] = [{"admin": []}]
     if endpoint.parameters:
         entry["parameters"] = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in endpoint.parameters
         ]
     if operation.request is not None:
-        schema = operation.request.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[operation.request.__name__] = schema
-        body: dict[str, Any] = {
-            "schema": {"$ref": f"#/components/schemas/{operation.request.__name__}"}
-        }
+        body: dict[str, Any] = {"schema": _schema(operation.request, schemas)}
         if operation.example is not None:
             body["example"] = operation.example
         media_type = str(endpoint.body) if endpoint.body in (Body.JSON, Body.MULTIPART) else JSON
         entry["requestBody"] = {"required": True, "content": {media_type: body}}
     return entry
+
+
+def _schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, str]:
+    """`model` among the components; a reference to it."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(schema.pop("$defs", {}))
+    schemas[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
 _ERROR_SCHEMA = {
@@ -128,7 +143,11 @@ async def docs_page(request: Request) -> Response:
     for path, methods in doc["paths"].items():
         for method, op in methods.items():
             statuses = ", ".join(op["responses"])
-            auth = "Bearer (API_KEY)" if "security" in op else "none"
+            requirements = op.get("security", [])
+            scheme = next((name for req in requirements for name in req), "")
+            auth = {"bearer": "Bearer (API_KEY)", "admin": "Bearer (ADMIN_KEY)"}.get(scheme, "none")
+            if {} in requirements and scheme:
+                auth += ", if required"
             content: dict[str, Any] = op.get("requestBody", {}).get("content", {})
             media_type, first = next(iter(content.items()), ("", dict[str, Any]()))
             body: dict[str, Any] = first.get("schema", {})

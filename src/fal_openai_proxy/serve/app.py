@@ -58,10 +58,11 @@ from ..services.router import ModelRouter
 from ..services.tokens import Tokenizer
 from ..services.video_watch import VideoWatcher
 from ..services.videos import VideoService
-from ..store.database import DatabaseURLError, create_engine, migrate
+from ..store.db import Database, DatabaseUrlError
 from ..store.redis import RedisStore
 from ..store.videos import SqlVideoStore
 from ..translate.cost import PriceTable, PriceTableError
+from .accounting import Accounts
 from .errors import HANDLERS, handle_error
 from .middleware import GuardMiddleware, RequestLogMiddleware
 from .model_refresh import LiveModels, ModelRefresher
@@ -85,7 +86,7 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
     live = LiveModels() if settings.fal_models_refresh else None
     try:
         upstream = build_upstream(settings)
-    except DatabaseURLError as exc:
+    except DatabaseUrlError as exc:
         raise ConfigError(str(exc)) from None
     open_streams: set[asyncio.Task[None]] = set()
     services = build_services(settings, upstream, open_streams, models, live, prices)
@@ -98,16 +99,19 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
     state = ProxyState(
         settings, upstream, services, EndpointIndex(ENDPOINTS), limiter, open_streams
     )
+    if settings.accounts_enabled:
+        state.accounts = Accounts(settings, upstream.metrics, upstream.database)
+    accounts = state.accounts
     refresher = _model_refresher(settings, upstream, live)
     watcher = VideoWatcher.build(settings, services.videos, upstream.http, upstream.redis)
     unit_prices = upstream.unit_prices
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if upstream.database is not None:
-            await migrate(upstream.database)  # a database that cannot be reached stops start-up
         if upstream.redis is not None:
             await upstream.redis.start()  # never fails: without Redis, per-process state
+        if accounts is not None:
+            await accounts.start()  # never fails: without the database, usage waits
         if refresher is not None:
             refresher.start()  # in the background: start-up never waits for fal's list
         if watcher is not None:
@@ -126,11 +130,11 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
                 await watcher.stop()
             if refresher is not None:
                 await refresher.stop()
-            await services.videos.flush()
+            await services.videos.flush()  # the video rows still being written
+            if accounts is not None:
+                await accounts.close()  # writes the usage still queued; closes the database
             if upstream.redis is not None:
                 await upstream.redis.close()  # frees this replica's slots first
-            if upstream.database is not None:
-                await upstream.database.dispose()
             await upstream.http.close()
 
     app = Starlette(
@@ -199,7 +203,8 @@ def build_upstream(settings: Settings) -> Upstream:
         metrics=metrics,
         timeout=settings.first_event_timeout,
     )
-    database = create_engine(settings.database_url) if settings.database_enabled else None
+    # One engine for the process: the accounts and the videos share it (store/db.py).
+    database = Database(settings.database_url) if settings.accounts_enabled else None
     # fal's own clients (/api/fal/proxy): their calls relayed with the same keys and retries.
     fal_proxy = FalProxyClient(
         http=http,
@@ -363,7 +368,7 @@ class ProxyApp:
                 expose_headers=["x-request-id", *EXPOSED_HEADERS],
             )
         self._asgi = RequestLogMiddleware(
-            asgi, metrics=state.upstream.metrics, endpoints=state.endpoints
+            asgi, metrics=state.upstream.metrics, endpoints=state.endpoints, accounts=state.accounts
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

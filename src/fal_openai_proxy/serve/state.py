@@ -6,7 +6,6 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
 from ..base.metrics import Metrics
@@ -29,7 +28,9 @@ from ..services.messages import MessagesService
 from ..services.pricing import CostMeter
 from ..services.responses import ResponsesService
 from ..services.videos import VideoService
+from ..store.db import Database
 from ..store.redis import RedisStore
+from .accounting import Accounts
 from .ratelimit import ClientLimiter
 
 if TYPE_CHECKING:  # routes import this module: no import of theirs at run time
@@ -47,7 +48,7 @@ class Upstream:
     files: FalFiles  # fal's storage and CDN
     redis: RedisStore | None  # REDIS_URL: state shared with the other replicas
     jobs: FalJobs  # fal's queue, for jobs that outlive their request (videos)
-    database: AsyncEngine | None  # DATABASE_URL
+    database: Database | None  # DATABASE_URL: accounts and videos, one engine
     fal_proxy: FalProxyClient  # fal's own clients' calls, relayed (/api/fal/proxy)
     unit_prices: UnitPrices | None = None  # fal's unit prices, refreshed in the background
 
@@ -80,6 +81,7 @@ class ProxyState:
     draining: bool = False
     in_flight: int = 0  # requests being served with a client's key, for draining
     openapi: dict[str, Any] | None = field(default=None, repr=False)  # built on first use
+    accounts: Accounts | None = None  # DATABASE_URL: virtual keys, usage, the admin API
 
 
 def proxy_state(request: Request) -> ProxyState:

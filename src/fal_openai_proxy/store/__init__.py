@@ -1,1 +1,1 @@
-"""What the proxy keeps: the database (SQLAlchemy Core, async; Alembic migrations)."""
+"""Stores: the database (accounts: virtual keys, usage, the request log; videos) and Redis."""

@@ -13,53 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    and_,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import and_, or_, select, update
 
-metadata = MetaData()
-
-videos = Table(
-    "videos",
-    metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("lookup", String(64), nullable=False, unique=True),  # sha256 of the id
-    Column("id", Text, nullable=False),
-    Column("owner", String(32), nullable=False),  # the creating client's tag
-    Column("created_at", BigInteger, nullable=False),
-    Column("model", String(256), nullable=False),
-    Column("app", String(256), nullable=False),
-    Column("request_id", String(128), nullable=False),
-    Column("prompt", Text, nullable=True),
-    Column("seconds", String(16), nullable=False),
-    Column("size", String(16), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("progress", Integer, nullable=False, default=0),
-    Column("completed_at", BigInteger, nullable=True),
-    Column("expires_at", BigInteger, nullable=True),
-    Column("error_code", String(64), nullable=True),
-    Column("error_message", Text, nullable=True),
-    Column("remixed_from", Text, nullable=True),
-    # Webhooks: 0 pending, 1 claimed by a sender (at `notify_at`), 2 delivered, 3 given up.
-    Column("notify_state", Integer, nullable=False, default=0),
-    Column("notify_at", BigInteger, nullable=True),
-    Column("deleted_at", BigInteger, nullable=True),
-    Index("videos_owner_seq", "owner", "seq"),
-    Index("videos_status", "status"),
-    Index("videos_deleted_at", "deleted_at"),
-)
+from .db import Database
+from .schema import videos
 
 Status = Literal["queued", "in_progress", "completed", "failed"]
 OPEN: tuple[Status, ...] = ("queued", "in_progress")
@@ -128,10 +85,11 @@ def _row(mapping: Any) -> VideoRow:
 
 
 class SqlVideoStore:
-    """The `videos` table on the proxy's database."""
+    """The `videos` table, on the one database of DATABASE_URL (`store/db.py`, the engine the
+    accounts use; the table comes with their migrations, `migrations/versions/0002_videos.py`)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._engine = db.engine
 
     async def add(self, row: VideoRow) -> None:
         values = {**row.__dict__, "lookup": lookup(row.id)}

@@ -1,7 +1,8 @@
-"""The videos table (GET /v1/videos, DELETE /v1/videos/{id}, the webhook watcher).
+"""Videos: the table behind GET /v1/videos, DELETE /v1/videos/{id} and the video watcher.
 
-Revision ID: 0001_videos
-Revises:
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-12-08
 """
 
 from __future__ import annotations
@@ -9,17 +10,19 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0001_videos"
-down_revision = None
+revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
+
+ROW_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
     op.create_table(
         "videos",
-        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("lookup", sa.String(64), nullable=False, unique=True),
+        sa.Column("seq", ROW_ID, primary_key=True, autoincrement=True),
+        sa.Column("lookup", sa.String(64), nullable=False),
         sa.Column("id", sa.Text, nullable=False),
         sa.Column("owner", sa.String(32), nullable=False),
         sa.Column("created_at", sa.BigInteger, nullable=False),
@@ -40,9 +43,10 @@ def upgrade() -> None:
         sa.Column("notify_at", sa.BigInteger, nullable=True),
         sa.Column("deleted_at", sa.BigInteger, nullable=True),
     )
-    op.create_index("videos_owner_seq", "videos", ["owner", "seq"])
-    op.create_index("videos_status", "videos", ["status"])
-    op.create_index("videos_deleted_at", "videos", ["deleted_at"])
+    op.create_index("ix_videos_lookup", "videos", ["lookup"], unique=True)
+    op.create_index("ix_videos_owner_seq", "videos", ["owner", "seq"])
+    op.create_index("ix_videos_status", "videos", ["status"])
+    op.create_index("ix_videos_deleted_at", "videos", ["deleted_at"])
 
 
 def downgrade() -> None:
