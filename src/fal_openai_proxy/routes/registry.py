@@ -80,6 +80,9 @@ class Endpoint:
     # Served by the app's dispatcher without Starlette's router and exception layers: a
     # long stream would otherwise keep every layer's frame alive (~10 KB per open stream).
     direct: bool = False
+    # Whether a call can spend a virtual key's budget: a key whose budget is spent is still
+    # answered on the endpoints that cost nothing (reading back the videos it paid for).
+    spends: bool = True
 
     @property
     def template(self) -> str:

@@ -177,9 +177,9 @@ ROUTES = [
         "GET", "/v1/videos", list_videos,
         Operation(
             "The caller's videos, newest first (`limit`, `after`, `order`); needs DATABASE_URL.",
-            responses={**{s: ERRORS[s] for s in (400, 401)}, 501: "DATABASE_URL is `none`."},
-            status=501,  # the documentation's server runs without a database
+            responses={**{s: ERRORS[s] for s in (400, 401, 503)}, 501: "DATABASE_URL is `none`."},
         ),
+        spends=False,  # reading back what was paid for
     ),
     Endpoint(
         "GET", "/v1/videos/{video_id}", retrieve_video,
@@ -187,14 +187,16 @@ ROUTES = [
             "A video's status and progress, asked of fal; only the key that made it sees it.",
             responses=_LOOKUP_ERRORS, path_example=_ID, status=404,
         ),
+        spends=False,  # reading back what was paid for
     ),
     Endpoint(
         "DELETE", "/v1/videos/{video_id}", delete_video,
         Operation(
             "Cancel the video at fal if it still runs, and forget it; needs DATABASE_URL.",
             responses={**_LOOKUP_ERRORS, 501: "DATABASE_URL is `none`."},
-            path_example=_ID, status=501,
+            path_example=_ID, status=404,
         ),
+        spends=False,  # cancelling and forgetting cost nothing
     ),
     Endpoint(
         "GET", "/v1/videos/{video_id}/content", video_content,
@@ -204,6 +206,7 @@ ROUTES = [
             responses={**_LOOKUP_ERRORS, 409: "The video is not completed."},
             media_types=("video/mp4",), path_example=_ID, status=404,
         ),
+        spends=False,  # reading back what was paid for
     ),
     Endpoint(
         "POST", "/v1/videos/{video_id}/remix", remix_video,

@@ -130,7 +130,7 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
                 await watcher.stop()
             if refresher is not None:
                 await refresher.stop()
-            await services.videos.flush()  # the video rows still being written
+            await services.videos.close()  # the video rows still being written, bounded
             if accounts is not None:
                 await accounts.close()  # writes the usage still queued; closes the database
             if upstream.redis is not None:

@@ -385,8 +385,9 @@ class _Lookup(str):
 
 
 def _spends(endpoint: Endpoint | None) -> bool:
-    """Whether a request can spend a virtual key's budget (GET /v1/key only reads it)."""
-    return endpoint is None or endpoint.path != KEY_PATH
+    """Whether a request can spend a virtual key's budget (GET /v1/key only reads it, and so
+    do the endpoints marked `spends=False`)."""
+    return endpoint is None or (endpoint.spends and endpoint.path != KEY_PATH)
 
 
 def _admin_secret(state: ProxyState) -> bytes | None:

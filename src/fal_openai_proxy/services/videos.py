@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..base.settings import Settings
 from ..fal.errors import FalError, FalStatusError
 from ..fal.files import FalFiles
 from ..fal.jobs import FalJobs
 from ..fal.video_apps import SORA_MODELS, VIDEO_APPS, VideoApp, generic_video_app
-from ..openai.errors import ProxyError, invalid_request
+from ..openai.errors import ProxyError, invalid_request, unavailable
 from ..openai.forms import FormFile
 from ..openai.videos import VideoCreate, video_object
 from ..serve.context import RequestContext
@@ -51,6 +54,10 @@ log = logging.getLogger(__name__)
 KEEP_SECONDS = 7 * 24 * 3600
 _APP_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$")
 _CACHE_SIZE = 10_000
+# Seconds a list or delete waits for the rows being written (more: the database is down).
+FLUSH_WAIT = 2.0
+CLOSE_WAIT = 5.0  # seconds the shutdown gives them
+FIRST_RETRY, LAST_RETRY = 0.5, 30.0  # seconds between attempts at a row, doubling
 _TERMINAL = ("completed", "failed")
 
 
@@ -130,10 +137,45 @@ class VideoService:
         if not task.cancelled() and task.exception() is not None:
             log.warning("video record not written: %s", type(task.exception()).__name__)
 
-    async def flush(self) -> None:
-        """Wait for the writes under way (so that a list sees what was just created)."""
+    async def flush(self, within: float | None = None) -> None:
+        """Wait for the writes under way (so that a list sees what was just created), for at
+        most `within` seconds: a database that is down keeps its rows retrying."""
         if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
+            await asyncio.wait(set(self._writes), timeout=within)
+
+    async def close(self) -> None:
+        """At shutdown: the rows still being written get a bound, then are given up, loudly."""
+        await self.flush(CLOSE_WAIT)
+        left = list(self._writes)
+        for task in left:
+            task.cancel()
+        if left:
+            await asyncio.wait(left)
+            log.error(
+                "%d video record(s) not written at shutdown (the database was unreachable): "
+                "those videos still run and answer retrieve, but are missing from GET /v1/videos "
+                "and send no webhook",
+                len(left),
+            )
+
+    async def _add_until_written(self, store: VideoStore, row: VideoRow) -> None:
+        """A video fal accepted is never dropped from the list silently: while the database is
+        down (or not migrated yet) its row is retried with backoff until written."""
+        pause = FIRST_RETRY
+        while True:
+            try:
+                await store.add(row)
+                return
+            except IntegrityError:
+                return  # an attempt that seemed to fail was written after all
+            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                if pause == FIRST_RETRY:
+                    log.warning(
+                        "video record not written yet (%s); retrying until the database is back",
+                        type(exc).__name__,
+                    )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, LAST_RETRY)
 
     # -- ids and owners -----------------------------------------------------------------------
 
@@ -189,6 +231,7 @@ class VideoService:
             )
         submitted = await self._jobs.submit(app.app_id, ask.fal_input, context.fal_key)
         context.log.fal_request_id = submitted.request_id
+        self._settle(context, model)
         ids = self.ids(context)
         key_tag = ids.key_tag(self._keys[submitted.key_index]) if submitted.key_index >= 0 else ""
         ref = VideoRef(
@@ -224,6 +267,7 @@ class VideoService:
         ask.fal_input[remix_app.video_field] = state.urls["video"]
         submitted = await self._jobs.submit(remix_app.app_id, ask.fal_input, context.fal_key)
         context.log.fal_request_id = submitted.request_id
+        self._settle(context, source.model)
         ids = self.ids(context)
         key_tag = ids.key_tag(self._keys[submitted.key_index]) if submitted.key_index >= 0 else ""
         ref = VideoRef(
@@ -249,7 +293,7 @@ class VideoService:
                 video_id, ref.owner, ref.created_at, ref.model, ref.app, ref.request_id,
                 prompt, ref.seconds, ref.size, remixed_from=remixed_from,
             )  # fmt: skip
-            self._background(self.store.add(row))
+            self._background(self._add_until_written(self.store, row))
         elif self._server_ids is not None:
             self.open_jobs[video_id] = ref
         return video_object(
@@ -315,14 +359,17 @@ class VideoService:
         return await self._files.upload(file.data, content_type, context.fal_key, budget)
 
     def _note(self, context: RequestContext, model: str, app: VideoApp, seconds: str) -> None:
-        """The model in the log, usage and metrics; a 403 if the client's key may not use it."""
+        """The model and app in the log, usage and metrics."""
         self._catalog.note(context, model, stream=False, route="video", fal_app=app.app_id)
-        video_seconds = float(seconds) if seconds.isdigit() else None
-        context.usage.video_seconds = video_seconds
-        if self._meter is not None:  # the seconds asked for; fal bills the job on its side
-            self._meter.settle(
-                context.usage, model=model, used=Measure(video_seconds=video_seconds)
-            )
+        context.usage.video_seconds = float(seconds) if seconds.isdigit() else None
+
+    def _settle(self, context: RequestContext, model: str) -> None:
+        """The video's cost, once fal has accepted the job: the seconds asked for at the
+        app's price (fal bills the seconds it makes). It is counted on the request that
+        starts the video, so that a virtual key's budget holds before the video runs; a
+        submit fal refused costs nothing."""
+        used = Measure(video_seconds=context.usage.video_seconds)
+        self._meter.settle(context.usage, model=model, used=used)
 
     # -- retrieve -----------------------------------------------------------------------------
 
@@ -451,8 +498,10 @@ class VideoService:
     ) -> tuple[list[dict[str, Any]], bool]:
         store = self._require_store()
         ids = self.ids(context)
-        await self.flush()
-        rows, more = await store.page(ids.owner_tag(context.client.id), after, limit, newest_first)
+        await self.flush(FLUSH_WAIT)
+        owner = ids.owner_tag(context.client.id)
+        async with _database_call(context):
+            rows, more = await store.page(owner, after, limit, newest_first)
         videos = []
         for row in rows:
             ref = ids.decode(row.id)
@@ -476,10 +525,25 @@ class VideoService:
                 log.info("cancelled video at fal (HTTP %d)", code)
             except FalError as exc:  # forgotten here either way; fal ends it in time
                 log.warning("could not cancel video at fal: %s", exc.kind)
-        await self.flush()
-        await store.delete(video_id)
+        await self.flush(FLUSH_WAIT)
+        async with _database_call(context):
+            await store.delete(video_id)
         self.deleted.add(video_id)
         self.open_jobs.pop(video_id, None)
+
+
+@contextlib.asynccontextmanager
+async def _database_call(context: RequestContext) -> AsyncIterator[None]:
+    """A database that is down or not yet migrated is a 503 the client can retry, not a 500."""
+    try:
+        yield
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        context.log.error_type = "database_unavailable"
+        log.warning("videos: the database failed (%s)", type(exc).__name__)
+        raise unavailable(
+            f"The database is unreachable ({type(exc).__name__}), so the list of videos cannot "
+            "be read or changed now; retry shortly. Retrieve and content still work."
+        ) from None
 
 
 def _failed(code: str, message: str) -> JobState:
