@@ -11,13 +11,13 @@ one replica send it. Without a database the watcher follows the videos this proc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
 from dataclasses import dataclass
 
 from ..base.settings import Settings
+from ..base.tasks import cancel_and_wait
 from ..fal.errors import FalError
 from ..fal.transport import Transport
 from ..openai.webhooks import signed_headers, video_event
@@ -88,10 +88,7 @@ class VideoWatcher:
 
     async def stop(self) -> None:
         for task in (self._task, *self._deliveries):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(task)
         if self._shared is not None and self._shared.up:
             await self._shared.release_lock(LOCK)
 
