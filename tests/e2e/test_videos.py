@@ -402,15 +402,26 @@ def test_without_a_database_list_and_delete_say_why(
 
 
 def test_pass_through_ids_belong_to_the_clients_fal_key(
-    proxy_factory: Callable[..., RunningProxy], make_client: Callable[..., openai.OpenAI]
+    proxy_factory: Callable[..., RunningProxy],
+    make_client: Callable[..., openai.OpenAI],
+    tmp_path: Path,
 ) -> None:
-    running = proxy_factory(fal_key=None)
+    database_url = f"sqlite:///{tmp_path}/pass-through.db"
+    running = proxy_factory(fal_key=None, database_url=database_url)
     mine = make_client(running, api_key=CLIENT_FAL_KEY)
     video = mine.videos.create_and_poll(prompt="my own key", poll_interval_ms=POLL_MS)
     assert video.status == "completed"
     assert mine.videos.download_content(video.id).read() == SAMPLE_VIDEO
     with pytest.raises(openai.NotFoundError):
         make_client(running, api_key="another-fal-key").videos.retrieve(video.id)
+    # No watcher runs without a server key: the retrieve that saw the end recorded it, so a
+    # restarted server lists the video as completed.
+    running.stop()
+    restarted = make_client(
+        proxy_factory(fal_key=None, database_url=database_url), api_key=CLIENT_FAL_KEY
+    )
+    listed = restarted.videos.list().data
+    assert [(v.id, v.status, v.progress) for v in listed] == [(video.id, "completed", 100)]
 
 
 # -- remix ------------------------------------------------------------------------------------

@@ -375,7 +375,7 @@ class VideoService:
 
     async def retrieve(self, video_id: str, context: RequestContext) -> dict[str, Any]:
         ref = self.find(video_id, context)
-        return self.object(video_id, ref, await self.state(ref, context), context)
+        return self.object(video_id, ref, await self.state(ref, context, video_id), context)
 
     def object(
         self, video_id: str, ref: VideoRef, state: JobState, context: RequestContext | None
@@ -401,8 +401,12 @@ class VideoService:
             error=error,
         )
 
-    async def state(self, ref: VideoRef, context: RequestContext | None) -> JobState:
-        """The job's state, from fal unless it is known to be finished."""
+    async def state(
+        self, ref: VideoRef, context: RequestContext | None, video_id: str | None = None
+    ) -> JobState:
+        """The job's state, from fal unless it is known to be finished. A retrieve that learns
+        the end (`video_id` given) records it in the table too, in the background: the list
+        is then right after a restart, and in pass-through mode, where no watcher runs."""
         cache_key = f"{ref.app}\0{ref.request_id}"
         cached = self._finished.get(cache_key)
         if cached is None and self._shared is not None:
@@ -413,6 +417,8 @@ class VideoService:
         state = await self._ask_fal(ref, context)
         if state.terminal:
             self._remember(cache_key, state, share=True)
+            if video_id is not None and self.store is not None:
+                self._background(self.store.record(video_id, state.outcome))
         return state
 
     def _remember(self, cache_key: str, state: JobState, *, share: bool) -> None:
