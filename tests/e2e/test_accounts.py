@@ -6,7 +6,6 @@ restarts."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from ..support.accounts import SETTLE, Admin, metric
 from ..support.asserts import error_of, wait_for
 from ..support.chat import MODEL
 from ..support.media import make_wav
-from ..support.postgres import PostgresServer
 from ..support.schema import Recorder, ValidatingTransport
 from ..support.servers import ADMIN_KEY, API_KEY, RunningProxy, proxy_settings, start_proxy
 
@@ -522,34 +520,6 @@ def test_with_admin_key_set_every_v1_request_needs_a_key(
 
 
 # -- the store down, and a restart --------------------------------------------------------------
-
-
-@pytest.fixture
-def store_outage(
-    database_url: str, request: pytest.FixtureRequest
-) -> Iterator[Callable[[bool], None]]:
-    """`outage(True)` takes the database away (Postgres: the server stops; SQLite: another
-    process holds the write lock), `outage(False)` brings it back."""
-    lock: list[sqlite3.Connection] = []
-    server: PostgresServer | None = None
-    if database_url.startswith("postgresql"):
-        server = request.getfixturevalue("postgres")
-
-    def outage(down: bool) -> None:
-        if server is not None:
-            server.stop() if down else server.start()
-        elif down:
-            connection = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=10)
-            connection.execute("BEGIN EXCLUSIVE")
-            lock.append(connection)
-        else:
-            lock.pop().rollback()
-
-    yield outage
-    if server is not None and not server.running:
-        server.start()
-    for connection in lock:
-        connection.rollback()
 
 
 async def test_requests_complete_while_the_store_is_down_and_usage_follows(

@@ -299,7 +299,8 @@ class Settings(BaseSettings):
         description="Where virtual keys, budgets, usage and the request log are kept: "
         "`sqlite:///path` (a file; `sqlite:///./x.db` is relative to the working directory), "
         "`postgresql://user:password@host:5432/db` (one database for every replica), or "
-        "`none`: no accounts at all, and the proxy is a plain pipe. Migrated at start.",
+        "`none`: no accounts at all, and the proxy is a plain pipe (GET /v1/videos and "
+        "DELETE /v1/videos/{id} then answer 501). Migrated at start.",
     )
     admin_key: SecretStr | None = Field(
         None,
@@ -373,6 +374,35 @@ class Settings(BaseSettings):
         "further uploads wait up to half of `BODY_TIMEOUT`, then get 503.",
     )
 
+    # Video
+    fal_video_app: str = Field(
+        "fal-ai/veo3.1/fast",
+        description="fal app for sora-2 and sora-2-pro (with `input_reference`, its "
+        "image-to-video app).",
+    )
+    video_id_secret: SecretStr | None = Field(
+        None,
+        description="Signs video ids, so that any replica can answer for a video and nobody "
+        "can forge one. Unset: derived from `FAL_KEY` (ids stop verifying if `FAL_KEY` "
+        "changes); in pass-through mode, from each client's own fal key.",
+    )
+    video_webhook_url: str | None = Field(
+        None,
+        description="Where `video.completed` and `video.failed` events are POSTed, signed as "
+        "OpenAI signs webhooks (needs `VIDEO_WEBHOOK_SECRET` and `FAL_KEY`).",
+    )
+    video_webhook_secret: SecretStr | None = Field(
+        None,
+        description="The webhook signing secret: `whsec_<base64>` as OpenAI issues them, or "
+        "any string (used as is), as `client.webhooks.unwrap()` takes it.",
+    )
+    video_watch_interval: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between the background checks of unfinished videos (for the list "
+        "and the webhooks); with `REDIS_URL` one replica checks for all.",
+    )
+
     # fal's own clients (/api/fal/proxy)
     fal_proxy_allowed_apps: str = Field(
         "*",
@@ -442,6 +472,7 @@ class Settings(BaseSettings):
         "fal_edit_app",
         "fal_transcribe_app",
         "fal_speech_app",
+        "fal_video_app",
     )
     @classmethod
     def _strip_app(cls, value: str) -> str:
@@ -513,6 +544,16 @@ class Settings(BaseSettings):
                 f"HOST={self.host} is reachable from other machines, and without API_KEY anyone "
                 "there could spend your fal credit. Set API_KEY (or ADMIN_KEY, and give clients "
                 "virtual keys), or ALLOW_UNAUTHENTICATED=1."
+            )
+        if self.video_webhook_url and self.video_webhook_secret is None:
+            problems.append(
+                "VIDEO_WEBHOOK_URL is set but VIDEO_WEBHOOK_SECRET is not: webhooks are always "
+                "signed. Set VIDEO_WEBHOOK_SECRET (e.g. whsec_ and 24+ random bytes in base64)."
+            )
+        if self.video_webhook_url and self.pass_through:
+            problems.append(
+                "VIDEO_WEBHOOK_URL needs FAL_KEY: in pass-through mode the proxy holds no key "
+                "to follow the videos with."
             )
         if self.require_key_for_metrics_and_docs and not self.api_keys:
             problems.append(

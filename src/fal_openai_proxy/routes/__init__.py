@@ -16,7 +16,8 @@ from . import (
     messages,
     models,
     responses,
-)
+    videos,
+)  # fmt: skip
 from .registry import Endpoint
 
 ENDPOINTS: list[Endpoint] = [
@@ -28,6 +29,7 @@ ENDPOINTS: list[Endpoint] = [
     *models.ROUTES,
     *images.ROUTES,
     *audio.ROUTES,
+    *videos.ROUTES,
     *fal_proxy.ROUTES,
     *health.ROUTES,
     *docs.ROUTES,

@@ -30,6 +30,7 @@ class Body(StrEnum):
     NONE = "none"  # no body (a body, if sent anyway, must be JSON)
     JSON = JSON
     MULTIPART = "multipart/form-data"
+    JSON_OR_MULTIPART = "json-or-multipart"  # either (videos.create: the SDK sends a form)
     ANY = "any"  # passed on unread, whatever its type
 
 
@@ -79,6 +80,9 @@ class Endpoint:
     # Served by the app's dispatcher without Starlette's router and exception layers: a
     # long stream would otherwise keep every layer's frame alive (~10 KB per open stream).
     direct: bool = False
+    # Whether a call can spend a virtual key's budget: a key whose budget is spent is still
+    # answered on the endpoints that cost nothing (reading back the videos it paid for).
+    spends: bool = True
 
     @property
     def template(self) -> str:

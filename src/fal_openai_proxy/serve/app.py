@@ -24,6 +24,7 @@ from ..fal.client import USER_AGENT, FalClient
 from ..fal.cluster import ClusterKeys
 from ..fal.files import FalFiles
 from ..fal.http import HttpClient
+from ..fal.jobs import FalJobs
 from ..fal.keys import DECREASE, MAX_LIMIT, KeyPool
 from ..fal.media_apps import MEDIA_APPS, media_model_ids
 from ..fal.media_fetch import DEFAULT_MEDIA_HOSTS, MediaFetcher, MediaPolicy
@@ -33,6 +34,7 @@ from ..fal.proxy_client import FalProxyClient
 from ..fal.proxy_protocol import EXPOSED_HEADERS, Upstreams, parse_app_globs
 from ..fal.retry import CallStarter
 from ..fal.timeouts import Timeouts
+from ..fal.video_apps import video_model_ids
 from ..routes import ENDPOINTS
 from ..routes.registry import EndpointIndex, Handler
 from ..services.audio import AudioService
@@ -54,7 +56,11 @@ from ..services.pricing import CostMeter, load_price_table
 from ..services.responses import ResponsesService
 from ..services.router import ModelRouter
 from ..services.tokens import Tokenizer
+from ..services.video_watch import VideoWatcher
+from ..services.videos import VideoService
+from ..store.db import Database, DatabaseUrlError
 from ..store.redis import RedisStore
+from ..store.videos import SqlVideoStore
 from ..translate.cost import PriceTable, PriceTableError
 from .accounting import Accounts
 from .errors import HANDLERS, handle_error
@@ -78,7 +84,10 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
     except (ModelsFileError, PriceTableError) as exc:
         raise ConfigError(str(exc)) from None
     live = LiveModels() if settings.fal_models_refresh else None
-    upstream = build_upstream(settings)
+    try:
+        upstream = build_upstream(settings)
+    except DatabaseUrlError as exc:
+        raise ConfigError(str(exc)) from None
     open_streams: set[asyncio.Task[None]] = set()
     services = build_services(settings, upstream, open_streams, models, live, prices)
     limiter = ClientLimiter(
@@ -91,9 +100,10 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
         settings, upstream, services, EndpointIndex(ENDPOINTS), limiter, open_streams
     )
     if settings.accounts_enabled:
-        state.accounts = Accounts(settings, upstream.metrics)
+        state.accounts = Accounts(settings, upstream.metrics, upstream.database)
     accounts = state.accounts
     refresher = _model_refresher(settings, upstream, live)
+    watcher = VideoWatcher.build(settings, services.videos, upstream.http, upstream.redis)
     unit_prices = upstream.unit_prices
 
     @contextlib.asynccontextmanager
@@ -104,6 +114,8 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
             await accounts.start()  # never fails: without the database, usage waits
         if refresher is not None:
             refresher.start()  # in the background: start-up never waits for fal's list
+        if watcher is not None:
+            watcher.start()
         if unit_prices is not None:
             unit_prices.start()  # in the background too: a request never waits for a price
         # Before the first request: building it holds the GIL for ~0.1 s, which a loop already
@@ -114,10 +126,13 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
         finally:
             if unit_prices is not None:
                 await unit_prices.stop()
+            if watcher is not None:
+                await watcher.stop()
             if refresher is not None:
                 await refresher.stop()
+            await services.videos.close()  # the video rows still being written, bounded
             if accounts is not None:
-                await accounts.close()  # writes the usage still queued
+                await accounts.close()  # writes the usage still queued; closes the database
             if upstream.redis is not None:
                 await upstream.redis.close()  # frees this replica's slots first
             await upstream.http.close()
@@ -181,6 +196,15 @@ def build_upstream(settings: Settings) -> Upstream:
         metrics=metrics,
         timeout=settings.media_fetch_timeout,
     )
+    jobs = FalJobs(
+        queue_url=settings.fal_queue_url,
+        http=http,
+        starter=CallStarter(pool, timeouts.retry_budget, metrics),
+        metrics=metrics,
+        timeout=settings.first_event_timeout,
+    )
+    # One engine for the process: the accounts and the videos share it (store/db.py).
+    database = Database(settings.database_url) if settings.accounts_enabled else None
     # fal's own clients (/api/fal/proxy): their calls relayed with the same keys and retries.
     fal_proxy = FalProxyClient(
         http=http,
@@ -190,7 +214,7 @@ def build_upstream(settings: Settings) -> Upstream:
         upstreams=Upstreams(settings.fal_run_url, settings.fal_queue_url, settings.fal_rest_url),
     )
     prices = _unit_prices(settings, http, metrics)
-    return Upstream(metrics, http, fal, openrouter, files, redis, fal_proxy, prices)
+    return Upstream(metrics, http, fal, openrouter, files, redis, jobs, database, fal_proxy, prices)
 
 
 def _unit_prices(settings: Settings, http: HttpClient, metrics: Metrics) -> UnitPrices | None:
@@ -269,6 +293,8 @@ def build_services(
     metrics, fal, files = upstream.metrics, upstream.fal, upstream.files
     catalog = Catalog(settings.fal_chat_app, models, live)
     catalog.add_media(media_model_ids())
+    catalog.add_kinds(video_model_ids())
+    store = SqlVideoStore(upstream.database) if upstream.database is not None else None
     meter = CostMeter(prices or load_price_table(None), upstream.unit_prices)
     openrouter = (settings, upstream.openrouter, catalog, metrics, open_streams, meter)
     per_model = {m.id: m.route for m in models or () if m.route}
@@ -284,6 +310,9 @@ def build_services(
         embeddings=EmbeddingsService(*openrouter),
         images=ImageService(settings, fal, files, catalog, meter),
         audio=AudioService(settings, fal, files, catalog, meter),
+        videos=VideoService(
+            settings, upstream.jobs, files, catalog, store, upstream.redis, meter
+        ),
         completions=CompletionsService(settings, fal, catalog, metrics, open_streams, chat),
         fal_proxy=FalProxyService(
             upstream.fal_proxy, SubmittedRequests(upstream.redis),
@@ -333,7 +362,7 @@ class ProxyApp:
             asgi = CORSMiddleware(
                 asgi,
                 allow_origins=settings.cors_origin_list,
-                allow_methods=["GET", "POST", "PUT", "OPTIONS"],  # PUT: fal's queue cancel
+                allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],  # PUT: fal's cancel
                 allow_headers=["*"],
                 # What fal's client reads of an answer (docs/fal-protocol.md §13.1).
                 expose_headers=["x-request-id", *EXPOSED_HEADERS],

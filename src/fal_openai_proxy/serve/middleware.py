@@ -385,8 +385,9 @@ class _Lookup(str):
 
 
 def _spends(endpoint: Endpoint | None) -> bool:
-    """Whether a request can spend a virtual key's budget (GET /v1/key only reads it)."""
-    return endpoint is None or endpoint.path != KEY_PATH
+    """Whether a request can spend a virtual key's budget (GET /v1/key only reads it, and so
+    do the endpoints marked `spends=False`)."""
+    return endpoint is None or (endpoint.spends and endpoint.path != KEY_PATH)
 
 
 def _admin_secret(state: ProxyState) -> bytes | None:
@@ -472,6 +473,8 @@ def _check_content_type(scope: Scope, body: Body) -> None:
     """Multipart where the endpoint takes it, JSON everywhere else: a browser page can send
     text/plain or a form to localhost without a CORS preflight, but not application/json."""
     value = (_header(scope, b"content-type") or "").partition(";")[0].strip().lower()
+    if body is Body.JSON_OR_MULTIPART and value in (Body.JSON, Body.MULTIPART):
+        return
     wanted = str(Body.MULTIPART if body is Body.MULTIPART else Body.JSON)
     if value != wanted:
         raise ProxyError(

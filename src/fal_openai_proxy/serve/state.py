@@ -12,6 +12,7 @@ from ..base.metrics import Metrics
 from ..base.settings import Settings
 from ..fal.client import FalClient
 from ..fal.files import FalFiles
+from ..fal.jobs import FalJobs
 from ..fal.openrouter import OpenRouterClient
 from ..fal.pricing import UnitPrices
 from ..fal.proxy_client import FalProxyClient
@@ -26,6 +27,8 @@ from ..services.images import ImageService
 from ..services.messages import MessagesService
 from ..services.pricing import CostMeter
 from ..services.responses import ResponsesService
+from ..services.videos import VideoService
+from ..store.db import Database
 from ..store.redis import RedisStore
 from .accounting import Accounts
 from .ratelimit import ClientLimiter
@@ -44,6 +47,8 @@ class Upstream:
     openrouter: OpenRouterClient  # fal's OpenAI-compatible route
     files: FalFiles  # fal's storage and CDN
     redis: RedisStore | None  # REDIS_URL: state shared with the other replicas
+    jobs: FalJobs  # fal's queue, for jobs that outlive their request (videos)
+    database: Database | None  # DATABASE_URL: accounts and videos, one engine
     fal_proxy: FalProxyClient  # fal's own clients' calls, relayed (/api/fal/proxy)
     unit_prices: UnitPrices | None = None  # fal's unit prices, refreshed in the background
 
@@ -58,6 +63,7 @@ class Services:
     embeddings: EmbeddingsService
     images: ImageService
     audio: AudioService
+    videos: VideoService
     completions: CompletionsService  # legacy text completions, on the prompt apps
     fal_proxy: FalProxyService
     messages: MessagesService  # Anthropic's Messages API

@@ -107,14 +107,18 @@ class ModelCard:
     owned_by: str
     created: int = _CREATED
     route: str | None = None  # MODELS_FILE's `route` for this model; not part of the answer
+    kind: str | None = None  # what the model makes, where it is not chat ("text-to-video")
 
     def to_openai(self) -> dict[str, Any]:
-        return {
+        model: dict[str, Any] = {
             "id": self.id,
             "object": "model",
             "created": self.created,
             "owned_by": self.owned_by,
         }
+        if self.kind is not None:
+            model["kind"] = self.kind
+        return model
 
 
 def card(model_id: str) -> ModelCard:
@@ -230,7 +234,16 @@ class Catalog:
         new = [card(m) for m in ids if m not in self._by_id]
         self._cards = [*self._cards, *new]
         self._by_id.update((c.id, c) for c in new)
-        self._media = frozenset(ids)
+        self._media = self._media | frozenset(ids)
+
+    def add_kinds(self, models: Sequence[tuple[str, str]]) -> None:
+        """List models that are not chat models, each with its kind (the video models)."""
+        new = [
+            ModelCard(m, card(m).owned_by, kind=kind) for m, kind in models if m not in self._by_id
+        ]
+        self._cards = [*self._cards, *new]
+        self._by_id.update((c.id, c) for c in new)
+        self._media = self._media | {c.id for c in new}
 
     def check(self, app: str, model_id: str) -> None:
         """404 for an id that an any-llm app would reject; the router takes any id.
