@@ -15,12 +15,14 @@ from fal_openai_proxy.routes import ENDPOINTS
 from fal_openai_proxy.routes.registry import JSON, Body, Endpoint
 
 from ..support.media import make_png, make_wav
-from ..support.servers import API_KEY, RunningProxy
+from ..support.servers import ADMIN_KEY, API_KEY, RunningProxy
 
 FORM = str(Body.MULTIPART)
 OPERATIONS: dict[tuple[str, str], Endpoint] = {(e.method, e.template): e for e in ENDPOINTS}
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+# The key each security scheme takes (the console's session is tested in test_console_api.py).
+KEYS = {"bearer": AUTH, "admin": {"Authorization": f"Bearer {ADMIN_KEY}"}}
 # The real files a multipart example sends, for each binary field the schema requires.
 FILES = {
     "image": ("cat.png", make_png(), "image/png"),
@@ -30,7 +32,7 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def guarded(proxy_factory: Callable[..., RunningProxy]) -> RunningProxy:
-    return proxy_factory(api_key=API_KEY)
+    return proxy_factory(api_key=API_KEY, admin_key=ADMIN_KEY)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,7 @@ def test_every_documented_operation_is_served(
 ) -> None:
     for path, ops in document["paths"].items():
         for method, op in ops.items():
-            headers = AUTH if "security" in op else {}
+            headers = KEYS[next(iter(op["security"][0]))] if "security" in op else {}
             operation = OPERATIONS[(method.upper(), path)].operation
             body: dict[str, Any] = {}
             if "requestBody" in op:
@@ -136,8 +138,10 @@ def validate_body(document: dict[str, Any], op: dict[str, Any], body: Any) -> No
 
 def test_undocumented_methods_are_refused(guarded: RunningProxy, document: dict[str, Any]) -> None:
     for path, ops in document["paths"].items():
+        secured = [op["security"] for op in ops.values() if "security" in op]
+        headers = KEYS[next(iter(secured[0][0]))] if secured else AUTH
         for method in {"get", "post", "put", "delete"} - set(ops):
-            response = httpx.request(method, guarded.base_url + example_path(path), headers=AUTH)
+            response = httpx.request(method, guarded.base_url + example_path(path), headers=headers)
             assert response.status_code == 405, (method, path, response.status_code)
 
 

@@ -22,7 +22,8 @@ CLIENT_FAL_KEY = "test-client-fal-key-77d1e0aa"  # a client's own fal key (pass-
 API_KEY = "test-proxy-api-key-c4f18e02"
 API_KEY_2 = "test-proxy-api-key-b2-1d9e"
 REVOKED_FAL_KEY = "test-fal-key-revoked-0e4d1c"  # the simulator does not know it: 401
-SECRETS = (FAL_KEY, FAL_KEY_2, CLIENT_FAL_KEY, API_KEY, API_KEY_2, REVOKED_FAL_KEY)
+ADMIN_KEY = "test-admin-key-4b9e0c7d31f2a8"  # the admin API and the console
+SECRETS = (FAL_KEY, FAL_KEY_2, CLIENT_FAL_KEY, API_KEY, API_KEY_2, REVOKED_FAL_KEY, ADMIN_KEY)
 
 
 @dataclass

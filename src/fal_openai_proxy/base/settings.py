@@ -13,6 +13,7 @@ DEFAULT_RUN_URL = "https://fal.run"
 DEFAULT_QUEUE_URL = "https://queue.fal.run"
 DEFAULT_REST_URL = "https://rest.fal.ai"
 DEFAULT_API_URL = "https://api.fal.ai"  # docs/fal-protocol.md §11
+MIN_ADMIN_KEY = 16  # characters
 
 
 def split_keys(raw: SecretStr | None) -> list[str]:
@@ -258,6 +259,21 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Seconds in-flight requests get to finish after SIGTERM."
     )
 
+    # Admin API and console (docs/console.md)
+    admin_key: SecretStr | None = Field(
+        None,
+        description="Secret of the admin API (`Authorization: Bearer <ADMIN_KEY>`, at least 16 "
+        "characters) and of the console at `/console`, which signs in with it. Unset: the "
+        "admin API answers 403 and the console says how to set it.",
+    )
+    console_session_ttl: int = Field(
+        43200,
+        ge=60,
+        le=30 * 86400,
+        description="Seconds a console sign-in lasts (its cookie expires then; signing out "
+        "ends it sooner).",
+    )
+
     # Media (images and audio)
     fal_image_app: str = Field(
         "fal-ai/flux/schnell", description="fal app for dall-e-2, dall-e-3 and gpt-image-1."
@@ -356,6 +372,10 @@ class Settings(BaseSettings):
         return split_keys(self.api_key)
 
     @property
+    def admin_secret(self) -> str | None:
+        return self.admin_key.get_secret_value() if self.admin_key is not None else None
+
+    @property
     def pass_through(self) -> bool:
         return not self.fal_keys
 
@@ -379,6 +399,13 @@ class Settings(BaseSettings):
                 "API_KEY is set but FAL_KEY is not: in pass-through mode clients send their own "
                 "fal key as the Bearer token, so API_KEY cannot also be checked. Set FAL_KEY, "
                 "or unset API_KEY."
+            )
+        admin = self.admin_secret
+        if admin is not None and len(admin.strip()) < MIN_ADMIN_KEY:
+            problems.append(
+                f"ADMIN_KEY is shorter than {MIN_ADMIN_KEY} characters: anyone who guesses it "
+                "controls every key and budget. Use a long random secret, e.g. the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
             )
         if (
             not is_loopback(self.host)

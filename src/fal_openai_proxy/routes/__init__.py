@@ -3,7 +3,19 @@ endpoints in its own `ROUTES`; `ENDPOINTS` is all of them, the one list the app 
 
 from __future__ import annotations
 
-from . import audio, chat, docs, embeddings, fal_proxy, health, images, models, responses
+from . import (
+    admin_status,
+    audio,
+    chat,
+    console,
+    docs,
+    embeddings,
+    fal_proxy,
+    health,
+    images,
+    models,
+    responses,
+)
 from .registry import Endpoint
 
 ENDPOINTS: list[Endpoint] = [
@@ -16,4 +28,6 @@ ENDPOINTS: list[Endpoint] = [
     *fal_proxy.ROUTES,
     *health.ROUTES,
     *docs.ROUTES,
+    *admin_status.ROUTES,
+    *console.ROUTES,
 ]

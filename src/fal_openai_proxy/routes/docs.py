@@ -11,10 +11,12 @@ import re
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from .. import __version__
+from ..serve.console_auth import COOKIE
 from ..serve.state import proxy_state
 from .registry import JSON, Auth, Body, Endpoint, Operation, Protocol
 
@@ -33,7 +35,21 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "admin": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "ADMIN_KEY (the admin API).",
+                },
+                "console": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": COOKIE,
+                    "description": "A console session (`POST /console/session`), with its "
+                    "CSRF token in `X-CSRF-Token` on every call (docs/console.md).",
+                },
+            },
         },
     }
 
@@ -41,8 +57,11 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
 def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
     operation = endpoint.operation
     responses: dict[str, Any] = {}
-    if operation.status == 200:
-        success = {"description": "OK", "content": {t: {} for t in operation.media_types}}
+    answer: dict[str, Any] = {}
+    if operation.response is not None:
+        answer = {"schema": _schema(operation.response, schemas)}
+    if operation.status == 200 or operation.response is not None:
+        success = {"description": "OK", "content": {t: answer for t in operation.media_types}}
         responses["200"] = success
     elif operation.status < 400:
         responses[str(operation.status)] = {"description": "Redirect."}
@@ -53,23 +72,28 @@ def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
     entry: dict[str, Any] = {"summary": operation.summary, "responses": responses}
     if endpoint.auth is Auth.CLIENT:
         entry["security"] = [{"bearer": []}]
+    elif endpoint.auth is Auth.ADMIN:
+        entry["security"] = [{"admin": []}, {"console": []}]
     if endpoint.parameters:
         entry["parameters"] = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in endpoint.parameters
         ]
     if operation.request is not None:
-        schema = operation.request.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[operation.request.__name__] = schema
-        body: dict[str, Any] = {
-            "schema": {"$ref": f"#/components/schemas/{operation.request.__name__}"}
-        }
+        body: dict[str, Any] = {"schema": _schema(operation.request, schemas)}
         if operation.example is not None:
             body["example"] = operation.example
         media_type = str(endpoint.body) if endpoint.body in (Body.JSON, Body.MULTIPART) else JSON
         entry["requestBody"] = {"required": True, "content": {media_type: body}}
     return entry
+
+
+def _schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, str]:
+    """`model` among the components; a reference to it."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(schema.pop("$defs", {}))
+    schemas[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
 _ERROR_SCHEMA = {
@@ -126,7 +150,10 @@ async def docs_page(request: Request) -> Response:
     for path, methods in doc["paths"].items():
         for method, op in methods.items():
             statuses = ", ".join(op["responses"])
-            auth = "Bearer (API_KEY)" if "security" in op else "none"
+            scheme = next(iter(op["security"][0]), None) if "security" in op else None
+            auth = {"bearer": "Bearer (API_KEY)", "admin": "Bearer (ADMIN_KEY) or console"}.get(
+                scheme or "", "none"
+            )
             content: dict[str, Any] = op.get("requestBody", {}).get("content", {})
             media_type, first = next(iter(content.items()), ("", dict[str, Any]()))
             body: dict[str, Any] = first.get("schema", {})

@@ -46,6 +46,9 @@ class Auth(StrEnum):
 
     CLIENT = "client"  # API_KEY, a fal key in pass-through mode, or nobody when neither is set
     PUBLIC = "public"  # anyone (health, metrics, the API's own documentation)
+    # `Authorization: Bearer <ADMIN_KEY>`, or a console session with its CSRF token
+    # (serve/console_auth.py); 403 while ADMIN_KEY is unset.
+    ADMIN = "admin"
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Operation:
     media_types: tuple[str, ...] = (JSON,)  # of the answer to `example`
     path_example: dict[str, str] = field(default_factory=dict)  # path parameters, for tests
     status: int = 200  # the answer to `example`: 404 for responses that are never stored
+    response: type[BaseModel] | None = None  # the JSON answer's shape
 
 
 @dataclass(frozen=True)

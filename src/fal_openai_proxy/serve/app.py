@@ -46,9 +46,11 @@ from ..services.embeddings import EmbeddingsService
 from ..services.fal_proxy import FalProxyService, SubmittedRequests
 from ..services.images import ImageService
 from ..services.openrouter import OpenRouterChatService
+from ..services.overview import OverviewService, TrafficWindow
 from ..services.responses import ResponsesService
 from ..services.router import ModelRouter
 from ..store.redis import RedisStore
+from .console_auth import ConsoleAuth
 from .errors import HANDLERS, handle_error
 from .middleware import GuardMiddleware, RequestLogMiddleware
 from .model_refresh import LiveModels, ModelRefresher
@@ -78,8 +80,11 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
         redis_url=settings.redis_url,
         shared=upstream.redis,
     )
+    console = ConsoleAuth(
+        settings.admin_secret, session_ttl=settings.console_session_ttl, redis=upstream.redis
+    )
     state = ProxyState(
-        settings, upstream, services, EndpointIndex(ENDPOINTS), limiter, open_streams
+        settings, upstream, services, EndpointIndex(ENDPOINTS), limiter, open_streams, console
     )
     refresher = _model_refresher(settings, upstream, live)
 
@@ -89,9 +94,11 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
             await upstream.redis.start()  # never fails: without Redis, per-process state
         if refresher is not None:
             refresher.start()  # in the background: start-up never waits for fal's list
+        services.overview.traffic.start()
         try:
             yield  # upstream connections are opened on first use
         finally:
+            await services.overview.traffic.stop()
             if refresher is not None:
                 await refresher.stop()
             if upstream.redis is not None:
@@ -164,7 +171,7 @@ def build_upstream(settings: Settings) -> Upstream:
         metrics=metrics,
         upstreams=Upstreams(settings.fal_run_url, settings.fal_queue_url, settings.fal_rest_url),
     )
-    return Upstream(metrics, http, fal, openrouter, files, redis, fal_proxy)
+    return Upstream(metrics, http, fal, openrouter, files, redis, fal_proxy, pool)
 
 
 def _key_pool(settings: Settings, metrics: Metrics, redis: RedisStore | None) -> KeyPool | None:
@@ -222,6 +229,8 @@ def build_services(
             pass_through=settings.pass_through, catalog=catalog, metrics=metrics,
             open_streams=open_streams, write_timeout=settings.write_timeout,
         ),
+        router=router,
+        overview=OverviewService(TrafficWindow(metrics), upstream.pool, upstream.redis),
     )  # fmt: skip
 
 

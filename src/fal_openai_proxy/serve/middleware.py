@@ -21,6 +21,7 @@ from ..base.metrics import Metrics
 from ..fal.proxy_protocol import error_body as fal_error_body
 from ..openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
 from ..routes.registry import Auth, Body, Endpoint, EndpointIndex, Protocol
+from .console_auth import ConsoleAuth
 from .context import AccessLogFields, Client, clip, new_context, request_context
 from .state import ProxyState
 
@@ -94,6 +95,8 @@ class GuardMiddleware:
         self._body_timeout = settings.body_timeout
         self._limiter = state.limiter
         self._endpoints = state.endpoints
+        # A console session counts as a client too (the playground calls the API with it).
+        self._console: ConsoleAuth | None = state.console if state.console.enabled else None
         hosts = settings.allowed_host_list
         self._hosts = None if hosts is None else frozenset(hosts)
         origins = settings.cors_origin_list
@@ -117,6 +120,9 @@ class GuardMiddleware:
                 return
             await self.app(scope, receive, send)
             return
+        if auth is Auth.ADMIN:
+            await self._admin(scope, receive, send, endpoint)
+            return
         try:
             client = self._check(scope, endpoint)
             if self._limiter.active:
@@ -133,6 +139,26 @@ class GuardMiddleware:
             self._state.in_flight -= 1
             if self._limiter.active:
                 self._limiter.done(client)
+
+    async def _admin(
+        self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint | None
+    ) -> None:
+        """The admin API: ADMIN_KEY or a console session, a JSON body, the body limits."""
+        try:
+            if self._hosts is not None and not self._host_allowed(scope):
+                raise _misdirected()
+            length = _header(scope, b"content-length")
+            if length and length.isdigit() and int(length) > self._max_body:
+                raise _too_large(self._max_body)
+            has_body = length not in (None, "0") or _header(scope, b"transfer-encoding") is not None
+            if scope["method"] != "GET" and has_body and endpoint is not None:
+                _check_content_type(scope, endpoint.body)
+            self._state.console.authorize_admin(scope)
+        except ProxyError as exc:
+            request_context(scope).log.error_type = exc.code or exc.type
+            await send_error(send, exc)
+            return
+        await self.app(scope, self._limited(receive), send)
 
     def _check(self, scope: Scope, endpoint: Endpoint | None) -> str:
         """Refuse early; return the client's identity for limits (never a raw key)."""
@@ -167,6 +193,16 @@ class GuardMiddleware:
         token = _bearer(scope)
         if fal:
             token = _fal_client_token(scope, token, pass_through=self._pass_through)
+        # The console's own calls (its playground): the admin's session, CSRF-checked.
+        console = self._console
+        if (
+            not token
+            and console is not None
+            and not self._pass_through
+            and console.api_session(scope)
+        ):
+            client.kind, client.id = "console", "console"
+            return client
         if self._api_keys:
             index = _match_key(token, self._api_keys)
             if index is None:

@@ -12,6 +12,7 @@ from ..base.metrics import Metrics
 from ..base.settings import Settings
 from ..fal.client import FalClient
 from ..fal.files import FalFiles
+from ..fal.keys import KeyPool
 from ..fal.openrouter import OpenRouterClient
 from ..fal.proxy_client import FalProxyClient
 from ..fal.transport import Transport
@@ -21,8 +22,11 @@ from ..services.chat import ChatService
 from ..services.embeddings import EmbeddingsService
 from ..services.fal_proxy import FalProxyService
 from ..services.images import ImageService
+from ..services.overview import OverviewService
 from ..services.responses import ResponsesService
+from ..services.router import ModelRouter
 from ..store.redis import RedisStore
+from .console_auth import ConsoleAuth
 from .ratelimit import ClientLimiter
 
 if TYPE_CHECKING:  # routes import this module: no import of theirs at run time
@@ -40,6 +44,7 @@ class Upstream:
     files: FalFiles  # fal's storage and CDN
     redis: RedisStore | None  # REDIS_URL: state shared with the other replicas
     fal_proxy: FalProxyClient  # fal's own clients' calls, relayed (/api/fal/proxy)
+    pool: KeyPool | None = None  # the server's fal keys; None in pass-through mode
 
 
 @dataclass
@@ -53,6 +58,8 @@ class Services:
     images: ImageService
     audio: AudioService
     fal_proxy: FalProxyService
+    router: ModelRouter  # MODEL_ROUTES: which fal route serves each chat model
+    overview: OverviewService  # GET /admin/overview
 
 
 @dataclass
@@ -63,6 +70,7 @@ class ProxyState:
     endpoints: EndpointIndex
     limiter: ClientLimiter
     open_streams: set[asyncio.Task[None]]  # ended by the drain
+    console: ConsoleAuth  # ADMIN_KEY and console sessions: who may use the admin API
     draining: bool = False
     in_flight: int = 0  # requests being served with a client's key, for draining
     openapi: dict[str, Any] | None = field(default=None, repr=False)  # built on first use

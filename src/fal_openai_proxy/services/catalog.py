@@ -120,6 +120,14 @@ class Catalog:
         self._merged = (latest, self._cards, cards)
         return cards
 
+    def sources(self) -> Sequence[tuple[ModelCard, str]]:
+        """Every listed card and where it comes from: "chat" (the built-in list or
+        MODELS_FILE), "media" (THE table of media apps) or "live" (fal's image list)."""
+        return [
+            (c, "media" if c.id in self._media else "chat" if c.id in self._by_id else "live")
+            for c in self._listed()
+        ]
+
     def get(self, model_id: str) -> dict[str, Any]:
         found = self._by_id.get(model_id)
         if found is None and self._live is not None:

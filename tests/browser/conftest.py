@@ -1,0 +1,76 @@
+"""A chromium for the console's tests, and a page in it that records what went wrong.
+
+Every response the browser gets goes to the suite's secret audit too (`recorder.bodies`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from ..support.browser import LAPTOP, PageProblems, chromium, require_chromium
+from ..support.schema import Recorder
+from ..support.servers import ADMIN_KEY, FAL_KEY, FAL_KEY_2, RunningProxy
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, Response
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    path = require_chromium()
+    with chromium(path) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def console_proxy(proxy_factory: Callable[..., RunningProxy]) -> RunningProxy:
+    """A proxy with the admin key and two fal keys."""
+    return proxy_factory(admin_key=ADMIN_KEY, fal_key=f"{FAL_KEY},{FAL_KEY_2}")
+
+
+class Tab:
+    """A browser tab on the console, and what went wrong in it."""
+
+    def __init__(self, page: Page, proxy: RunningProxy, problems: PageProblems) -> None:
+        self.page = page
+        self.proxy = proxy
+        self.problems = problems
+
+    def open(self) -> Response:
+        response = self.page.goto(self.proxy.base_url + "/console")
+        assert response is not None and response.status == 200
+        return response
+
+    def sign_in(self, key: str = ADMIN_KEY) -> None:
+        self.page.get_by_label("Admin key").fill(key)
+        self.page.get_by_role("button", name="Sign in").click()
+
+    def signed_in(self) -> None:
+        self.open()
+        self.sign_in()
+        self.page.get_by_role("button", name="Sign out").wait_for()
+
+    def go(self, name: str) -> None:
+        self.page.get_by_role("link", name=name, exact=True).click()
+        self.page.get_by_role("heading", name=name, level=1).wait_for()
+
+
+@pytest.fixture
+def tab(browser: Browser, console_proxy: RunningProxy, recorder: Recorder) -> Iterator[Tab]:
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    problems = PageProblems().watch(page)
+
+    def audit(response: Response) -> None:
+        recorder.bodies.append(str(response.headers).encode())
+        try:
+            recorder.bodies.append(response.body())
+        except Exception:  # a redirect or an aborted stream has no body to read
+            pass
+
+    page.on("response", audit)
+    yield Tab(page, console_proxy, problems)
+    context.close()
