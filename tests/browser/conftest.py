@@ -4,6 +4,7 @@ Every response the browser gets goes to the suite's secret audit too (`recorder.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -66,10 +67,8 @@ def tab(browser: Browser, console_proxy: RunningProxy, recorder: Recorder) -> It
 
     def audit(response: Response) -> None:
         recorder.bodies.append(str(response.headers).encode())
-        try:
+        with contextlib.suppress(Exception):  # a redirect or an aborted stream has no body
             recorder.bodies.append(response.body())
-        except Exception:  # a redirect or an aborted stream has no body to read
-            pass
 
     page.on("response", audit)
     yield Tab(page, console_proxy, problems)
