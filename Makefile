@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 LINT_PATHS := src tests example.py $(wildcard bench)
 
-.PHONY: install run test lint lint-deploy format docs check-config bench bench-quick bench-quick-run clean
+.PHONY: install run test lint lint-deploy format docs screenshots check-config bench bench-quick bench-quick-run clean
 
 $(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ format: $(STAMP)
 # docs/configuration.md is generated from the settings model (a test checks it is current).
 docs: $(STAMP)
 	$(BIN)/fal-openai-proxy settings-markdown > docs/configuration.md
+
+# docs/console/*.png: every console page at a laptop's and a phone's size, light and dark,
+# taken in chromium against the simulator (tests/support/screenshots.py).
+screenshots: $(STAMP)
+	$(BIN)/python -m tests.support.screenshots docs/console
 
 check-config: $(STAMP)
 	$(BIN)/fal-openai-proxy check-config

@@ -71,6 +71,33 @@ export function field(label, control, hint) {
   return h("div", { class: "field" }, parts);
 }
 
+/**
+ * A data table. `columns`: [{title, num, bare}]; `rows`: arrays of cells (text or nodes), or
+ * {cells, props} for a row with attributes or listeners. The first cell heads its row. On a
+ * phone each row shows as a card labelled by its columns' titles; the explicit ARIA roles
+ * keep it a table for screen readers whatever its CSS display.
+ */
+export function dataTable(caption, columns, rows, props = {}) {
+  const head = h("thead", { role: "rowgroup" }, h("tr", { role: "row" }, columns.map((c) =>
+    h("th", { scope: "col", role: "columnheader", class: c.num ? "num" : null }, c.title))));
+  const body = h("tbody", { role: "rowgroup" }, rows.map((row) => {
+    const { cells, props: rowProps } = Array.isArray(row) ? { cells: row, props: {} } : row;
+    return h("tr", { role: "row", ...rowProps }, cells.map((cell, index) => {
+      const column = columns[index];
+      const cellProps = {
+        class: column.num ? "num" : null,
+        "data-label": column.bare ? null : column.title,
+      };
+      return index === 0
+        ? h("th", { scope: "row", role: "rowheader", ...cellProps }, cell)
+        : h("td", { role: "cell", ...cellProps }, cell);
+    }));
+  }));
+  return h("div", { class: "table-wrap" },
+    h("table", { role: "table", class: `data ${props.class || ""}`.trim() },
+      h("caption", { class: "visually-hidden" }, caption), head, body));
+}
+
 /** A short message for everyone, screen readers included (the page's live region). */
 export function announce(text) {
   const region = document.getElementById("announce");
@@ -112,7 +139,18 @@ export function ms(value) {
 
 export function when(unix) {
   if (unix === null || unix === undefined) return "—";
-  return new Date(unix * 1000).toLocaleString();
+  return new Date(unix * 1000).toLocaleString(undefined, {
+    year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+  });
+}
+
+/** A moment of the recent past: the time today, else the day and time. */
+export function moment(unix) {
+  const date = new Date(unix * 1000);
+  const today = date.toDateString() === new Date().toDateString();
+  return date.toLocaleString(undefined, today
+    ? { hour: "2-digit", minute: "2-digit", second: "2-digit" }
+    : { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
 export function clock(unix) {

@@ -2,12 +2,12 @@
 // edit, disable and delete.
 
 import { admin, ApiError } from "../api.js";
-import { announce, clear, errorBox, field, h, usd, when } from "../dom.js";
+import { announce, clear, dataTable, errorBox, field, h, usd, when } from "../dom.js";
 
 const PERIODS = [["", "Whole life"], ["day", "Day"], ["week", "Week"], ["month", "Month"]];
 
 function budgetCell(key) {
-  if (key.max_budget === null) return h("td", {}, usd(key.spend), h("small", {}, " no budget"));
+  if (key.max_budget === null) return h("span", {}, usd(key.spend), h("small", {}, " no budget"));
   const spent = key.budget_period ? key.period_spend : key.spend;
   const meter = h("meter", {
     min: 0, max: key.max_budget, value: Math.min(spent, key.max_budget),
@@ -15,7 +15,7 @@ function budgetCell(key) {
     "aria-label": `Spent ${usd(spent)} of ${usd(key.max_budget)}`,
   });
   const period = key.budget_period ? ` a ${key.budget_period}` : "";
-  return h("td", {}, h("span", {}, `${usd(spent)} of ${usd(key.max_budget)}${period}`), meter);
+  return h("span", { class: "spend" }, h("span", {}, `${usd(spent)} of ${usd(key.max_budget)}${period}`), meter);
 }
 
 function statusBadge(key) {
@@ -195,7 +195,7 @@ export function renderKeys(container) {
   }
 
   function row(key) {
-    const actions = h("td", { class: "row-actions" });
+    const actions = h("div", { class: "row-actions" });
     const nameId = `key-name-${key.id}`;
     const edit = h("button", { type: "button", class: "secondary", "aria-describedby": nameId }, "Edit");
     const toggle = h("button", { type: "button", class: "secondary", "aria-describedby": nameId },
@@ -249,25 +249,24 @@ export function renderKeys(container) {
       confirm.focus();
     });
     actions.append(edit, toggle, remove);
-    return h("tr", {},
-      h("th", { scope: "row", id: nameId }, key.name),
-      h("td", {}, h("code", {}, `sk-fal-…${key.key_hint}`)),
-      h("td", {}, key.models ? key.models.join(", ") : h("span", { class: "muted" }, "All")),
+    return [
+      h("span", { id: nameId }, key.name),
+      h("code", { class: "nowrap" }, `sk-fal-…${key.key_hint}`),
+      key.models ? key.models.join(", ") : h("span", { class: "muted" }, "All"),
       budgetCell(key),
-      h("td", { class: "num" }, key.rpm ?? "—"),
-      h("td", {}, key.expires_at === null ? "Never" : when(key.expires_at)),
-      h("td", {}, statusBadge(key)),
-      actions);
+      key.rpm ?? "—",
+      key.expires_at === null ? "Never" : when(key.expires_at),
+      statusBadge(key),
+      actions,
+    ];
   }
 
   function table(keys) {
     if (!keys.length) return h("p", { class: "empty" }, "No virtual keys yet. Create one to give a client its own key.");
-    return h("div", { class: "table-wrap" }, h("table", {},
-      h("caption", { class: "visually-hidden" }, "Virtual keys"),
-      h("thead", {}, h("tr", {},
-        ["Name", "Key", "Models", "Spend", "RPM", "Expires", "Status", "Actions"].map((t) =>
-          h("th", { scope: "col", class: t === "RPM" ? "num" : null }, t)))),
-      h("tbody", {}, keys.map(row))));
+    return dataTable("Virtual keys", [
+      { title: "Name" }, { title: "Key" }, { title: "Models" }, { title: "Spend" },
+      { title: "RPM", num: true }, { title: "Expires" }, { title: "Status" },
+      { title: "Actions", bare: true }], keys.map(row));
   }
 
   createButton.addEventListener("click", () => openDialog("Create a key", (dialog, close) => {

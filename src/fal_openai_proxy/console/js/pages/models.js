@@ -1,7 +1,7 @@
 // Models: every model the proxy serves, with its kind, its route and its fal app.
 
 import { models } from "../api.js";
-import { clear, errorBox, field, h } from "../dom.js";
+import { clear, dataTable, errorBox, field, h } from "../dom.js";
 
 const KINDS = [["", "Every kind"], ["chat", "Chat"], ["image", "Image"], ["edit", "Image edit"],
   ["transcription", "Transcription"], ["speech", "Speech"], ["video", "Video"]];
@@ -27,17 +27,17 @@ export function renderModels(container) {
     const shown = all.filter((m) => (!kind.value || m.kind === kind.value)
       && (!text || m.id.toLowerCase().includes(text) || m.fal_app.toLowerCase().includes(text)));
     count.textContent = `${shown.length} of ${all.length} models`;
-    clear(results).append(h("div", { class: "table-wrap" }, h("table", {},
-      h("caption", { class: "visually-hidden" }, "Models served by this proxy"),
-      h("thead", {}, h("tr", {}, ["Model", "Kind", "Route", "fal app"].map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, shown.map((m) => h("tr", {},
-        h("th", { scope: "row" }, h("code", {}, m.id)),
-        h("td", {}, KIND_NAMES[m.kind] || m.kind),
-        h("td", {}, h("code", {}, m.route),
+    clear(results).append(dataTable("Models served by this proxy",
+      [{ title: "Model" }, { title: "Kind" }, { title: "Route" }, { title: "fal app" }],
+      shown.map((m) => [
+        h("code", {}, m.id),
+        KIND_NAMES[m.kind] || m.kind,
+        h("span", {}, h("code", {}, m.route),
           m.model_route ? [" ", h("span", { class: "badge" }, m.model_route)] : null),
-        h("td", {}, h("code", {}, m.fal_app),
+        h("span", {}, h("code", {}, m.fal_app),
           m.model_route === "auto" && m.fal_app !== OPENROUTER_APP
-            ? h("small", { class: "block" }, `or ${OPENROUTER_APP}`) : null)))))));
+            ? h("small", { class: "block" }, `or ${OPENROUTER_APP}`) : null),
+      ])));
   }
 
   models().then((data) => {

@@ -2,7 +2,7 @@
 // seconds while the page is shown.
 
 import { admin } from "../api.js";
-import { clear, clock, errorBox, h, ms, num, pct, usd } from "../dom.js";
+import { clear, clock, dataTable, errorBox, h, ms, num, pct, usd } from "../dom.js";
 
 const REFRESH_MS = 5000;
 
@@ -47,18 +47,11 @@ function keysCard(data) {
       + "sends its own."));
     return section;
   }
-  const rows = data.keys.map((key) => h("tr", {},
-    h("th", { scope: "row" }, h("code", {}, key.fingerprint)),
-    h("td", {}, keyState(key)),
-    h("td", {}, keyLimit(key)),
-    h("td", { class: "num" }, num(key.in_flight))));
-  section.append(h("div", { class: "table-wrap" }, h("table", {},
-    h("caption", { class: "visually-hidden" }, "The server's fal keys by fingerprint"),
-    h("thead", {}, h("tr", {},
-      h("th", { scope: "col" }, "Key"), h("th", { scope: "col" }, "State"),
-      h("th", { scope: "col" }, "Concurrency limit"),
-      h("th", { scope: "col", class: "num" }, "In flight"))),
-    h("tbody", {}, rows))));
+  const rows = data.keys.map((key) => [
+    h("code", {}, key.fingerprint), keyState(key), keyLimit(key), num(key.in_flight)]);
+  section.append(dataTable("The server's fal keys by fingerprint", [
+    { title: "Key" }, { title: "State" }, { title: "Concurrency limit" },
+    { title: "In flight", num: true }], rows));
   section.append(h("p", { class: "hint" }, "A fingerprint is sha256: and the first 12 hex digits "
     + "of the key's SHA-256 (printf %s \"$KEY\" | sha256sum)."));
   return section;

@@ -2,7 +2,7 @@
 // a time; a request opens its details.
 
 import { admin, models, query } from "../api.js";
-import { clear, errorBox, field, h, ms, num, uid, usd, when } from "../dom.js";
+import { clear, dataTable, errorBox, field, h, moment, ms, num, uid, usd, when } from "../dom.js";
 
 const PAGE_SIZES = [25, 50, 100];
 // The log's own names for callers that are not virtual keys.
@@ -104,27 +104,23 @@ export function renderRequests(container) {
 
   function table(entries) {
     if (!entries.length) return h("p", { class: "empty" }, "No request matches. Requests appear here a moment after they end.");
-    return h("div", { class: "table-wrap" }, h("table", { class: "clickable" },
-      h("caption", { class: "visually-hidden" }, "Requests, newest first; open one for its details"),
-      h("thead", {}, h("tr", {}, ["Time", "Key", "Model", "Endpoint", "Status", "Latency", "Tokens in / out", "Cost"]
-        .map((t) => h("th", { scope: "col", class: ["Latency", "Cost", "Status"].includes(t) ? "num" : null }, t)))),
-      h("tbody", {}, entries.map((entry) => {
-        const open = h("button", { type: "button", class: "link", "aria-haspopup": "dialog" }, when(entry.created_at));
-        open.addEventListener("click", () => details(entry));
-        const tr = h("tr", {},
-          h("td", {}, open),
-          h("td", {}, entry.key_name || entry.key_id),
-          h("td", {}, entry.model ?? "—"),
-          h("td", {}, h("code", {}, entry.endpoint)),
-          h("td", { class: "num" }, h("span", { class: `badge ${entry.status < 400 ? "ok" : "bad"}` }, String(entry.status))),
-          h("td", { class: "num" }, ms(entry.latency_ms)),
-          h("td", {}, tokens(entry)),
-          h("td", { class: "num" }, usd(entry.cost)));
-        tr.addEventListener("click", (event) => {
-          if (event.target !== open) details(entry);
-        });
-        return tr;
-      }))));
+    const columns = [{ title: "Time" }, { title: "Key" }, { title: "Model" }, { title: "Endpoint" },
+      { title: "Status", num: true }, { title: "Latency", num: true }, { title: "Tokens in / out" },
+      { title: "Cost", num: true }];
+    return dataTable("Requests, newest first; open one for its details", columns, entries.map((entry) => {
+      const open = h("button", { type: "button", class: "link", "aria-haspopup": "dialog" }, moment(entry.created_at));
+      open.addEventListener("click", () => details(entry));
+      return {
+        cells: [open, entry.key_name || entry.key_id, entry.model ?? "—", h("code", {}, entry.endpoint),
+          h("span", { class: `badge ${entry.status < 400 ? "ok" : "bad"}` }, String(entry.status)),
+          ms(entry.latency_ms), tokens(entry), usd(entry.cost)],
+        props: {
+          onclick: (event) => {
+            if (event.target !== open) details(entry);
+          },
+        },
+      };
+    }), { class: "clickable" });
   }
 
   function restart() {

@@ -30,7 +30,9 @@ export function renderSignIn(container, { onSignedIn }) {
   });
   const message = h("p", { class: "error", role: "alert", hidden: true });
   const button = h("button", { type: "submit" }, "Sign in");
-  const form = h("form", { class: "card narrow", novalidate: true },
+  // For password managers (and Chrome's advice): whose password this is.
+  const user = h("input", { type: "text", name: "username", autocomplete: "username", value: "admin", hidden: true });
+  const form = h("form", { class: "card narrow", novalidate: true }, user,
     h("p", {}, "Sign in with the server's admin key (ADMIN_KEY). It is sent once; the proxy "
       + "answers with a session that ends when you sign out or after a while."),
     field("Admin key", input),
