@@ -1,23 +1,35 @@
 # `make run` and `make test` work on a fresh Linux box with only python3 (>= 3.11):
-# they create .venv and install into it.
+# they create .venv and install into it. Running needs the runtime dependencies only
+# (`make run`, `make check-config`); testing, linting and benchmarking add the `dev` extra.
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+RUN_STAMP := $(VENV)/.installed-run
+STAMP := $(VENV)/.installed-dev
 LINT_PATHS := src tests example.py $(wildcard bench)
 
-.PHONY: install run test lint lint-deploy format docs screenshots check-config bench bench-quick bench-quick-run clean
+.PHONY: install install-run run test lint lint-deploy format docs screenshots check-config bench bench-quick bench-quick-run clean
 
-$(STAMP): pyproject.toml requirements.txt
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# The runtime dependencies only (pyproject.toml's `dependencies`).
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+# Everything: the runtime dependencies and the `dev` extra (tests, linters, benchmarks).
+$(STAMP): pyproject.toml requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(RUN_STAMP) $(STAMP)
 
 install: $(STAMP)
 
+install-run: $(RUN_STAMP)
+
 # Without FAL_KEY (in the environment or .env) answers come from the built-in simulator.
-run: $(STAMP)
+run: $(RUN_STAMP)
 	@if [ -n "$$FAL_KEY" ] || grep -Eqs '^[[:space:]]*FAL_KEY=[^[:space:]]' .env; then \
 		$(BIN)/fal-openai-proxy; \
 	else \
@@ -51,7 +63,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix $(LINT_PATHS)
 
 # docs/configuration.md is generated from the settings model (a test checks it is current).
-docs: $(STAMP)
+docs: $(RUN_STAMP)
 	$(BIN)/fal-openai-proxy settings-markdown > docs/configuration.md
 
 # docs/console/*.png: every console page at a laptop's and a phone's size, light and dark,
@@ -59,7 +71,7 @@ docs: $(STAMP)
 screenshots: $(STAMP)
 	$(BIN)/python -m tests.support.screenshots docs/console
 
-check-config: $(STAMP)
+check-config: $(RUN_STAMP)
 	$(BIN)/fal-openai-proxy check-config
 
 bench: $(STAMP)

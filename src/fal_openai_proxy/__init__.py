@@ -1,3 +1,3 @@
-"""An OpenAI-compatible HTTP API in front of fal.ai's language models."""
+"""An OpenAI-compatible HTTP API in front of fal.ai's language, image, audio and video models."""
 
 __version__ = "0.1.0"

@@ -281,7 +281,7 @@ def test_fal_403_for_the_server_key_is_502(
     client: openai.OpenAI, captured_logs: CapturedLogs, sim_log: Records
 ) -> None:
     start = len(captured_logs.lines)
-    token, text = tagged(sim({"status": 403, "body": {"detail": "User is locked."}}))
+    token, text = tagged(sim({"status": 403, "body": {"detail": "Forbidden"}}))
     with pytest.raises(openai.InternalServerError) as caught:
         client.chat.completions.create(model=MODEL, messages=ask(text))
     assert caught.value.status_code == 502

@@ -10,9 +10,16 @@ import httpx
 import openai
 import pytest
 
+from fal_openai_proxy.services.catalog import OPENAI_CHAT_IDS, OPENAI_EMBEDDING_IDS
+
 from ..support.asserts import error_of
 from ..support.chat import MODEL, Records, ask
 from ..support.servers import API_KEY, API_KEY_2, CLIENT_FAL_KEY, FAL_KEY, RunningProxy
+
+WEATHER = {
+    "type": "function",
+    "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}},
+}
 
 
 def keys_seen(records: list[dict[str, Any]]) -> set[str | None]:
@@ -70,12 +77,12 @@ def test_pass_through_key_fal_refuses_is_401(
 def test_pass_through_fal_403_is_401(
     pass_through: RunningProxy, make_client: Callable[..., openai.OpenAI]
 ) -> None:
-    directive = '[[sim {"status": 403, "body": {"detail": "User is locked."}}]]'
+    directive = '[[sim {"status": 403, "body": {"detail": "Forbidden"}}]]'
     client = make_client(pass_through, api_key=CLIENT_FAL_KEY)
     with pytest.raises(openai.AuthenticationError) as caught:
         client.chat.completions.create(model=MODEL, messages=ask(directive))
     assert caught.value.code == "invalid_api_key"
-    assert "User is locked." in caught.value.message
+    assert "Forbidden" in caught.value.message
 
 
 def test_pass_through_without_authorization_is_401(
@@ -182,8 +189,10 @@ def test_models_list_shape(proxy: RunningProxy, http: httpx.Client) -> None:
     for model in body["data"]:
         assert set(model) == {"id", "object", "created", "owned_by"}
         assert model["object"] == "model"
-        owner = model["id"].split("/")[0] if "/" in model["id"] else "fal"  # dall-e-3 etc.
-        assert model["owned_by"] == owner
+        # dall-e-3 etc. stand for fal's apps; gpt-4o etc. for OpenAI's models on fal.
+        bare = "openai" if model["id"] in (*OPENAI_CHAT_IDS, *OPENAI_EMBEDDING_IDS) else "fal"
+        owner = model["id"].split("/")[0] if "/" in model["id"] else bare
+        assert model["owned_by"] == owner, model
 
 
 def test_models_via_sdk(client: openai.OpenAI) -> None:
@@ -208,8 +217,39 @@ def test_retrieve_model_with_a_slash(
 def test_retrieve_unknown_model_without_a_slash_is_404(
     proxy: RunningProxy, http: httpx.Client
 ) -> None:
-    error = error_of(http.get(proxy.v1 + "/models/gpt-nonexistent"), 404)
+    error = error_of(http.get(proxy.v1 + "/models/nonexistent-model"), 404)
     assert (error["code"], error["param"]) == ("model_not_found", "model")
+    # The chat agrees: a bare id that stands for nothing is the same 404, before fal.
+    body = {"model": "nonexistent-model", "messages": ask("hi")}
+    error = error_of(http.post(proxy.v1 + "/chat/completions", json=body), 404)
+    assert (error["code"], error["param"]) == ("model_not_found", "model")
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "gpt-4.1", "o3", "gpt-4o-mini"])
+@pytest.mark.parametrize("tools", [False, True], ids=["prompt-route", "openai-route"])
+def test_a_bare_openai_id_is_openais_model_on_fal(
+    client: openai.OpenAI, sim_log: Records, model: str, tools: bool
+) -> None:
+    retrieved = client.models.retrieve(model)
+    assert (retrieved.id, retrieved.owned_by) == (model, "openai")
+    assert model in [m.id for m in client.models.list()]
+    extra: dict[str, Any] = {"tools": [WEATHER]} if tools else {}
+    completion = client.chat.completions.create(model=model, messages=ask("hi"), **extra)
+    # The prompt route answers with the client's id; the OpenAI route with OpenRouter's.
+    assert completion.model == (f"openai/{model}" if tools else model)
+    (call,) = [r for r in sim_log() if r["kind"] in ("submit", "openai")]
+    assert call["body"]["model"] == f"openai/{model}"  # fal gets OpenRouter's id
+
+
+def test_embedding_models_are_listed_and_bare_ids_map(
+    client: openai.OpenAI, sim_log: Records
+) -> None:
+    ids = [m.id for m in client.models.list()]
+    assert {"openai/text-embedding-3-small", "text-embedding-3-small"} <= set(ids)
+    result = client.embeddings.create(model="text-embedding-3-small", input=["a"])
+    assert result.data and result.data[0].embedding
+    (call,) = sim_log("openai")
+    assert call["body"]["model"] == "openai/text-embedding-3-small"
 
 
 def test_router_accepts_any_openrouter_id(client: openai.OpenAI, sim_log: Records) -> None:

@@ -41,3 +41,25 @@ def test_requirements_match_pyproject_dependencies() -> None:
 def test_requirements_are_plain_requirement_lines() -> None:
     # Options (-e ., -r other.txt, --index-url) would make pip install something else.
     assert not [line for line in requirements_lines() if line.startswith("-")]
+
+
+def project() -> dict[str, object]:
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        table: dict[str, object] = tomllib.load(f)["project"]
+    return table
+
+
+def test_the_license_is_an_spdx_expression() -> None:
+    # A table (`{text = "MIT"}`) is deprecated: pip warns on every install (PEP 639).
+    assert project()["license"] == "MIT"
+
+
+def test_the_package_says_what_it_serves() -> None:
+    from fal_openai_proxy import __doc__ as package_doc
+    from fal_openai_proxy.serve.cli import build_parser
+
+    what = "language, image, audio and video models"
+    readme_first_lines = " ".join((ROOT / "README.md").read_text().splitlines()[2:4])
+    for text in (str(project()["description"]), build_parser().description, package_doc,
+                 readme_first_lines):  # fmt: skip
+        assert what in " ".join(str(text).split()), text

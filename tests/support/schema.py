@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pydantic
 from jsonschema import Draft202012Validator
-from openai.types import CreateEmbeddingResponse
+from openai.types import Completion, CreateEmbeddingResponse
 from openai.types.audio import Transcription, TranscriptionVerbose, Translation, TranslationVerbose
 from openai.types.responses import Response, ResponseStreamEvent
 
@@ -47,6 +47,50 @@ _VALIDATORS.update(
         )
     }
 )
+
+
+# OpenAI's `CreateCompletionResponse` (openapi.yaml, the legacy completions API; not in
+# tests/data/openai-schemas.json): `required` as OpenAI publishes it. A stream chunk is the
+# same object with `finish_reason` null until the last chunk, as OpenAI sends it.
+def _text_completion_schema(chunk: bool) -> dict[str, Any]:
+    finish: dict[str, Any] = {"enum": ["stop", "length", "content_filter"]}
+    if chunk:
+        finish = {"anyOf": [finish, {"type": "null"}]}
+    usage = {
+        "type": "object",
+        "properties": {k: {"type": "integer"} for k in ("completion_tokens", "prompt_tokens",
+                                                        "total_tokens")},
+        "required": ["completion_tokens", "prompt_tokens", "total_tokens"],
+    }  # fmt: skip
+    return {
+        "type": "object",
+        "required": ["id", "object", "created", "model", "choices"],
+        "properties": {
+            "id": {"type": "string"},
+            "object": {"const": "text_completion"},
+            "created": {"type": "integer"},
+            "model": {"type": "string"},
+            "system_fingerprint": {"type": "string"},
+            "choices": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["finish_reason", "index", "logprobs", "text"],
+                    "properties": {
+                        "finish_reason": finish,
+                        "index": {"type": "integer"},
+                        "logprobs": {"type": ["object", "null"]},
+                        "text": {"type": "string"},
+                    },
+                },
+            },
+            "usage": {"anyOf": [usage, {"type": "null"}]} if chunk else usage,
+        },
+    }
+
+
+_VALIDATORS["CreateCompletionResponse"] = Draft202012Validator(_text_completion_schema(False))
+_VALIDATORS["CompletionChunk"] = Draft202012Validator(_text_completion_schema(True))
 _IMAGE_PATHS = ("/v1/images/generations", "/v1/images/edits")
 _AUDIO_TEXT_PATHS = {
     "/v1/audio/transcriptions": "Transcription",
@@ -62,6 +106,7 @@ _ADAPTERS: dict[str, pydantic.TypeAdapter[Any]] = {
     "Response": pydantic.TypeAdapter(Response),
     "ResponseStreamEvent": pydantic.TypeAdapter(ResponseStreamEvent),
     "CreateEmbeddingResponse": pydantic.TypeAdapter(CreateEmbeddingResponse),
+    "Completion": pydantic.TypeAdapter(Completion),
 }
 _RESPONSE_REQUIRED = (
     "id", "object", "created_at", "model", "output", "error", "incomplete_details",
@@ -134,6 +179,13 @@ def check_response(
         if not isinstance(body_json.get("system_fingerprint"), str):
             problems.append("system_fingerprint is not a string")
         return problems
+    if path == "/v1/completions":
+        if ctype.startswith("text/event-stream"):
+            return check_event_stream(body, whole, chunk_schema="CompletionChunk")
+        body_json = json.loads(body)
+        return schema_errors("CreateCompletionResponse", body_json) + schema_errors(
+            "Completion", body_json
+        )
     if path == "/v1/responses":
         if ctype.startswith("text/event-stream"):
             return check_responses_stream(body, whole)
@@ -217,7 +269,9 @@ def check_responses_stream(body: bytes, whole: bool) -> list[str]:
     return problems
 
 
-def check_event_stream(body: bytes, whole: bool) -> list[str]:
+def check_event_stream(
+    body: bytes, whole: bool, chunk_schema: str = "CreateChatCompletionStreamResponse"
+) -> list[str]:
     """Schema of every chunk, plus the framing rules clients rely on."""
     text = body.decode()
     problems: list[str] = []
@@ -234,7 +288,7 @@ def check_event_stream(body: bytes, whole: bool) -> list[str]:
         if "error" in chunk:
             problems += schema_errors("ErrorResponse", chunk)
             continue
-        problems += schema_errors("CreateChatCompletionStreamResponse", chunk)
+        problems += schema_errors(chunk_schema, chunk)
         if not isinstance(chunk.get("system_fingerprint"), str):
             problems.append("chunk system_fingerprint is not a string")
         ids.add(chunk["id"])

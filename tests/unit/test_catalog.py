@@ -10,6 +10,8 @@ import pytest
 from fal_openai_proxy.openai.errors import ProxyError
 from fal_openai_proxy.services.catalog import (
     ANY_LLM_MODELS,
+    EMBEDDING_MODELS,
+    OPENAI_EMBEDDING_IDS,
     ROUTER_MODELS,
     Catalog,
     ModelsFileError,
@@ -61,7 +63,7 @@ def test_router_synthesizes_unlisted_ids() -> None:
     assert entry["object"] == "model"
 
 
-@pytest.mark.parametrize("model", ["gpt-4", "", "/"])
+@pytest.mark.parametrize("model", ["llama3", "", "/"])
 def test_router_get_unknown_id_without_owner(model: str) -> None:
     not_found(Catalog(ROUTER).get, model)
 
@@ -70,8 +72,55 @@ def test_any_llm_get_unknown_id() -> None:
     not_found(Catalog(ANY_LLM).get, "mistralai/mistral-large")
 
 
-def test_any_llm_list_is_its_enum() -> None:
-    assert [m["id"] for m in Catalog(ANY_LLM).list()] == list(ANY_LLM_MODELS)
+def test_any_llm_list_is_its_enum_then_the_aliases_it_serves_and_embeddings() -> None:
+    ids = [m["id"] for m in Catalog(ANY_LLM).list()]
+    assert ids[: len(ANY_LLM_MODELS)] == list(ANY_LLM_MODELS)
+    aliases = ids[len(ANY_LLM_MODELS) : ids.index(EMBEDDING_MODELS[0])]
+    assert aliases and all(f"openai/{a}" in ANY_LLM_MODELS for a in aliases)
+    assert "gpt-4.1-nano" not in ids  # not in any-llm's enum
+    assert set(EMBEDDING_MODELS) | set(OPENAI_EMBEDDING_IDS) <= set(ids)
+
+
+@pytest.mark.parametrize(
+    ("model", "fal_id"),
+    [
+        ("gpt-4o", "openai/gpt-4o"),
+        ("o3", "openai/o3"),
+        ("gpt-4.1-mini", "openai/gpt-4.1-mini"),
+        ("gpt-6-preview", "openai/gpt-6-preview"),  # a newer one of the same family
+        ("text-embedding-3-small", "openai/text-embedding-3-small"),
+        ("openai/gpt-4o", "openai/gpt-4o"),
+        ("google/gemini-2.5-flash", "google/gemini-2.5-flash"),
+        ("llama3", "llama3"),
+        ("omni", "omni"),  # `o` and a digit only
+    ],
+)
+def test_bare_openai_ids_stand_for_openais_models_on_fal(model: str, fal_id: str) -> None:
+    assert Catalog(ROUTER).fal_model(model) == fal_id
+
+
+@pytest.mark.parametrize("app", [ROUTER, ANY_LLM])
+@pytest.mark.parametrize("model", ["gpt-4o", "o3", "gpt-4.1"])
+def test_retrieve_and_chat_agree_on_bare_openai_ids(app: str, model: str) -> None:
+    catalog = Catalog(app)
+    assert catalog.get(model) == {
+        "id": model, "object": "model", "created": 1735689600, "owned_by": "openai"
+    }  # fmt: skip
+    assert model in [m["id"] for m in catalog.list()]
+    catalog.check(app, model)  # the chat takes it too
+
+
+@pytest.mark.parametrize("app", [ROUTER, ANY_LLM])
+def test_a_bare_id_that_stands_for_nothing_is_404_for_chat_and_retrieve(app: str) -> None:
+    catalog = Catalog(app)
+    not_found(catalog.get, "llama3")
+    not_found(catalog.check, app, "llama3")
+
+
+def test_any_llm_refuses_an_openai_alias_outside_its_enum() -> None:
+    catalog = Catalog(ANY_LLM)
+    not_found(catalog.get, "gpt-4.1-nano")
+    not_found(catalog.check, ANY_LLM, "gpt-4.1-nano")
 
 
 def test_router_list_starts_with_router_models_without_duplicates() -> None:

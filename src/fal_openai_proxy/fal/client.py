@@ -101,7 +101,8 @@ class FalClient:
         body = orjson.dumps(payload)
 
         async def attempt(lease: KeyLease) -> StreamingResponse:
-            headers = key_headers(lease.key, accept="text/event-stream")
+            left = total_deadline - loop.time()
+            headers = key_headers(lease.key, accept="text/event-stream", time_left=left)
             async with deadline(
                 self._timeouts.first_event, "first_event", total_deadline, self._timeouts.total
             ):
@@ -135,10 +136,11 @@ class FalClient:
         body = orjson.dumps(payload)
 
         async def attempt(lease: KeyLease) -> tuple[dict[str, Any], str]:
+            headers = key_headers(lease.key, time_left=total_deadline - loop.time())
             async with deadline(
                 self._timeouts.total, "total", total_deadline, self._timeouts.total
             ):
-                reply = await self._http.send("POST", url, key_headers(lease.key), body)
+                reply = await self._http.send("POST", url, headers, body)
             if not is_success(reply.status):
                 raise parse_error_response(reply.status, reply.headers, reply.body, lease.index)
             request_id = reply.headers.get("x-fal-request-id", "")
@@ -166,10 +168,11 @@ class FalClient:
         url = f"{self._queue_url}/{app}"
 
         async def attempt(lease: KeyLease) -> _Submitted:
+            headers = key_headers(lease.key, time_left=total_deadline - loop.time())
             async with deadline(
                 self._timeouts.first_event, "first_event", total_deadline, self._timeouts.total
             ):
-                reply = await self._http.send("POST", url, key_headers(lease.key), body)
+                reply = await self._http.send("POST", url, headers, body)
             # Any 2xx is success: fal-js accepts `response.ok` (libs/client/src/response.ts).
             if not is_success(reply.status):
                 raise parse_error_response(reply.status, reply.headers, reply.body, lease.index)

@@ -26,6 +26,9 @@ import orjson
 # The longest wait any fal header can impose on us: `Retry-After: inf` must not bench a
 # key forever, nor overflow the client's own Retry-After.
 MAX_RETRY_AFTER = 3600.0
+# fal's `detail` for a locked account: "User is locked. Reason: Exhausted balance. …", also
+# "Reason: TOP_UP." and "Reason: Admin lock. …" (docs/fal-protocol.md §9.2).
+ACCOUNT_LOCKED_PREFIX = "User is locked"
 
 
 class FalError(Exception):
@@ -72,7 +75,15 @@ class FalStatusError(FalError):
         return self.request_id is None and self.ingress_page
 
     @property
+    def account_locked(self) -> bool:
+        """fal's 403 for a locked account (out of credit, or locked by fal): the key is
+        valid, the account cannot pay (docs/fal-protocol.md §9.2)."""
+        return self.status == 403 and self.message.startswith(ACCOUNT_LOCKED_PREFIX)
+
+    @property
     def kind(self) -> str:
+        if self.account_locked:
+            return "account_locked"
         return self.error_type or f"http_{self.status}"
 
 
@@ -136,6 +147,9 @@ def parse_error_response(
         detail = parsed.get("detail", parsed.get("message", parsed.get("error")))
         error_type = parsed.get("error_type") or error_type
     retryable = headers.get("x-fal-retryable")
+    if headers.get("x-fal-request-timeout-type", "").strip().lower() == "user":
+        # Our own X-Fal-Request-Timeout expired: fal-js `isRetryableError` never retries it.
+        retryable = "false"
     return FalStatusError(
         status,
         describe_detail(detail) or f"fal returned HTTP {status}",

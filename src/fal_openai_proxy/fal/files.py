@@ -146,6 +146,7 @@ class FalFiles:
             raise FalRequestInvalid("fal's storage upload URL is not http(s)")
         async with deadline(self.total_timeout, "total", total_deadline, self.total_timeout):
             reply = await self.http.send("PUT", upload_url, {"Content-Type": content_type}, data)
-        if reply.status not in (200, 201, 204):
+        # Any 2xx, as fal-js `storage.ts` checks `response.ok` (docs/fal-protocol.md §12.1).
+        if not is_success(reply.status):
             raise parse_error_response(reply.status, reply.headers, reply.body)
         return file_url

@@ -176,8 +176,9 @@ class OpenRouterClient:
         body = orjson.dumps(payload)
 
         async def attempt(lease: KeyLease) -> OpenRouterReply:
+            headers = key_headers(lease.key, time_left=total_deadline - loop.time())
             async with deadline(timeouts.total, "total", total_deadline, timeouts.total):
-                reply = await self._http.send("POST", url, key_headers(lease.key), body)
+                reply = await self._http.send("POST", url, headers, body)
             if not is_success(reply.status):
                 raise route_error(reply.status, reply.headers, reply.body, lease.index)
             return OpenRouterReply(loads_object(reply.body), reply.headers.get("x-fal-request-id"))
@@ -197,7 +198,8 @@ class OpenRouterClient:
         body = orjson.dumps(payload)
 
         async def attempt(lease: KeyLease) -> StreamingResponse:
-            headers = key_headers(lease.key, accept="text/event-stream")
+            left = total_deadline - loop.time()
+            headers = key_headers(lease.key, accept="text/event-stream", time_left=left)
             async with deadline(
                 timeouts.first_event, "first_event", total_deadline, timeouts.total
             ):

@@ -120,7 +120,12 @@ class CallStarter:
         if isinstance(exc, FalStatusError):
             self._metrics.upstream_errors.labels(exc.kind).inc()
             if self._pool is not None and lease.pool is not None:
-                if exc.status in (401, 403):
+                if exc.account_locked:
+                    # A valid key of an account out of credit: another key (another account)
+                    # may serve this request, but the key is not benched as refused
+                    # (docs/fal-protocol.md §9.2); a top-up makes it work again at once.
+                    refused.add(lease.index)
+                elif exc.status in (401, 403):
                     refused.add(lease.index)
                     self._pool.mark_refused(lease.index)
                 elif exc.status == 429:

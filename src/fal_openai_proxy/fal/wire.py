@@ -6,9 +6,26 @@ tests for exactly 200; fal-js and fal_client send `Authorization: Key …` (docs
 
 from __future__ import annotations
 
+import math
 
-def key_headers(key: str, accept: str = "application/json") -> dict[str, str]:
-    return {"Authorization": f"Key {key}", "Content-Type": "application/json", "Accept": accept}
+# fal's server-side start timeout: the seconds fal may spend before the app begins (queue
+# wait, retries, routing); both clients refuse values of 1 s or less (docs/fal-protocol.md §2).
+REQUEST_TIMEOUT_HEADER = "X-Fal-Request-Timeout"
+MIN_REQUEST_TIMEOUT = 1
+
+
+def key_headers(
+    key: str, accept: str = "application/json", time_left: float | None = None
+) -> dict[str, str]:
+    """`time_left`: on a call that starts work, the seconds the request has left, sent as
+    fal's start timeout so that fal drops work nobody will read: whole seconds, strictly
+    fewer than are left, so that fal gives up before the proxy does."""
+    headers = {"Authorization": f"Key {key}", "Content-Type": "application/json", "Accept": accept}
+    if time_left is not None and math.isfinite(time_left):
+        seconds = math.ceil(time_left) - 1
+        if seconds > MIN_REQUEST_TIMEOUT:
+            headers[REQUEST_TIMEOUT_HEADER] = str(seconds)
+    return headers
 
 
 def is_success(status: int) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from .base import OpenAIModel, parse_json
 from .errors import invalid_request, unsupported
@@ -74,12 +75,22 @@ class ResponseFormat(OpenAIModel):
 
 
 class ReasoningOptions(OpenAIModel):
-    """OpenRouter's `reasoning: {...}` form."""
+    """OpenRouter's `reasoning: {...}` form: `effort` or `max_tokens`, "one of the following
+    (not both)" (docs/fal-protocol.md §9.3)."""
 
     effort: str | None = None
     max_tokens: int | None = Field(None, ge=0, le=TOKENS)
     exclude: bool | None = None
     enabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> ReasoningOptions:
+        if self.effort is not None and self.max_tokens is not None:
+            raise PydanticCustomError(
+                "reasoning_budget",
+                "takes `effort` or `max_tokens`, not both (OpenRouter refuses the pair)",
+            )
+        return self
 
 
 class ChatCompletionRequest(OpenAIModel):

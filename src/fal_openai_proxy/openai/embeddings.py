@@ -24,6 +24,14 @@ class EmbeddingsRequest(OpenAIModel):
     stream: Literal[False] | None = None
 
 
+# Token ids are one tokenizer's numbers; the proxy takes text, whichever model embeds it.
+TOKEN_IDS = (
+    "expected a string; token-id arrays are not supported, send the text itself. LangChain's "
+    "OpenAIEmbeddings sends token ids by default: create it with "
+    "check_embedding_ctx_length=False."
+)
+
+
 def parse_embeddings_request(raw: bytes) -> CheckedBody:
     body = json_object(raw)
     model = model_id(body)
@@ -38,6 +46,9 @@ def parse_embeddings_request(raw: bytes) -> CheckedBody:
             fail("Invalid 'input': empty array. Expected at least one string.", "input",
                   "empty_array")  # fmt: skip
         for index, item in enumerate(value):
+            if isinstance(item, int | list) and not isinstance(item, bool):
+                fail(f"Invalid type for 'input[{index}]': {TOKEN_IDS}", f"input[{index}]",
+                     "invalid_type")  # fmt: skip
             if not isinstance(item, str):
                 fail(f"Invalid type for 'input[{index}]': expected a string.", f"input[{index}]",
                       "invalid_type")  # fmt: skip

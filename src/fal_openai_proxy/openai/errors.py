@@ -14,6 +14,7 @@ RATE_LIMIT = "rate_limit_error"
 SERVER_ERROR = "server_error"
 UPSTREAM_ERROR = "upstream_error"
 TIMEOUT = "timeout_error"
+INSUFFICIENT_QUOTA = "insufficient_quota"
 
 
 class ProxyError(Exception):
@@ -75,6 +76,18 @@ def rate_limited(message: str, retry_after: float) -> ProxyError:
     seconds = str(round(min(max(retry_after, 1.0), 3600.0)) if math.isfinite(retry_after) else 1)
     return ProxyError(
         429, message, type=RATE_LIMIT, code="rate_limit_exceeded", headers={"Retry-After": seconds}
+    )
+
+
+def insufficient_quota(message: str) -> ProxyError:
+    """OpenAI's answer for an account out of credit: 429 `insufficient_quota`, which clients
+    must not retry (`x-should-retry: false` stops the openai SDKs' own retries)."""
+    return ProxyError(
+        429,
+        message,
+        type=INSUFFICIENT_QUOTA,
+        code=INSUFFICIENT_QUOTA,
+        headers={"x-should-retry": "false"},
     )
 
 

@@ -42,6 +42,7 @@ from ..services.catalog import (
     load_models_file,
 )
 from ..services.chat import ChatService
+from ..services.completions import CompletionsService
 from ..services.embeddings import EmbeddingsService
 from ..services.fal_proxy import FalProxyService, SubmittedRequests
 from ..services.images import ImageService
@@ -213,16 +214,17 @@ def build_services(
     openrouter = (settings, upstream.openrouter, catalog, metrics, open_streams)
     per_model = {m.id: m.route for m in models or () if m.route}
     router = ModelRouter(settings.model_route_table, per_model)
+    chat = ChatService(
+        settings, fal, catalog, metrics, open_streams, router, OpenRouterChatService(*openrouter)
+    )
     return Services(
         catalog=catalog,
-        chat=ChatService(
-            settings, fal, catalog, metrics, open_streams, router,
-            OpenRouterChatService(*openrouter),
-        ),
+        chat=chat,
         responses=ResponsesService(*openrouter),
         embeddings=EmbeddingsService(*openrouter),
         images=ImageService(settings, fal, files, catalog),
         audio=AudioService(settings, fal, files, catalog),
+        completions=CompletionsService(settings, fal, catalog, metrics, open_streams, chat),
         fal_proxy=FalProxyService(
             upstream.fal_proxy, SubmittedRequests(upstream.redis),
             allowed_apps=parse_app_globs(settings.fal_proxy_allowed_apps),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +19,15 @@ from ..base.settings import Settings
 from ..base.settings_doc import help_epilog, markdown
 from .app import ConfigError, create_app
 from .config_check import LOG_LEVELS, run_checks, validation_problems
-from .server import DrainingServer, QuietServer, loopback_socket, serve_workers, uvicorn_config
+from .server import (
+    DrainingServer,
+    QuietServer,
+    listen_socket,
+    log_listening,
+    loopback_socket,
+    serve_workers,
+    uvicorn_config,
+)
 
 log = logging.getLogger("fal_openai_proxy")
 SIMULATED_KEY = "simulated-fal-key"
@@ -35,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fal-openai-proxy",
         usage="%(prog)s [serve | check-config | settings-markdown] [options]",
-        description="An OpenAI-compatible API for fal.ai's language models. "
+        description="An OpenAI-compatible API for fal.ai's language, image, audio and video "
+        "models. "
         "Every option can also be set in the environment or in .env.\n\ncommands:\n"
         + "\n".join(f"  {name:<19}{meaning}" for name, meaning in COMMANDS.items()),
         epilog=help_epilog(),
@@ -113,13 +123,24 @@ def check_config(args: argparse.Namespace) -> int:
     return 1
 
 
-def _announce(settings: Settings, simulator_url: str | None = None) -> None:
+def _announce(
+    settings: Settings, simulator_url: str | None = None, fal_key_set: bool = False
+) -> None:
+    """The start banner; `fal_key_set`: with --simulate, whether FAL_KEY was given (and so
+    left unused)."""
     base = f"http://{settings.host}:{settings.port}"
     lines = [f"fal-openai-proxy {__version__}"]
     if simulator_url:
+        # `make run` adds --simulate only while FAL_KEY is unset: setting it is the step.
+        how = (
+            "FAL_KEY is set but unused: drop --simulate to use fal."
+            if fal_key_set
+            else "Set FAL_KEY (in the environment or .env) to use fal."
+        )
+        notes = ["SIMULATED: answers come from the built-in fal simulator, not from fal.", how]
+        width = max(len(n) for n in notes)
         lines = [
-            "*** SIMULATED: answers come from the built-in fal simulator, not from fal. ***",
-            "*** Set FAL_KEY and drop --simulate to use fal.                            ***",
+            *(f"*** {note:<{width}} ***" for note in notes),
             *lines,
             f"  proxy (point OpenAI clients here): {base}/v1",
             f"  fal simulator (the proxy's upstream, internal): {simulator_url}",
@@ -132,6 +153,11 @@ def _announce(settings: Settings, simulator_url: str | None = None) -> None:
                 "  FAL_KEY is not set: pass-through mode. Each client's "
                 "`Authorization: Bearer <key>` is sent to fal as its fal key."
             )
+    if settings.api_keys:
+        lines.append(
+            "  API_KEY is set: clients must send `Authorization: Bearer <key>` with one of its "
+            f"{len(settings.api_keys)} key(s) (the SDKs' api_key)"
+        )
     if settings.workers > 1:
         lines.append(f"  workers: {settings.workers} on one port (/metrics adds them up)")
     lines.append(f"  API reference: {base}/docs   metrics: {base}/metrics")
@@ -142,20 +168,32 @@ def _announce(settings: Settings, simulator_url: str | None = None) -> None:
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
+def _listen(settings: Settings) -> socket.socket:
+    """The listening socket, before any banner: a busy port is one line and exit 1."""
+    try:
+        return listen_socket(settings.host, settings.port)
+    except OSError as exc:
+        sys.exit(
+            f"fal-openai-proxy: cannot listen on {settings.host}:{settings.port}: "
+            f"{exc.strerror or exc}. Is another server using it? Choose another PORT (--port)."
+        )
+
+
 def _serve(settings: Settings) -> None:
     app = create_app(settings)
+    sock = _listen(settings)
     _announce(settings)
     config = uvicorn_config(app, settings.host, settings.port, settings.log_level, settings)
-    DrainingServer(config, app.state.proxy).run()
+    log_listening(sock)  # once uvicorn's config has set its loggers' level
+    DrainingServer(config, app.state.proxy).run(sockets=[sock])
 
 
 def _serve_workers(settings: Settings) -> None:
     """N processes sharing one listening socket; each drains on SIGTERM."""
-    app = create_app(settings)  # fail fast on a bad configuration, in the parent
+    create_app(settings)  # fail fast on a bad configuration, in the parent
+    sock = _listen(settings)
     _announce(settings)
-    sock = uvicorn_config(
-        app, settings.host, settings.port, settings.log_level, settings
-    ).bind_socket()
+    log_listening(sock)
     sys.exit(serve_workers(settings, sock))
 
 
@@ -177,18 +215,21 @@ async def _serve_simulated(settings: Settings) -> None:
     sim_socket = loopback_socket()
     sim_port = sim_socket.getsockname()[1]
     base = f"http://127.0.0.1:{sim_port}"
+    fal_key_set = bool(settings.fal_keys)
     settings = simulated_settings(settings, base)
     simulator = create_simulator_app(SimulatorConfig(interval_ms=30, events=12))
     sim_server = QuietServer(uvicorn_config(simulator, "127.0.0.1", sim_port, "warning"))
     app = create_app(settings)
-    _announce(settings, base)
+    sock = _listen(settings)
+    _announce(settings, base, fal_key_set)
     proxy = DrainingServer(
         uvicorn_config(app, settings.host, settings.port, settings.log_level, settings),
         app.state.proxy,
     )
+    log_listening(sock)  # once the proxy's config has set uvicorn's loggers to its level
     sim_task = asyncio.ensure_future(sim_server.serve(sockets=[sim_socket]))
     try:
-        await proxy.serve()
+        await proxy.serve(sockets=[sock])
     finally:
         sim_server.should_exit = True
         await sim_task

@@ -41,7 +41,9 @@ async def upstream_error(request: Request, exc: Exception) -> Response:
     fields.error_type = exc.kind
     if isinstance(exc, FalStatusError):
         fields.fal_request_id = exc.request_id
-        if exc.status in (401, 403) and not settings.pass_through:
+        if exc.account_locked and not settings.pass_through:
+            log.error("fal's account of the server's key #%s is locked", exc.key_index)
+        elif exc.status in (401, 403) and not settings.pass_through:
             log.error("fal refused the server's key #%s (HTTP %d)", exc.key_index, exc.status)
     return error_response(error)
 

@@ -150,6 +150,31 @@ def raise_file_limit(max_connections: int) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The proxy's listening socket, bound before the banner is printed: a busy port fails
+    with OSError before anything says the server is up. Inheritable, for the workers."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)  # uvicorn's default backlog
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def log_listening(sock: socket.socket) -> None:
+    """uvicorn's own start line, which it leaves out for a socket it is handed."""
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown, port
+    )
+
+
 def loopback_socket() -> socket.socket:
     """A socket on a free loopback port, bound before either server starts."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -19,6 +19,7 @@ from ..fal.transport import Transport
 from ..services.audio import AudioService
 from ..services.catalog import Catalog
 from ..services.chat import ChatService
+from ..services.completions import CompletionsService
 from ..services.embeddings import EmbeddingsService
 from ..services.fal_proxy import FalProxyService
 from ..services.images import ImageService
@@ -57,6 +58,7 @@ class Services:
     embeddings: EmbeddingsService
     images: ImageService
     audio: AudioService
+    completions: CompletionsService  # legacy text completions, on the prompt apps
     fal_proxy: FalProxyService
     router: ModelRouter  # MODEL_ROUTES: which fal route serves each chat model
     overview: OverviewService  # GET /admin/overview

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,37 @@ ROUTER_MODELS = (
     "meta-llama/llama-4-maverick",
     "deepseek/deepseek-r1",
 )
+
+# OpenAI's own model ids, bare, as OpenAI clients send them by default: each stands for
+# OpenRouter's `openai/<id>` (as `dall-e-3` and `whisper-1` stand for fal's media apps), and
+# /v1/models lists them. Any other bare id of OpenAI's families maps the same way.
+OPENAI_CHAT_IDS = (
+    "gpt-4o",
+    "gpt-4o-mini",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-4.1-nano",
+    "o1",
+    "o3",
+    "o3-mini",
+    "o4-mini",
+    "gpt-5",
+    "gpt-5-mini",
+    "gpt-5-nano",
+    "gpt-5-chat",
+    "gpt-oss-120b",
+    "gpt-4-turbo",
+    "gpt-3.5-turbo",
+)
+OPENAI_EMBEDDING_IDS = (
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+    "text-embedding-ada-002",
+)
+# The embedding models of fal's OpenAI route (OpenRouter's ids; docs/fal-protocol.md §9.4).
+EMBEDDING_MODELS = tuple(f"openai/{m}" for m in OPENAI_EMBEDDING_IDS)
+_OPENAI_FAMILIES = re.compile(r"(gpt-|chatgpt-|o[1-9](-|$)|text-embedding-)")
+OPENAI_OWNER = "openai"
 
 # fal's platform categories (`metadata.category`) that the live list (FAL_MODELS_REFRESH=1)
 # keeps: True when the proxy serves every endpoint of the category, so each is listed; False
@@ -65,7 +97,10 @@ class ModelCard:
 
 
 def card(model_id: str) -> ModelCard:
-    return ModelCard(model_id, model_id.split("/", 1)[0] if "/" in model_id else "fal")
+    if "/" in model_id:
+        return ModelCard(model_id, model_id.split("/", 1)[0])
+    bare_openai = model_id in OPENAI_CHAT_IDS or model_id in OPENAI_EMBEDDING_IDS
+    return ModelCard(model_id, OPENAI_OWNER if bare_openai else "fal")
 
 
 class ModelSource(Protocol):
@@ -88,15 +123,15 @@ class Catalog:
         self._live = live
         # (live list, built-in cards) -> merged cards: the last merge, reused while both hold.
         self._merged: tuple[object, object, list[ModelCard]] = (None, None, [])
+        self._from_file = models is not None
         if models is not None:
             self._cards = models
-        elif is_any_llm(chat_app):
-            self._cards = [card(m) for m in ANY_LLM_MODELS]
         else:
-            ids = dict.fromkeys([*ROUTER_MODELS, *ANY_LLM_MODELS])
+            chat = ANY_LLM_MODELS if is_any_llm(chat_app) else (*ROUTER_MODELS, *ANY_LLM_MODELS)
+            aliases = [m for m in OPENAI_CHAT_IDS if self._servable(f"{OPENAI_OWNER}/{m}")]
+            ids = dict.fromkeys([*chat, *aliases, *EMBEDDING_MODELS, *OPENAI_EMBEDDING_IDS])
             self._cards = [card(m) for m in ids]
         self._by_id = {c.id: c for c in self._cards}
-        self._from_file = models is not None
         self._media: frozenset[str] = frozenset()
 
     def list(self) -> list[dict[str, Any]]:
@@ -132,11 +167,45 @@ class Catalog:
         found = self._by_id.get(model_id)
         if found is None and self._live is not None:
             found = next((c for c in self._listed() if c.id == model_id), None)
-        if found is None and not is_any_llm(self._chat_app) and "/" in model_id.strip("/"):
-            found = card(model_id)  # the router forwards any OpenRouter id
+        fal_id = self.fal_model(model_id) if found is None else model_id
+        if found is None and self._servable(fal_id):
+            # The router forwards any OpenRouter id; a bare OpenAI id is OpenAI's model.
+            found = card(model_id) if fal_id == model_id else ModelCard(model_id, OPENAI_OWNER)
         if found is None:
             raise model_not_found(model_id)
         return found.to_openai()
+
+    def fal_model(self, model_id: str) -> str:
+        """The id fal's apps and OpenAI route take: a bare OpenAI id (`gpt-4o`) becomes
+        `openai/gpt-4o`; any other id is itself. One regex match for an unlisted id."""
+        if "/" in model_id or model_id in self._media:
+            return model_id
+        if model_id in self._by_id and self._from_file:
+            return model_id  # MODELS_FILE's own bare id, sent as it is
+        if _OPENAI_FAMILIES.match(model_id):
+            return f"{OPENAI_OWNER}/{model_id}"
+        return model_id
+
+    def _servable(self, fal_id: str) -> bool:
+        """Whether the chat app would take this fal id (the router: any `owner/name`)."""
+        if is_any_llm(self._chat_app):
+            return fal_id in (self._by_id if self._from_file else ANY_LLM_MODELS)
+        return "/" in fal_id.strip("/")
+
+    def chat_model(self, model_id: str) -> str:
+        """The fal id of a model sent to a text endpoint (chat, completions, Responses,
+        embeddings), checked before any route is chosen: 400 for an image or audio model,
+        404 for a bare id that stands for nothing (as `GET /v1/models/{id}` answers)."""
+        if model_id in self._media:
+            raise invalid_request(
+                f"The model `{model_id}` is an image or audio model, not a chat model.",
+                param="model",
+                code="model_not_supported",
+            )
+        fal_id = self.fal_model(model_id)
+        if "/" not in fal_id and fal_id not in self._by_id:
+            raise model_not_found(model_id)
+        return fal_id
 
     def add_media(self, ids: Sequence[str]) -> None:
         """List the media models (images, audio) after the chat models."""
@@ -146,17 +215,13 @@ class Catalog:
         self._media = frozenset(ids)
 
     def check(self, app: str, model_id: str) -> None:
-        """404 for an id that an any-llm app would reject; the router takes any id."""
-        if model_id in self._media:
-            raise invalid_request(
-                f"The model `{model_id}` is an image or audio model, not a chat model.",
-                param="model",
-                code="model_not_supported",
-            )
+        """404 for an id that an any-llm app would reject; the router takes any id.
+        `model_id` is the client's; its fal id is what the app must take."""
+        fal_id = self.chat_model(model_id)
         if not is_any_llm(app):
             return
         allowed = self._by_id if self._from_file else ANY_LLM_MODELS
-        if model_id not in allowed:
+        if fal_id not in allowed:
             raise model_not_found(model_id)
 
     def metric_label(self, model_id: str) -> str:

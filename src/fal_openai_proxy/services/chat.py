@@ -97,6 +97,7 @@ class ChatService:
             vision_app=settings.fal_vision_app,
             prompt_limit=settings.prompt_limit,
             system_prompt_limit=settings.system_prompt_limit,
+            model=self._catalog.fal_model(chat.model),
         )
         self._catalog.check(call.app, chat.model)
         self._catalog.note(
@@ -133,10 +134,13 @@ class ChatService:
         """Run the request; ClientGone if the client leaves first. `raw`: the client's body,
         sent on (nearly) as it is if the request takes fal's OpenAI route."""
         check_tools(chat)
+        # The model first, whatever route the request takes: an image or audio model is a 400
+        # and a bare id that stands for nothing a 404, with tools or without.
+        fal_model = self._catalog.chat_model(chat.model)
         if raw is not None and self._openrouter is not None and self.route(chat) == OPENAI:
             self._check_limits(chat)
             check_stream_options(chat)
-            return await self._openrouter.complete(chat, raw, context, receive, FAREWELL)
+            return await self._openrouter.complete(chat, raw, context, receive, FAREWELL, fal_model)
         check_supported(chat)
         self._prompt_routed.inc()
         call = self.plan(chat, context)
@@ -201,7 +205,8 @@ class ChatService:
         metrics.streams_in_flight.inc()
         started = time.perf_counter()
         try:
-            yield translator.encoder.role()
+            if head := translator.encoder.role():  # none on legacy text completions
+                yield head
             async for event in stream.events():
                 if event is None:
                     yield KEEPALIVE

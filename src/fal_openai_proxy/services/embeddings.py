@@ -17,6 +17,7 @@ class EmbeddingsService(OpenRouterService):
     async def create(
         self, request: CheckedBody, context: RequestContext, receive: Receive
     ) -> Response:
+        request.body["model"] = self._catalog.chat_model(request.model)
         self.note("embeddings", request.model, False, context)
         self.log_input(request.body, context)
         answer = await self.post(EMBEDDINGS, request.body, context, receive)

@@ -129,11 +129,15 @@ class OpenRouterChatService(OpenRouterService):
         context: RequestContext,
         receive: Receive,
         farewell: bytes,
+        fal_model: str | None = None,
     ) -> Response:
+        """`fal_model`: the id fal takes (`openai/gpt-4o` for `gpt-4o`); the answer keeps the
+        client's."""
         parsed = orjson.loads(raw)
         if not isinstance(parsed, dict):  # validated already; a guard for type checkers
             raise invalid_request("The body must be a JSON object.", code="invalid_json")
         body = upstream_chat_body(parsed)
+        body["model"] = fal_model or chat.model
         stream = bool(chat.stream)
         self.note("chat", chat.model, stream, context)
         self.log_input(body, context)

@@ -23,6 +23,7 @@ class ResponsesService(OpenRouterService):
     async def create(
         self, request: CheckedBody, context: RequestContext, receive: Receive
     ) -> Response:
+        request.body["model"] = self._catalog.chat_model(request.model)
         self.note("responses", request.model, request.stream, context)
         self.log_input(request.body, context)
         if not request.stream:

@@ -24,7 +24,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--interval-ms", type=float, default=0.0)
     parser.add_argument("--events", type=int, default=8)
     parser.add_argument("--keys", type=_key_set, default=None, help="k1,k2 (default: any key)")
-    parser.add_argument("--forbidden-keys", type=_key_set, default=set())
+    parser.add_argument("--forbidden-keys", type=_key_set, default=set(), help="answer 403")
+    parser.add_argument(
+        "--locked-keys", type=_key_set, default=set(), help="answer 403 'User is locked'"
+    )
     parser.add_argument("--rate-limited-keys", type=_key_set, default=set())
     parser.add_argument("--key-concurrency", type=int, default=None)
     parser.add_argument("--log-level", default="warning")
@@ -41,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = SimulatorConfig(
         keys=args.keys,
         forbidden_keys=args.forbidden_keys,
+        locked_keys=args.locked_keys,
         rate_limited_keys=args.rate_limited_keys,
         latency_ms=args.latency_ms,
         interval_ms=args.interval_ms,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +82,10 @@ def parse_key(call: Call) -> None:
         call.key = key or None
 
 
+# fal's answer to a key of a locked account (docs/fal-protocol.md §9.2).
+LOCKED_DETAIL = "User is locked. Reason: Exhausted balance. Top up your balance to continue."
+
+
 async def check_auth(call: Call, state: SimulatorState) -> bool:
     """Answer 401/403/429 and return False unless the key may call fal. Never echoes keys."""
     key = call.key
@@ -92,7 +97,9 @@ async def check_auth(call: Call, state: SimulatorState) -> bool:
     elif config.keys is not None and key not in config.keys:
         await call.detail(401, "No user found for Key ID and Secret")
     elif key in config.forbidden_keys:
-        await call.detail(403, "User is locked. Reason: Exhausted balance.")
+        await call.detail(403, "Forbidden")
+    elif key in config.locked_keys:
+        await call.detail(403, LOCKED_DETAIL)
     elif key in config.rate_limited_keys:
         await call.detail(429, "Rate limit exceeded, please retry later")
     else:
@@ -122,6 +129,17 @@ class Prepared:
     clean_prompt: str
     directives: Directives
     key: str
+
+
+def start_timeout(call: Call) -> float | None:
+    """`X-Fal-Request-Timeout`: the seconds a request may wait before it starts; None if
+    absent or not a number over 1 (docs/fal-protocol.md §2)."""
+    raw = call.headers.get("x-fal-request-timeout")
+    try:
+        seconds = float(raw) if raw is not None else math.nan
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 1 else None
 
 
 def read_directives(body: dict[str, Any]) -> tuple[str, Directives]:

@@ -16,7 +16,11 @@ class SimulatorConfig:
     """
 
     keys: set[str] | None = None
+    # 403 for a key fal refuses (the simulator's own wording: a refusal that is not a lock).
     forbidden_keys: set[str] = field(default_factory=set)
+    # 403 "User is locked. Reason: Exhausted balance." for a key whose account is out of
+    # credit (docs/fal-protocol.md §9.2): a valid key that cannot pay.
+    locked_keys: set[str] = field(default_factory=set)
     rate_limited_keys: set[str] = field(default_factory=set)
     latency_ms: float = 0
     interval_ms: float = 0
@@ -26,13 +30,15 @@ class SimulatorConfig:
     # fal's account concurrency limit, per key here: direct and /stream calls over it get a
     # 429, queue requests over it stay IN_QUEUE until a slot frees (docs/fal-protocol.md §5).
     key_concurrency: int | None = None
+    # The status of a storage PUT (fal's signed upload URL): any 2xx is success for fal-js.
+    upload_status: int = 200
     # Caps the request log and the job table so long benchmarks cannot exhaust memory.
     history_limit: int = 100_000
 
 
-_SET_FIELDS = frozenset({"keys", "forbidden_keys", "rate_limited_keys"})
+_SET_FIELDS = frozenset({"keys", "forbidden_keys", "locked_keys", "rate_limited_keys"})
 _FLOAT_FIELDS = frozenset({"latency_ms", "interval_ms"})
-_INT_FIELDS = frozenset({"events", "key_concurrency", "history_limit"})
+_INT_FIELDS = frozenset({"events", "key_concurrency", "history_limit", "upload_status"})
 _STR_FIELDS = frozenset({"run_prefix", "queue_prefix"})
 _NULLABLE = frozenset({"keys", "key_concurrency"})
 

@@ -10,6 +10,7 @@ wrong mapping fails here. Outputs link to real bytes this server keeps and serve
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 import struct
@@ -21,7 +22,15 @@ from typing import Any
 
 from .apps import AppSpec
 from .asgi import Receive, Scope, Send, read_body, send_bytes
-from .common import Call, check_auth, decode_body, parse_key, read_directives, send_scripted_error
+from .common import (
+    Call,
+    check_auth,
+    decode_body,
+    parse_key,
+    read_directives,
+    send_scripted_error,
+    start_timeout,
+)
 from .queue import _origin
 from .state import Job, SimulatorState
 from .text import Answer
@@ -72,6 +81,9 @@ class MediaSpec:
     strength: bool = False
     output_format: bool = True
     languages_key: str = "inferred_languages"
+    # What an image app returns besides `images` (fal-js `types/endpoints.ts`: flux's outputs
+    # echo `prompt`; Ideogram v2 gives `images` and `seed`; Recraft v3 `images` only).
+    extras: tuple[str, ...] = ("seed", "prompt", "has_nsfw_concepts")
 
 
 APPS: dict[str, MediaSpec] = {
@@ -79,9 +91,11 @@ APPS: dict[str, MediaSpec] = {
     "fal-ai/flux/schnell": MediaSpec("image", size="image_size"),
     "fal-ai/flux-pro/v1.1": MediaSpec("image", size="image_size"),
     "fal-ai/flux-pro/v1.1-ultra": MediaSpec("image", size="aspect_ratio", ratios=_FLUX_RATIOS),
-    "fal-ai/recraft/v3/text-to-image": MediaSpec("image", size="image_size", output_format=False),
+    "fal-ai/recraft/v3/text-to-image": MediaSpec(
+        "image", size="image_size", output_format=False, extras=()
+    ),
     "fal-ai/ideogram/v2": MediaSpec(
-        "image", size="aspect_ratio", ratios=_IDEOGRAM_RATIOS, output_format=False
+        "image", size="aspect_ratio", ratios=_IDEOGRAM_RATIOS, output_format=False, extras=("seed",)
     ),
     "fal-ai/flux-pro/kontext": MediaSpec(
         "image", size="aspect_ratio", ratios=_FLUX_RATIOS, image_field="image_url"
@@ -156,7 +170,13 @@ async def serve(state: SimulatorState, scope: Scope, receive: Receive, send: Sen
             {"bytes": len(raw), "authorization": "authorization" in call.headers},
         )
         state.files[name] = (raw, content_type)
-        await call.json(200, {})
+        status = state.config.upload_status
+        if status in (204, 304) or status < 200:
+            # No body, and no Content-Length, on a status that has none (RFC 9110 §8.6).
+            await call.send({"type": "http.response.start", "status": status, "headers": []})
+            await call.send({"type": "http.response.body", "body": b""})
+        else:
+            await call.json(status, {})
     else:
         await call.detail(404, "Not Found")
 
@@ -192,17 +212,12 @@ async def submit(call: Call, state: SimulatorState, app_id: str) -> None:
     inp = ChatInput(clean, None, "", False, None, None, None)
     answer = MediaAnswer("", None, None, payload)
     rid = call.request_id
-    state.add_job(
-        Job(
-            rid,
-            _chat_spec(app_id),
-            inp,
-            answer,
-            directives,
-            (directives.queue_ms or 0) / 1000,
-            run_s,
-        )
-    )
+    queue_s = (directives.queue_ms or 0) / 1000
+    job = Job(rid, _chat_spec(app_id), inp, answer, directives, queue_s, run_s)
+    timeout = start_timeout(call)
+    if timeout is not None and queue_s > timeout:
+        job.expire_before_start(timeout)
+    state.add_job(job)
     base = "/".join(app_id.split("/")[:2])  # fal drops the sub-path (docs/fal-protocol.md §1)
     url = f"{origin}{state.config.queue_prefix}/{base}/requests/{rid}"
     await call.json(
@@ -281,6 +296,11 @@ def _validate_image(
         errors.append(
             _error("image_size", "union_type", "Input should be an ImageSize or enum", size)
         )
+    elif isinstance(size, dict) and not all(1 <= size[k] <= _MAX_SIDE for k in ("width", "height")):
+        # The simulator's own bound (it draws real PNGs); fal's is not documented.
+        errors.append(
+            _error("image_size", "less_than_equal", f"Input should be at most {_MAX_SIDE}", size)
+        )
     ratio = body.get("aspect_ratio")
     if ratio is not None and ratio not in spec.ratios:
         errors.append(_error("aspect_ratio", "enum", "Input should be one of the ratios", ratio))
@@ -350,24 +370,26 @@ def _produce(
     spec: MediaSpec, body: dict[str, Any], prompt: str, state: SimulatorState, origin: str
 ) -> dict[str, Any]:
     if spec.kind == "image":
+        width, height = image_size(body, state)
+        data = png(width, height)
         images = []
         for _ in range(body.get("num_images", 1)):
             name = f"{uuid.uuid4().hex}.png"
-            state.files[name] = (png(8, 8), "image/png")
+            state.files[name] = (data, "image/png")
             images.append(
                 {
                     "url": origin + FILES_PREFIX + name,
-                    "width": 8,
-                    "height": 8,
+                    "width": width,
+                    "height": height,
                     "content_type": "image/png",
                 }
             )
-        return {
-            "images": images,
+        extras = {
             "seed": 42,
-            "prompt": prompt,
+            "prompt": body.get("prompt"),  # fal echoes the prompt it was given
             "has_nsfw_concepts": [False] * len(images),
         }
+        return {"images": images, **{k: v for k, v in extras.items() if k in spec.extras}}
     if spec.kind == "stt":
         data = _file_bytes(body["audio_url"], state) or b""
         duration = _wav_seconds(data) or 1.0
@@ -395,20 +417,69 @@ def _produce(
     }
 
 
+# fal's `image_size` presets (fal-js `types/endpoints.ts`, `ImageSize` enum; the pixel sizes
+# are fal's model pages' and unverified), and the default of apps that take `image_size`.
+SIZE_PRESETS = {
+    "square_hd": (1024, 1024),
+    "square": (512, 512),
+    "portrait_4_3": (768, 1024),
+    "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768),
+    "landscape_16_9": (1024, 576),
+}
+_DEFAULT_SIZE = SIZE_PRESETS["landscape_4_3"]
+_MAX_SIDE = 4096
+_RATIO_PIXELS = 1024 * 1024  # an `aspect_ratio` app's output: about a megapixel (simulated)
+
+
+def image_size(body: dict[str, Any], state: SimulatorState) -> tuple[int, int]:
+    """The size of the images an app makes: `image_size` as asked, `aspect_ratio` at about a
+    megapixel, else the input image's own size (edits), else the default preset."""
+    size = body.get("image_size")
+    if isinstance(size, dict):
+        return int(size["width"]), int(size["height"])
+    if isinstance(size, str):
+        return SIZE_PRESETS[size]
+    ratio = body.get("aspect_ratio")
+    if isinstance(ratio, str):
+        across, _, down = ratio.partition(":")
+        scale = math.sqrt(_RATIO_PIXELS / (int(across) * int(down)))
+        return _multiple_of_16(int(across) * scale), _multiple_of_16(int(down) * scale)
+    source = body.get("image_url") or next(iter(body.get("image_urls") or ()), None)
+    found = png_size(_file_bytes(source, state) or b"") if source else None
+    return found or _DEFAULT_SIZE
+
+
+def _multiple_of_16(value: float) -> int:
+    return max(16, round(value / 16) * 16)
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """A PNG's width and height from its IHDR chunk; None for anything else."""
+    if len(data) < 24 or not data.startswith(b"\x89PNG\r\n\x1a\n") or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return int(width), int(height)
+
+
+@functools.lru_cache(maxsize=16)
 def png(width: int, height: int) -> bytes:
-    """A valid RGB PNG of one colour."""
+    """A valid RGB PNG of one colour, compressed row by row (a 4096² image is 48 MiB raw)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return (
             struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
         )
 
-    rows = b"".join(b"\x00" + b"\x20\x80\xe0" * width for _ in range(height))
+    row = b"\x00" + b"\x20\x80\xe0" * width
+    packer = zlib.compressobj()
+    parts = [packer.compress(row) for _ in range(height)]
+    parts.append(packer.flush())
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IDAT", b"".join(parts))
         + chunk(b"IEND", b"")
     )
 

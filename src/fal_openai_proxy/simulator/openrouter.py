@@ -27,6 +27,7 @@ import orjson
 from .asgi import SSE_HEADERS, DisconnectWatch, SimulatedDrop, read_body
 from .common import Call, check_auth, decode_body, parse_key, send_scripted_error
 from .directives import Directives, build, scan
+from .schema_values import value_for
 from .state import SimulatorState
 from .text import pieces
 
@@ -63,6 +64,13 @@ async def handle(call: Call, state: SimulatorState, endpoint: str) -> None:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         await _openrouter_error(call, 400, "No model provided")
+        return
+    reasoning = body.get("reasoning")
+    if isinstance(reasoning, dict) and {"effort", "max_tokens"} <= reasoning.keys():
+        # "One of the following (not both)" (docs/fal-protocol.md §9.3); the wording is ours.
+        await _openrouter_error(
+            call, 400, "Only one of reasoning.effort and reasoning.max_tokens may be given"
+        )
         return
     watch = DisconnectWatch(call.receive)
     try:
@@ -136,29 +144,6 @@ async def _openrouter_error(
 
 
 # -- the simulated model -----------------------------------------------------------------------
-
-
-def value_for(schema: Any, name: str = "value") -> Any:
-    """A deterministic value that fits a JSON schema (enough for tools and formats)."""
-    if not isinstance(schema, dict):
-        return f"{name}-value"
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return schema["enum"][0]
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "string")
-    if kind == "object" or "properties" in schema:
-        props = schema.get("properties") or {}
-        return {key: value_for(sub, key) for key, sub in props.items()}
-    if kind == "array":
-        return [value_for(schema.get("items"), name)]
-    if kind == "integer":
-        return 1
-    if kind == "number":
-        return 1.5
-    if kind == "boolean":
-        return True
-    return f"{name}-value"
 
 
 def _chat_tool(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -401,6 +386,8 @@ def _response_text(body: dict[str, Any], d: Directives) -> str:
     fmt = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         return orjson.dumps(value_for(fmt.get("schema"))).decode()
+    if isinstance(fmt, dict) and fmt.get("type") == "json_object":
+        return orjson.dumps({"answer": _clean(" ".join(_texts(body)))}).decode()
     if d.text is not None:
         return d.text
     items = body.get("input")

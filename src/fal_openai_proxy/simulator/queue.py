@@ -10,7 +10,15 @@ import orjson
 
 from .apps import APP_BASES, MEDIA_BASES
 from .asgi import SSE_HEADERS, DisconnectWatch, Headers, SimulatedDrop, read_body
-from .common import Call, Invalid, Prepared, check_auth, parse_key, send_scripted_error
+from .common import (
+    Call,
+    Invalid,
+    Prepared,
+    check_auth,
+    parse_key,
+    send_scripted_error,
+    start_timeout,
+)
 from .directives import Directives
 from .state import COMPLETED, IN_PROGRESS, IN_QUEUE, Job, SimulatorState
 from .text import render
@@ -52,6 +60,9 @@ async def submit(call: Call, state: SimulatorState, p: Prepared | Invalid) -> No
     else:
         answer = render(p.inp, p.clean_prompt, p.app, d)
         job = Job(rid, p.app, p.inp, answer, d, queue_s, run_s)
+    timeout = start_timeout(call)
+    if timeout is not None and queue_s > timeout:
+        job.expire_before_start(timeout)
     state.add_job(job)
     if limit is not None and isinstance(p, Prepared):
         state.key_jobs.setdefault(p.key, []).append(job)
@@ -186,6 +197,8 @@ async def _result(call: Call, job: Job) -> None:
     if job.error_type is not None:
         body["error_type"] = job.error_type
         headers.append((b"x-fal-error-type", job.error_type.encode()))
+    if job.user_timeout:
+        headers.append((b"x-fal-request-timeout-type", b"user"))
     await call.json(job.result_status, body, headers)
 
 

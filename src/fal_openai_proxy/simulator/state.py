@@ -53,6 +53,7 @@ class Job:
         "result_detail",
         "result_status",
         "started_at",
+        "user_timeout",
     )
 
     def __init__(
@@ -82,7 +83,16 @@ class Job:
             self.error_type = directives.error_type or "runner_server_error"
             self.result_status = ERROR_TYPE_STATUS.get(self.error_type, 500)
         self.poll_failures = 0
+        self.user_timeout = False  # failed by the client's X-Fal-Request-Timeout
         self._changed: asyncio.Future[None] | None = None
+
+    def expire_before_start(self, timeout: float) -> None:
+        """`X-Fal-Request-Timeout` shorter than the queue wait: the request ends at the
+        timeout without running, answering 504 marked as the user's timeout."""
+        self.started_at = self.done_at = min(self.started_at, time.monotonic() + timeout)
+        self.fail(504, "Request timed out before it started", "Request timed out",
+                  "request_timeout")  # fmt: skip
+        self.user_timeout = True
 
     def fail(self, status: int, detail: Any, message: str, error_type: str | None) -> None:
         """Make the request fail: its status carries `message`, its result `status`+`detail`."""

@@ -27,6 +27,7 @@ from ..openai.errors import (
     TIMEOUT,
     UPSTREAM_ERROR,
     ProxyError,
+    insufficient_quota,
     rate_limited,
 )
 
@@ -77,6 +78,11 @@ def _status_error(exc: FalStatusError, pass_through: bool) -> ProxyError:
     status, message = exc.status, exc.message
     if status == 422:
         return ProxyError(400, f"fal rejected the input: {message}", type=INVALID_REQUEST)
+    if exc.account_locked:
+        # Out of credit, or locked by fal (docs/fal-protocol.md §9.2): OpenAI's answer for an
+        # account that cannot pay, on the server's key and on a client's own key alike.
+        whose = "Your fal account" if pass_through else "The fal account of this server"
+        return insufficient_quota(f"{whose} is out of credit or locked: {message}")
     if status in (401, 403):
         if pass_through:
             return ProxyError(

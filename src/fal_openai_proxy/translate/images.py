@@ -152,6 +152,8 @@ def image_usage(raw: Any) -> dict[str, Any] | None:
 
 
 def revised_prompt(output: dict[str, Any], sent: str) -> str | None:
-    """fal's prompt when the app rewrote it (ideogram's expand_prompt, enhance_prompt)."""
+    """fal's `prompt` when it differs from the one sent: an app that rewrote it. flux's
+    outputs echo the prompt; Ideogram v2 (`{images, seed}`) and Recraft v3 (`{images}`)
+    return none, so never a `revised_prompt` (docs/fal-protocol.md §10)."""
     prompt = output.get("prompt")
     return prompt if isinstance(prompt, str) and prompt and prompt != sent else None

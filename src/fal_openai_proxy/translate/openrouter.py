@@ -29,7 +29,8 @@ _PROXY_ONLY: frozenset[str] = frozenset()
 def upstream_chat_body(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The client's body for the route: the seed's `reasoning: true`, `reasoning_effort` and
     OpenRouter's `reasoning: {...}` become one OpenRouter `reasoning` object
-    (docs/fal-protocol.md §9.3)."""
+    (docs/fal-protocol.md §9.3), with `effort` or `max_tokens`, never both: an explicit
+    `reasoning.max_tokens` wins over `reasoning_effort`."""
     body = {k: v for k, v in raw.items() if k not in _PROXY_ONLY}
     reasoning = body.pop("reasoning", None)
     effort = body.pop("reasoning_effort", None)
@@ -40,7 +41,8 @@ def upstream_chat_body(raw: Mapping[str, Any]) -> dict[str, Any]:
         merged = {"enabled": True}
     if isinstance(effort, str):
         merged = merged if merged is not None else {}
-        merged.setdefault("effort", effort)
+        if "max_tokens" not in merged:  # OpenRouter takes one budget, not both
+            merged.setdefault("effort", effort)
     if merged is not None:
         body["reasoning"] = merged
     return body

@@ -22,9 +22,11 @@ def build_fal_call(
     vision_app: str,
     prompt_limit: int,
     system_prompt_limit: int,
+    model: str | None = None,
 ) -> FalCall:
+    """`model`: the id fal takes, when it differs from the client's (`gpt-4o`)."""
     flat = flatten_messages(request.messages, prompt_limit, system_prompt_limit)
-    payload: dict[str, Any] = {"model": request.model, "prompt": flat.prompt}
+    payload: dict[str, Any] = {"model": model or request.model, "prompt": flat.prompt}
     if flat.system_prompt:
         payload["system_prompt"] = flat.system_prompt
     payload["reasoning"] = request.reasoning_requested

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -125,6 +125,18 @@ class ChunkEncoder:
 
     def usage(self, usage: dict[str, int] | None) -> bytes:
         return self._usage_head + b',"usage":' + orjson.dumps(usage) + b"}\n\n"
+
+
+class FrameEncoder(Protocol):
+    """What `StreamTranslator` needs: `ChunkEncoder` (chat) or `TextCompletionEncoder`."""
+
+    @property
+    def include_usage(self) -> bool: ...
+    def role(self) -> bytes: ...
+    def content(self, text: str) -> bytes: ...
+    def reasoning(self, text: str) -> bytes: ...
+    def finish(self, reason: str = "stop") -> bytes: ...
+    def usage(self, usage: dict[str, int] | None) -> bytes: ...
 
 
 def error_frame(body: Mapping[str, Any]) -> bytes:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..fal.errors import FalEventError, FalIncompleteStream
-from .response import DONE, ChunkEncoder, map_usage
+from .response import DONE, FrameEncoder, map_usage
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class StreamTranslator:
     )  # fmt: skip
 
     def __init__(
-        self, encoder: ChunkEncoder, *, stops: list[str], show_reasoning: bool = True
+        self, encoder: FrameEncoder, *, stops: list[str], show_reasoning: bool = True
     ) -> None:
         self.encoder = encoder
         self._stops = stops

@@ -36,7 +36,9 @@ export function renderPlayground(container, { params }) {
   const tablist = h("div", { role: "tablist", "aria-label": "What to try", class: "tabs" });
   const panels = h("div", {});
   container.append(
-    h("div", { class: "toolbar filters" }, field("Model", modelSelect), field("API key (optional)", apiKey, keyHint)),
+    h("form", { class: "toolbar filters", onsubmit: (event) => event.preventDefault() },
+      h("input", { type: "text", name: "username", autocomplete: "off", value: "client", hidden: true }),
+      field("Model", modelSelect), field("API key (optional)", apiKey, keyHint)),
     tablist, panels);
 
   let available = [];
