@@ -8,6 +8,7 @@ every page. Run from the repository's root: `python -m tests.support.screenshots
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 import time
@@ -62,12 +63,11 @@ def seed(running: RunningProxy) -> None:
         images = openai.OpenAI(base_url=running.v1, api_key=secrets["batch-images"], max_retries=0)
         for prompt in ("a lighthouse", "a harbour at night", "a red kite"):
             images.images.generate(model="fal-ai/flux/schnell", prompt=prompt)
-        try:  # refused: outside the key's models (a 403 in the log)
+        # Refused: outside the key's models (a 403 in the log).
+        with contextlib.suppress(openai.PermissionDeniedError):
             images.chat.completions.create(
                 model="openai/gpt-4.1", messages=[{"role": "user", "content": "hi"}]
             )
-        except openai.PermissionDeniedError:
-            pass
         images.close()
         admin.patch(f"/admin/keys/{_key_id(admin, 'batch-images')}", json={"disabled": True})
         expected = sum(count for _, _, count in plan) + 4
