@@ -5,6 +5,7 @@ Every response the browser gets goes to the suite's secret audit too (`recorder.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -67,8 +68,16 @@ def tab(browser: Browser, console_proxy: RunningProxy, recorder: Recorder) -> It
 
     def audit(response: Response) -> None:
         recorder.bodies.append(str(response.headers).encode())
+        body = b""
         with contextlib.suppress(Exception):  # a redirect or an aborted stream has no body
-            recorder.bodies.append(response.body())
+            body = response.body()
+        request = response.request
+        if request.method == "POST" and response.status == 201 and "/admin/keys" in request.url:
+            # The one answer that carries a virtual key's secret: audited everywhere else.
+            secret = json.loads(body)["key"]
+            recorder.virtual_keys.append(secret)
+            body = body.replace(secret.encode(), b"<shown once>")
+        recorder.bodies.append(body)
 
     page.on("response", audit)
     yield Tab(page, console_proxy, problems)

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
+from pathlib import Path
+
+import openai
+import pytest
 
 from ..support.servers import FAL_KEY, FAL_KEY_2
 from .conftest import Tab
@@ -183,3 +188,101 @@ def test_every_page_is_clean_under_a_strict_policy(tab: Tab) -> None:
     tab.page.keyboard.press("Tab")
     assert tab.page.evaluate("document.activeElement.textContent") == "Skip to the page"
     assert not tab.problems.all()
+
+
+def usd(tab: Tab, value: float) -> str:
+    """`value` as the page writes dollars (the browser's own number format)."""
+    return str(
+        tab.page.evaluate(
+            "v => new Intl.NumberFormat(undefined, {style: 'currency', currency: 'USD', "
+            "minimumFractionDigits: 2, maximumFractionDigits: 4}).format(v)",
+            value,
+        )
+    )
+
+
+def test_a_key_made_in_the_page_serves_the_sdk_until_revoked_there(
+    tab: Tab, make_client: Callable[..., openai.OpenAI]
+) -> None:
+    tab.signed_in()
+    tab.go("Keys")
+    page = tab.page
+    page.get_by_role("button", name="Create key").click()
+    page.get_by_label("Name").fill("browser-test")
+    page.get_by_label("Models").fill("google/*")
+    page.get_by_label("Budget (USD)").fill("5")
+    page.get_by_label("Budget period").select_option("month")
+    page.get_by_label("Requests per minute").fill("100")
+    page.get_by_label("Expires").fill("2099-01-31T12:00")
+    page.get_by_role("button", name="Create", exact=True).click()
+    secret_field = page.get_by_label("New key")
+    secret = secret_field.input_value()
+    assert secret.startswith("sk-fal-") and secret_field.get_attribute("readonly") is not None
+    page.get_by_role("button", name="Done").click()
+    assert secret not in page.content()  # shown once, then gone from the page
+    row = page.get_by_role("row").filter(has_text="browser-test")
+    assert f"sk-fal-…{secret[-4:]}" in row.inner_text()
+
+    client = make_client(tab.proxy, api_key=secret)
+    raw = client.chat.completions.with_raw_response.create(
+        model="google/gemini-2.5-flash", messages=[{"role": "user", "content": "Hello"}]
+    )
+    assert raw.parse().choices[0].message.content
+    request_id = raw.headers["x-request-id"]
+    with pytest.raises(openai.PermissionDeniedError):  # the key's models, set in the page
+        client.chat.completions.create(
+            model="openai/gpt-4.1", messages=[{"role": "user", "content": "Hello"}]
+        )
+
+    # The request in Requests (usage is written in the background: filter until it is there).
+    tab.go("Requests")
+    page.get_by_label("Key").select_option(label="browser-test")
+    page.get_by_label("Model").fill("google/gemini-2.5-flash")
+    found = page.get_by_role("row").filter(has_text="google/gemini-2.5-flash")
+    for _ in range(50):
+        page.get_by_role("button", name="Filter").click()
+        page.wait_for_load_state("networkidle")
+        if found.count():
+            break
+        page.wait_for_timeout(200)
+    assert found.count() == 1
+    found.get_by_role("button").click()
+    details = page.get_by_role("dialog")
+    assert request_id in details.inner_text()
+    cost_text = details.get_by_role("definition").nth(
+        [t.strip() for t in details.get_by_role("term").all_inner_texts()].index("cost")
+    )
+    cost = float(cost_text.inner_text())
+    assert cost > 0
+    details.get_by_role("button", name="Close").click()
+    assert usd(tab, cost) in found.inner_text()
+
+    # Its cost in Usage: the chart of cost per key, its numbers, and the CSV.
+    tab.go("Usage")
+    figure = page.get_by_role("figure").filter(has_text="Cost per key")
+    figure.get_by_role("img").wait_for()
+    assert "browser-test" in (figure.get_by_role("img").get_attribute("aria-label") or "")
+    figure.get_by_text("The numbers").click()
+    numbers = figure.get_by_role("row").filter(has_text="browser-test")
+    assert usd(tab, cost) in numbers.inner_text()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    csv = Path(download.value.path()).read_text()
+    line = next(row for row in csv.splitlines() if row.startswith("key,") and "browser-test" in row)
+    assert float(line.split(",")[-1]) == pytest.approx(cost)
+
+    # Revoked in the page: the SDK gets 401.
+    tab.go("Keys")
+    row = page.get_by_role("row").filter(has_text="browser-test")
+    row.get_by_role("button", name="Disable").click()
+    row.get_by_role("button", name="Enable").wait_for()
+    with pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(
+            model="google/gemini-2.5-flash", messages=[{"role": "user", "content": "Hello"}]
+        )
+    row.get_by_role("button", name="Delete").click()
+    row.get_by_role("button", name="Confirm").click()
+    page.get_by_role("row").filter(has_text="browser-test").wait_for(state="detached")
+    with pytest.raises(openai.AuthenticationError):
+        client.models.list()
+    assert not tab.problems.all(), tab.problems.all()
