@@ -15,8 +15,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-# Every dependency ships manylinux wheels (uvloop, httptools, orjson, pydantic-core), so no
-# compiler is needed here either.
+# Every dependency ships manylinux wheels (uvloop, httptools, orjson, pydantic-core, and av
+# with its FFmpeg libraries), so no compiler is needed here either.
 RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
     && python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir /wheels/*.whl \

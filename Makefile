@@ -6,9 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed-dev
-LINT_PATHS := src tests example.py $(wildcard bench)
+LINT_PATHS := src tests example.py examples $(wildcard bench)
 
-.PHONY: install install-run run test lint lint-deploy format docs screenshots check-config bench bench-quick bench-quick-run clean
+.PHONY: install install-run run test lint lint-deploy format docs screenshots check-config samples bench bench-quick bench-quick-run clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,10 @@ screenshots: $(STAMP)
 
 check-config: $(RUN_STAMP)
 	$(BIN)/fal-openai-proxy check-config
+
+# The sample files the examples of README.md and docs/ open (committed; this makes them again).
+samples:
+	$(PYTHON) examples/make_samples.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -7,14 +7,21 @@ import io
 import warnings
 import wave
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import openai
 import pytest
+from openai.types.audio import (
+    TranscriptionTextDeltaEvent,
+    TranscriptionTextDoneEvent,
+    speech_create_params,
+)
+
+from fal_openai_proxy.fal.media_apps import KOKORO_US_VOICES
 
 from ..support.chat import Records, sim
-from ..support.media import make_wav
+from ..support.media import decoded_seconds, make_wav
 from ..support.servers import RunningProxy
 
 WAV = make_wav()
@@ -74,8 +81,78 @@ def test_translation_sends_task_translate(client: openai.OpenAI, sim_log: Record
     assert result.text.startswith("Simulated translation")
     body = only_submit(sim_log)["body"]
     assert body["task"] == "translate"
-    assert "language" not in body
+    assert body["language"] is None  # detect the spoken language, whatever the app's default
     assert body["audio_url"].startswith("data:audio/mpeg;base64,")
+
+
+@pytest.mark.parametrize("app", ["fal-ai/wizper", "fal-ai/whisper"])
+def test_the_language_is_detected_unless_the_client_names_it(
+    client: openai.OpenAI, sim_log: Records, app: str
+) -> None:
+    """wizper defaults `language` to "en": without an explicit null, German audio would be
+    transcribed as English (the simulator's wizper does as fal's)."""
+    german = make_wav(language="de")
+    result = client.audio.transcriptions.create(
+        model=app, file=("talk.wav", german), response_format="verbose_json"
+    )
+    assert result.language == "de"
+    assert only_submit(sim_log)["body"]["language"] is None
+    told = client.audio.transcriptions.create(
+        model=app, file=("talk.wav", german), response_format="verbose_json", language="fr"
+    )
+    assert told.language == "fr"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        english = client.audio.translations.create(
+            model=app, file=("talk.wav", german), response_format="verbose_json"
+        )
+    assert english.language == "de"  # the language heard, translated from
+
+
+def test_a_streamed_transcription_is_openais_events(
+    client: openai.OpenAI, sim_log: Records
+) -> None:
+    stream = client.audio.transcriptions.create(
+        model="fal-ai/wizper", file=("talk.wav", make_wav(language="de")), stream=True
+    )
+    events = list(stream)
+    assert [e.type for e in events] == [
+        "transcript.text.delta",
+        "transcript.text.delta",
+        "transcript.text.done",
+    ]
+    done = events[-1]
+    assert isinstance(done, TranscriptionTextDoneEvent)
+    assert done.text == "Simulated transcript of 2.0 seconds."
+    deltas = [e.delta for e in events if isinstance(e, TranscriptionTextDeltaEvent)]
+    assert "".join(deltas) == done.text  # fal's chunks, in order
+    assert [language.code for language in done.languages or []] == ["de"]
+    assert only_submit(sim_log)["body"]["language"] is None
+
+
+async def test_a_streamed_transcription_with_the_async_client(aclient: openai.AsyncOpenAI) -> None:
+    stream = await aclient.audio.transcriptions.create(
+        model="whisper-1", file=("talk.wav", WAV), response_format="text", stream=True
+    )
+    texts = [e.text async for e in stream if isinstance(e, TranscriptionTextDoneEvent)]
+    assert texts == ["Simulated transcript of 2.0 seconds."]
+
+
+def test_a_stream_it_cannot_honour_is_a_400_naming_stream(
+    client: openai.OpenAI, http: httpx.Client, proxy: RunningProxy, sim_log: Records
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.audio.transcriptions.create(
+            model="whisper-1", file=("a.wav", WAV), response_format="srt", stream=True
+        )
+    assert info.value.param == "stream"
+    response = http.post(
+        proxy.v1 + "/audio/transcriptions",
+        files={"file": ("a.wav", WAV), "model": (None, "whisper-1"), "stream": (None, "maybe")},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "stream"
+    assert sim_log("submit") == []
 
 
 def test_large_audio_goes_through_fal_storage(
@@ -176,7 +253,7 @@ def test_fal_failures_use_the_chat_error_table(
 def test_speech_streams_the_wav_from_fal(client: openai.OpenAI, sim_log: Records) -> None:
     text = "Hello from the proxy, this is a test of speech."
     with client.audio.speech.with_streaming_response.create(
-        model="tts-1", voice="alloy", input=text, speed=1.5
+        model="tts-1", voice="alloy", input=text, speed=1.5, response_format="wav"
     ) as response:
         assert response.headers["content-type"] == "audio/wav"
         data = b"".join(response.iter_bytes())
@@ -201,11 +278,108 @@ def test_speech_takes_kokoro_voices_and_wav(client: openai.OpenAI, sim_log: Reco
     assert only_submit(sim_log)["body"]["voice"] == "am_adam"
 
 
+# What the simulator's Kokoro makes: 0.02 s of audio per character of input (up to 5 s).
+SENTENCE = "The quick brown fox jumps over the lazy dog, twice over, then rests a while."  # 76
+
+
+@pytest.mark.parametrize(
+    ("response_format", "content_type"),
+    [
+        ("mp3", "audio/mpeg"),
+        ("opus", "audio/ogg"),
+        ("aac", "audio/aac"),
+        ("flac", "audio/flac"),
+        ("wav", "audio/wav"),
+        ("pcm", "audio/pcm"),
+    ],
+)
+def test_speech_in_every_openai_format(
+    client: openai.OpenAI, response_format: str, content_type: str
+) -> None:
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1",
+        voice="coral",
+        input=SENTENCE,
+        response_format=response_format,  # type: ignore[arg-type]
+    ) as response:
+        assert response.headers["content-type"] == content_type
+        data = b"".join(response.iter_bytes())
+    seconds = len(SENTENCE) * 0.02
+    assert decoded_seconds(data, response_format) == pytest.approx(seconds, abs=0.1)
+
+
+@pytest.mark.parametrize("kind", ["float", "stereo", "streamed"])
+@pytest.mark.parametrize("response_format", ["mp3", "flac", "pcm"])
+def test_speech_from_other_kinds_of_wav(
+    client: openai.OpenAI, kind: str, response_format: str
+) -> None:
+    """Kokoro's exact WAV is unverified: float samples, two channels and a WAV written as it
+    was made (sizes unknown) are read too."""
+    text = "Fifty characters of text, to make one second. Ok."  # 50 characters: 1 s
+    data = client.audio.speech.create(
+        model="tts-1",
+        voice="nova",
+        input=text + sim({"speech_audio": kind}),
+        response_format=response_format,  # type: ignore[arg-type]
+    ).content
+    assert decoded_seconds(data, response_format) == pytest.approx(1.0, abs=0.1)
+
+
+def test_audio_fal_made_that_is_no_wav_is_a_502_before_any_byte(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.InternalServerError) as info:
+        client.audio.speech.create(
+            model="tts-1", voice="nova", input="Hi " + sim({"speech_audio": "not_wav"})
+        )
+    assert info.value.status_code == 502
+    assert "not a RIFF WAVE file" in info.value.message
+
+
+def test_speech_is_mp3_by_default_as_openais(
+    proxy: RunningProxy, http: httpx.Client, sim_log: Records
+) -> None:
+    """The Vercel AI SDK always sends mp3; curl and raw clients get OpenAI's default."""
+    response = http.post(
+        proxy.v1 + "/audio/speech", json={"model": "tts-1", "voice": "ash", "input": SENTENCE}
+    )
+    assert response.headers["content-type"] == "audio/mpeg"
+    assert decoded_seconds(response.content, "mp3") == pytest.approx(1.52, abs=0.1)
+    assert only_submit(sim_log)["body"]["voice"] == "am_michael"
+
+
+# Every voice the openai SDK names (its `Voice` union: str, a Literal of names, a custom voice).
+OPENAI_VOICES = next(a for a in get_args(speech_create_params.Voice) if get_args(a))
+
+
+def test_the_sdk_names_the_voices_the_issue_lists() -> None:
+    listed = [
+        "alloy",
+        "ash",
+        "ballad",
+        "coral",
+        "echo",
+        "fable",
+        "nova",
+        "onyx",
+        "sage",
+        "shimmer",
+        "verse",
+    ]
+    assert set(listed) <= set(get_args(OPENAI_VOICES))
+
+
+@pytest.mark.parametrize("voice", get_args(OPENAI_VOICES))
+def test_every_openai_voice_is_a_kokoro_voice(
+    client: openai.OpenAI, sim_log: Records, voice: str
+) -> None:
+    client.audio.speech.create(model="tts-1", voice=voice, input="Hi.", response_format="pcm")
+    assert only_submit(sim_log)["body"]["voice"] in KOKORO_US_VOICES  # the simulator checked
+
+
 @pytest.mark.parametrize(
     ("body", "param", "mentions"),
     [
-        ({"voice": "shimmer"}, "voice", "af_heart"),
-        ({"response_format": "mp3"}, "response_format", "'wav'"),
+        ({"voice": "gandalf"}, "voice", "af_heart"),
+        ({"response_format": "ogg"}, "response_format", "mp3"),
         ({"speed": 9}, "speed", ""),
         ({"model": "whisper-1"}, "model", "fal-ai/kokoro/american-english"),
         ({"model": "fal-ai/flux/dev"}, "model", ""),

@@ -174,3 +174,17 @@ def test_edit_fal_422_is_a_400(
         make_client(small).images.edit(
             model="fal-ai/flux-pro/kontext", image=("a.png", PNG), prompt="x " + sim(directive)
         )
+
+
+def test_a_streamed_edit_is_a_400_naming_stream(client: openai.OpenAI, sim_log: Records) -> None:
+    """fal's edit apps answer once: a `stream` the proxy cannot honour is refused, never
+    ignored (the SDK would wait for events that never come)."""
+    with pytest.raises(openai.BadRequestError) as info:
+        client.images.edit(
+            model="fal-ai/flux-pro/kontext",
+            image=("cat.png", PNG, "image/png"),
+            prompt="make it blue",
+            stream=True,
+        )
+    assert info.value.param == "stream"
+    assert sim_log("submit") == []

@@ -165,3 +165,14 @@ def test_nothing_waits_for_a_hanging_platform(
     running.stop()  # the refresher is cancelled: shutdown does not wait for it either
     assert not running.thread.is_alive()
     assert time.monotonic() - started < 3.0
+
+
+def test_kokoro_is_refreshed_from_its_text_to_audio_category(
+    live_proxy: LiveProxy, make_client: Callable[..., openai.OpenAI]
+) -> None:
+    """fal lists Kokoro under `text-to-audio`, not `text-to-speech` (docs/fal-protocol.md §11)."""
+    client = make_client(live_proxy())
+    date = epoch("2025-01-20T00:00:00")
+    wait_for(lambda: any(m.created == date for m in client.models.list()))
+    (kokoro,) = [m for m in client.models.list() if m.created == date]
+    assert kokoro.id == "fal-ai/kokoro/american-english"

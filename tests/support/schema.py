@@ -19,7 +19,13 @@ import httpx
 import pydantic
 from jsonschema import Draft202012Validator
 from openai.types import Completion, CreateEmbeddingResponse
-from openai.types.audio import Transcription, TranscriptionVerbose, Translation, TranslationVerbose
+from openai.types.audio import (
+    Transcription,
+    TranscriptionStreamEvent,
+    TranscriptionVerbose,
+    Translation,
+    TranslationVerbose,
+)
 from openai.types.responses import Response, ResponseStreamEvent
 
 SCHEMAS = json.loads((Path(__file__).parent.parent / "data" / "openai-schemas.json").read_text())
@@ -107,7 +113,10 @@ _ADAPTERS: dict[str, pydantic.TypeAdapter[Any]] = {
     "ResponseStreamEvent": pydantic.TypeAdapter(ResponseStreamEvent),
     "CreateEmbeddingResponse": pydantic.TypeAdapter(CreateEmbeddingResponse),
     "Completion": pydantic.TypeAdapter(Completion),
+    "TranscriptionStreamEvent": pydantic.TypeAdapter(TranscriptionStreamEvent),
 }
+# OpenAI's speech formats (translate/speech_audio.py says why each).
+_SPEECH_TYPES = ("audio/mpeg", "audio/ogg", "audio/aac", "audio/flac", "audio/wav", "audio/pcm")
 _RESPONSE_REQUIRED = (
     "id", "object", "created_at", "model", "output", "error", "incomplete_details",
     "instructions", "metadata", "parallel_tool_calls", "tool_choice", "tools", "temperature",
@@ -170,7 +179,7 @@ def check_response(
     if path in _AUDIO_TEXT_PATHS:
         return check_transcript(_AUDIO_TEXT_PATHS[path], ctype, body)
     if path == "/v1/audio/speech":
-        return [] if ctype.startswith("audio/") else [f"speech without an audio type: {ctype}"]
+        return [] if ctype in _SPEECH_TYPES else [f"speech with an unexpected type: {ctype}"]
     if path == "/v1/chat/completions":
         if ctype.startswith("text/event-stream"):
             return check_event_stream(body, whole)
@@ -216,7 +225,10 @@ def check_images(body: Any) -> list[str]:
 
 
 def check_transcript(name: str, ctype: str, body: bytes) -> list[str]:
-    """json and verbose_json by schema; text, srt and vtt by their framing."""
+    """json and verbose_json by schema; text, srt and vtt by their framing; streams by
+    event."""
+    if ctype.startswith("text/event-stream"):
+        return check_transcript_stream(body)
     if ctype.startswith("application/json"):
         parsed = json.loads(body)
         return schema_errors(name + "Verbose" if "segments" in parsed else name, parsed)
@@ -226,6 +238,26 @@ def check_transcript(name: str, ctype: str, body: bytes) -> list[str]:
     if ctype.startswith("text/plain"):
         return []
     return [f"transcript with an unexpected content type: {ctype}"]
+
+
+def check_transcript_stream(body: bytes) -> list[str]:
+    """`data: {json}` frames only (no `event:` line), each an event the openai SDK knows,
+    deltas then one `transcript.text.done`, then `data: [DONE]`."""
+    frames = [f for f in body.decode().split("\n\n") if f]
+    if not frames or frames[-1] != "data: [DONE]":
+        return ["a transcript stream must end with data: [DONE]"]
+    problems: list[str] = []
+    kinds = []
+    for frame in frames[:-1]:
+        if not frame.startswith("data: ") or "\n" in frame:
+            problems.append(f"unexpected frame: {frame[:80]!r}")
+            continue
+        event = json.loads(frame[len("data: ") :])
+        problems += schema_errors("TranscriptionStreamEvent", event)
+        kinds.append(event.get("type"))
+    if kinds[-1:] != ["transcript.text.done"] or kinds.count("transcript.text.done") != 1:
+        problems.append(f"events out of order: {kinds}")
+    return problems
 
 
 def check_responses_stream(body: bytes, whole: bool) -> list[str]:

@@ -6,6 +6,7 @@ import pytest
 
 from fal_openai_proxy.fal.media_apps import MEDIA_APPS, OPENAI_ALIASES, generic_image_app
 from fal_openai_proxy.openai.errors import ProxyError
+from fal_openai_proxy.serve.config_check import run_checks
 from fal_openai_proxy.translate.audio import segments, speech_input, srt, verbose_body, vtt
 from fal_openai_proxy.translate.images import (
     ImageParams,
@@ -106,7 +107,19 @@ def test_verbose_duration_falls_back_to_the_last_end() -> None:
 def test_unknown_voice_lists_the_valid_ones() -> None:
     kokoro = MEDIA_APPS["fal-ai/kokoro/american-english"]
     with pytest.raises(ProxyError) as info:
-        speech_input(kokoro, "hi", "shimmer", None, None)
+        speech_input(kokoro, "hi", "gandalf", None)
     assert info.value.param == "voice"
     assert "alloy" in info.value.message and "am_santa" in info.value.message
-    assert speech_input(kokoro, "hi", "onyx", None, "wav") == {"prompt": "hi", "voice": "am_onyx"}
+    assert speech_input(kokoro, "hi", "onyx", None) == {"prompt": "hi", "voice": "am_onyx"}
+
+
+def test_check_config_names_an_audio_app_outside_the_table() -> None:
+    problems = run_checks(
+        {"fal_transcribe_app": "fal-ai/wisper", "fal_speech_app": "fal-ai/wizper"}, env_file=None
+    )
+    assert "FAL_TRANSCRIBE_APP: must be one of fal-ai/whisper, fal-ai/wizper (docs/media.md)." in (
+        problems
+    )
+    assert any(p.startswith("FAL_SPEECH_APP: must be one of fal-ai/kokoro") for p in problems)
+    switched = run_checks({"fal_transcribe_app": "fal-ai/wizper"}, env_file=None)
+    assert not [p for p in switched if "_APP" in p]

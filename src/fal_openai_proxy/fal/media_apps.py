@@ -26,12 +26,23 @@ KOKORO_US_VOICES = (
     "af_nova", "af_river", "af_sarah", "af_sky", "am_adam", "am_echo", "am_eric", "am_fenrir",
     "am_liam", "am_michael", "am_onyx", "am_puck", "am_santa",
 )  # fmt: skip
-# OpenAI voices that Kokoro has under the same name.
+# Every voice OpenAI names (the openai SDK's `voice` literal) -> a Kokoro voice: the four
+# Kokoro has under the same name, the others by the voice's character (female or male,
+# warm or bright); Kokoro American English has no British voice for `fable`.
 KOKORO_OPENAI_VOICES = {
     "alloy": "af_alloy",
+    "ash": "am_michael",
+    "ballad": "am_fenrir",
+    "cedar": "am_eric",
+    "coral": "af_heart",
     "echo": "am_echo",
+    "fable": "am_puck",
+    "marin": "af_kore",
     "nova": "af_nova",
     "onyx": "am_onyx",
+    "sage": "af_sarah",
+    "shimmer": "af_bella",
+    "verse": "am_liam",
 }
 # What fal-ai/whisper accepts, by extension ("mp3, mp4, mpeg, mpga, m4a, wav or webm",
 # docs/fal-protocol.md §12.3).
@@ -65,14 +76,16 @@ class MediaApp:
     max_input_images: int = 0
     mask: bool = False
     strength: bool = False
-    # Speech-to-text: whether fal takes `prompt`.
+    # Speech-to-text: whether fal takes `prompt`. Both apps take `language: null` as "detect";
+    # wizper's default is "en" (docs/fal-protocol.md §12.3), so the proxy always sends it.
     prompt: bool = False
     # Text-to-speech: the text field, voices, OpenAI voice aliases, output format.
     text_field: str = "prompt"
     voices: tuple[str, ...] = ()
     voice_aliases: Mapping[str, str] = field(default_factory=dict)
     default_voice: str = ""
-    audio_format: str = ""  # the one format the app produces (OpenAI's name)
+    audio_format: str = ""  # the one format the app produces (OpenAI's name); the proxy
+    # converts a "wav" app's audio to every other format (translate/speech_audio.py)
     audio_content_type: str = ""
 
 
@@ -141,7 +154,8 @@ MEDIA_APPS: dict[str, MediaApp] = {
             "fal-ai/flux-pro/v1/fill", "edit", max_images=4, output_formats=_JPEG_PNG,
             image_field="image_url", max_input_images=1, mask=True,
         ),
-        # -- speech to text (docs/fal-protocol.md §12.3) --
+        # -- speech to text (docs/fal-protocol.md §12.3). fal-ai/whisper left fal-js's endpoint
+        # list while fal-ai/wizper stayed: FAL_TRANSCRIBE_APP picks the default (docs/media.md) --
         MediaApp("fal-ai/whisper", "stt", prompt=True),
         MediaApp("fal-ai/wizper", "stt"),
         # -- text to speech (docs/fal-protocol.md §12.4): Kokoro produces 24 kHz WAV only --

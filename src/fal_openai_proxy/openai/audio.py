@@ -10,12 +10,16 @@ from pydantic import Field
 from .base import OpenAIModel, parse_json
 from .errors import unsupported
 
+SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
+
 
 class SpeechRequest(OpenAIModel):
     model: str = Field(min_length=1)
     input: str = Field(min_length=1, max_length=4096)
     voice: str = Field(min_length=1)
-    response_format: str | None = None
+    response_format: SpeechFormat | None = Field(
+        None, description="OpenAI's formats; `mp3` when absent, as OpenAI's default."
+    )
     speed: float | None = Field(None, ge=0.25, le=4.0)
     instructions: str | None = None
     stream_format: str | None = None
@@ -32,6 +36,11 @@ class TranslationForm(OpenAIModel):
     prompt: str | None = Field(None, description="Sent to fal-ai/whisper; wizper has none.")
     response_format: Literal["json", "text", "srt", "verbose_json", "vtt"] | None = None
     temperature: float | None = Field(None, ge=0.0, le=1.0, description="Accepted, ignored.")
+    stream: bool | None = Field(
+        None,
+        description="`true`: OpenAI's `transcript.text.delta` events, then "
+        "`transcript.text.done`, as server-sent events (with `json` or `text` only).",
+    )
 
 
 class TranscriptionForm(TranslationForm):

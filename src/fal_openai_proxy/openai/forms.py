@@ -58,6 +58,17 @@ class Form:
             )
         return value
 
+    def boolean(self, name: str) -> bool:
+        """`true` or `false` as the SDKs send them (absent: false)."""
+        value = self.text(name)
+        if value is None or value.lower() == "false":
+            return False
+        if value.lower() == "true":
+            return True
+        raise invalid_request(
+            f"Invalid '{name}': expected true or false, got {value[:40]!r}.", name, "invalid_type"
+        )
+
     def choice(self, name: str, allowed: tuple[str, ...]) -> str | None:
         value = self.text(name)
         if value is not None and value not in allowed:

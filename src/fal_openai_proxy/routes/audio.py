@@ -5,11 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..fal.media_apps import MEDIA_APPS
 from ..openai.audio import SpeechRequest, TranscriptionForm, TranslationForm, parse_speech_request
 from ..openai.forms import read_form
 from ..serve.context import request_context
 from ..serve.state import proxy_state
+from ..translate.speech_audio import SPEECH_FORMATS
 from .errors import MEDIA_ERRORS
 from .registry import JSON, Body, Endpoint, Operation
 
@@ -36,9 +36,10 @@ async def create_speech(request: Request) -> Response:
     return await service.speech(speech, request_context(request.scope), request.receive)
 
 
-# srt and text are text/plain, vtt text/vtt, json and verbose_json JSON (services/audio.py).
-_TRANSCRIPTS = (JSON, "text/plain", "text/vtt")
-_AUDIO_TYPES = tuple(sorted({a.audio_content_type for a in MEDIA_APPS.values()} - {""}))
+# srt and text are text/plain, vtt text/vtt, json and verbose_json JSON, `stream=true` server-
+# sent events (services/audio.py).
+_TRANSCRIPTS = (JSON, "text/plain", "text/vtt", "text/event-stream")
+_AUDIO_TYPES = tuple(dict.fromkeys(f.content_type for f in SPEECH_FORMATS.values()))
 
 ROUTES = [
     Endpoint(
@@ -66,8 +67,8 @@ ROUTES = [
     Endpoint(
         "POST", "/v1/audio/speech", create_speech,
         Operation(
-            "Text to speech; the audio bytes are streamed as they arrive from fal, in the one "
-            "format the app produces.",
+            "Text to speech; the audio is streamed as it arrives from fal, encoded on the way "
+            "into the `response_format` asked (mp3 by default, as OpenAI's).",
             request=SpeechRequest,
             example={"model": "tts-1", "input": "Hello from fal.", "voice": "alloy"},
             responses=MEDIA_ERRORS,

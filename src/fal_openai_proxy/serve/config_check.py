@@ -18,6 +18,7 @@ from dotenv.parser import parse_stream
 from pydantic import ValidationError
 
 from ..base.settings import Settings
+from ..fal.media_apps import MEDIA_APPS
 from ..services.catalog import load_models_file
 
 Check = Callable[[Settings], Iterable[str]]
@@ -96,6 +97,15 @@ def fal_urls(settings: Settings) -> Iterable[str]:
         parts = urlsplit(getattr(settings, name))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             yield f"{name.upper()}: must be an http:// or https:// URL."
+
+
+@check
+def audio_apps(settings: Settings) -> Iterable[str]:
+    """A default audio app outside the table would answer every OpenAI id with a 400."""
+    for name, family in (("fal_transcribe_app", "stt"), ("fal_speech_app", "tts")):
+        served = [a.app_id for a in MEDIA_APPS.values() if a.family == family]
+        if getattr(settings, name) not in served:
+            yield f"{name.upper()}: must be one of {', '.join(served)} (docs/media.md)."
 
 
 @check

@@ -1,12 +1,15 @@
 """Audio: transcriptions and translations (speech-to-text), and speech (text-to-speech).
 
 Each is one queued fal call (a client that leaves cancels it). The input audio goes to fal
-as a data URI up to INLINE_FILE_BYTES, and through fal's storage above it. Speech audio is
-streamed to the client as it arrives from fal's file URL, with the key never sent there.
+as a data URI up to INLINE_FILE_BYTES, and through fal's storage above it. A streamed
+transcription is OpenAI's events, built from fal's chunks. Speech audio is streamed to the
+client as it arrives from fal's file URL (the key never sent there), encoded on the way when
+the client asked for another format than the app's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import AsyncIterator
@@ -18,27 +21,32 @@ from starlette.types import Receive, Scope, Send
 
 from ..base.settings import Settings
 from ..fal.client import FalClient
-from ..fal.errors import FalBrokenError, FalError
+from ..fal.errors import FalBrokenError, FalError, FalStatusError
 from ..fal.files import FalFiles
 from ..openai.audio import SpeechRequest
-from ..openai.errors import invalid_request
+from ..openai.errors import invalid_request, unsupported
 from ..openai.forms import Form
-from ..openai.sse import ClientGone, cancelled_on_disconnect, until_disconnect
-from ..serve.context import RequestContext
+from ..openai.sse import SSE_HEADERS, ClientGone, cancelled_on_disconnect, until_disconnect
+from ..serve.context import RequestContext, Usage
 from ..translate.audio import (
     TRANSCRIPT_FORMATS,
+    announced_seconds,
     audio_content_type,
+    audio_seconds,
     detected_language,
     segments,
+    speech_format,
     speech_input,
     speech_url,
     srt,
+    transcript_events,
     transcript_text,
     transcription_input,
     verbose_body,
     vtt,
     wav_duration,
 )
+from ..translate.speech_audio import SPEECH_FORMATS, AudioError, SpeechEncoder, WavReader
 from .catalog import Catalog
 from .media import note_request, resolve_app
 
@@ -73,9 +81,17 @@ class AudioService:
                 "invalid_file_format",
             )
         response_format = form.choice("response_format", TRANSCRIPT_FORMATS) or "json"
+        stream = form.boolean("stream")
+        if stream and response_format not in ("json", "text"):
+            raise unsupported(
+                "stream",
+                f"works with response_format 'json' or 'text', not {response_format!r}: "
+                "OpenAI's transcript events carry text only.",
+            )
         language = form.text("language") if task == "transcribe" else None
         temperature = form.number("temperature", float, 0.0, 1.0)
         note_request(context, self._catalog, model, app)
+        context.log.stream = stream
         audio_url = await until_disconnect(
             self._file_url(file.data, content_type, context.fal_key), receive
         )
@@ -87,6 +103,9 @@ class AudioService:
         )
         context.log.fal_request_id = result.request_id
         duration = wav_duration(file.data) if content_type == "audio/wav" else None
+        context.usage.audio_seconds_in = audio_seconds(result.output, duration)
+        if stream:
+            return Response(transcript_events(result.output), headers=dict(_SSE_HEADERS))
         return _transcript(result.output, response_format, task, language, duration, temperature)
 
     async def _file_url(self, data: bytes, content_type: str, client_key: str | None) -> str:
@@ -98,9 +117,8 @@ class AudioService:
         self, request: SpeechRequest, context: RequestContext, receive: Receive
     ) -> Response:
         app = resolve_app(request.model, "tts", self._settings.fal_speech_app, self._catalog)
-        fal_input = speech_input(
-            app, request.input, request.voice, request.speed, request.response_format
-        )
+        target = speech_format(app, request.response_format)
+        fal_input = speech_input(app, request.input, request.voice, request.speed)
         note_request(context, self._catalog, request.model, app)
         result = await until_disconnect(
             self._fal.run_queued(app.app_id, fal_input, context.fal_key), receive
@@ -112,8 +130,13 @@ class AudioService:
         url, declared = found
         upstream = await until_disconnect(self._files.open(url), receive)
         chunks = self._files.chunks(upstream)
-        # The first bytes before the status line: a failure until then is a proper error.
+        if target != app.audio_format:
+            # The first bytes before the status line: a failure until then is a proper error.
+            encoding, first = await until_disconnect(start_encoding(chunks, target), receive)
+            rest = encoded(chunks, encoding, context.usage)
+            return AudioStreamResponse(first, rest, SPEECH_FORMATS[target].content_type)
         first = await until_disconnect(anext(chunks, b""), receive)
+        context.usage.audio_seconds_out = announced_seconds(first)
         served = upstream.headers.get("content-type", "")
         content_type = next(
             t
@@ -121,6 +144,92 @@ class AudioService:
             if t.startswith("audio/")
         )
         return AudioStreamResponse(first, chunks, content_type)
+
+
+# Samples are encoded a tenth of a second at a time (about a millisecond of CPU for mp3 or
+# aac, docs/media.md), the event loop served between: a long text never stalls other requests.
+_SLICE_SECONDS = 0.1
+_SSE_HEADERS = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in SSE_HEADERS]
+
+
+class Encoding:
+    """fal's WAV as it arrives -> the client's format (translate/speech_audio.py)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.reader = WavReader()
+        self.encoder: SpeechEncoder | None = None
+
+    async def encode(self, data: bytes) -> AsyncIterator[bytes]:
+        samples = self.reader.feed(data)
+        wav = self.reader.format
+        if wav is None:
+            return
+        if self.encoder is None:
+            self.encoder = SpeechEncoder(SPEECH_FORMATS[self.target], wav)
+        step = max(1, int(wav.rate * _SLICE_SECONDS)) * wav.block_align
+        view = memoryview(samples)
+        for start in range(0, len(view), step):
+            out = self.encoder.encode(view[start : start + step])
+            if out:
+                yield out
+            await asyncio.sleep(0)
+
+    @property
+    def seconds(self) -> float | None:
+        """The audio encoded so far, in seconds."""
+        wav = self.reader.format
+        return wav.seconds(self.reader.sample_bytes) if wav is not None else None
+
+    def close(self) -> None:
+        if self.encoder is not None:
+            self.encoder.close()
+
+
+async def start_encoding(chunks: AsyncIterator[bytes], target: str) -> tuple[Encoding, bytes]:
+    """Read until the WAV's samples begin; the encoding and its first bytes. fal's audio
+    that is not a WAV the proxy reads is fal's failure (502)."""
+    encoding = Encoding(target)
+    parts: list[bytes] = []
+    try:
+        while encoding.encoder is None:
+            data = await anext(chunks, None)
+            if data is None:
+                raise FalStatusError(502, "fal's speech audio ended before its samples")
+            parts += [out async for out in encoding.encode(data)]
+    except BaseException as exc:
+        encoding.close()
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        if isinstance(exc, AudioError):  # fal's file is not what it should be: a 502
+            raise FalStatusError(
+                502, f"fal's speech audio cannot be encoded as {target}: {exc}"
+            ) from None
+        raise
+    return encoding, b"".join(parts)
+
+
+async def encoded(
+    chunks: AsyncIterator[bytes], encoding: Encoding, usage: Usage | None = None
+) -> AsyncIterator[bytes]:
+    """The rest of fal's audio, encoded piece by piece; fal's file and FFmpeg's state are
+    let go however it ends, and `usage` gets the seconds that went out."""
+    try:
+        async for data in chunks:
+            async for out in encoding.encode(data):
+                yield out
+        assert encoding.encoder is not None
+        yield encoding.encoder.finish()
+    except AudioError as exc:
+        raise FalStatusError(502, f"fal's speech audio broke off: {exc}") from None
+    finally:
+        if usage is not None:
+            usage.audio_seconds_out = encoding.seconds
+        encoding.close()
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _transcript(

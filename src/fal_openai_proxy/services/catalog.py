@@ -74,6 +74,7 @@ LIVE_CATEGORIES: dict[str, bool] = {
     "image-to-image": False,  # /v1/images/edits: the edit apps of its table
     "speech-to-text": False,  # /v1/audio/transcriptions
     "text-to-speech": False,  # /v1/audio/speech
+    "text-to-audio": False,  # /v1/audio/speech: Kokoro's category (docs/fal-protocol.md §11)
 }
 
 # A fixed timestamp, so listings are identical across restarts and replicas.

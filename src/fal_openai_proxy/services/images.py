@@ -83,6 +83,8 @@ class ImageService:
         app = resolve_app(model, "edit", self._settings.fal_edit_app, self._catalog)
         prompt = form.require("prompt")
         response_format = form.choice("response_format", ("url", "b64_json"))
+        if form.boolean("stream"):  # never ignored: the SDK would wait for events
+            raise unsupported("stream", "is not supported: fal's edit apps answer once.")
         images = form.files.get("image", [])
         if not images:
             raise invalid_request(

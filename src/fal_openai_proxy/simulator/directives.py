@@ -74,6 +74,9 @@ class Directives:
     finish_error: bool = False
     no_done: bool = False
     no_completed: bool = False
+    # The text-to-speech file (simulator/media.py): "float" (32-bit float samples), "stereo",
+    # "streamed" (sizes left unknown, as a WAV written while it is made) or "not_wav"
+    speech_audio: str | None = None
 
     @property
     def job_error(self) -> str | None:
@@ -163,6 +166,7 @@ def build(objects: list[dict[str, Any]]) -> Directives:
         finish_error=merged.get("finish_error") is True,
         no_done=merged.get("no_done") is True,
         no_completed=merged.get("no_completed") is True,
+        speech_audio=_str(merged.get("speech_audio")),
     )
 
 

@@ -13,6 +13,7 @@ import base64
 import functools
 import io
 import math
+import re
 import struct
 import uuid
 import wave
@@ -37,6 +38,7 @@ from .text import Answer
 from .validation import ChatInput, ErrorItem
 
 REST_PREFIX = "/rest"
+_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 FILES_PREFIX = "/_sim/files/"
 UPLOADS_PREFIX = "/_sim/uploads/"
 
@@ -84,6 +86,9 @@ class MediaSpec:
     # What an image app returns besides `images` (fal-js `types/endpoints.ts`: flux's outputs
     # echo `prompt`; Ideogram v2 gives `images` and `seed`; Recraft v3 `images` only).
     extras: tuple[str, ...] = ("seed", "prompt", "has_nsfw_concepts")
+    # `language` when the input leaves it out: whisper detects (null), wizper assumes "en"
+    # (docs/fal-protocol.md §12.3); `language: null` detects on both.
+    default_language: str | None = None
 
 
 APPS: dict[str, MediaSpec] = {
@@ -106,7 +111,7 @@ APPS: dict[str, MediaSpec] = {
     "fal-ai/flux/dev/image-to-image": MediaSpec("image", image_field="image_url", strength=True),
     "fal-ai/flux-pro/v1/fill": MediaSpec("image", image_field="image_url", mask=True),
     "fal-ai/whisper": MediaSpec("stt"),
-    "fal-ai/wizper": MediaSpec("stt", languages_key="languages"),
+    "fal-ai/wizper": MediaSpec("stt", languages_key="languages", default_language="en"),
     "fal-ai/kokoro/american-english": MediaSpec("tts"),
 }
 
@@ -206,7 +211,7 @@ async def submit(call: Call, state: SimulatorState, app_id: str) -> None:
         await call.json(422, {"detail": errors})
         return
     origin = _origin(call)
-    payload = _produce(spec, body, clean, state, origin)
+    payload = _produce(spec, body, clean, state, origin, directives.speech_audio)
     latency_ms = state.config.latency_ms if directives.latency_ms is None else directives.latency_ms
     run_s = math.inf if directives.hang is not None else latency_ms / 1000
     inp = ChatInput(clean, None, "", False, None, None, None)
@@ -258,6 +263,10 @@ def _validate(spec: MediaSpec, body: dict[str, Any], state: SimulatorState) -> l
                     "task", "enum", "Input should be 'transcribe' or 'translate'", body.get("task")
                 )
             )
+        language = body.get("language")
+        if language is not None and not (isinstance(language, str) and _LANGUAGE.match(language)):
+            msg = "Input should be 'af', 'am', 'ar', … or 'zh'"  # fal's enum, shortened
+            errors.append(_error("language", "literal_error", msg, language))
         return errors
     errors = []
     if not isinstance(body.get("prompt"), str):
@@ -367,7 +376,12 @@ def _file_bytes(value: Any, state: SimulatorState) -> bytes | None:
 
 
 def _produce(
-    spec: MediaSpec, body: dict[str, Any], prompt: str, state: SimulatorState, origin: str
+    spec: MediaSpec,
+    body: dict[str, Any],
+    prompt: str,
+    state: SimulatorState,
+    origin: str,
+    speech_audio: str | None = None,
 ) -> dict[str, Any]:
     if spec.kind == "image":
         width, height = image_size(body, state)
@@ -394,6 +408,10 @@ def _produce(
         data = _file_bytes(body["audio_url"], state) or b""
         duration = _wav_seconds(data) or 1.0
         translated = body.get("task") == "translate"
+        # An app told the language transcribes as that language; one asked to detect (null)
+        # hears the language the WAV is tagged with (`spoken_language`), else English.
+        language = body.get("language", spec.default_language)
+        heard = language or spoken_language(data) or "en"
         half = round(duration / 2, 3)
         first = " Simulated translation" if translated else " Simulated transcript"
         second = f" of {duration:.1f} seconds."
@@ -403,10 +421,10 @@ def _produce(
                 {"timestamp": [0.0, half], "text": first},
                 {"timestamp": [half, None], "text": second},  # fal may leave the last end open
             ],
-            spec.languages_key: [body.get("language") or "en"],
+            spec.languages_key: [heard],
         }
     name = f"{uuid.uuid4().hex}.wav"
-    audio = wav(min(0.02 * len(prompt), 5.0))
+    audio = speech_file(min(0.02 * len(prompt), 5.0), speech_audio)
     state.files[name] = (audio, "audio/wav")
     return {
         "audio": {
@@ -495,6 +513,57 @@ def wav(seconds: float, rate: int = 24000) -> bytes:
         writer.setframerate(rate)
         writer.writeframes(b"".join(struct.pack("<h", s) for s in samples))
     return out.getvalue()
+
+
+def spoken_language(data: bytes) -> str | None:
+    """What a simulated model hears: the language code of a WAV's RIFF `LIST`/`INFO` `ILNG`
+    entry (tests/support/media.py writes one), as a real model would hear the speech."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    offset = 12
+    while offset + 8 <= len(data):
+        kind, size = (
+            data[offset : offset + 4],
+            int.from_bytes(data[offset + 4 : offset + 8], "little"),
+        )
+        body = data[offset + 8 : offset + 8 + size]
+        if kind == b"LIST" and body[:4] == b"INFO":
+            inner = 4
+            while inner + 8 <= len(body):
+                tag = body[inner : inner + 4]
+                length = int.from_bytes(body[inner + 4 : inner + 8], "little")
+                if tag == b"ILNG":
+                    value = body[inner + 8 : inner + 8 + length].rstrip(b"\0")
+                    return value.decode("ascii", "replace") or None
+                inner += 8 + length + length % 2
+        offset += 8 + size + size % 2
+    return None
+
+
+def speech_file(seconds: float, kind: str | None) -> bytes:
+    """Kokoro's 24 kHz 16-bit mono WAV, or a variant a directive asks for (`speech_audio`):
+    what another app, or Kokoro itself, might produce (its exact format is unverified,
+    docs/fal-protocol.md §12.4)."""
+    if kind == "not_wav":
+        return b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 8
+    if kind not in ("float", "stereo", "streamed"):
+        return wav(seconds)
+    rate, frames = 24000, int(seconds * 24000)
+    tone = [0.1 * math.sin(2 * math.pi * 440 * i / rate) for i in range(frames)]
+    if kind == "float":
+        tag, channels, bits, samples = 3, 1, 32, struct.pack(f"<{frames}f", *tone)
+    else:
+        channels = 2 if kind == "stereo" else 1
+        pcm = [int(30000 * t) for t in tone for _ in range(channels)]
+        tag, bits, samples = 1, 16, struct.pack(f"<{len(pcm)}h", *pcm)
+    align = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * align, align, bits)
+    data_size = 0xFFFFFFFF if kind == "streamed" else len(samples)
+    riff_size = 0xFFFFFFFF if kind == "streamed" else 36 + len(samples)
+    return (
+        b"RIFF" + struct.pack("<I", riff_size) + b"WAVEfmt " + struct.pack("<I", 16) + fmt
+        + b"data" + struct.pack("<I", data_size) + samples
+    )  # fmt: skip
 
 
 def _wav_seconds(data: bytes) -> float | None:

@@ -48,6 +48,8 @@ MODELS: list[dict[str, Any]] = [
     _model("fal-ai/flux-lora-fast-training", "training", "2024-09-01T00:00:00Z"),
     _model("fal-ai/whisper", "speech-to-text", "2024-05-01T00:00:00Z"),
     _model("bytedance/seedream/v4/text-to-image", "text-to-image", "2025-09-10T00:00:00Z"),
+    # Kokoro's category is text-to-audio, not text-to-speech (docs/fal-protocol.md §11).
+    _model("fal-ai/kokoro/american-english", "text-to-audio", "2025-01-20T00:00:00Z"),
 ]
 
 

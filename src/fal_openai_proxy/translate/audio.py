@@ -12,8 +12,11 @@ import wave
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from ..fal.media_apps import AUDIO_TYPES, MediaApp
 from ..openai.errors import invalid_request
+from .speech_audio import DEFAULT_SPEECH_FORMAT, BadAudio, WavReader
 
 TRANSCRIPT_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
 
@@ -38,9 +41,14 @@ def audio_content_type(filename: str, content_type: str) -> str | None:
 def transcription_input(
     app: MediaApp, audio_url: str, *, task: str, language: str | None, prompt: str | None
 ) -> dict[str, Any]:
-    fal: dict[str, Any] = {"audio_url": audio_url, "task": task, "chunk_level": "segment"}
-    if language is not None:
-        fal["language"] = language
+    # `language: null` asks both apps to detect the language; left out, wizper assumes "en"
+    # and transcribes every other language as English (docs/fal-protocol.md §12.3).
+    fal: dict[str, Any] = {
+        "audio_url": audio_url,
+        "task": task,
+        "chunk_level": "segment",
+        "language": language,
+    }
     if prompt is not None and app.prompt:
         fal["prompt"] = prompt  # wizper has no prompt (docs/fal-protocol.md §12.3): dropped
     return fal
@@ -77,12 +85,38 @@ def transcript_text(output: dict[str, Any]) -> str:
 
 
 def detected_language(output: dict[str, Any], asked: str | None) -> str:
+    """The language code fal inferred, else the one asked for, else "unknown"."""
+    return inferred_language(output) or asked or "unknown"
+
+
+def inferred_language(output: dict[str, Any]) -> str | None:
     """The language code fal inferred (whisper: inferred_languages; wizper: languages)."""
     for key in ("inferred_languages", "languages"):
         found = output.get(key)
         if isinstance(found, list) and found and isinstance(found[0], str):
             return found[0]
-    return asked or "unknown"
+    return None
+
+
+def transcript_events(output: dict[str, Any]) -> bytes:
+    """A streamed transcription as OpenAI frames it: one `transcript.text.delta` per fal
+    chunk, then `transcript.text.done` with the whole text (openai SDK
+    `types/audio/transcription_text_{delta,done}_event.py`), each as `data: {json}` with no
+    `event:` line, then `data: [DONE]` as OpenAI's other streams end. fal's apps answer once,
+    so the events all come when fal has finished."""
+    text = transcript_text(output)
+    pieces = [s.text for s in segments(output, None)] or [text]
+    pieces[0] = pieces[0].lstrip()
+    pieces[-1] = pieces[-1].rstrip()
+    events: list[dict[str, Any]] = [
+        {"type": "transcript.text.delta", "delta": piece} for piece in pieces if piece
+    ]
+    done: dict[str, Any] = {"type": "transcript.text.done", "text": text}
+    language = inferred_language(output)
+    if language is not None:
+        done["languages"] = [{"code": language}]
+    events.append(done)
+    return b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in events) + b"data: [DONE]\n\n"
 
 
 def srt(parts: list[Segment]) -> str:
@@ -141,6 +175,26 @@ def verbose_body(
     }
 
 
+def audio_seconds(output: dict[str, Any], duration: float | None) -> float | None:
+    """How long the input audio was: its WAV header's length, else where fal's last chunk
+    ends (None when fal gave no timestamps)."""
+    if duration is not None:
+        return duration
+    parts = segments(output, None)
+    return parts[-1].end if parts and parts[-1].end > 0 else None
+
+
+def announced_seconds(head: bytes) -> float | None:
+    """How long a WAV says it is, from its first bytes (None: not a WAV, or a size unknown)."""
+    reader = WavReader()
+    try:
+        reader.feed(head)
+    except BadAudio:
+        return None
+    size = reader.announced_bytes
+    return reader.format.seconds(size) if reader.format is not None and size else None
+
+
 def wav_duration(data: bytes) -> float | None:
     """A WAV file's length in seconds (None for other formats or a broken header)."""
     try:
@@ -151,10 +205,22 @@ def wav_duration(data: bytes) -> float | None:
         return None
 
 
-def speech_input(
-    app: MediaApp, text: str, voice: str, speed: float | None, response_format: str | None
-) -> dict[str, Any]:
-    """The fal input of a text-to-speech app; 400s for a voice or format it lacks."""
+def speech_format(app: MediaApp, asked: str | None) -> str:
+    """The format to answer in: the app's own, or any of OpenAI's when the app produces WAV
+    (the proxy encodes it); mp3 when absent, as OpenAI's default."""
+    target = asked or DEFAULT_SPEECH_FORMAT
+    if target != app.audio_format and app.audio_format != "wav":
+        raise invalid_request(
+            f"Invalid value for 'response_format': {app.app_id} produces "
+            f"'{app.audio_format}' only, not {target[:20]!r}.",
+            param="response_format",
+            code="unsupported_value",
+        )
+    return target
+
+
+def speech_input(app: MediaApp, text: str, voice: str, speed: float | None) -> dict[str, Any]:
+    """The fal input of a text-to-speech app; a 400 for a voice it lacks."""
     fal_voice = app.voice_aliases.get(voice, voice)
     if app.voices and fal_voice not in app.voices:
         names = [*app.voice_aliases, *app.voices]
@@ -163,13 +229,6 @@ def speech_input(
             "Valid voices: " + ", ".join(names) + ".",
             param="voice",
             code="invalid_value",
-        )
-    if response_format is not None and response_format != app.audio_format:
-        raise invalid_request(
-            f"Invalid value for 'response_format': {app.app_id} produces "
-            f"'{app.audio_format}' only, not {response_format[:20]!r}.",
-            param="response_format",
-            code="unsupported_value",
         )
     fal: dict[str, Any] = {app.text_field: text, "voice": fal_voice}
     if speed is not None:
