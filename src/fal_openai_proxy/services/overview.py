@@ -121,11 +121,11 @@ class TrafficWindow:
         now = read_sample(self._metrics, self._clock())
         minute = self._since(now, RATE_WINDOW)
         elapsed = now.at - minute.at
-        rpm: float | None = now.requests - minute.requests
+        count = now.requests - minute.requests
+        rpm: float | None = count  # a process younger than a minute: all it served
         if self._samples and self._samples[0] is not minute:
             # The minute's first sample is up to SAMPLE_INTERVAL younger than a minute.
-            rpm = rpm * RATE_WINDOW / elapsed if elapsed > 0 else None
-        # else: the process is younger than a minute; all it served is the last minute's
+            rpm = count * RATE_WINDOW / elapsed if elapsed > 0 else None
         base = self._since(now, STATS_WINDOW)
         requests = now.requests - base.requests
         counts = [
