@@ -32,7 +32,7 @@ PAGES = ("Overview", "Keys", "Usage", "Requests", "Models", "Playground")
 SIZES = {"laptop": LAPTOP, "phone": PHONE}
 MAX_HEIGHT = {"laptop": 1400, "phone": 1700}  # long pages are cut there
 KEYS: list[dict[str, Any]] = [
-    {"name": "alice-laptop", "max_budget": 0.05, "budget_period": "month", "rpm": 60},
+    {"name": "alice-laptop", "max_budget": 0.002, "budget_period": "month", "rpm": 60},
     {"name": "ci-pipeline", "models": ["openai/*", "google/*"], "max_budget": 1},
     {"name": "batch-images", "models": ["fal-ai/flux/*", "dall-e-3"]},
     {"name": "open-webui", "expires_at": int(time.time()) + 30 * 86400},
@@ -56,8 +56,10 @@ def seed(running: RunningProxy) -> None:
         for name, model, count in plan:
             client = openai.OpenAI(base_url=running.v1, api_key=secrets[name], max_retries=0)
             for n in range(count):
+                # The simulator charges by the word: a long question costs a visible amount.
+                question = f"Question {n}: " + "tell me more about lighthouses " * 60
                 client.chat.completions.create(
-                    model=model, messages=[{"role": "user", "content": f"Question {n}"}]
+                    model=model, messages=[{"role": "user", "content": question}]
                 )
             client.close()
         images = openai.OpenAI(base_url=running.v1, api_key=secrets["batch-images"], max_retries=0)

@@ -117,9 +117,14 @@ const money = new Intl.NumberFormat(undefined, {
 });
 const plain = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
 
+const smallMoney = new Intl.NumberFormat(undefined, {
+  style: "currency", currency: "USD", maximumSignificantDigits: 2,
+});
+
 export function usd(value) {
   if (value === null || value === undefined) return "—";
-  return money.format(value);
+  // Cents and up to 4 decimals; a fraction of a cent to 2 significant digits ($0.000081).
+  return value !== 0 && Math.abs(value) < 0.01 ? smallMoney.format(value) : money.format(value);
 }
 
 export function num(value) {

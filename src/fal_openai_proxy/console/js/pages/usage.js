@@ -110,9 +110,9 @@ export function renderUsage(container) {
         { title: "Requests per day", format: num }), daily, [
         { title: "Day", value: (r) => r.group }, { title: "Requests", value: (r) => num(r.requests), num: true },
         { title: "Errors", value: (r) => num(r.errors), num: true }]),
-      figure("Cost per model", barChart(groups.model.slice(0, 12).map((r) => ({ label: r.group ?? "(none)", value: r.cost })),
+      figure("Cost per model", barChart(groups.model.slice(0, 12).map((r) => ({ label: r.group || "(no model)", value: r.cost })),
         { title: "Cost per model", format: usd }), groups.model, [
-        { title: "Model", value: (r) => r.group ?? "(none)" }, { title: "Cost", value: (r) => usd(r.cost), num: true },
+        { title: "Model", value: (r) => r.group || "(no model)" }, { title: "Cost", value: (r) => usd(r.cost), num: true },
         { title: "Requests", value: (r) => num(r.requests), num: true }]),
       figure("Cost per key", barChart(groups.key.slice(0, 12).map((r) => ({ label: keyLabel(r), value: r.cost })),
         { title: "Cost per key", format: usd }), groups.key, [
