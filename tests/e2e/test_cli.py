@@ -72,12 +72,15 @@ def test_check_config_reports_every_problem_at_once(tmp_path: Path) -> None:
         "LOG_FORMAT": "xml",
         "MODELS_FILE": str(models if unreadable else tmp_path / "missing.json"),
         "REDIS_URL": f"redis://:{API_KEY}@127.0.0.1:{free_port()}/0",
+        "PRICES_FILE": str(tmp_path / "prices.yaml"),
     }
+    (tmp_path / "prices.yaml").write_text("models:\n  some/model: {image: free}\n")
     result = cli(["check-config"], env=env, cwd=tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     lines = [line for line in result.stdout.splitlines() if line.startswith("  - ")]
     expected = ["line 3", "PORT:", "WORKERS:", "LOG_FORMAT:", "HOST=0.0.0.0", "MODELS_FILE:"]
+    expected.append("PRICES_FILE")  # naming the model and the field: image
     expected.append("REDIS_URL: cannot reach Redis")
     for marker in expected:
         assert sum(marker in line for line in lines) == 1, (marker, output)

@@ -51,3 +51,4 @@ def test_simulate_never_passes_the_real_key_to_the_simulator() -> None:
     simulated = simulated_settings(settings, "http://127.0.0.1:1")
     assert simulated.fal_keys == [SIMULATED_KEY]
     assert simulated.fal_run_url == "http://127.0.0.1:1/run"
+    assert simulated.fal_api_url == "http://127.0.0.1:1/platform"  # prices from the simulator

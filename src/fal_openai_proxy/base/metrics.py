@@ -57,6 +57,10 @@ class Metrics:
             "fal_proxy_model_refresh_failures",
             "Failed refreshes of the live model list (FAL_MODELS_REFRESH).", registry=r,
         )  # fmt: skip
+        self.pricing_refresh_failures = Counter(
+            "fal_proxy_pricing_refresh_failures",
+            "Failed refreshes of fal's unit prices (docs/operations.md, Cost).", registry=r,
+        )  # fmt: skip
         self.streams_in_flight = Gauge(
             "fal_proxy_streams_in_flight", "Open streams to clients.",
             registry=r, multiprocess_mode="livesum",

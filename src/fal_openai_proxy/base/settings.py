@@ -125,6 +125,22 @@ class Settings(BaseSettings):
         description="Base URL of fal's platform API (the model list is `{FAL_API_URL}/v1/models`).",
     )
 
+    # Cost
+    prices_file: Path | None = Field(
+        None,
+        description="JSON or YAML price table (USD per input token, output token, image, "
+        "megapixel, second of audio or video, request; per model or fal app) used when neither "
+        "OpenRouter's cost nor fal's billable units price a request. Unset: the table shipped "
+        "with the package (docs/operations.md, Cost of every request).",
+    )
+    fal_pricing_refresh_interval: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds between reads of fal's unit prices (`{FAL_API_URL}/v1/models/"
+        "pricing`, with the first FAL_KEY, in the background). 0 turns the reads off; "
+        "without FAL_KEY there are none.",
+    )
+
     # Clients
     api_key: SecretStr | None = Field(
         None,

@@ -38,7 +38,7 @@ from .stream import FalStream
 from .timeouts import Timeouts, deadline, shielded
 from .transport import Reply, StreamingResponse, Transport
 from .urls import QueueURLs
-from .wire import is_success, key_headers
+from .wire import billable_units, is_success, key_headers
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,9 @@ _CANCEL_TIMEOUT = 5.0
 class QueueResult:
     output: dict[str, Any]
     request_id: str
+    # fal's `x-fal-billable-units` on the answer that carried the output
+    # (docs/fal-protocol.md §14.2); None when fal sent none.
+    billable_units: float | None = None
 
 
 class FalClient:
@@ -135,7 +138,7 @@ class FalClient:
         url = f"{self._run_url}/{app}"
         body = orjson.dumps(payload)
 
-        async def attempt(lease: KeyLease) -> tuple[dict[str, Any], str]:
+        async def attempt(lease: KeyLease) -> QueueResult:
             headers = key_headers(lease.key, time_left=total_deadline - loop.time())
             async with deadline(
                 self._timeouts.total, "total", total_deadline, self._timeouts.total
@@ -146,11 +149,11 @@ class FalClient:
             request_id = reply.headers.get("x-fal-request-id", "")
             output = loads_object(reply.body)
             _raise_if_failed(output, request_id or None)
-            return output, request_id
+            return QueueResult(output, request_id, billable_units(reply.headers))
 
-        (output, request_id), lease = await self._starter.start(attempt, client_key, total_deadline)
+        result, lease = await self._starter.start(attempt, client_key, total_deadline)
         lease.release()
-        return QueueResult(output, request_id)
+        return result
 
     # -- queue ------------------------------------------------------------------------------
 
@@ -186,8 +189,8 @@ class FalClient:
             ):
                 status = await self._wait_for_completion(submitted, lease, total_deadline)
                 done = True
-                output = await self._fetch_result(submitted, lease, status, total_deadline)
-            return QueueResult(output, submitted.request_id)
+                output, units = await self._fetch_result(submitted, lease, status, total_deadline)
+            return QueueResult(output, submitted.request_id, units)
         except BaseException:
             if not done:
                 await shielded(self._cancel(submitted.cancel_url, lease))
@@ -269,8 +272,9 @@ class FalClient:
 
     async def _fetch_result(
         self, submitted: _Submitted, lease: KeyLease, status: Mapping[str, Any], until: float
-    ) -> dict[str, Any]:
-        """The output; or, for a failed request, the error the result call answers with.
+    ) -> tuple[dict[str, Any], float | None]:
+        """The output and the billable units the result answer carries (docs/fal-protocol.md
+        §14.2); or, for a failed request, the error the result call answers with.
 
         A failed request still reaches COMPLETED, with `error` set in the status; its result
         answers with the real HTTP status and `detail` (a 422 for invalid input), which is
@@ -306,7 +310,7 @@ class FalClient:
             _raise_if_failed(status, submitted.request_id)
         output = loads_object(reply.body)
         _raise_if_failed(output, submitted.request_id)
-        return output
+        return output, billable_units(reply.headers)
 
     async def _cancel(self, cancel_url: str, lease: KeyLease) -> None:
         headers = key_headers(lease.key)

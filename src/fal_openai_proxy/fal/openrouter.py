@@ -31,7 +31,7 @@ from .retry import CallStarter
 from .stream import TimedStream
 from .timeouts import Timeouts, deadline
 from .transport import StreamingResponse, Transport
-from .wire import is_success, key_headers
+from .wire import billable_units, is_success, key_headers
 
 # fal's endpoint id of the route (fal-js `types/endpoints.ts`; docs/fal-protocol.md §9.1).
 OPENROUTER_APP = "openrouter/router/openai/v1"
@@ -77,6 +77,7 @@ def _openrouter_error(body: bytes) -> tuple[str, str | None] | None:
 class OpenRouterReply:
     body: dict[str, Any]
     request_id: str | None
+    billable_units: float | None = None  # docs/fal-protocol.md §14.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +182,11 @@ class OpenRouterClient:
                 reply = await self._http.send("POST", url, headers, body)
             if not is_success(reply.status):
                 raise route_error(reply.status, reply.headers, reply.body, lease.index)
-            return OpenRouterReply(loads_object(reply.body), reply.headers.get("x-fal-request-id"))
+            return OpenRouterReply(
+                loads_object(reply.body),
+                reply.headers.get("x-fal-request-id"),
+                billable_units(reply.headers),
+            )
 
         result, lease = await self._starter.start(attempt, client_key, total_deadline)
         lease.release()

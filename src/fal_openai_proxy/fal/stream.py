@@ -17,6 +17,7 @@ from .keys import KeyLease
 from .sse import SSEDecoder
 from .timeouts import Timeouts
 from .transport import StreamingResponse
+from .wire import billable_units
 
 
 class TimedStream:
@@ -25,7 +26,7 @@ class TimedStream:
 
     __slots__ = (
         "_closed", "_event_deadline", "_lease", "_response", "_timeouts", "_total_deadline",
-        "_which", "request_id",
+        "_which", "billable_units", "request_id",
     )  # fmt: skip
 
     def __init__(
@@ -45,6 +46,8 @@ class TimedStream:
         self._total_deadline = total_deadline
         self._closed = False
         self.request_id = response.headers.get("x-fal-request-id")
+        # Known only if fal sends it with the stream's headers (docs/fal-protocol.md §14.2).
+        self.billable_units = billable_units(response.headers)
 
     async def _read(self) -> bytes | None:
         """The next body bytes (b"" at the end), or None once a keep-alive interval has

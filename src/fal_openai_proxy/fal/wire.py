@@ -7,6 +7,7 @@ tests for exactly 200; fal-js and fal_client send `Authorization: Key …` (docs
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 # fal's server-side start timeout: the seconds fal may spend before the app begins (queue
 # wait, retries, routing); both clients refuse values of 1 s or less (docs/fal-protocol.md §2).
@@ -30,3 +31,19 @@ def key_headers(
 
 def is_success(status: int) -> bool:
     return 200 <= status < 300
+
+
+BILLABLE_UNITS_HEADER = "x-fal-billable-units"
+
+
+def billable_units(headers: Mapping[str, str]) -> float | None:
+    """fal's `x-fal-billable-units` answer header: how many of the app's priced units the
+    request used (docs/fal-protocol.md §14.2). Absent or malformed: None."""
+    raw = headers.get(BILLABLE_UNITS_HEADER)
+    if raw is None:
+        return None
+    try:
+        units = float(raw)
+    except ValueError:
+        return None
+    return units if math.isfinite(units) and units >= 0 else None

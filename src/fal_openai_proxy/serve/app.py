@@ -25,8 +25,9 @@ from ..fal.cluster import ClusterKeys
 from ..fal.files import FalFiles
 from ..fal.http import HttpClient
 from ..fal.keys import DECREASE, MAX_LIMIT, KeyPool
-from ..fal.media_apps import media_model_ids
-from ..fal.openrouter import OpenRouterClient
+from ..fal.media_apps import MEDIA_APPS, media_model_ids
+from ..fal.openrouter import OPENROUTER_APP, OpenRouterClient
+from ..fal.pricing import UnitPrices
 from ..fal.proxy_client import FalProxyClient
 from ..fal.proxy_protocol import EXPOSED_HEADERS, Upstreams, parse_app_globs
 from ..fal.retry import CallStarter
@@ -48,9 +49,11 @@ from ..services.fal_proxy import FalProxyService, SubmittedRequests
 from ..services.images import ImageService
 from ..services.openrouter import OpenRouterChatService
 from ..services.overview import OverviewService, TrafficWindow
+from ..services.pricing import CostMeter, load_price_table
 from ..services.responses import ResponsesService
 from ..services.router import ModelRouter
 from ..store.redis import RedisStore
+from ..translate.cost import PriceTable, PriceTableError
 from .console_auth import ConsoleAuth
 from .errors import HANDLERS, handle_error
 from .middleware import GuardMiddleware, RequestLogMiddleware
@@ -69,12 +72,13 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
         raise ConfigError(" ".join(problems))
     try:
         models = load_models_file(settings.models_file) if settings.models_file else None
-    except ModelsFileError as exc:
+        prices = load_price_table(settings.prices_file)
+    except (ModelsFileError, PriceTableError) as exc:
         raise ConfigError(str(exc)) from None
     live = LiveModels() if settings.fal_models_refresh else None
     upstream = build_upstream(settings)
     open_streams: set[asyncio.Task[None]] = set()
-    services = build_services(settings, upstream, open_streams, models, live)
+    services = build_services(settings, upstream, open_streams, models, live, prices)
     limiter = ClientLimiter(
         rpm=settings.rate_limit_rpm,
         max_concurrent=settings.max_concurrent_per_client,
@@ -88,6 +92,7 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
         settings, upstream, services, EndpointIndex(ENDPOINTS), limiter, open_streams, console
     )
     refresher = _model_refresher(settings, upstream, live)
+    unit_prices = upstream.unit_prices
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -95,11 +100,15 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
             await upstream.redis.start()  # never fails: without Redis, per-process state
         if refresher is not None:
             refresher.start()  # in the background: start-up never waits for fal's list
+        if unit_prices is not None:
+            unit_prices.start()  # in the background too: a request never waits for a price
         services.overview.traffic.start()
         try:
             yield  # upstream connections are opened on first use
         finally:
             await services.overview.traffic.stop()
+            if unit_prices is not None:
+                await unit_prices.stop()
             if refresher is not None:
                 await refresher.stop()
             if upstream.redis is not None:
@@ -172,7 +181,25 @@ def build_upstream(settings: Settings) -> Upstream:
         metrics=metrics,
         upstreams=Upstreams(settings.fal_run_url, settings.fal_queue_url, settings.fal_rest_url),
     )
-    return Upstream(metrics, http, fal, openrouter, files, redis, fal_proxy, pool)
+    prices = _unit_prices(settings, http, metrics)
+    return Upstream(metrics, http, fal, openrouter, files, redis, fal_proxy, prices, pool)
+
+
+def _unit_prices(settings: Settings, http: HttpClient, metrics: Metrics) -> UnitPrices | None:
+    """fal's unit prices, read with the server's first key (prices can be per account);
+    none without a server key or with FAL_PRICING_REFRESH_INTERVAL=0."""
+    keys = settings.fal_keys
+    if not keys or settings.fal_pricing_refresh_interval <= 0:
+        return None
+    apps = {settings.fal_chat_app, settings.fal_vision_app, OPENROUTER_APP, *MEDIA_APPS}
+    return UnitPrices(
+        http,
+        api_url=settings.fal_api_url,
+        key=keys[0],
+        interval=settings.fal_pricing_refresh_interval,
+        endpoint_ids=apps,
+        metrics=metrics,
+    )
 
 
 def _key_pool(settings: Settings, metrics: Metrics, redis: RedisStore | None) -> KeyPool | None:
@@ -207,30 +234,34 @@ def build_services(
     open_streams: set[asyncio.Task[None]],
     models: list[ModelCard] | None = None,
     live: LiveModels | None = None,
+    prices: PriceTable | None = None,
 ) -> Services:
     metrics, fal, files = upstream.metrics, upstream.fal, upstream.files
     catalog = Catalog(settings.fal_chat_app, models, live)
     catalog.add_media(media_model_ids())
-    openrouter = (settings, upstream.openrouter, catalog, metrics, open_streams)
+    meter = CostMeter(prices or load_price_table(None), upstream.unit_prices)
+    openrouter = (settings, upstream.openrouter, catalog, metrics, open_streams, meter)
     per_model = {m.id: m.route for m in models or () if m.route}
     router = ModelRouter(settings.model_route_table, per_model)
     chat = ChatService(
-        settings, fal, catalog, metrics, open_streams, router, OpenRouterChatService(*openrouter)
-    )
+        settings, fal, catalog, metrics, open_streams, router,
+        OpenRouterChatService(*openrouter), meter,
+    )  # fmt: skip
     return Services(
         catalog=catalog,
         chat=chat,
         responses=ResponsesService(*openrouter),
         embeddings=EmbeddingsService(*openrouter),
-        images=ImageService(settings, fal, files, catalog),
-        audio=AudioService(settings, fal, files, catalog),
+        images=ImageService(settings, fal, files, catalog, meter),
+        audio=AudioService(settings, fal, files, catalog, meter),
         completions=CompletionsService(settings, fal, catalog, metrics, open_streams, chat),
         fal_proxy=FalProxyService(
             upstream.fal_proxy, SubmittedRequests(upstream.redis),
             allowed_apps=parse_app_globs(settings.fal_proxy_allowed_apps),
             pass_through=settings.pass_through, catalog=catalog, metrics=metrics,
-            open_streams=open_streams, write_timeout=settings.write_timeout,
+            open_streams=open_streams, write_timeout=settings.write_timeout, meter=meter,
         ),
+        meter=meter,
         router=router,
         overview=OverviewService(TrafficWindow(metrics), upstream.pool, upstream.redis),
     )  # fmt: skip

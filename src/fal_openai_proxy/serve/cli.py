@@ -19,6 +19,7 @@ from ..base.settings import Settings
 from ..base.settings_doc import help_epilog, markdown
 from .app import ConfigError, create_app
 from .config_check import LOG_LEVELS, run_checks, validation_problems
+from .doctor import FAMILIES, as_json, as_table, diagnose, failed
 from .server import (
     DrainingServer,
     QuietServer,
@@ -36,6 +37,8 @@ SIMULATED_KEY = "simulated-fal-key"
 COMMANDS = {
     "serve": "run the server (the default)",
     "check-config": "validate the environment and .env, list every problem, exit 1 if any",
+    "doctor": "check-config, then fal keys, balance, one real call per family, Redis; exit 1 "
+    "on any failure",
     "settings-markdown": "print docs/configuration.md, generated from the settings",
 }
 
@@ -43,7 +46,7 @@ COMMANDS = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fal-openai-proxy",
-        usage="%(prog)s [serve | check-config | settings-markdown] [options]",
+        usage="%(prog)s [serve | check-config | doctor | settings-markdown] [options]",
         description="An OpenAI-compatible API for fal.ai's language, image, audio and video "
         "models. "
         "Every option can also be set in the environment or in .env.\n\ncommands:\n"
@@ -62,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", help="debug, info, warning or error (LOG_LEVEL)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    doctor = parser.add_argument_group(
+        "doctor (one minimal real call per family; --chat alone by default)"
+    )
+    for family in FAMILIES:
+        doctor.add_argument(f"--{family}", action="store_true", help=f"call the {family} family")
+    doctor.add_argument("--all", action="store_true", help="call every family")
+    doctor.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
@@ -93,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if args.command == "check-config":
         sys.exit(check_config(args))
+    if args.command == "doctor":
+        sys.exit(doctor(args))
     try:
         settings = load_settings(args)
     except ValidationError as exc:
@@ -121,6 +133,21 @@ def check_config(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"  - {problem}")
     return 1
+
+
+def doctor(args: argparse.Namespace) -> int:
+    problems = run_checks(flag_overrides(args))
+    try:
+        settings = load_settings(args)
+    except ValidationError:
+        print(f"fal-openai-proxy: {len(problems)} problem(s) in the configuration:")
+        print("\n".join(f"  - {problem}" for problem in problems))
+        return 1
+    logging.basicConfig(level=logging.ERROR)  # the table is the output; warnings would garble it
+    asked = [f for f in FAMILIES if getattr(args, f) or args.all] or ["chat"]
+    checks = uvloop.run(diagnose(settings, asked, problems))
+    print(as_json(checks) if args.json else as_table(checks))
+    return 1 if failed(checks) else 0
 
 
 def _announce(
@@ -204,6 +231,7 @@ def simulated_settings(settings: Settings, base: str) -> Settings:
         update={
             "fal_run_url": f"{base}/run",
             "fal_queue_url": f"{base}/queue",
+            "fal_api_url": f"{base}/platform",  # the model list, unit prices, the balance
             "fal_key": SecretStr(SIMULATED_KEY),
         }
     )

@@ -20,6 +20,8 @@ from pydantic import ValidationError
 from ..base.settings import Settings
 from ..fal.media_apps import MEDIA_APPS
 from ..services.catalog import load_models_file
+from ..services.pricing import load_price_table
+from ..translate.cost import PriceTableError
 
 Check = Callable[[Settings], Iterable[str]]
 CHECKS: list[Check] = []
@@ -119,6 +121,16 @@ def models_file(settings: Settings) -> Iterable[str]:
         yield f"MODELS_FILE: {path} cannot be read ({exc.strerror or type(exc).__name__})."
     except Exception as exc:  # JSON, YAML or shape errors: the message says which
         yield f"MODELS_FILE: {path} is not a valid model list: {exc}"
+
+
+@check
+def prices_file(settings: Settings) -> Iterable[str]:
+    if settings.prices_file is None:
+        return
+    try:
+        load_price_table(settings.prices_file)
+    except PriceTableError as exc:  # unreadable, bad syntax or a bad field: the message says
+        yield str(exc)
 
 
 @check

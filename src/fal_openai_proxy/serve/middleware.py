@@ -22,7 +22,7 @@ from ..fal.proxy_protocol import error_body as fal_error_body
 from ..openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
 from ..routes.registry import Auth, Body, Endpoint, EndpointIndex, Protocol
 from .console_auth import ConsoleAuth
-from .context import AccessLogFields, Client, clip, new_context, request_context
+from .context import Client, RequestContext, clip, new_context, request_context
 from .state import ProxyState
 
 access_log = logging.getLogger("fal_openai_proxy.access")
@@ -41,7 +41,7 @@ class RequestLogMiddleware:
             return
         request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
         request_id = request_id[:128]
-        fields = new_context(scope, request_id).log
+        context = new_context(scope, request_id)
         started = time.perf_counter()
         status = 500
 
@@ -57,9 +57,10 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            self._record(scope, fields, status, time.perf_counter() - started)
+            self._record(scope, context, status, time.perf_counter() - started)
 
-    def _record(self, scope: Scope, fields: AccessLogFields, status: int, seconds: float) -> None:
+    def _record(self, scope: Scope, context: RequestContext, status: int, seconds: float) -> None:
+        fields, usage = context.log, context.usage
         path = scope["path"]
         endpoint = self._endpoints.find(scope["method"], path)
         route = endpoint.template if endpoint is not None else "other"  # a bounded label
@@ -80,6 +81,8 @@ class RequestLogMiddleware:
                 "route": fields.route,
                 "fal_request_id": clip(fields.fal_request_id),
                 "error_type": fields.error_type,
+                "cost": usage.cost,  # USD; null: unknown
+                "cost_source": usage.cost_source,
             },
         )
 

@@ -14,6 +14,7 @@ from ..fal.client import FalClient
 from ..fal.files import FalFiles
 from ..fal.keys import KeyPool
 from ..fal.openrouter import OpenRouterClient
+from ..fal.pricing import UnitPrices
 from ..fal.proxy_client import FalProxyClient
 from ..fal.transport import Transport
 from ..services.audio import AudioService
@@ -24,6 +25,7 @@ from ..services.embeddings import EmbeddingsService
 from ..services.fal_proxy import FalProxyService
 from ..services.images import ImageService
 from ..services.overview import OverviewService
+from ..services.pricing import CostMeter
 from ..services.responses import ResponsesService
 from ..services.router import ModelRouter
 from ..store.redis import RedisStore
@@ -45,6 +47,7 @@ class Upstream:
     files: FalFiles  # fal's storage and CDN
     redis: RedisStore | None  # REDIS_URL: state shared with the other replicas
     fal_proxy: FalProxyClient  # fal's own clients' calls, relayed (/api/fal/proxy)
+    unit_prices: UnitPrices | None = None  # fal's unit prices, refreshed in the background
     pool: KeyPool | None = None  # the server's fal keys; None in pass-through mode
 
 
@@ -62,6 +65,7 @@ class Services:
     fal_proxy: FalProxyService
     router: ModelRouter  # MODEL_ROUTES: which fal route serves each chat model
     overview: OverviewService  # GET /admin/overview
+    meter: CostMeter  # each request's cost (services/pricing.py)
 
 
 @dataclass

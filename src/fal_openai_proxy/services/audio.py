@@ -46,19 +46,29 @@ from ..translate.audio import (
     vtt,
     wav_duration,
 )
+from ..translate.cost import Measure
 from ..translate.speech_audio import SPEECH_FORMATS, AudioError, SpeechEncoder, WavReader
 from .catalog import Catalog
 from .media import note_request, resolve_app
+from .pricing import CostMeter
 
 log = logging.getLogger(__name__)
 
 
 class AudioService:
-    def __init__(self, settings: Settings, fal: FalClient, files: FalFiles, catalog: Catalog):
+    def __init__(
+        self,
+        settings: Settings,
+        fal: FalClient,
+        files: FalFiles,
+        catalog: Catalog,
+        meter: CostMeter | None = None,
+    ):
         self._settings = settings
         self._fal = fal
         self._files = files
         self._catalog = catalog
+        self._meter = meter
 
     async def transcribe(
         self, form: Form, task: str, context: RequestContext, receive: Receive
@@ -104,9 +114,22 @@ class AudioService:
         context.log.fal_request_id = result.request_id
         duration = wav_duration(file.data) if content_type == "audio/wav" else None
         context.usage.audio_seconds_in = audio_seconds(result.output, duration)
+        self._settle(context, app.app_id, model, result.billable_units)
         if stream:
             return Response(transcript_events(result.output), headers=dict(_SSE_HEADERS))
         return _transcript(result.output, response_format, task, language, duration, temperature)
+
+    def _settle(
+        self, context: RequestContext, app: str, model: str | None, units: float | None
+    ) -> None:
+        """The request's cost: fal's billable units, else the table's price per second of
+        audio in or out (whichever the request has measured)."""
+        if self._meter is None:
+            return
+        usage = context.usage
+        usage.fal_app, usage.billable_units = app, units
+        seconds = usage.audio_seconds_in or usage.audio_seconds_out
+        self._meter.settle(usage, model=model, used=Measure(audio_seconds=seconds))
 
     async def _file_url(self, data: bytes, content_type: str, client_key: str | None) -> str:
         if len(data) <= self._settings.inline_file_bytes:
@@ -134,9 +157,12 @@ class AudioService:
             # The first bytes before the status line: a failure until then is a proper error.
             encoding, first = await until_disconnect(start_encoding(chunks, target), receive)
             rest = encoded(chunks, encoding, context.usage)
+            # Priced now, by fal's billable units: the seconds out are known only at the end.
+            self._settle(context, app.app_id, request.model, result.billable_units)
             return AudioStreamResponse(first, rest, SPEECH_FORMATS[target].content_type)
         first = await until_disconnect(anext(chunks, b""), receive)
         context.usage.audio_seconds_out = announced_seconds(first)
+        self._settle(context, app.app_id, request.model, result.billable_units)
         served = upstream.headers.get("content-type", "")
         content_type = next(
             t

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Protocol
 
 import orjson
@@ -26,6 +26,7 @@ from ..openai.errors import invalid_request
 from ..openai.sse import EventStreamResponse, until_disconnect
 from ..openai.tools import check_stream_options, check_tools, needs_openrouter
 from ..serve.context import RequestContext, clip_all
+from ..translate.cost import Measure, reported_cost
 from ..translate.errors import to_openai_error
 from ..translate.request import FalCall, build_fal_call
 from ..translate.response import (
@@ -41,6 +42,7 @@ from ..translate.response import (
 from ..translate.stream import StreamTranslator
 from .catalog import Catalog
 from .openrouter import OpenRouterChatService
+from .pricing import CostMeter
 from .router import AUTO, OPENAI, ModelRouter
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,9 @@ class ChatService:
         open_streams: set[asyncio.Task[None]],
         routes: ModelRouter | None = None,
         openrouter: OpenRouterChatService | None = None,
+        meter: CostMeter | None = None,
     ) -> None:
+        self._meter = meter
         self._routes = routes or ModelRouter([])
         self._openrouter = openrouter
         self._prompt_routed = metrics.upstream_routes.labels("chat", "prompt")
@@ -153,7 +157,31 @@ class ChatService:
         )
         result = await until_disconnect(run(call.app, call.input, context.fal_key), receive)
         context.log.fal_request_id = result.request_id
+        usage = result.output.get("usage")
+        cost = reported_cost(usage)
+        self.settle(context, chat.model, call.app, result.billable_units, map_usage(usage), cost)
         return Response(self.completion(chat, result, context), media_type="application/json")
+
+    def settle(
+        self,
+        context: RequestContext,
+        model: str,
+        app: str,
+        units: float | None,
+        tokens: Mapping[str, int] | None,
+        reported: float | None,
+    ) -> None:
+        """The request's usage and cost (OpenRouter's figure when the app passes it on)."""
+        if self._meter is None:
+            return
+        usage = context.usage
+        usage.fal_app = app
+        usage.billable_units = units
+        used = Measure(
+            input_tokens=tokens["prompt_tokens"] if tokens else None,
+            output_tokens=tokens["completion_tokens"] if tokens else None,
+        )
+        self._meter.settle(usage, model=model, used=used, reported=reported)
 
     def completion(
         self, chat: ChatCompletionRequest, result: QueueResult, context: RequestContext
@@ -190,15 +218,29 @@ class ChatService:
             stops=chat.stop_sequences,
             show_reasoning=not chat.reasoning_hidden,
         )
+
+        def settle() -> None:  # at the stream's end, whatever ended it
+            self.settle(
+                context,
+                chat.model,
+                call.app,
+                stream.billable_units,
+                translator.usage,
+                translator.reported_cost,
+            )
+
         return EventStreamResponse(
-            self.frames(stream, translator),
+            self.frames(stream, translator, settle),
             self._open_streams,
             FAREWELL,
             self._settings.write_timeout,
         )
 
     async def frames(
-        self, stream: EventSource, translator: StreamTranslator
+        self,
+        stream: EventSource,
+        translator: StreamTranslator,
+        on_end: Callable[[], None] | None = None,
     ) -> AsyncIterator[bytes]:
         """The client's frames: role chunk, deltas, finish, usage, [DONE]; errors in-band."""
         metrics = self._metrics
@@ -225,6 +267,8 @@ class ChatService:
         finally:
             stream.close()
             metrics.streams_in_flight.dec()
+            if on_end is not None:
+                on_end()
 
     def _error_frames(self, exc: FalError) -> bytes:
         body = to_openai_error(exc, pass_through=self._settings.pass_through).body()

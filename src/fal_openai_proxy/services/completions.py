@@ -19,6 +19,7 @@ from ..openai.completions import CompletionRequest
 from ..openai.sse import EventStreamResponse, until_disconnect
 from ..serve.context import RequestContext, clip_all
 from ..translate.completions import TextCompletionEncoder, text_completion_body
+from ..translate.cost import reported_cost
 from ..translate.response import cut_at_stop, map_usage
 from ..translate.stream import StreamTranslator
 from .catalog import Catalog
@@ -43,6 +44,7 @@ class CompletionsService:
         self._catalog = catalog
         self._open_streams = open_streams
         self._frames = chat.frames
+        self._settle = chat.settle  # the request's usage and cost, as for chat
         self._routed = metrics.upstream_routes.labels("completions", "prompt")
 
     def fal_input(self, request: CompletionRequest, fal_model: str) -> dict[str, Any]:
@@ -85,8 +87,13 @@ class CompletionsService:
             fields.fal_request_id = stream.request_id
             encoder = TextCompletionEncoder(request.model, include_usage=request.include_usage)
             translator = StreamTranslator(encoder, stops=request.stop_sequences)
+
+            def settle() -> None:  # at the stream's end, whatever ended it
+                self._settle(context, request.model, app, stream.billable_units,
+                             translator.usage, translator.reported_cost)  # fmt: skip
+
             return EventStreamResponse(
-                self._frames(stream, translator),
+                self._frames(stream, translator, settle),
                 self._open_streams,
                 FAREWELL,
                 self._settings.write_timeout,
@@ -100,7 +107,8 @@ class CompletionsService:
         fields.fal_request_id = result.request_id
         output = result.output.get("output")
         text, _ = cut_at_stop(output if isinstance(output, str) else "", request.stop_sequences)
-        body = text_completion_body(
-            model=request.model, text=text, usage=map_usage(result.output.get("usage"))
-        )
+        usage = map_usage(result.output.get("usage"))
+        cost = reported_cost(result.output.get("usage"))
+        self._settle(context, request.model, app, result.billable_units, usage, cost)
+        body = text_completion_body(model=request.model, text=text, usage=usage)
         return Response(orjson.dumps(body), media_type="application/json")

@@ -9,6 +9,8 @@ from starlette.types import Receive
 from ..fal.openrouter import EMBEDDINGS
 from ..openai.base import CheckedBody
 from ..serve.context import RequestContext
+from ..translate.cost import asked_for_accounting
+from ..translate.openrouter import chat_accounting
 from ..translate.openrouter_embeddings import repair_embeddings
 from .openrouter import OpenRouterService
 
@@ -20,7 +22,11 @@ class EmbeddingsService(OpenRouterService):
         request.body["model"] = self._catalog.chat_model(request.model)
         self.note("embeddings", request.model, False, context)
         self.log_input(request.body, context)
-        answer = await self.post(EMBEDDINGS, request.body, context, receive)
-        return Response(
-            orjson.dumps(repair_embeddings(answer, request.model)), media_type="application/json"
+        answer = repair_embeddings(
+            await self.post(EMBEDDINGS, request.body, context, receive), request.model
         )
+        # The body goes on as it is; OpenRouter's `usage.cost` reaches a client that asked
+        # for it (docs/fal-protocol.md §14.4).
+        used, cost = chat_accounting(answer["usage"], asked_for_accounting(request.body))
+        self.settle(context, request.model, used, cost)
+        return Response(orjson.dumps(answer), media_type="application/json")

@@ -43,8 +43,10 @@ from ..openai.errors import PERMISSION, ProxyError
 from ..openai.sse import ABORT_KEY, ClientGone, WriteWatch, cancelled_on_disconnect
 from ..serve.context import Client, RequestContext, Usage
 from ..store.redis import RedisStore
+from ..translate.cost import Measure
 from ..translate.errors import to_openai_error
 from .catalog import Catalog
+from .pricing import CostMeter
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +123,9 @@ class FalProxyService:
         metrics: Metrics,
         open_streams: set[asyncio.Task[None]],
         write_timeout: float,
+        meter: CostMeter | None = None,
     ) -> None:
+        self._meter = meter
         self._client = client
         self._requests = requests
         self._allowed = allowed_apps
@@ -223,6 +227,8 @@ class FalProxyService:
         if not 200 <= response.status < 300:
             fields.error_type = f"fal_{response.status}"
         context.usage.billable_units = _billable_units(response.headers)
+        if self._meter is not None:  # fal's billable units x its unit price, if both are known
+            self._meter.settle(context.usage, model=context.usage.fal_app, used=Measure())
         on_end: Callable[[bytes], Awaitable[None]] | None = None
         lease = opened.lease
         if target.kind == "submit" and lease.pool is not None and target.app is not None:

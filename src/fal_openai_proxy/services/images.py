@@ -26,15 +26,18 @@ from ..openai.forms import Form, FormFile
 from ..openai.images import ImageGenerationRequest
 from ..openai.sse import until_disconnect
 from ..serve.context import RequestContext
+from ..translate.cost import Measure, billed_megapixels
 from ..translate.images import (
     ImageParams,
     build_image_input,
+    image_sizes,
     image_urls,
     images_body,
     revised_prompt,
 )
 from .catalog import Catalog
 from .media import note_request, resolve_app
+from .pricing import CostMeter
 
 log = logging.getLogger(__name__)
 # Image types fal's edit apps accept (docs/fal-protocol.md §12.2), told apart by their first bytes.
@@ -56,11 +59,19 @@ def sniff_image(data: bytes) -> str | None:
 
 
 class ImageService:
-    def __init__(self, settings: Settings, fal: FalClient, files: FalFiles, catalog: Catalog):
+    def __init__(
+        self,
+        settings: Settings,
+        fal: FalClient,
+        files: FalFiles,
+        catalog: Catalog,
+        meter: CostMeter | None = None,
+    ):
         self._settings = settings
         self._fal = fal
         self._files = files
         self._catalog = catalog
+        self._meter = meter
 
     async def generate(
         self, request: ImageGenerationRequest, context: RequestContext, receive: Receive
@@ -75,8 +86,9 @@ class ImageService:
             request.output_format,
         )
         fal_input = build_image_input(app, params)
-        note_request(context, self._catalog, request.model or app.app_id, app)
-        return await self._run(app, fal_input, request.response_format, context, receive)
+        model = request.model or app.app_id
+        note_request(context, self._catalog, model, app)
+        return await self._run(app, model, fal_input, request.response_format, context, receive)
 
     async def edit(self, form: Form, context: RequestContext, receive: Receive) -> Response:
         model = form.text("model")
@@ -116,7 +128,8 @@ class ImageService:
             form.number("strength", float, 0.01, 1.0),
         )
         fal_input = build_image_input(app, params)
-        note_request(context, self._catalog, model or app.app_id, app)
+        model = model or app.app_id
+        note_request(context, self._catalog, model, app)
         urls = await until_disconnect(
             self._file_urls([*images, *masks[:1]], context.fal_key), receive
         )
@@ -126,7 +139,7 @@ class ImageService:
             fal_input["image_url"] = urls[0]
         if masks:
             fal_input["mask_url"] = urls[-1]
-        return await self._run(app, fal_input, response_format, context, receive)
+        return await self._run(app, model, fal_input, response_format, context, receive)
 
     async def _file_urls(self, files: list[FormFile], client_key: str | None) -> list[str]:
         """Each image as fal will read it: a data URI if small, else a fal storage URL."""
@@ -150,6 +163,7 @@ class ImageService:
     async def _run(
         self,
         app: MediaApp,
+        model: str,
         fal_input: dict[str, Any],
         response_format: str | None,
         context: RequestContext,
@@ -164,6 +178,12 @@ class ImageService:
         urls = image_urls(result.output)
         if not urls:
             raise FalBrokenError("fal's answer has no images")
+        if self._meter is not None:
+            usage = context.usage
+            usage.fal_app, usage.billable_units = app.app_id, result.billable_units
+            sizes = image_sizes(result.output)
+            used = Measure(images=len(urls), megapixels=billed_megapixels(sizes))
+            self._meter.settle(usage, model=model, used=used)
         b64 = None
         if response_format == "b64_json":
             b64 = await until_disconnect(self._encode_all(urls), receive)

@@ -24,10 +24,17 @@ from ..openai.chat import ChatCompletionRequest
 from ..openai.errors import invalid_request
 from ..openai.sse import EventStreamResponse, until_disconnect
 from ..serve.context import RequestContext
+from ..translate.cost import Measure, asked_for_accounting, with_accounting
 from ..translate.errors import to_openai_error
-from ..translate.openrouter import ChatChunkRepair, repair_completion, upstream_chat_body
+from ..translate.openrouter import (
+    ChatChunkRepair,
+    chat_accounting,
+    repair_completion,
+    upstream_chat_body,
+)
 from ..translate.response import DONE, KEEPALIVE, error_frame
 from .catalog import Catalog
+from .pricing import CostMeter
 
 log = logging.getLogger(__name__)
 OPENAI = "openai"
@@ -38,6 +45,10 @@ class Repair(Protocol):
 
     @property
     def over(self) -> bool: ...
+    @property
+    def used(self) -> Measure: ...
+    @property
+    def reported(self) -> float | None: ...
     def feed(self, data: bytes) -> bytes: ...
     def end(self) -> bytes: ...
 
@@ -52,12 +63,14 @@ class OpenRouterService:
         catalog: Catalog,
         metrics: Metrics,
         open_streams: set[asyncio.Task[None]],
+        meter: CostMeter | None = None,
     ) -> None:
         self._settings = settings
         self._client = client
         self._catalog = catalog
         self._metrics = metrics
         self._open_streams = open_streams
+        self._meter = meter
 
     def note(self, endpoint: str, model: str, stream: bool, context: RequestContext) -> None:
         self._catalog.note(context, model, stream=stream, route=OPENAI, fal_app=OPENROUTER_APP)
@@ -72,6 +85,7 @@ class OpenRouterService:
     ) -> dict[str, Any]:
         reply = await until_disconnect(self._client.post(endpoint, body, context.fal_key), receive)
         context.log.fal_request_id = reply.request_id
+        context.usage.billable_units = reply.billable_units
         return reply.body
 
     async def open(
@@ -81,10 +95,23 @@ class OpenRouterService:
             self._client.open_stream(endpoint, body, context.fal_key), receive
         )
         context.log.fal_request_id = stream.request_id
+        context.usage.billable_units = stream.billable_units
         return stream
 
+    def settle(
+        self, context: RequestContext, model: str, used: Measure, reported: float | None
+    ) -> None:
+        """The request's usage and cost, OpenRouter's own figure first."""
+        if self._meter is not None:
+            self._meter.settle(context.usage, model=model, used=used, reported=reported)
+
     async def frames(
-        self, stream: OpenRouterStream, repair: Repair, on_error: Any
+        self,
+        stream: OpenRouterStream,
+        repair: Repair,
+        on_error: Any,
+        context: RequestContext | None = None,
+        model: str = "",
     ) -> AsyncIterator[bytes]:
         """Repaired frames; keep-alives while the upstream is silent; a failure after the
         stream began in-band, in the stream's own framing (`on_error`)."""
@@ -114,6 +141,8 @@ class OpenRouterService:
         finally:
             stream.close()
             metrics.streams_in_flight.dec()
+            if context is not None:  # at the stream's end, whatever ended it
+                self.settle(context, model, repair.used, repair.reported)
 
     def error_body(self, exc: FalError) -> dict[str, Any]:
         return to_openai_error(exc, pass_through=self._settings.pass_through).body()
@@ -136,20 +165,31 @@ class OpenRouterChatService(OpenRouterService):
         parsed = orjson.loads(raw)
         if not isinstance(parsed, dict):  # validated already; a guard for type checkers
             raise invalid_request("The body must be a JSON object.", code="invalid_json")
-        body = upstream_chat_body(parsed)
+        # OpenRouter's usage accounting is asked for every call; its cost fields reach only a
+        # client that asked for them itself (docs/fal-protocol.md §14.4).
+        asked = asked_for_accounting(parsed)
+        body = with_accounting(upstream_chat_body(parsed))
         body["model"] = fal_model or chat.model
         stream = bool(chat.stream)
         self.note("chat", chat.model, stream, context)
         self.log_input(body, context)
         if not stream:
-            answer = await self.post("chat/completions", body, context, receive)
-            return Response(
-                orjson.dumps(repair_completion(answer, chat.model)), media_type="application/json"
+            answer = repair_completion(
+                await self.post("chat/completions", body, context, receive), chat.model
             )
+            usage = answer.get("usage")
+            used, cost = chat_accounting(usage, asked) if usage is not None else (Measure(), None)
+            self.settle(context, chat.model, used, cost)
+            return Response(orjson.dumps(answer), media_type="application/json")
         upstream = await self.open("chat/completions", body, context, receive)
-        repair = ChatChunkRepair(chat.model, include_usage=chat.include_usage)
+        # OpenRouter sends its usage chunk to a client that asked for `usage.include`.
+        repair = ChatChunkRepair(
+            chat.model, include_usage=chat.include_usage or asked, keep_accounting=asked
+        )
         return EventStreamResponse(
-            self.frames(upstream, repair, self._chat_error), self._open_streams, farewell
+            self.frames(upstream, repair, self._chat_error, context, chat.model),
+            self._open_streams,
+            farewell,
         )
 
     def _chat_error(self, exc: FalError) -> bytes:

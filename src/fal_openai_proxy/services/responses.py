@@ -13,7 +13,12 @@ from ..fal.openrouter import RESPONSES
 from ..openai.base import CheckedBody
 from ..openai.sse import EventStreamResponse
 from ..serve.context import RequestContext
-from ..translate.openrouter_responses import ResponsesStreamRepair, repair_response
+from ..translate.cost import asked_for_accounting
+from ..translate.openrouter_responses import (
+    ResponsesStreamRepair,
+    repair_response,
+    response_accounting,
+)
 from .openrouter import OpenRouterService
 
 SHUTTING_DOWN = "The server is shutting down; retry the request."
@@ -26,21 +31,24 @@ class ResponsesService(OpenRouterService):
         request.body["model"] = self._catalog.chat_model(request.model)
         self.note("responses", request.model, request.stream, context)
         self.log_input(request.body, context)
+        # The body goes on as it is (OpenRouter documents `usage.include` for chat only);
+        # its `usage.cost` reaches a client that asked for it (docs/fal-protocol.md §14.4).
+        asked = asked_for_accounting(request.body)
         if not request.stream:
             answer = await self.post(RESPONSES, request.body, context, receive)
-            return Response(
-                orjson.dumps(repair_response(answer, request.model)),
-                media_type="application/json",
-            )
+            response = repair_response(answer, request.model)
+            used, cost = response_accounting(response, asked)
+            self.settle(context, request.model, used, cost)
+            return Response(orjson.dumps(response), media_type="application/json")
         upstream = await self.open(RESPONSES, request.body, context, receive)
-        repair = ResponsesStreamRepair(request.model)
+        repair = ResponsesStreamRepair(request.model, keep_accounting=asked)
 
         def on_error(exc: FalError) -> bytes:
             error = self.error_body(exc)["error"]
             code = "rate_limit_exceeded" if error.get("code") == "rate_limit_exceeded" else None
             return repair.failed(str(error["message"]), code or "server_error")
 
-        frames = self.frames(upstream, repair, on_error)
+        frames = self.frames(upstream, repair, on_error, context, request.model)
         return ResponsesEventStream(frames, self._open_streams, repair)
 
 

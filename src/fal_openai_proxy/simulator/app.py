@@ -20,7 +20,7 @@ from .state import SimulatorState
 _STREAM_SUFFIX = "/stream"
 # Every /_sim/ answer says what it is: a test double's control API, never fal itself.
 _CONTROL_HEADER = (b"x-fal-simulator", b"fal simulator control endpoint")
-_KEY_FIELDS = ("keys", "forbidden_keys", "locked_keys", "rate_limited_keys")
+_KEY_FIELDS = ("keys", "forbidden_keys", "locked_keys", "rate_limited_keys", "billing_keys")
 
 
 def key_label(key: str | None) -> str | None:

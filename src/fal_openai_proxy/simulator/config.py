@@ -34,13 +34,19 @@ class SimulatorConfig:
     upload_status: int = 200
     # Caps the request log and the job table so long benchmarks cannot exhaust memory.
     history_limit: int = 100_000
+    # fal's billing API (docs/fal-protocol.md §14.3): the keys with the `billing:usage:read`
+    # scope (None: every accepted key), and the account's balance in USD.
+    billing_keys: set[str] | None = None
+    balance: float = 100.0
 
 
-_SET_FIELDS = frozenset({"keys", "forbidden_keys", "locked_keys", "rate_limited_keys"})
-_FLOAT_FIELDS = frozenset({"latency_ms", "interval_ms"})
+_SET_FIELDS = frozenset(
+    {"keys", "forbidden_keys", "locked_keys", "rate_limited_keys", "billing_keys"}
+)
+_FLOAT_FIELDS = frozenset({"latency_ms", "interval_ms", "balance"})
 _INT_FIELDS = frozenset({"events", "key_concurrency", "history_limit", "upload_status"})
 _STR_FIELDS = frozenset({"run_prefix", "queue_prefix"})
-_NULLABLE = frozenset({"keys", "key_concurrency"})
+_NULLABLE = frozenset({"keys", "key_concurrency", "billing_keys"})
 
 
 class ConfigError(ValueError):

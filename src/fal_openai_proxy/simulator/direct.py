@@ -9,7 +9,7 @@ import orjson
 
 from .asgi import JSON_TYPE, SSE_HEADERS, DisconnectWatch, SimulatedDrop, send_bytes
 from .common import Call, Prepared
-from .directives import Directives
+from .directives import Directives, units_header
 from .state import SimulatorState
 from .text import Event, render, stream_events
 
@@ -47,7 +47,8 @@ async def _respond(call: Call, p: Prepared) -> None:
         return
     payload = orjson.dumps(render(p.inp, p.clean_prompt, p.app, d).body())
     if d.drop_at is None:
-        await send_bytes(call.send, 200, payload, call.id_header, JSON_TYPE)
+        headers = [*call.id_header, *units_header(d.billable_units)]
+        await send_bytes(call.send, 200, payload, headers, JSON_TYPE)
         return
     # No content-length: chunked framing, so cutting the connection leaves the body unfinished.
     headers = [(b"content-type", b"application/json"), *call.id_header]
@@ -96,7 +97,7 @@ async def stream(call: Call, state: SimulatorState, p: Prepared) -> None:
         if d.hang == "before_headers" or await watch.pause(latency):
             await _until_gone(call, state, watch)
             return
-        headers = [*SSE_HEADERS, *call.id_header]
+        headers = [*SSE_HEADERS, *call.id_header, *units_header(d.billable_units)]
         await call.send({"type": "http.response.start", "status": 200, "headers": headers})
         state.open_streams += 1
         opened = True

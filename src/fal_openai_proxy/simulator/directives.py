@@ -74,6 +74,9 @@ class Directives:
     finish_error: bool = False
     no_done: bool = False
     no_completed: bool = False
+    # fal's `x-fal-billable-units` on the answer (docs/fal-protocol.md §14.2), on any app
+    billable_units: float | None = None
+    no_cost: bool = False  # a usage without OpenRouter's `cost` (docs/fal-protocol.md §14.4)
     # The text-to-speech file (simulator/media.py): "float" (32-bit float samples), "stereo",
     # "streamed" (sizes left unknown, as a WAV written while it is made) or "not_wav"
     speech_audio: str | None = None
@@ -166,6 +169,8 @@ def build(objects: list[dict[str, Any]]) -> Directives:
         finish_error=merged.get("finish_error") is True,
         no_done=merged.get("no_done") is True,
         no_completed=merged.get("no_completed") is True,
+        billable_units=_units(merged.get("billable_units")),
+        no_cost=merged.get("no_cost") is True,
         speech_audio=_str(merged.get("speech_audio")),
     )
 
@@ -184,6 +189,20 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         return None
     return min(max(0.0, float(value)), MAX_DELAY_MS)
+
+
+def _units(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1e9:
+        return None
+    return float(value)
+
+
+def units_header(units: float | None) -> list[tuple[bytes, bytes]]:
+    """The `x-fal-billable-units` header for `units` (none for None)."""
+    if units is None:
+        return []
+    text = str(int(units)) if units == int(units) else repr(units)
+    return [(b"x-fal-billable-units", text.encode())]
 
 
 def _int(value: Any, limit: int = MAX_COUNT) -> int | None:

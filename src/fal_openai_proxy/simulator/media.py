@@ -86,14 +86,18 @@ class MediaSpec:
     # What an image app returns besides `images` (fal-js `types/endpoints.ts`: flux's outputs
     # echo `prompt`; Ideogram v2 gives `images` and `seed`; Recraft v3 `images` only).
     extras: tuple[str, ...] = ("seed", "prompt", "has_nsfw_concepts")
+    # What one billable unit is (docs/fal-protocol.md §14.2): "megapixel" (each image rounded
+    # up to a whole one), "image", "second" (of input audio), "kchar" (1000 characters, at
+    # least 1). platform.PRICES prices the same units.
+    billed_by: str = "image"
     # `language` when the input leaves it out: whisper detects (null), wizper assumes "en"
     # (docs/fal-protocol.md §12.3); `language: null` detects on both.
     default_language: str | None = None
 
 
 APPS: dict[str, MediaSpec] = {
-    "fal-ai/flux/dev": MediaSpec("image", size="image_size"),
-    "fal-ai/flux/schnell": MediaSpec("image", size="image_size"),
+    "fal-ai/flux/dev": MediaSpec("image", size="image_size", billed_by="megapixel"),
+    "fal-ai/flux/schnell": MediaSpec("image", size="image_size", billed_by="megapixel"),
     "fal-ai/flux-pro/v1.1": MediaSpec("image", size="image_size"),
     "fal-ai/flux-pro/v1.1-ultra": MediaSpec("image", size="aspect_ratio", ratios=_FLUX_RATIOS),
     "fal-ai/recraft/v3/text-to-image": MediaSpec(
@@ -108,11 +112,17 @@ APPS: dict[str, MediaSpec] = {
     "fal-ai/flux-pro/kontext/multi": MediaSpec(
         "image", size="aspect_ratio", ratios=_FLUX_RATIOS, image_field="image_urls"
     ),
-    "fal-ai/flux/dev/image-to-image": MediaSpec("image", image_field="image_url", strength=True),
-    "fal-ai/flux-pro/v1/fill": MediaSpec("image", image_field="image_url", mask=True),
-    "fal-ai/whisper": MediaSpec("stt"),
-    "fal-ai/wizper": MediaSpec("stt", languages_key="languages", default_language="en"),
-    "fal-ai/kokoro/american-english": MediaSpec("tts"),
+    "fal-ai/flux/dev/image-to-image": MediaSpec(
+        "image", image_field="image_url", strength=True, billed_by="megapixel"
+    ),
+    "fal-ai/flux-pro/v1/fill": MediaSpec(
+        "image", image_field="image_url", mask=True, billed_by="megapixel"
+    ),
+    "fal-ai/whisper": MediaSpec("stt", billed_by="second"),
+    "fal-ai/wizper": MediaSpec(
+        "stt", languages_key="languages", default_language="en", billed_by="second"
+    ),
+    "fal-ai/kokoro/american-english": MediaSpec("tts", billed_by="kchar"),
 }
 
 
@@ -121,6 +131,7 @@ class MediaAnswer(Answer):
     """A media app's output, kept in a queue job like a chat answer."""
 
     payload: dict[str, Any] = field(default_factory=dict)
+    billable_units: float | None = None  # sent as `x-fal-billable-units` with the result
 
     def body(self) -> dict[str, Any]:
         return self.payload
@@ -215,7 +226,7 @@ async def submit(call: Call, state: SimulatorState, app_id: str) -> None:
     latency_ms = state.config.latency_ms if directives.latency_ms is None else directives.latency_ms
     run_s = math.inf if directives.hang is not None else latency_ms / 1000
     inp = ChatInput(clean, None, "", False, None, None, None)
-    answer = MediaAnswer("", None, None, payload)
+    answer = MediaAnswer("", None, None, payload, billable_units(spec, body, payload, state))
     rid = call.request_id
     queue_s = (directives.queue_ms or 0) / 1000
     job = Job(rid, _chat_spec(app_id), inp, answer, directives, queue_s, run_s)
@@ -433,6 +444,24 @@ def _produce(
             "file_size": len(audio),
         }
     }
+
+
+def billable_units(
+    spec: MediaSpec, body: dict[str, Any], payload: dict[str, Any], state: SimulatorState
+) -> float:
+    """How many of the app's priced units the answer used (what a fal app would report)."""
+    if spec.billed_by == "megapixel":
+        return float(
+            sum(
+                max(1, math.ceil(i["width"] * i["height"] / (1024 * 1024)))
+                for i in payload["images"]
+            )
+        )
+    if spec.billed_by == "second":
+        return round(_wav_seconds(_file_bytes(body["audio_url"], state) or b"") or 1.0, 3)
+    if spec.billed_by == "kchar":
+        return max(1.0, len(str(body.get("prompt", ""))) / 1000)
+    return float(len(payload.get("images", [])) or 1)
 
 
 # fal's `image_size` presets (fal-js `types/endpoints.ts`, `ImageSize` enum; the pixel sizes

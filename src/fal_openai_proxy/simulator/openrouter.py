@@ -7,7 +7,8 @@ quoting it. Directives (``[[sim {...}]]`` in any message text) script failures: 
 (+ ``body``, ``headers``, ``ingress``, ``fail_times``, ``tag``) before the stream, in
 OpenRouter's ``{"error": {"code", "message"}}`` shape unless ``body`` says otherwise;
 ``error_at`` (an error chunk, or ``response.failed``), ``drop_at``, ``hang``,
-``latency_ms``, ``interval_ms``, ``events``, ``text``, ``usage``; and ``finish_error`` (a
+``latency_ms``, ``interval_ms``, ``events``, ``text``, ``usage``, ``no_cost``,
+``billable_units``; and ``finish_error`` (a
 200 whose choice ends with ``finish_reason: "error"``), ``no_done`` (no ``[DONE]``) and
 ``no_completed`` (a Responses stream that stops after its last item).
 """
@@ -26,7 +27,7 @@ import orjson
 
 from .asgi import SSE_HEADERS, DisconnectWatch, SimulatedDrop, read_body
 from .common import Call, check_auth, decode_body, parse_key, send_scripted_error
-from .directives import Directives, build, scan
+from .directives import Directives, build, scan, units_header
 from .schema_values import value_for
 from .state import SimulatorState
 from .text import pieces
@@ -80,7 +81,7 @@ async def handle(call: Call, state: SimulatorState, endpoint: str) -> None:
             call.log_disconnect(state)
             return
         if endpoint == "embeddings":
-            await _embeddings(call, body, model)
+            await _embeddings(call, body, model, directives)
         elif endpoint == "responses":
             await _responses(call, state, watch, body, model, directives)
         else:
@@ -223,6 +224,12 @@ def _usage(body: dict[str, Any], output: str) -> dict[str, Any]:
     }
 
 
+def _accounting(body: dict[str, Any]) -> bool:
+    """Whether the body asks for OpenRouter's usage accounting, `usage: {include: true}`."""
+    usage = body.get("usage")
+    return isinstance(usage, dict) and usage.get("include") is True
+
+
 def _logprobs(text: str) -> dict[str, Any]:
     tokens = [{"token": w, "logprob": -0.25, "bytes": list(w.encode()), "top_logprobs": []}
               for w in text.split(" ")]  # fmt: skip
@@ -249,6 +256,10 @@ async def _chat(
     call_id = f"call_{uuid.uuid4().hex[:24]}"
     finish = "tool_calls" if tool else "stop"
     usage = _usage(body, text + arguments)
+    if _accounting(body) and not d.no_cost:  # usage accounting (docs/fal-protocol.md §14.4)
+        usage["cost_details"] = {"upstream_inference_cost": None}
+    else:
+        del usage["cost"], usage["is_byok"]
     head = {"id": f"gen-{int(time.time())}-{uuid.uuid4().hex[:20]}", "provider": PROVIDER,
             "model": model, "created": int(time.time())}  # fmt: skip
     if not body.get("stream"):
@@ -271,7 +282,7 @@ async def _chat(
                   "choices": choices}  # fmt: skip
         if d.usage is not False:
             answer["usage"] = usage
-        await call.json(200, answer)
+        await call.json(200, answer, units_header(d.billable_units))
         return
     chunks = _chat_chunks(head, n, text, reasoning, tool, call_id, arguments, finish, d, body)
     if d.usage is not False:
@@ -345,7 +356,7 @@ def _deltas(text: str, count: int) -> list[str]:
 async def _send_stream(
     call: Call, state: SimulatorState, watch: DisconnectWatch, frames: list[bytes], d: Directives
 ) -> None:
-    headers = [*SSE_HEADERS, *call.id_header]
+    headers = [*SSE_HEADERS, *call.id_header, *units_header(d.billable_units)]
     await call.send({"type": "http.response.start", "status": 200, "headers": headers})
     state.open_streams += 1
     try:
@@ -436,8 +447,10 @@ async def _responses(
         final["usage"] = {"input_tokens": usage["prompt_tokens"],
                           "output_tokens": usage["completion_tokens"],
                           "total_tokens": usage["total_tokens"], "cost": usage["cost"]}  # fmt: skip
+        if d.no_cost:
+            del final["usage"]["cost"]
     if not body.get("stream"):
-        await call.json(200, final)
+        await call.json(200, final, units_header(d.billable_units))
         return
     events = _response_events(base, final, item, d)
     error_at = None if d.error_at is None else min(max(d.error_at, 0), len(events) - 1)
@@ -500,7 +513,7 @@ def vector(text: str, dimensions: int) -> list[float]:
     return [((digest[i % 32] - 128) / 128) for i in range(dimensions)]
 
 
-async def _embeddings(call: Call, body: dict[str, Any], model: str) -> None:
+async def _embeddings(call: Call, body: dict[str, Any], model: str, d: Directives) -> None:
     raw = body.get("input")
     inputs = [raw] if isinstance(raw, str) else raw
     if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
@@ -516,7 +529,9 @@ async def _embeddings(call: Call, body: dict[str, Any], model: str) -> None:
             embedding = base64.b64encode(struct.pack(f"<{dims}f", *values)).decode()
         data.append({"object": "embedding", "embedding": embedding, "index": index})
     tokens = sum(_words(t) for t in inputs)
+    usage: dict[str, Any] = {"prompt_tokens": tokens, "total_tokens": tokens}
+    if not d.no_cost:
+        usage["cost"] = 0.0000001 * tokens
     await call.json(200, {"id": f"gen-emb-{uuid.uuid4().hex[:16]}", "object": "list",
-                          "data": data, "model": model,
-                          "usage": {"prompt_tokens": tokens, "total_tokens": tokens,
-                                    "cost": 0.0}})  # fmt: skip
+                          "data": data, "model": model, "usage": usage},
+                    units_header(d.billable_units))  # fmt: skip

@@ -19,7 +19,7 @@ from .common import (
     send_scripted_error,
     start_timeout,
 )
-from .directives import Directives
+from .directives import Directives, units_header
 from .state import COMPLETED, IN_PROGRESS, IN_QUEUE, Job, SimulatorState
 from .text import render
 
@@ -188,7 +188,11 @@ async def _result(call: Call, job: Job) -> None:
         await call.detail(400, "Request is still in progress")
         return
     if job.error is None and job.answer is not None:
-        await call.json(200, job.answer.body())
+        # fal sends the billable units on the result (docs/fal-protocol.md §14.2).
+        units = job.directives.billable_units
+        if units is None:
+            units = getattr(job.answer, "billable_units", None)
+        await call.json(200, job.answer.body(), units_header(units))
         return
     # What fal_client's `_raise_for_status` reads: the status, `detail`, and `error_type` from
     # the body or the `x-fal-error-type` header (docs/fal-protocol.md §4.2).

@@ -75,6 +75,8 @@ def render(inp: ChatInput, clean_prompt: str, app: AppSpec, d: Directives) -> An
         reasoning = "Thinking about: " + topic
     with_usage = app.router if d.usage is None else d.usage
     usage = _usage(inp, output, reasoning) if with_usage else None
+    if usage is not None and d.no_cost:
+        del usage["cost"]
     return Answer(output, reasoning, usage)
 
 

@@ -117,6 +117,14 @@ def image_urls(output: dict[str, Any]) -> list[str]:
     return [u for u in urls if isinstance(u, str) and u]
 
 
+def image_sizes(output: dict[str, Any]) -> list[tuple[Any, Any]]:
+    """Each output image's (width, height) as fal states them (for billing by megapixel)."""
+    images = output.get("images")
+    if not isinstance(images, list):
+        images = [output["image"]] if isinstance(output.get("image"), dict) else []
+    return [(i.get("width"), i.get("height")) for i in images if isinstance(i, dict)]
+
+
 def images_body(
     created: int,
     urls: list[str] | None,

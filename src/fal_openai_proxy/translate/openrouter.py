@@ -16,6 +16,7 @@ import orjson
 
 from ..fal.decode import loads_object
 from ..fal.errors import FalBrokenError, UpstreamStreamError
+from .cost import Measure, reported_cost, strip_accounting
 from .response import DONE, SYSTEM_FINGERPRINT
 
 FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
@@ -92,17 +93,22 @@ class ChatChunkRepair:
     when asked for, and an upstream error raised instead of passed on."""
 
     __slots__ = (
-        "_created", "_id", "_include_usage", "_model", "_usage_sent", "finished", "over",
+        "_created", "_id", "_include_usage", "_keep_accounting", "_model", "_usage_sent",
+        "finished", "over", "reported", "used",
     )  # fmt: skip
 
-    def __init__(self, model: str, include_usage: bool) -> None:
+    def __init__(self, model: str, include_usage: bool, keep_accounting: bool = False) -> None:
         self._model = model
         self._include_usage = include_usage
+        # OpenRouter's cost fields reach the client only if it asked for them itself.
+        self._keep_accounting = keep_accounting
         self._id: str | None = None
         self._created: int | None = None
         self._usage_sent = False
         self.finished: set[int] = set()
         self.over = False  # [DONE] was sent
+        self.used = Measure()  # the tokens of the last usage seen
+        self.reported: float | None = None  # OpenRouter's `usage.cost`, if it came
 
     def feed(self, data: bytes) -> bytes:
         """The frames for one upstream event (b"" to drop it). `[DONE]` ends the stream."""
@@ -117,6 +123,8 @@ class ChatChunkRepair:
                 raise _choice_error(choice)
             self._repair_choice(choice, position)
         usage = _chat_usage(chunk.get("usage"))
+        if usage is not None:
+            self.used, self.reported = chat_accounting(usage, self._keep_accounting)
         if not choices:
             if usage is None or not self._include_usage or self._usage_sent:
                 return b""  # a debug chunk, or usage nobody asked for
@@ -230,6 +238,19 @@ def _chat_usage(usage: Any) -> dict[str, Any] | None:
         if details in usage and not isinstance(usage[details], dict):
             del usage[details]
     return usage
+
+
+def chat_accounting(usage: dict[str, Any], keep: bool) -> tuple[Measure, float | None]:
+    """A chat (or embeddings) usage's tokens and OpenRouter's cost; the cost fields are then
+    dropped from it unless `keep` (docs/fal-protocol.md §14.4)."""
+    used = Measure(
+        input_tokens=as_int(usage.get("prompt_tokens")),
+        output_tokens=as_int(usage.get("completion_tokens")),
+    )
+    cost = reported_cost(usage)
+    if not keep:
+        strip_accounting(usage)
+    return used, cost
 
 
 def raise_if_error(body: Mapping[str, Any]) -> None:

@@ -11,6 +11,7 @@ import orjson
 
 from ..fal.decode import loads_object
 from ..fal.errors import FalBrokenError
+from .cost import Measure, reported_cost, strip_accounting
 from .openrouter import as_int, error_from, is_int, new_id, raise_if_error
 
 # Fields OpenAI's `Response` always carries; OpenRouter may leave some out
@@ -73,25 +74,47 @@ def _fill_response(response: dict[str, Any], model: str) -> dict[str, Any]:
     return response
 
 
+def response_accounting(response: dict[str, Any], keep: bool) -> tuple[Measure, float | None]:
+    """A `response`'s tokens and OpenRouter's cost; the cost fields then dropped unless
+    `keep` (docs/fal-protocol.md §14.4)."""
+    usage = response.get("usage")
+    if not isinstance(usage, dict):
+        return Measure(), None
+    used = Measure(
+        input_tokens=as_int(usage.get("input_tokens")),
+        output_tokens=as_int(usage.get("output_tokens")),
+    )
+    cost = reported_cost(usage)
+    if not keep:
+        strip_accounting(usage)
+    return used, cost
+
+
 class ResponsesStreamRepair:
     """The route's Responses events -> our frames, in OpenAI's framing (`event:` lines, a
     rising `sequence_number`, no `[DONE]`). What the SDK's `responses.stream()` needs
     (docs/openai-clients.md): `response.created` first, one id throughout, and a terminal
     event at the end; an upstream error becomes `response.failed`."""
 
-    __slots__ = ("_added", "_done", "_model", "_seq", "response", "terminal")
+    __slots__ = (
+        "_added", "_done", "_keep_accounting", "_model", "_seq", "reported", "response",
+        "terminal", "used",
+    )  # fmt: skip
 
     @property
     def over(self) -> bool:
         return self.terminal
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, keep_accounting: bool = False) -> None:
         self._model = model
+        self._keep_accounting = keep_accounting
         self._seq = 0
         self._added: set[int] = set()
         self._done: dict[int, Any] = {}
         self.response: dict[str, Any] | None = None  # the latest snapshot
         self.terminal = False
+        self.used = Measure()
+        self.reported: float | None = None
 
     def feed(self, data: bytes) -> bytes:
         if data == b"[DONE]" or self.terminal:
@@ -116,6 +139,8 @@ class ResponsesStreamRepair:
             if self.response is not None:
                 response["id"] = self.response["id"]  # the SDK checks the id never changes
             event["response"] = self.response = _fill_response(response, self._model)
+            if isinstance(response.get("usage"), dict):
+                self.used, self.reported = response_accounting(response, self._keep_accounting)
             if kind == "response.completed" and not response["output"] and self._done:
                 response["output"] = [self._done[i] for i in sorted(self._done)]
         index = event.get("output_index")

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..fal.errors import FalEventError, FalIncompleteStream
+from .cost import reported_cost
 from .response import DONE, FrameEncoder, map_usage
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 class StreamTranslator:
     __slots__ = (
         "_holdback", "_output", "_partial", "_reasoning", "_sent", "_show_reasoning", "_stops",
-        "encoder", "first_content_sent", "stopped", "usage",
+        "encoder", "first_content_sent", "reported_cost", "stopped", "usage",
     )  # fmt: skip
 
     def __init__(
@@ -36,6 +37,7 @@ class StreamTranslator:
         self._reasoning = ""
         self.stopped = False  # a stop sequence was found: the answer is complete
         self.usage: dict[str, int] | None = None
+        self.reported_cost: float | None = None  # OpenRouter's `usage.cost`, if fal passed it
         self.first_content_sent = False
         self._partial = False  # fal's last event said `partial: true`: more was to come
 
@@ -47,6 +49,7 @@ class StreamTranslator:
         self._partial = event.get("partial") is True
         if (usage := map_usage(event.get("usage"))) is not None:
             self.usage = usage
+            self.reported_cost = reported_cost(event.get("usage"))
         frames = b""
         reasoning = event.get("reasoning")
         if isinstance(reasoning, str) and reasoning != self._reasoning:
