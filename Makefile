@@ -8,7 +8,7 @@ RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed-dev
 LINT_PATHS := src tests example.py examples $(wildcard bench)
 
-.PHONY: install install-run run test lint lint-deploy format docs screenshots check-config samples bench bench-quick bench-quick-run clean
+.PHONY: install install-run run test lint lint-deploy format docs screenshots check-config samples bench bench-quick bench-quick-run bench-tokens clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -86,6 +86,10 @@ bench-quick: $(STAMP)
 
 bench-quick-run: $(STAMP)  # the same, with FAL_NONSTREAM_MODE=run
 	$(BIN)/python -m bench.run --quick --nonstream-mode run
+
+# /v1/messages/count_tokens's estimate, without HTTP (bench/tokens.py).
+bench-tokens: $(STAMP)
+	$(BIN)/python -m bench.tokens
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

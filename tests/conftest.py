@@ -7,7 +7,9 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import anthropic
 import httpx
+import httpx2
 import openai
 import pytest
 
@@ -15,7 +17,8 @@ from fal_openai_proxy.base.logs import JsonFormatter
 from fal_openai_proxy.simulator import SimulatorConfig
 from fal_openai_proxy.simulator.server import SimulatorThread, start_simulator_thread
 
-from .support.schema import AsyncValidatingTransport, Recorder, ValidatingTransport
+from .support.anthropic_schema import AsyncValidatingTransport2, ValidatingTransport2
+from .support.schema import AsyncValidatingTransport, Recorder, ValidatingTransport, _Tap
 from .support.servers import (
     API_KEY,
     API_KEY_2,
@@ -148,6 +151,48 @@ async def make_async_client(recorder: Recorder) -> AsyncIterator[Callable[..., o
         client = openai.AsyncOpenAI(
             base_url=running.v1, api_key=api_key, max_retries=0, http_client=http_client, **kwargs
         )
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.close()
+
+
+@pytest.fixture(scope="session")
+def make_anthropic(recorder: Recorder) -> Iterator[Callable[..., anthropic.Anthropic]]:
+    """anthropic SDK clients whose every response is checked (tests/support/anthropic_schema.py)."""
+    made: list[anthropic.Anthropic] = []
+
+    def make(running: RunningProxy, api_key: str = "unused", **kwargs: Any) -> anthropic.Anthropic:
+        http_client = httpx2.Client(transport=ValidatingTransport2(recorder, _Tap), timeout=30)
+        client = anthropic.Anthropic(
+            base_url=running.base_url, api_key=api_key, max_retries=0, http_client=http_client,
+            **kwargs,
+        )  # fmt: skip
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+async def make_async_anthropic(
+    recorder: Recorder,
+) -> AsyncIterator[Callable[..., anthropic.AsyncAnthropic]]:
+    made: list[anthropic.AsyncAnthropic] = []
+
+    def make(
+        running: RunningProxy, api_key: str = "unused", **kwargs: Any
+    ) -> anthropic.AsyncAnthropic:
+        transport = AsyncValidatingTransport2(recorder, _Tap)
+        http_client = httpx2.AsyncClient(transport=transport, timeout=30)
+        client = anthropic.AsyncAnthropic(
+            base_url=running.base_url, api_key=api_key, max_retries=0, http_client=http_client,
+            **kwargs,
+        )  # fmt: skip
         made.append(client)
         return client
 

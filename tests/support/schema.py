@@ -28,6 +28,8 @@ from openai.types.audio import (
 )
 from openai.types.responses import Response, ResponseStreamEvent
 
+from .anthropic_schema import check_anthropic, is_anthropic
+
 SCHEMAS = json.loads((Path(__file__).parent.parent / "data" / "openai-schemas.json").read_text())
 _VALIDATORS = {
     name: Draft202012Validator(SCHEMAS[name])
@@ -153,7 +155,9 @@ class Recorder:
         path = request.url.path
         if request.method == "OPTIONS":  # CORS preflights are not OpenAI responses
             return
-        problems = check_response(path, response.status_code, response.headers, body, whole)
+        problems = check_response(
+            path, response.status_code, response.headers, body, whole, request.headers
+        )
         self.checked += 1
         self.failures += [
             f"{request.method} {path} -> {response.status_code}: {p}" for p in problems
@@ -161,11 +165,18 @@ class Recorder:
 
 
 def check_response(
-    path: str, status: int, headers: httpx.Headers, body: bytes, whole: bool
+    path: str,
+    status: int,
+    headers: httpx.Headers,
+    body: bytes,
+    whole: bool,
+    request_headers: Any = None,
 ) -> list[str]:
     ctype = headers.get("content-type", "")
     if not path.startswith("/v1/"):
         return []
+    if is_anthropic(path, request_headers or {}):
+        return check_anthropic(path, status, ctype, body, whole)
     if status >= 400:
         if "application/json" not in ctype:
             return [f"error without JSON content type: {ctype}"]

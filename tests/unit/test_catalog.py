@@ -99,6 +99,27 @@ def test_bare_openai_ids_stand_for_openais_models_on_fal(model: str, fal_id: str
     assert Catalog(ROUTER).fal_model(model) == fal_id
 
 
+@pytest.mark.parametrize(
+    ("model", "fal_id"),
+    [
+        ("claude-sonnet-4-5-20250929", "anthropic/claude-sonnet-4.5"),  # Claude Code's default
+        ("claude-haiku-4-5", "anthropic/claude-haiku-4.5"),
+        ("claude-opus-4-1-20250805", "anthropic/claude-opus-4.1"),
+        ("claude-sonnet-4-20250514", "anthropic/claude-sonnet-4"),
+        ("claude-3-5-haiku-latest", "anthropic/claude-3.5-haiku"),
+        ("claude-3-7-sonnet-20250219", "anthropic/claude-3.7-sonnet"),
+        ("claude-3-opus-20240229", "anthropic/claude-3-opus"),
+        ("claude-instant-1.2", "claude-instant-1.2"),  # not a shape OpenRouter has
+    ],
+)
+def test_anthropics_own_ids_stand_for_openrouters(model: str, fal_id: str) -> None:
+    catalog = Catalog(ROUTER)
+    assert catalog.fal_model(model) == fal_id
+    if "/" in fal_id:
+        catalog.check(ROUTER, model)
+        assert catalog.get(model)["owned_by"] == "anthropic"
+
+
 @pytest.mark.parametrize("app", [ROUTER, ANY_LLM])
 @pytest.mark.parametrize("model", ["gpt-4o", "o3", "gpt-4.1"])
 def test_retrieve_and_chat_agree_on_bare_openai_ids(app: str, model: str) -> None:

@@ -14,6 +14,7 @@ from . import (
     fal_proxy,
     health,
     images,
+    messages,
     models,
     responses,
 )
@@ -24,6 +25,7 @@ ENDPOINTS: list[Endpoint] = [
     *responses.ROUTES,
     *embeddings.ROUTES,
     *completions.ROUTES,
+    *messages.ROUTES,
     *models.ROUTES,
     *images.ROUTES,
     *audio.ROUTES,

@@ -39,6 +39,7 @@ class Protocol(StrEnum):
 
     OPENAI = "openai"  # `{"error": {...}}`; `Authorization: Bearer`
     FAL = "fal"  # fal's own clients: `{"detail", "message"}`; also `x-api-key`, `Key …`
+    ANTHROPIC = "anthropic"  # Anthropic's clients: `{"type": "error", ...}`; also `x-api-key`
 
 
 class Auth(StrEnum):

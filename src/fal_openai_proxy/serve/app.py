@@ -47,11 +47,13 @@ from ..services.completions import CompletionsService
 from ..services.embeddings import EmbeddingsService
 from ..services.fal_proxy import FalProxyService, SubmittedRequests
 from ..services.images import ImageService
+from ..services.messages import MessagesService
 from ..services.openrouter import OpenRouterChatService
 from ..services.overview import OverviewService, TrafficWindow
 from ..services.pricing import CostMeter, load_price_table
 from ..services.responses import ResponsesService
 from ..services.router import ModelRouter
+from ..services.tokens import Tokenizer
 from ..store.redis import RedisStore
 from ..translate.cost import PriceTable, PriceTableError
 from .console_auth import ConsoleAuth
@@ -102,6 +104,9 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
             refresher.start()  # in the background: start-up never waits for fal's list
         if unit_prices is not None:
             unit_prices.start()  # in the background too: a request never waits for a price
+        # Before the first request: building it holds the GIL for ~0.1 s, which a loop already
+        # serving would feel as a stall (docs/anthropic.md).
+        services.messages.tokenizer.load()
         services.overview.traffic.start()
         try:
             yield  # upstream connections are opened on first use
@@ -243,10 +248,10 @@ def build_services(
     openrouter = (settings, upstream.openrouter, catalog, metrics, open_streams, meter)
     per_model = {m.id: m.route for m in models or () if m.route}
     router = ModelRouter(settings.model_route_table, per_model)
+    openrouter_chat = OpenRouterChatService(*openrouter)
     chat = ChatService(
-        settings, fal, catalog, metrics, open_streams, router,
-        OpenRouterChatService(*openrouter), meter,
-    )  # fmt: skip
+        settings, fal, catalog, metrics, open_streams, router, openrouter_chat, meter
+    )
     return Services(
         catalog=catalog,
         chat=chat,
@@ -260,6 +265,9 @@ def build_services(
             allowed_apps=parse_app_globs(settings.fal_proxy_allowed_apps),
             pass_through=settings.pass_through, catalog=catalog, metrics=metrics,
             open_streams=open_streams, write_timeout=settings.write_timeout, meter=meter,
+        ),
+        messages=MessagesService(
+            settings, chat, openrouter_chat, catalog, fal, metrics, open_streams, Tokenizer()
         ),
         meter=meter,
         router=router,

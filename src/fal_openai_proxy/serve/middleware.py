@@ -17,6 +17,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..anthropic.errors import from_proxy_error, wants_anthropic_errors
 from ..base.metrics import Metrics
 from ..fal.proxy_protocol import error_body as fal_error_body
 from ..openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
@@ -132,8 +133,7 @@ class GuardMiddleware:
                 await self._limiter.admit(client)
         except ProxyError as exc:
             request_context(scope).log.error_type = exc.code or exc.type
-            fal = endpoint is not None and endpoint.protocol is Protocol.FAL
-            await send_error(send, exc, fal_error_body(exc.message) if fal else None)
+            await send_error(send, exc, _refusal_body(scope, endpoint, exc))
             return
         self._state.in_flight += 1
         try:
@@ -185,17 +185,22 @@ class GuardMiddleware:
         if scope["method"] != "GET" and has_body and body is not Body.ANY:
             _check_content_type(scope, body)  # a bodiless request carries nothing to forge
         context = request_context(scope)
-        fal = endpoint is not None and endpoint.protocol is Protocol.FAL
-        context.client = client = self._identify(scope, context.client, fal)
+        protocol = _protocol(scope, endpoint)
+        context.client = client = self._identify(scope, context.client, protocol)
         return client.id
 
-    def _identify(self, scope: Scope, client: Client, fal: bool = False) -> Client:
-        """Who is calling, from the key they sent; a 401 for a missing or wrong key. `fal`:
-        fal's own client, which may also send the key as `x-api-key`, and its fal key as
-        `Authorization: Key …` in pass-through mode (docs/fal-proxy.md)."""
+    def _identify(
+        self, scope: Scope, client: Client, protocol: Protocol = Protocol.OPENAI
+    ) -> Client:
+        """Who is calling, from the key they sent; a 401 for a missing or wrong key. fal's
+        own clients may also send the key as `x-api-key`, and their fal key as
+        `Authorization: Key …` in pass-through mode (docs/fal-proxy.md); Anthropic's send it
+        as `x-api-key` (docs/anthropic.md)."""
         token = _bearer(scope)
-        if fal:
+        if protocol is Protocol.FAL:
             token = _fal_client_token(scope, token, pass_through=self._pass_through)
+        elif protocol is Protocol.ANTHROPIC and not token:
+            token = (_header(scope, b"x-api-key") or "").strip() or None
         # The console's own calls (its playground): the admin's session, CSRF-checked.
         console = self._console
         if (
@@ -278,6 +283,25 @@ async def send_error(send: Send, exc: ProxyError, body: bytes | None = None) -> 
     await send({"type": "http.response.body", "body": exc.json() if body is None else body})
 
 
+def _protocol(scope: Scope, endpoint: Endpoint | None) -> Protocol:
+    """Whose client is calling: the endpoint's protocol; for an OpenAI-side path, Anthropic's
+    when the client sends `anthropic-version` (the anthropic SDK's `models.list()`), or for
+    an unknown path under /v1/messages."""
+    if endpoint is not None and endpoint.protocol is not Protocol.OPENAI:
+        return endpoint.protocol
+    return Protocol.ANTHROPIC if wants_anthropic_errors(scope) else Protocol.OPENAI
+
+
+def _refusal_body(scope: Scope, endpoint: Endpoint | None, exc: ProxyError) -> bytes | None:
+    """A refusal in the caller's protocol's shape (None: OpenAI's)."""
+    protocol = _protocol(scope, endpoint)
+    if protocol is Protocol.FAL:
+        return fal_error_body(exc.message)
+    if protocol is Protocol.ANTHROPIC:
+        return from_proxy_error(exc).json()
+    return None
+
+
 def _fal_client_token(scope: Scope, bearer: str | None, *, pass_through: bool) -> str | None:
     """The key a fal client sends: `Bearer`, or `x-api-key` (which fal's client never sends
     itself, so it cannot clash with a fal key the client also sends); in pass-through mode its
@@ -313,7 +337,8 @@ def _auth_error(token: str | None) -> ProxyError:
     if not token:
         return ProxyError(
             401,
-            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
+            "(or 'x-api-key: <key>').",
             type=AUTHENTICATION,
             code="missing_api_key",
         )

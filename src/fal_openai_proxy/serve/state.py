@@ -24,6 +24,7 @@ from ..services.completions import CompletionsService
 from ..services.embeddings import EmbeddingsService
 from ..services.fal_proxy import FalProxyService
 from ..services.images import ImageService
+from ..services.messages import MessagesService
 from ..services.overview import OverviewService
 from ..services.pricing import CostMeter
 from ..services.responses import ResponsesService
@@ -63,6 +64,7 @@ class Services:
     audio: AudioService
     completions: CompletionsService  # legacy text completions, on the prompt apps
     fal_proxy: FalProxyService
+    messages: MessagesService  # Anthropic's Messages API
     router: ModelRouter  # MODEL_ROUTES: which fal route serves each chat model
     overview: OverviewService  # GET /admin/overview
     meter: CostMeter  # each request's cost (services/pricing.py)

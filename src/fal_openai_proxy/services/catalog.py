@@ -62,6 +62,26 @@ OPENAI_EMBEDDING_IDS = (
 EMBEDDING_MODELS = tuple(f"openai/{m}" for m in OPENAI_EMBEDDING_IDS)
 _OPENAI_FAMILIES = re.compile(r"(gpt-|chatgpt-|o[1-9](-|$)|text-embedding-)")
 OPENAI_OWNER = "openai"
+# Anthropic's own ids, as Claude Code and the anthropic SDK send them, dated or not
+# (`claude-sonnet-4-5-20250929`, `claude-3-5-haiku-latest`), stand for OpenRouter's
+# `anthropic/claude-sonnet-4.5` and `anthropic/claude-3.5-haiku` (docs/anthropic.md).
+_CLAUDE = re.compile(
+    r"claude-(?:(?P<generation>\d)(?:-(?P<point>\d))?-(?P<tier>[a-z]+)"
+    r"|(?P<name>[a-z]+)-(?P<major>\d)(?:-(?P<minor>\d))?)(?:-\d{8}|-latest)?"
+)
+
+
+def claude_model(model_id: str) -> str | None:
+    """OpenRouter's id for one of Anthropic's own ids, else None."""
+    match = _CLAUDE.fullmatch(model_id)
+    if match is None:
+        return None
+    if match["tier"]:  # claude-3-5-haiku: the generation before the tier
+        version = match["generation"] + (f".{match['point']}" if match["point"] else "")
+        return f"anthropic/claude-{version}-{match['tier']}"
+    version = match["major"] + (f".{match['minor']}" if match["minor"] else "")
+    return f"anthropic/claude-{match['name']}-{version}"
+
 
 # fal's platform categories (`metadata.category`) that the live list (FAL_MODELS_REFRESH=1)
 # keeps: True when the proxy serves every endpoint of the category, so each is listed; False
@@ -170,8 +190,11 @@ class Catalog:
             found = next((c for c in self._listed() if c.id == model_id), None)
         fal_id = self.fal_model(model_id) if found is None else model_id
         if found is None and self._servable(fal_id):
-            # The router forwards any OpenRouter id; a bare OpenAI id is OpenAI's model.
-            found = card(model_id) if fal_id == model_id else ModelCard(model_id, OPENAI_OWNER)
+            # The router forwards any OpenRouter id; a bare OpenAI or Anthropic id is its
+            # maker's model.
+            found = (
+                card(model_id) if fal_id == model_id else ModelCard(model_id, card(fal_id).owned_by)
+            )
         if found is None:
             raise model_not_found(model_id)
         return found.to_openai()
@@ -185,6 +208,8 @@ class Catalog:
             return model_id  # MODELS_FILE's own bare id, sent as it is
         if _OPENAI_FAMILIES.match(model_id):
             return f"{OPENAI_OWNER}/{model_id}"
+        if model_id.startswith("claude-"):
+            return claude_model(model_id) or model_id
         return model_id
 
     def _servable(self, fal_id: str) -> bool:

@@ -94,7 +94,7 @@ class ChatService:
     def plan(self, chat: ChatCompletionRequest, context: RequestContext) -> FalCall:
         """Check the request against our limits and the catalog; the fal call to make."""
         settings = self._settings
-        self._check_limits(chat)
+        self.check_limits(chat)
         call = build_fal_call(
             chat,
             chat_app=settings.fal_chat_app,
@@ -112,7 +112,7 @@ class ChatService:
             log.info("prompt", extra={"request_id": request_id, "fal_input": clip_all(call.input)})
         return call
 
-    def _check_limits(self, chat: ChatCompletionRequest) -> None:
+    def check_limits(self, chat: ChatCompletionRequest) -> None:
         limit = self._settings.max_messages
         if len(chat.messages) > limit:
             raise invalid_request(
@@ -142,7 +142,7 @@ class ChatService:
         # and a bare id that stands for nothing a 404, with tools or without.
         fal_model = self._catalog.chat_model(chat.model)
         if raw is not None and self._openrouter is not None and self.route(chat) == OPENAI:
-            self._check_limits(chat)
+            self.check_limits(chat)
             check_stream_options(chat)
             return await self._openrouter.complete(chat, raw, context, receive, FAREWELL, fal_model)
         check_supported(chat)

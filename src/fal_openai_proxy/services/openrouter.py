@@ -112,8 +112,9 @@ class OpenRouterService:
         on_error: Any,
         context: RequestContext | None = None,
         model: str = "",
+        keepalive: bytes = KEEPALIVE,
     ) -> AsyncIterator[bytes]:
-        """Repaired frames; keep-alives while the upstream is silent; a failure after the
+        """Repaired frames; `keepalive` while the upstream is silent; a failure after the
         stream began in-band, in the stream's own framing (`on_error`)."""
         metrics = self._metrics
         metrics.streams_in_flight.inc()
@@ -122,7 +123,7 @@ class OpenRouterService:
         try:
             async for event in stream.events():
                 if event is None:
-                    yield KEEPALIVE
+                    yield keepalive
                     continue
                 frames = repair.feed(event.data)
                 if frames:

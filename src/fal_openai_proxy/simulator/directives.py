@@ -74,6 +74,12 @@ class Directives:
     finish_error: bool = False
     no_done: bool = False
     no_completed: bool = False
+    # Chat on fal's OpenAI route (simulator/openai_chat.py)
+    tool: str | None = None  # the tool to call (when it is in `tools`)
+    tool_args: dict[str, Any] | None = None  # its arguments (else built from its schema)
+    tool_calls: tuple[dict[str, Any], ...] = ()  # several calls at once: [{"name", "arguments"}]
+    interleave: bool = False  # stream the calls' argument fragments mixed
+    redacted_reasoning: bool = False  # a `reasoning.encrypted` detail after the signed text
     # fal's `x-fal-billable-units` on the answer (docs/fal-protocol.md §14.2), on any app
     billable_units: float | None = None
     no_cost: bool = False  # a usage without OpenRouter's `cost` (docs/fal-protocol.md §14.4)
@@ -169,9 +175,22 @@ def build(objects: list[dict[str, Any]]) -> Directives:
         finish_error=merged.get("finish_error") is True,
         no_done=merged.get("no_done") is True,
         no_completed=merged.get("no_completed") is True,
+        tool=_str(merged.get("tool")),
+        tool_args=merged["tool_args"] if isinstance(merged.get("tool_args"), dict) else None,
+        tool_calls=_tool_calls(merged.get("tool_calls")),
+        interleave=merged.get("interleave") is True,
+        redacted_reasoning=merged.get("redacted_reasoning") is True,
         billable_units=_units(merged.get("billable_units")),
         no_cost=merged.get("no_cost") is True,
         speech_audio=_str(merged.get("speech_audio")),
+    )
+
+
+def _tool_calls(value: Any) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        c for c in value[:MAX_HEADERS] if isinstance(c, dict) and isinstance(c.get("name"), str)
     )
 
 

@@ -28,6 +28,14 @@ import orjson
 from .asgi import SSE_HEADERS, DisconnectWatch, SimulatedDrop, read_body
 from .common import Call, check_auth, decode_body, parse_key, send_scripted_error
 from .directives import Directives, build, scan, units_header
+from .openai_chat import (
+    ToolCall,
+    media_note,
+    plan_calls,
+    reasoning_details,
+    returned_reasoning_problem,
+    tool_results_since_assistant,
+)
 from .schema_values import value_for
 from .state import SimulatorState
 from .text import pieces
@@ -153,7 +161,9 @@ def _chat_tool(body: dict[str, Any]) -> dict[str, Any] | None:
              isinstance(t.get("function"), dict)]  # fmt: skip
     tools += [f for f in body.get("functions") or [] if isinstance(f, dict)]
     messages = body.get("messages") or []
-    return _pick_tool(tools, body.get("tool_choice"), messages[-1].get("role") if messages else "")
+    last = messages[-1].get("role") if messages and isinstance(messages[-1], dict) else ""
+    role = "tool" if tool_results_since_assistant(messages) else last
+    return _pick_tool(tools, body.get("tool_choice"), role)
 
 
 def _pick_tool(tools: list[dict[str, Any]], choice: Any, last_role: Any) -> dict[str, Any] | None:
@@ -187,10 +197,10 @@ def _chat_text(body: dict[str, Any], d: Directives) -> str:
         return orjson.dumps({"answer": _last_user_text(messages)}).decode()
     if d.text is not None:
         return d.text
-    last = messages[-1] if messages else {}
-    if isinstance(last, dict) and last.get("role") in ("tool", "function"):
-        return "The tool returned: " + _clean(" ".join(_texts({"messages": [last]})))
-    return "Simulated answer to: " + _last_user_text(messages)
+    results = tool_results_since_assistant(messages)
+    if results:
+        return "The tool returned: " + _clean(" ".join(_texts({"messages": results})))
+    return "Simulated answer to: " + _last_user_text(messages) + media_note(messages)
 
 
 def _reasoning(body: dict[str, Any], d: Directives) -> str | None:
@@ -247,15 +257,20 @@ async def _chat(
     model: str,
     d: Directives,
 ) -> None:
-    tool = _chat_tool(body)
-    text, _ = _cut_at_stop(_chat_text(body, d), body.get("stop"))
+    problem = returned_reasoning_problem(body)
+    if problem is not None:
+        await _openrouter_error(call, 400, problem)
+        return
+    calls = plan_calls(body, d, _chat_tool(body), value_for)
+    text, stopped = _cut_at_stop(_chat_text(body, d), body.get("stop"))
     reasoning = _reasoning(body, d)
+    details = reasoning_details(model, reasoning, d) if reasoning else []
     given = body.get("n")
     n: int = given if isinstance(given, int) and given > 1 else 1
-    arguments = orjson.dumps(value_for(tool.get("parameters"))).decode() if tool else ""
-    call_id = f"call_{uuid.uuid4().hex[:24]}"
-    finish = "tool_calls" if tool else "stop"
-    usage = _usage(body, text + arguments)
+    finish = "tool_calls" if calls else "stop"
+    # Anthropic's providers report the stop sequence natively (docs/fal-protocol.md §9.6).
+    native = "stop_sequence" if stopped and not calls else finish
+    usage = _usage(body, text + "".join(c.arguments for c in calls))
     if _accounting(body) and not d.no_cost:  # usage accounting (docs/fal-protocol.md §14.4)
         usage["cost_details"] = {"upstream_inference_cost": None}
     else:
@@ -265,13 +280,16 @@ async def _chat(
     if not body.get("stream"):
         choices = []
         for index in range(n):
-            message: dict[str, Any] = {"role": "assistant", "content": None if tool else text,
+            message: dict[str, Any] = {"role": "assistant", "content": None if calls else text,
                                        "refusal": None, "reasoning": reasoning}  # fmt: skip
-            if tool:
-                message["tool_calls"] = [{"id": call_id, "type": "function", "index": 0,
-                    "function": {"name": tool["name"], "arguments": arguments}}]  # fmt: skip
+            if details:
+                message["reasoning_details"] = details
+            if calls:
+                message["tool_calls"] = [{"id": c.id, "type": "function", "index": i,
+                    "function": {"name": c.name, "arguments": c.arguments}}
+                    for i, c in enumerate(calls)]  # fmt: skip
             choice: dict[str, Any] = {"logprobs": _logprobs(text) if body.get("logprobs") else None,
-                "finish_reason": finish, "native_finish_reason": finish, "index": index,
+                "finish_reason": finish, "native_finish_reason": native, "index": index,
                 "message": message}  # fmt: skip
             if d.finish_error:
                 choice["finish_reason"] = "error"
@@ -284,7 +302,7 @@ async def _chat(
             answer["usage"] = usage
         await call.json(200, answer, units_header(d.billable_units))
         return
-    chunks = _chat_chunks(head, n, text, reasoning, tool, call_id, arguments, finish, d, body)
+    chunks = _chat_chunks(head, n, text, details, calls, (finish, native), d, body)
     if d.usage is not False:
         chunks.append({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
     frames = [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks]
@@ -292,7 +310,7 @@ async def _chat(
     if error_at is not None:
         error_chunk = {**head, "object": "chat.completion.chunk",
             "error": {"code": 502, "message": d.error_message or "Simulated provider error",
-                      "metadata": {"error_type": "provider_unavailable"}},
+                      "metadata": {"error_type": d.error_type or "provider_unavailable"}},
             "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error",
                          "native_finish_reason": "error"}]}  # fmt: skip
         frames = [*frames[:error_at], b"data: " + orjson.dumps(error_chunk) + b"\n\n"]
@@ -305,19 +323,18 @@ def _chat_chunks(
     head: dict[str, Any],
     n: int,
     text: str,
-    reasoning: str | None,
-    tool: dict[str, Any] | None,
-    call_id: str,
-    arguments: str,
-    finish: str,
+    details: list[dict[str, Any]],
+    calls: list[ToolCall],
+    finish: tuple[str, str],
     d: Directives,
     body: dict[str, Any],
 ) -> list[dict[str, Any]]:
     count = d.events if d.events is not None else 4
 
-    def chunk(index: int, delta: dict[str, Any], reason: str | None = None) -> dict[str, Any]:
+    def chunk(index: int, delta: dict[str, Any], reason: str | None = None,
+              native: str | None = None) -> dict[str, Any]:  # fmt: skip
         choice: dict[str, Any] = {"index": index, "delta": delta, "finish_reason": reason,
-                                  "native_finish_reason": reason}  # fmt: skip
+                                  "native_finish_reason": native or reason}  # fmt: skip
         if body.get("logprobs") and delta.get("content"):
             choice["logprobs"] = _logprobs(delta["content"])
         return {**head, "object": "chat.completion.chunk", "choices": [choice]}
@@ -325,22 +342,56 @@ def _chat_chunks(
     chunks = []
     for index in range(n):
         chunks.append(chunk(index, {"role": "assistant", "content": ""}))
-        if reasoning:
-            chunks.append(chunk(index, {"role": "assistant", "content": "",
-                                        "reasoning": reasoning}))  # fmt: skip
-        if tool:
-            first = {"index": 0, "id": call_id, "type": "function",
-                     "function": {"name": tool["name"], "arguments": ""}}  # fmt: skip
-            chunks.append(chunk(index, {"role": "assistant", "content": None,
-                                        "tool_calls": [first]}))  # fmt: skip
-            for piece in _deltas(arguments, count):
-                part = {"index": 0, "function": {"arguments": piece}}
-                chunks.append(chunk(index, {"role": "assistant", "tool_calls": [part]}))
+        for delta in _reasoning_deltas(details, count):
+            chunks.append(chunk(index, delta))
+        if calls:
+            for delta in _call_deltas(calls, count, d.interleave):
+                chunks.append(chunk(index, delta))
         else:
             for piece in _deltas(text, count):
                 chunks.append(chunk(index, {"role": "assistant", "content": piece}))
-        chunks.append(chunk(index, {"role": "assistant", "content": ""}, finish))
+        chunks.append(chunk(index, {"role": "assistant", "content": ""}, *finish))
     return chunks
+
+
+def _reasoning_deltas(details: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    """OpenRouter's streamed reasoning: `reasoning` pieces, each also as a `reasoning.text`
+    detail fragment; the signature in a last fragment; an encrypted detail whole
+    (docs/fal-protocol.md §9.6)."""
+    deltas: list[dict[str, Any]] = []
+    for detail in details:
+        if detail["type"] != "reasoning.text":
+            deltas.append({"role": "assistant", "content": "", "reasoning_details": [detail]})
+            continue
+        fixed = {k: v for k, v in detail.items() if k not in ("text", "signature")}
+        for piece in _deltas(detail["text"], count):
+            fragment = {**fixed, "text": piece}
+            deltas.append({"role": "assistant", "content": "", "reasoning": piece,
+                           "reasoning_details": [fragment]})  # fmt: skip
+        last = {**fixed, "text": "", "signature": detail["signature"]}
+        deltas.append({"role": "assistant", "content": "", "reasoning_details": [last]})
+    return deltas
+
+
+def _call_deltas(calls: list[ToolCall], count: int, interleave: bool) -> list[dict[str, Any]]:
+    """Each call's first fragment (id, name), then its argument fragments: call after call,
+    or with `interleave` every call opened first and their fragments taken in turn."""
+    heads: list[dict[str, Any]] = [
+        {"role": "assistant", "content": None, "tool_calls": [{"index": i, "id": c.id,
+         "type": "function", "function": {"name": c.name, "arguments": ""}}]}
+        for i, c in enumerate(calls)
+    ]  # fmt: skip
+    pieces: list[list[dict[str, Any]]] = [
+        [{"role": "assistant", "tool_calls": [{"index": i, "function": {"arguments": p}}]}
+         for p in _deltas(c.arguments, count)]
+        for i, c in enumerate(calls)
+    ]  # fmt: skip
+    if not interleave:
+        return [delta for i in range(len(calls)) for delta in (heads[i], *pieces[i])]
+    mixed: list[dict[str, Any]] = list(heads)
+    for round_ in range(max((len(p) for p in pieces), default=0)):
+        mixed.extend(p[round_] for p in pieces if round_ < len(p))
+    return mixed
 
 
 def _deltas(text: str, count: int) -> list[str]:

@@ -253,6 +253,16 @@ def chat_accounting(usage: dict[str, Any], keep: bool) -> tuple[Measure, float |
     return used, cost
 
 
+def raise_if_failed(chunk: Mapping[str, Any]) -> None:
+    """Raise the upstream error a chunk (or answer) carries: a top-level `error`, or a choice
+    that ended with `finish_reason: "error"` (docs/fal-protocol.md §9.3)."""
+    raise_if_error(chunk)
+    choices = chunk.get("choices")
+    for choice in choices if isinstance(choices, list) else ():
+        if isinstance(choice, dict) and choice.get("finish_reason") == "error":
+            raise _choice_error(choice)
+
+
 def raise_if_error(body: Mapping[str, Any]) -> None:
     error = body.get("error")
     if error:

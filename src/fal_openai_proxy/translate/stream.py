@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class StreamTranslator:
     __slots__ = (
         "_holdback", "_output", "_partial", "_reasoning", "_sent", "_show_reasoning", "_stops",
-        "encoder", "first_content_sent", "reported_cost", "stopped", "usage",
+        "encoder", "first_content_sent", "reported_cost", "stop_found", "stopped", "usage",
     )  # fmt: skip
 
     def __init__(
@@ -36,6 +36,7 @@ class StreamTranslator:
         self._sent = 0  # characters of _output already sent
         self._reasoning = ""
         self.stopped = False  # a stop sequence was found: the answer is complete
+        self.stop_found: str | None = None  # which one
         self.usage: dict[str, int] | None = None
         self.reported_cost: float | None = None  # OpenRouter's `usage.cost`, if fal passed it
         self.first_content_sent = False
@@ -67,15 +68,18 @@ class StreamTranslator:
         Raises FalIncompleteStream if fal's stream ended while its last event still said
         `partial: true`: the answer was cut short, which a clean `stop` would hide.
         """
-        if self._partial and not self.stopped:
-            raise FalIncompleteStream("fal's stream ended before its final event")
-        frames = b""
-        if not self.stopped and self._sent < len(self._output):
-            frames += self._content(self._output[self._sent :])
-        frames += self.encoder.finish("stop")
+        frames = self.flush() + self.encoder.finish("stop")
         if self.encoder.include_usage:
             frames += self.encoder.usage(self.usage)
         return frames + DONE
+
+    def flush(self) -> bytes:
+        """The held-back tail at the end of fal's stream (FalIncompleteStream as above)."""
+        if self._partial and not self.stopped:
+            raise FalIncompleteStream("fal's stream ended before its final event")
+        if not self.stopped and self._sent < len(self._output):
+            return self._content(self._output[self._sent :])
+        return b""
 
     def _advance_reasoning(self, reasoning: str) -> str:
         previous, self._reasoning = self._reasoning, reasoning
@@ -103,6 +107,7 @@ class StreamTranslator:
             cut = min(found)
             new, self._sent = output[self._sent : cut], cut
             self.stopped = True
+            self.stop_found = next(s for s in self._stops if output.startswith(s, cut))
             return self._content(new)
         safe = max(self._sent, len(output) - self._holdback)
         new, self._sent = output[self._sent : safe], safe
