@@ -1,4 +1,4 @@
-"""``python -m bench.http_cpu``: CPU of fal/http.py alone, per request, on pooled connections.
+"""``python -m bench.http_cpu``: CPU of fal/http/ alone, per request, on pooled connections.
 
 A raw upstream in a child process answers every request at once (a 200 with a length, or
 10 chunks); this process runs only `HttpClient` on uvloop, so its CPU time per request is

@@ -21,7 +21,7 @@ class TlsFiles:
 
     def client_context(self) -> ssl.SSLContext:
         """What the harness's direct client verifies the simulator with (the proxy builds
-        the same from SSL_CERT_FILE: ``ssl.create_default_context()`` in fal/_dial.py)."""
+        the same from SSL_CERT_FILE: ``ssl.create_default_context()`` in fal/http/dial.py)."""
         return ssl.create_default_context(cafile=str(self.ca))
 
     def describe(self) -> dict[str, str]:

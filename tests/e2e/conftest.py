@@ -10,11 +10,11 @@ from fal_openai_proxy.fal import http
 @pytest.fixture
 def connections_made(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     made: list[int] = []
-    original = http._Connection.__init__
+    original = http.connection.Connection.__init__
 
-    def counting(self: http._Connection, origin: tuple[str, str, int]) -> None:
+    def counting(self: http.connection.Connection, origin: tuple[str, str, int]) -> None:
         made.append(1)
         original(self, origin)
 
-    monkeypatch.setattr(http._Connection, "__init__", counting)
+    monkeypatch.setattr(http.connection.Connection, "__init__", counting)
     return made

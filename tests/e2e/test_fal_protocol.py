@@ -201,6 +201,19 @@ def test_queue_urls_are_moved_onto_fal_queue_url(
         assert records and all(r["headers"]["host"] == host for r in records)
 
 
+@pytest.mark.parametrize("base", ["https://queue.fal.run/a path", "http://[::1"])
+def test_an_unusable_queue_url_is_fals_failure_not_the_clients(
+    client: openai.OpenAI, base: str
+) -> None:
+    """A URL fal names that cannot be called (a space, a broken host) was a 400 blaming the
+    client's request; it is fal's answer that is broken: 502."""
+    _, text = tagged(sim({"queue_url_base": base, "status_stream": False}))
+    with pytest.raises(openai.APIStatusError) as caught:
+        answer(client, text)
+    assert caught.value.status_code == 502
+    assert caught.value.code == "upstream_bad_url"
+
+
 # -- 7. FAL_NONSTREAM_MODE=run -----------------------------------------------------------------
 
 

@@ -14,10 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
+from fal_openai_proxy.base.settings import Settings
+
 from ..conftest import CapturedLogs
 from ..support.asserts import error_of
 from ..support.chat import MODEL, Records, sim
-from ..support.servers import CLIENT_FAL_KEY, RunningProxy
+from ..support.servers import API_KEY, CLIENT_FAL_KEY, RunningProxy
 
 JSON = {"content-type": "application/json"}
 
@@ -457,3 +459,29 @@ def test_logged_prompts_are_clipped_too(
     new = captured_logs.lines[before:]
     assert any('"prompt"' in line for line in new)
     assert max(len(line) for line in new) < 200_000
+
+
+# -- issue 14, security item 7: /metrics, /docs and /openapi.json behind the client key -----------
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1"])
+def test_metrics_and_docs_can_require_the_client_key(
+    proxy_factory: Callable[..., RunningProxy], http: httpx.Client, host: str
+) -> None:
+    running = proxy_factory(host=host, api_key=API_KEY, require_key_for_metrics_and_docs=True)
+    key = {"authorization": f"Bearer {API_KEY}"}
+    for path in ("/metrics", "/docs", "/openapi.json"):
+        open_to_all = http.get(running.base_url + path)
+        if host == "0.0.0.0":
+            assert error_of(open_to_all, 401)["code"] == "missing_api_key"
+            wrong = http.get(running.base_url + path, headers={"authorization": "Bearer no"})
+            assert error_of(wrong, 401)["code"] == "invalid_api_key"
+        else:  # loopback: only this machine can ask
+            assert open_to_all.status_code == 200
+        assert http.get(running.base_url + path, headers=key).status_code == 200
+    assert http.get(running.base_url + "/healthz").status_code == 200  # probes need no key
+
+
+def test_requiring_a_key_for_metrics_needs_api_key() -> None:
+    settings = Settings(_env_file=None, fal_key="k", require_key_for_metrics_and_docs=True)  # type: ignore[call-arg]
+    assert any("REQUIRE_KEY_FOR_METRICS_AND_DOCS" in p for p in settings.startup_problems())

@@ -18,6 +18,7 @@ from fal_openai_proxy.fal.errors import (
     FalConnectError,
     FalRequestInvalid,
     FalTLSError,
+    FalUnsafeURL,
 )
 from fal_openai_proxy.simulator import SimulatorConfig, create_simulator_app
 from fal_openai_proxy.simulator.server import SimulatorThread, bind
@@ -97,25 +98,29 @@ async def test_closed_port_is_a_connect_error() -> None:
     client = http.HttpClient(connect_timeout=2, max_idle_per_host=10, user_agent="test")
     with pytest.raises(FalConnectError):
         await client.send("GET", f"http://127.0.0.1:{free_port()}/x", {})
-    with pytest.raises(FalConnectError):
+    with pytest.raises(FalUnsafeURL):  # a URL nothing can fetch: fal's fault, not a retry
         await client.send("GET", "ftp://example.com/x", {})
 
 
 @pytest.mark.parametrize(
-    ("url", "headers"),
+    ("url", "headers", "error"),
     [
-        ("http://127.0.0.1:9/x", {"Authorization": "Key abc\r\nX-Injected: 1"}),
-        ("http://127.0.0.1:9/x", {"Authorization": "Key abc\nX-Injected: 1"}),
-        ("http://127.0.0.1:9/x HTTP/1.1\r\nX-Injected: 1\r\n", {}),
-        ("http://127.0.0.1:9/x HTTP/1.0", {}),
-        ("http://127.0.0.1:9/x", {"Authorization": "Key \u2603"}),
+        ("http://127.0.0.1:9/x", {"Authorization": "Key abc\r\nX-Injected: 1"}, FalRequestInvalid),
+        ("http://127.0.0.1:9/x", {"Authorization": "Key abc\nX-Injected: 1"}, FalRequestInvalid),
+        ("http://127.0.0.1:9/x HTTP/1.1\r\nX-Injected: 1\r\n", {}, FalUnsafeURL),
+        ("http://127.0.0.1:9/x HTTP/1.0", {}, FalUnsafeURL),
+        ("http://127.0.0.1:9/x", {"Authorization": "Key \u2603"}, FalRequestInvalid),
     ],
     ids=["crlf-header", "lf-header", "crlf-url", "space-url", "non-latin-1"],
 )
-async def test_line_breaks_never_reach_the_wire(url: str, headers: dict[str, str]) -> None:
-    """A client's key (pass-through) or a URL from fal must not split the request."""
+async def test_line_breaks_never_reach_the_wire(
+    url: str, headers: dict[str, str], error: type[Exception]
+) -> None:
+    """A client's key (pass-through) or a URL from fal must not split the request. A bad URL
+    is fal's (every URL the proxy calls is configured, checked, or fal's): FalUnsafeURL, a
+    502 for the client; a bad key is the client's: FalRequestInvalid, a 400."""
     client = http.HttpClient(connect_timeout=2, max_idle_per_host=10, user_agent="test")
-    with pytest.raises(FalRequestInvalid):
+    with pytest.raises(error):
         await client.send("GET", url, headers)
 
 

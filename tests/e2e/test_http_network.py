@@ -1,4 +1,4 @@
-"""fal/http.py on real networks: proxies, CAs, happy eyeballs, stale and idle connections,
+"""fal/http/ on real networks: proxies, CAs, happy eyeballs, stale and idle connections,
 the connection cap, 1xx answers and bodies that end at the connection's close.
 
 The upstreams here are raw asyncio servers, so that each test controls the wire exactly.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import shutil
 import socket
 import ssl
@@ -22,8 +23,14 @@ import pytest
 import trustme
 import uvloop
 
-from fal_openai_proxy.fal import _dial, http
-from fal_openai_proxy.fal.errors import FalBrokenError, FalConnectError, FalTLSError
+from fal_openai_proxy.fal import http
+from fal_openai_proxy.fal.errors import (
+    FalBrokenError,
+    FalConnectError,
+    FalResponseTooLarge,
+    FalTLSError,
+)
+from fal_openai_proxy.fal.http import dial as _dial
 
 Handler = Callable[["Upstream", asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
@@ -629,7 +636,7 @@ async def test_informational_answers_are_skipped() -> None:
     )
     status, headers, data, _ = await run_scripted(handler, read_all)
     assert (status, data) == (200, b'{"a":1}')
-    assert headers == {"content-type": "application/json"}  # nothing from the 103
+    assert headers == {"content-type": "application/json", "content-length": "7"}  # not the 103
 
 
 @pytest.mark.parametrize(
@@ -668,6 +675,80 @@ async def test_a_cut_body_with_a_length_is_still_a_break() -> None:
         return b""
 
     await run_scripted(handler, read_expecting_break)
+
+
+# -- what an upstream may send: heads, trailers and whole bodies are bounded ------------------
+
+
+async def read_expecting(error: type[Exception], response: http.OpenResponse) -> bytes:
+    with pytest.raises(error):
+        await response.read_body()
+    return b""
+
+
+async def test_endless_repeated_headers_are_refused_not_joined_quadratically() -> None:
+    """A media URL answered 10,000 `x-fal-*` lines (each kept, and once joined to all the
+    previous ones): the head is refused at MAX_HEADER_LINES, the worker stays free."""
+    head = b"HTTP/1.1 200 OK\r\n" + b"X-Fal-Flood: aaaaaaaa\r\n" * 10_000 + b"\r\n"
+    up = await Upstream(scripted(head)).start()
+    c = client()
+    with pytest.raises(FalBrokenError, match="header lines"):
+        await c.open("GET", f"http://127.0.0.1:{up.port}/x", {})
+    await c.close()
+    await up.stop()
+
+
+async def test_a_head_over_the_byte_cap_is_refused() -> None:
+    head = b"HTTP/1.1 200 OK\r\nX-Fal-Big: " + b"a" * (http.MAX_HEAD_BYTES + 1)
+    up = await Upstream(scripted(head)).start()
+    c = client()
+    with pytest.raises(FalBrokenError, match="head is over"):
+        await c.open("GET", f"http://127.0.0.1:{up.port}/x", {})
+    await c.close()
+    await up.stop()
+
+
+async def test_a_head_just_under_the_cap_with_its_body_in_one_packet_is_read() -> None:
+    filler = b"X-Other: " + b"a" * 1000 + b"\r\n"
+    lines = filler * ((http.MAX_HEAD_BYTES - 200) // len(filler))
+    body = b"b" * 200_000
+    answer = b"HTTP/1.1 200 OK\r\n" + lines + b"Content-Length: 200000\r\n\r\n" + body
+    status, _, data, _ = await run_scripted(scripted(answer), read_all)
+    assert (status, data) == (200, body)
+
+
+async def test_repeated_headers_are_joined() -> None:
+    head = b"HTTP/1.1 200 OK\r\nX-Fal-Tag: a\r\nX-Fal-Tag: b\r\nX-Fal-Tag: c\r\n"
+    answer = head + b"Content-Length: 2\r\n\r\nok"
+    _, headers, _, _ = await run_scripted(scripted(answer), read_all)
+    assert headers["x-fal-tag"] == "a, b, c"
+
+
+async def test_endless_trailers_are_cut() -> None:
+    """httptools joins a header value piece by piece (quadratic): trailers count against the
+    head's cap."""
+    start = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+    trailer = [b"X-Trailer: " + b"t" * 16_000] + [b"t" * 16_000] * 10
+    handler = scripted(start, *trailer)
+    await run_scripted(handler, functools.partial(read_expecting, FalBrokenError))
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked", "until-close"])
+async def test_a_whole_answer_over_max_body_bytes_is_refused(framing: str) -> None:
+    """An 80 MB answer was relayed whole: `send` and `read_body` stop at max_body_bytes."""
+    body = b"x" * 5000
+    head = {
+        "content-length": b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n",
+        "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "until-close": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+    }[framing]
+    parts = [head, b"1388\r\n" + body + b"\r\n0\r\n\r\n"] if framing == "chunked" else [head, body]
+    up = await Upstream(scripted(*parts, close=framing == "until-close")).start()
+    c = client(max_body_bytes=1000)
+    with pytest.raises(FalResponseTooLarge):
+        await c.send("GET", f"http://127.0.0.1:{up.port}/x", {})
+    await c.close()
+    await up.stop()
 
 
 # -- the keep-alive race ------------------------------------------------------------------

@@ -21,6 +21,7 @@ from fal_openai_proxy.simulator.server import SimulatorThread
 
 from ..support.chat import MODEL
 from ..support.processes import ProxyProcess, free_port, run_cli, start_proxy_process
+from ..support.redis import RedisServer
 from ..support.servers import API_KEY, FAL_KEY
 
 
@@ -87,6 +88,20 @@ def test_pass_through_mode_is_announced(
     running = start_proxy_process(env)
     processes.append(running)
     assert "pass-through" in running.output()
+
+
+def test_a_password_in_a_url_setting_is_never_printed(
+    sim: SimulatorThread, processes: list[ProxyProcess]
+) -> None:
+    """The start banner printed FAL_RUN_URL whole, password included."""
+    password = "url-password-5e0d1b"
+    with_password = sim.run_url.replace("://", f"://fal:{password}@")
+    running = start_proxy_process(fal_env(sim, FAL_RUN_URL=with_password, LOG_LEVEL="debug"))
+    processes.append(running)
+    assert chat(running.base_url, "hi").status_code == 200
+    output = running.output()
+    assert "://***@127.0.0.1" in output  # the banner names the upstream, without the password
+    assert password not in output
 
 
 def _stream_in_background(base_url: str, text: str, lines: list[str]) -> threading.Thread:
@@ -227,3 +242,42 @@ def test_bad_models_file_is_one_line_and_exit_nonzero(
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "MODELS_FILE" in lines[0] and name in lines[0], result.stderr
+
+
+def test_a_redis_outage_is_one_line_going_and_one_coming_back(
+    sim: SimulatorThread, processes: list[ProxyProcess]
+) -> None:
+    """With Redis down, its client library logged a line per call and retry, burying the
+    one line that matters."""
+    redis_server = RedisServer()
+    redis_server.start()
+    try:
+        env = fal_env(sim, API_KEY=API_KEY, RATE_LIMIT_RPM="1000", REDIS_URL=redis_server.url)
+        running = start_proxy_process({**env, "LOG_FORMAT": "text", "LOG_LEVEL": "info"})
+        processes.append(running)
+
+        def burst() -> None:
+            body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+            key = {"authorization": f"Bearer {API_KEY}"}
+            for _ in range(12):
+                url = running.base_url + "/v1/chat/completions"
+                assert httpx.post(url, json=body, headers=key, timeout=30).status_code == 200
+
+        burst()
+        redis_server.stop()
+        burst()
+        time.sleep(2.5)  # a probe or two while it is down
+        burst()
+        redis_server.start()
+        deadline = time.monotonic() + 10
+        while "reachable again" not in running.output():
+            assert time.monotonic() < deadline, running.output()[-2000:]
+            time.sleep(0.1)
+        burst()
+    finally:
+        redis_server.close()
+    lines = [line for line in running.output().splitlines() if "POST /v1/" not in line]
+    assert len([line for line in lines if "Redis unreachable" in line]) == 1, lines
+    assert len([line for line in lines if "reachable again" in line]) == 1, lines
+    chatter = [line for line in lines if "coredis" in line or "Retry attempt" in line]
+    assert not chatter, chatter

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
@@ -16,7 +17,7 @@ from fal_openai_proxy.base.metrics import Metrics
 from fal_openai_proxy.fal.cluster import ClusterKeys, key_id
 from fal_openai_proxy.fal.errors import KeysUnavailable
 from fal_openai_proxy.fal.keys import DECREASE, MAX_LIMIT, KeyPool
-from fal_openai_proxy.store.redis import RedisStore
+from fal_openai_proxy.store.redis import NAMESPACE, RedisStore
 
 from ..support.redis import RedisServer
 
@@ -267,3 +268,76 @@ async def test_any_failure_of_a_redis_call_is_an_outage_not_an_error(
             break
         await asyncio.sleep(0.05)
     assert store.up  # the loop kept probing, and rejoined
+
+
+# -- issue 14, security item 7: garbage in the proxy's keys is treated as absent, and clamped -----
+
+
+@pytest.fixture
+async def raw(redis_server: RedisServer, flushed: None) -> AsyncIterator[redis.asyncio.Redis]:
+    """Redis as anyone with access to it sees it."""
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+def redis_key(key: str, part: str) -> str:
+    return f"{NAMESPACE}:key:{key_id(key)}:{part}"
+
+
+@pytest.mark.parametrize("limit", ["abc", "-1", "0", "nan", "inf", "-inf", "1e400", " "])
+@pytest.mark.parametrize("cap", [None, 1], ids=["auto", "fixed"])
+async def test_a_garbage_limit_or_epoch_in_redis_is_none(
+    raw: redis.asyncio.Redis, replicas: Callable[..., Replica], limit: str, cap: int | None
+) -> None:
+    """A limit of `abc` gave a 500 on every request; -1, 0 or nan a key that never served."""
+    pool, store, _ = replicas(cap=cap, keys=KEYS[:1])
+    await raw.hset(redis_key(KEYS[0], "state"), mapping={"limit": limit, "epoch": "nan"})
+    await store.start()
+    lease = await asyncio.wait_for(pool.acquire(), 2)
+    assert lease.token is not None and store.up  # served, through Redis
+    assert pool.limit(0) == cap  # auto: no limit (none known); fixed: the cap
+    lease.release()
+    pool.mark_rate_limited(0, None)  # the decrease works from a clean state again
+    await asyncio.sleep(0.1)
+    if cap is None:
+        assert pool.limit(0) == 1
+
+
+async def test_a_limit_beyond_the_largest_is_clamped(
+    raw: redis.asyncio.Redis, replicas: Callable[..., Replica]
+) -> None:
+    pool, store, _ = replicas(keys=KEYS[:1])
+    await raw.hset(redis_key(KEYS[0], "state"), mapping={"limit": "1e300", "epoch": "3"})
+    await store.start()
+    (await pool.acquire()).release()
+    assert pool.limit(0) == MAX_LIMIT
+
+
+async def test_leases_and_benches_far_in_the_future_do_not_hold_a_key(
+    raw: redis.asyncio.Redis, replicas: Callable[..., Replica]
+) -> None:
+    """A lease scored a century ahead counted for ever (a cap of 1: the key never served
+    again); a bench with a TTL of years left the key out for as long."""
+    pool, store, _ = replicas(cap=1, keys=KEYS[:1])
+    far = 4_000_000_000_000  # ms: the year 2096
+    await raw.zadd(redis_key(KEYS[0], "leases"), {"forged": far})
+    await store.start()
+    lease = await asyncio.wait_for(pool.acquire(), 2)
+    assert lease.token is not None
+    lease.release()
+    await raw.set(redis_key(KEYS[0], "bench"), "auth", px=10**12)
+    await store._run_ticks()
+    assert not pool.is_healthy(0)  # benched, but for the longest the pool sets at most
+    assert 0 < await raw.pttl(redis_key(KEYS[0], "bench")) <= 3600 * 1000
+    assert pool.states[0].cooldown_until - time.monotonic() <= 3600
+
+
+async def test_garbage_json_in_redis_is_absent(
+    raw: redis.asyncio.Redis, replicas: Callable[..., Replica]
+) -> None:
+    _, store, _ = replicas()
+    await store.start()
+    await raw.set(store.key("models"), b"{not json")
+    assert await store.get_json("models") is None
+    assert store.up

@@ -15,6 +15,7 @@ from fal_openai_proxy.fal.errors import (
     FalEventError,
     FalIncompleteStream,
     FalRequestInvalid,
+    FalResponseTooLarge,
     FalStatusError,
     FalTimeout,
     FalTLSError,
@@ -23,6 +24,7 @@ from fal_openai_proxy.fal.errors import (
     UpstreamProviderError,
     UpstreamStreamError,
 )
+from fal_openai_proxy.fal.media_fetch import FileTooLarge
 from fal_openai_proxy.translate.errors import to_openai_error
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
@@ -49,6 +51,8 @@ EXAMPLES: dict[str, tuple[FalError, bool]] = {
     "tls": (FalTLSError("bad certificate"), False),
     "broken": (FalBrokenError("closed"), False),
     "unsafe-url": (FalUnsafeURL("http"), False),
+    "too-large": (FalResponseTooLarge("80 MB"), False),
+    "media-too-large": (FileTooLarge("40 files"), False),
     "request-invalid": (FalRequestInvalid("line break in key"), False),
     "keys-auth": (KeysUnavailable("auth", 0), False),
     "keys-rate-limited": (KeysUnavailable("rate_limited", 3), False),

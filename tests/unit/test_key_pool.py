@@ -380,3 +380,38 @@ async def test_auto_429_benches_the_key_while_another_is_healthy() -> None:
     other = await pool.acquire()
     rate_limited(pool, other)
     assert pool.is_healthy(other.index)  # the last healthy key stays in use
+
+
+# -- issue 14, security item 8: one 429 must not take the proxy down ------------------------------
+
+
+@pytest.mark.parametrize("concurrency", [None, 2], ids=["auto", "fixed"])
+async def test_a_huge_retry_after_benches_the_only_key_a_minute_at_most(
+    concurrency: int | None,
+) -> None:
+    """After one 429 with `Retry-After: 1e12` the only key answered 429 for an hour."""
+    clock = FakeClock()
+    pool = KeyPool(
+        ["only"], concurrency=concurrency, max_wait=0, auth_cooldown=600,
+        rate_limit_cooldown=5, clock=clock,
+    )  # fmt: skip
+    (await pool.acquire()).release()
+    pool.mark_rate_limited(0, 1e12)
+    assert pool.states[0].cooldown_until - clock.now == 60.0  # MAX_RETRY_AFTER's default
+    clock.now += 60
+    assert pool.is_healthy(0)
+
+
+async def test_the_last_healthy_key_is_never_benched_longer_than_the_cap() -> None:
+    """Even KEY_RATE_LIMIT_COOLDOWN gives way for the key every request waits on; another key
+    with a healthy neighbour takes the whole cooldown (failing over costs nothing)."""
+    clock = FakeClock()
+    pool = KeyPool(
+        ["a", "b"], concurrency=2, max_wait=0, auth_cooldown=600, rate_limit_cooldown=300,
+        clock=clock, max_retry_after=10,
+    )  # fmt: skip
+    (await pool.acquire()).release()
+    pool.mark_rate_limited(0, None)
+    assert pool.states[0].cooldown_until - clock.now == 300  # key b still serves
+    pool.mark_rate_limited(1, 1e12)
+    assert pool.states[1].cooldown_until - clock.now == 10  # the last one: the cap

@@ -14,7 +14,7 @@ from fal_openai_proxy.base.metrics import Metrics
 from fal_openai_proxy.fal.errors import FalConnectError
 from fal_openai_proxy.fal.platform import PlatformError, PlatformModel, list_models
 from fal_openai_proxy.serve.config_check import run_checks
-from fal_openai_proxy.serve.model_refresh import LiveModels, ModelRefresher
+from fal_openai_proxy.serve.model_refresh import SHARED_NAME, LiveModels, ModelRefresher
 from fal_openai_proxy.services.catalog import Catalog, ModelCard
 
 CATEGORIES = {"text-to-image", "speech-to-text"}
@@ -191,6 +191,22 @@ async def test_one_replica_fetches_the_others_read() -> None:
     follower_http.answers.append(page([entry("fal-ai/b")]))
     assert await follower.tick() == 3600
     assert [m.endpoint_id for m in follower.source.latest()] == ["fal-ai/b"]
+
+
+@pytest.mark.parametrize("garbage", [{"a": 1}, [1, 2], 7, [{"endpoint_id": "x"}]])
+async def test_garbage_in_the_shared_list_is_absent(garbage: Any) -> None:
+    """Anyone with access to Redis may write there: the follower fetches its own list rather
+    than dying (the refresh task once ended on it, for good)."""
+    store = FakeStore()
+    store.holder = "leader"
+    store.values[SHARED_NAME] = garbage
+    http = Scripted(page([entry("fal-ai/a")]))
+    follower = ModelRefresher(
+        http, api_url="https://x", key=None, categories=CATEGORIES, interval=3600,
+        source=LiveModels(), metrics=Metrics(multiprocess=False), store=store.as_replica("two"),
+    )  # fmt: skip
+    assert await follower.tick() == 3600
+    assert [m.endpoint_id for m in follower.source.latest()] == ["fal-ai/a"]
 
 
 def test_catalog_merges_the_live_list() -> None:

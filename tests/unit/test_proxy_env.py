@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fal_openai_proxy.fal._proxy import Proxy, bypassed, parse_proxy_url, proxy_for
+from fal_openai_proxy.fal.http.proxies import Proxy, bypassed, parse_proxy_url, proxy_for
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,8 @@ from fal_openai_proxy.fal.timeouts import Timeouts
 from fal_openai_proxy.openai.chat import parse_chat_request
 from fal_openai_proxy.services.catalog import Catalog
 from fal_openai_proxy.services.chat import ChatService
+from fal_openai_proxy.services.pricing import CostMeter, load_price_table
+from fal_openai_proxy.services.router import ModelRouter
 from fal_openai_proxy.translate.response import ChunkEncoder
 from fal_openai_proxy.translate.stream import StreamTranslator
 
@@ -197,8 +199,20 @@ class FakeStream:
 
 
 def chat_service() -> ChatService:
+    """The service's stream loop alone: no fal client, nothing routed to fal's OpenAI route."""
     settings = Settings(fal_key="k")  # type: ignore[arg-type]
-    return ChatService(settings, None, Catalog("openrouter/router", None), Metrics(), set())  # type: ignore[arg-type]
+    catalog = Catalog("openrouter/router", None)
+    meter = CostMeter(load_price_table(None))
+    return ChatService(
+        settings,
+        None,
+        catalog,
+        Metrics(),
+        set(),
+        ModelRouter([]),
+        None,
+        meter,  # type: ignore[arg-type]
+    )
 
 
 async def run_frames(items: list[dict[str, object] | Exception | None]) -> tuple[list[Any], bool]:

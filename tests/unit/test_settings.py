@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from fal_openai_proxy.base.logs import redact, redact_url
 from fal_openai_proxy.base.settings import Settings, is_loopback
 
 
@@ -136,3 +137,21 @@ def test_key_concurrency_bad_values_are_refused(raw: str, monkeypatch: pytest.Mo
     monkeypatch.setenv("FAL_KEY_CONCURRENCY", raw)
     with pytest.raises(ValidationError, match="must be `auto` or a whole number >= 1"):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://user:pw@fal.run/x", "https://***@fal.run/x"),
+        (
+            "redis://:pw@10.0.0.1:6379/0 and http://a@b/c",
+            "redis://***@10.0.0.1:6379/0 and http://***@b/c",
+        ),
+        ("https://fal.run/x?next=a@b", "https://fal.run/x?next=a@b"),
+        ("no url here: a@b", "no url here: a@b"),
+    ],
+)
+def test_passwords_in_urls_are_redacted(text: str, expected: str) -> None:
+    assert redact(text) == expected
+    if " " not in text:
+        assert redact_url(text) == expected

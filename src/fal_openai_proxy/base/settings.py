@@ -153,6 +153,11 @@ class Settings(BaseSettings):
         description="Allow a non-loopback `HOST` without `API_KEY` (refused otherwise, except "
         "in pass-through mode, where clients bring their own fal key).",
     )
+    require_key_for_metrics_and_docs: bool = Field(
+        False,
+        description="With a non-loopback `HOST`: `/metrics`, `/docs` and `/openapi.json` need "
+        "a client key (`Authorization: Bearer <API_KEY>`) too. Needs `API_KEY`.",
+    )
     cors_origins: str = Field(
         "", description="Comma-separated allowed CORS origins (`*` for any). Empty: CORS off."
     )
@@ -199,6 +204,18 @@ class Settings(BaseSettings):
     idle_timeout: float = Field(120.0, gt=0, description="Seconds allowed between stream events.")
     request_timeout: float = Field(
         600.0, gt=0, description="Total seconds for one upstream request; expiry gives 504."
+    )
+    max_upstream_body_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024,
+        description="Largest answer from fal read whole (a non-stream answer, a queue result), "
+        "and largest line or event of a stream; larger gives 502 (in a stream: an error event).",
+    )
+    max_retry_after: float = Field(
+        60.0,
+        ge=0,
+        description="Longest `Retry-After` from fal that is believed, in seconds: a longer one "
+        "is cut to this, and no rate-limited key (nor the last healthy one) is left out longer.",
     )
     keepalive_interval: float = Field(
         15.0, gt=0, description="Seconds between `: keep-alive` comments on a silent stream."
@@ -318,8 +335,29 @@ class Settings(BaseSettings):
     max_media_bytes: int = Field(
         32 * 1024 * 1024, ge=1, description="Largest image or audio file read from fal's URLs."
     )
+    media_bytes_per_request: int = Field(
+        64 * 1024 * 1024,
+        ge=1,
+        description="Most bytes of fal's files one request may read in all (the images of "
+        "one `b64_json` answer, one speech's audio); 502 above.",
+    )
     media_fetch_timeout: float = Field(
         60.0, gt=0, description="Seconds allowed between bytes when reading fal's files."
+    )
+    media_hosts: str = Field(
+        "",
+        description="Comma-separated hosts, besides fal's own (`fal.media`, `*.fal.media`, "
+        "`fal.run`, `*.fal.run`, `fal.ai`, `*.fal.ai`, `storage.googleapis.com/falserverless/`), "
+        "that files named in fal's answers may be read from or uploaded to: `name`, `*.name` "
+        "(its subdomains) or `name/path/prefix`. Always https, and never a private address; the "
+        "hosts of the `FAL_*_URL` settings count as they are.",
+    )
+    max_upload_bytes_in_flight: int = Field(
+        128 * 1024 * 1024,
+        ge=1,
+        description="Most bytes of multipart bodies (image edits, transcriptions) in memory at "
+        "once per process, counted by their Content-Length (`MAX_BODY_BYTES` without one); "
+        "further uploads wait up to half of `BODY_TIMEOUT`, then get 503.",
     )
 
     # fal's own clients (/api/fal/proxy)
@@ -433,7 +471,21 @@ class Settings(BaseSettings):
                 f"HOST={self.host} is reachable from other machines, and without API_KEY anyone "
                 "there could spend your fal credit. Set API_KEY, or ALLOW_UNAUTHENTICATED=1."
             )
+        if self.require_key_for_metrics_and_docs and not self.api_keys:
+            problems.append(
+                "REQUIRE_KEY_FOR_METRICS_AND_DOCS needs API_KEY: the key clients send is the one "
+                "checked. Set API_KEY, or unset REQUIRE_KEY_FOR_METRICS_AND_DOCS."
+            )
         return problems
+
+    @property
+    def info_endpoints_need_key(self) -> bool:
+        """Whether /metrics, /docs and /openapi.json need a client key."""
+        return self.require_key_for_metrics_and_docs and not is_loopback(self.host)
+
+    @property
+    def media_host_list(self) -> list[str]:
+        return [h.strip() for h in self.media_hosts.split(",") if h.strip()]
 
 
 ROUTES = ("prompt", "openai", "auto")

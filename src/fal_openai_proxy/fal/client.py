@@ -231,7 +231,7 @@ class FalClient:
         try:
             if not is_success(response.status):
                 raise _StatusStreamUnavailable()
-            decoder = SSEDecoder()
+            decoder = SSEDecoder(self._timeouts.max_event_bytes)
             while True:
                 async with deadline(self._timeouts.idle, "idle", None):
                     chunk = await response.read_chunk()

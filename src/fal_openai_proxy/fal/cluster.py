@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ LEASE_TTL = 30.0  # seconds a lease lives without renewal
 RENEW_EVERY = 5  # ticks (of shared.TICK_INTERVAL) between lease renewals
 REPLICA_TTL = 5.0  # seconds a replica counts as alive after its last tick
 STATE_TTL = 24 * 3600.0  # a learned limit unused for a day is learned again
+MAX_BENCH = 3600.0  # the longest bench believed in Redis, unless the pool says otherwise
 
 _NOW = """
 local t = redis.call('TIME')
@@ -38,34 +40,61 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
 # A key's view: in flight (cluster-wide), limit ('' none), epoch, bench ms left, bench reason.
+# Whatever is in Redis is checked, as anyone with access to it may have written garbage: a
+# limit that is no finite number >= 1 (`abc`, -1, 0, nan, inf) is none, one above the largest
+# is the largest; an epoch that is no whole number >= 0 is 0; a lease or replica further ahead than
+# twice its lifetime was written by no replica and is dropped; a bench longer than the longest
+# the pool sets is cut to it.
 _VIEW = """
-local function view(i, out)
+local function clean_limit(raw, max_limit)
+  local n = tonumber(raw)
+  if n == nil or n ~= n or n < 1 or n == math.huge then return nil end
+  if n > max_limit then return max_limit end
+  return n
+end
+local function clean_epoch(raw)
+  local n = tonumber(raw)
+  if n == nil or n ~= n or n < 0 or n > 1e15 then return 0 end
+  return math.floor(n)
+end
+local function view(i, out, lease_ms, max_limit, max_bench)
   local leases, state, bench = KEYS[3*i-2], KEYS[3*i-1], KEYS[3*i]
   redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', leases, '(' .. string.format('%d', now + 2 * lease_ms), '+inf')
   local fields = redis.call('HMGET', state, 'limit', 'epoch')
   local bench_ms = redis.call('PTTL', bench)
   local reason = ''
-  if bench_ms > 0 then reason = redis.call('GET', bench) or '' else bench_ms = 0 end
+  if bench_ms > 0 then
+    if bench_ms > max_bench then
+      redis.call('PEXPIRE', bench, max_bench)
+      bench_ms = max_bench
+    end
+    reason = redis.call('GET', bench) or ''
+  else
+    bench_ms = 0
+  end
+  local limit = clean_limit(fields[1], max_limit)
   out[#out+1] = redis.call('ZCARD', leases)
-  out[#out+1] = fields[1] or ''
-  out[#out+1] = tonumber(fields[2]) or 0
+  out[#out+1] = limit and tostring(limit) or ''
+  out[#out+1] = clean_epoch(fields[2])
   out[#out+1] = bench_ms
   out[#out+1] = reason
 end
 """
 
 # KEYS: (leases, state, bench) per key. ARGV: lease id, lease ttl ms, fixed cap ('' auto),
-# a '0'/'1' per key for keys to leave out. Returns the 0-based key taken (-1: none), then the
-# view of every key (five fields each).
+# a '0'/'1' per key for keys to leave out, max limit, max bench ms. Returns the 0-based key
+# taken (-1: none), then the view of every key (five fields each).
 _ACQUIRE = (
     _NOW
     + _VIEW
     + """
 local out = {}
 local cap = tonumber(ARGV[3])
+local lease_ms, max_limit, max_bench = tonumber(ARGV[2]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local best, best_count = -1, -1
 for i = 1, #KEYS / 3 do
-  view(i, out)
+  view(i, out, lease_ms, max_limit, max_bench)
   local count, limit = out[#out-4], cap or tonumber(out[#out-3])
   if out[#out-1] == 0 and string.sub(ARGV[4], i, i) ~= '1'
       and (limit == nil or count < math.floor(limit))
@@ -88,12 +117,13 @@ return out
 # factor, state ttl ms. Returns the key's limit ('' none) and epoch.
 _RELEASE = (
     _NOW
+    + _VIEW
     + """
 local leases, state, bench = KEYS[1], KEYS[2], KEYS[3]
 local count = redis.call('ZCARD', leases)  -- in flight, this request included
 if ARGV[1] ~= '' and redis.call('ZREM', leases, ARGV[1]) == 0 then count = count + 1 end
 local fields = redis.call('HMGET', state, 'limit', 'epoch')
-local limit, epoch = tonumber(fields[1]), tonumber(fields[2]) or 0
+local limit, epoch = clean_limit(fields[1], tonumber(ARGV[7])), clean_epoch(fields[2])
 if ARGV[2] == '1' then
   if ARGV[4] == '1' then
     -- one decrease per congestion event: a lease taken before the last one is part of it
@@ -120,26 +150,28 @@ return {tostring(limit), epoch}
 )
 
 # KEYS: (leases, state, bench) per key, then the replicas set. ARGV: replica id, replica ttl
-# ms, lease ttl ms, then per key the space-separated lease ids to renew. Returns the number
-# of live replicas, then the view of every key.
+# ms, lease ttl ms, max limit, max bench ms, then per key the space-separated lease ids to
+# renew. Returns the number of live replicas, then the view of every key.
 _TICK = (
     _NOW
     + _VIEW
     + """
 local replicas = KEYS[#KEYS]
-redis.call('ZADD', replicas, now + tonumber(ARGV[2]), ARGV[1])
+local replica_ms, lease_ms = tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZADD', replicas, now + replica_ms, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', replicas, '-inf', now)
+redis.call('ZREMRANGEBYSCORE', replicas, '(' .. string.format('%d', now + 2 * replica_ms), '+inf')
 redis.call('PEXPIRE', replicas, ARGV[2])
 local out = {redis.call('ZCARD', replicas)}
 for i = 1, (#KEYS - 1) / 3 do
   local leases = KEYS[3*i-2]
   local renewed = false
-  for id in string.gmatch(ARGV[3+i], '%S+') do
-    redis.call('ZADD', leases, 'XX', now + tonumber(ARGV[3]), id)
+  for id in string.gmatch(ARGV[5+i], '%S+') do
+    redis.call('ZADD', leases, 'XX', now + lease_ms, id)
     renewed = true
   end
   if renewed then redis.call('PEXPIRE', leases, ARGV[3]) end
-  view(i, out)
+  view(i, out, lease_ms, tonumber(ARGV[4]), tonumber(ARGV[5]))
 end
 return out
 """
@@ -195,7 +227,9 @@ class ClusterKeys:
         decrease: float,
         max_limit: float,
         lease_ttl: float = LEASE_TTL,
+        max_bench: float = MAX_BENCH,
     ) -> None:
+        """`max_bench`: the longest bench the pool sets (a longer one in Redis is cut)."""
         self._store = store
         self._count = len(keys)
         self._redis_keys: list[list[str]] = []
@@ -209,6 +243,7 @@ class ClusterKeys:
         self._decrease = str(decrease)
         self._max_limit = str(max_limit)
         self._lease_ms = str(int(lease_ttl * 1000))
+        self._max_bench_ms = str(max(1, int(max_bench * 1000)))
         self._ids = (f"{store.replica_id}:{n}" for n in itertools.count())
         self._live: list[dict[str, None]] = [{} for _ in keys]  # lease ids held, per key
         self._pending: dict[int, _Release] = {}  # the release of each key not yet sent
@@ -239,9 +274,8 @@ class ClusterKeys:
         Raises SharedDown."""
         token = next(self._ids)
         leave_out = "".join("1" if i in exclude else "0" for i in range(self._count))
-        reply = await self._store.run_script(
-            self._acquire, self._all_keys, [token, self._lease_ms, self._cap, leave_out]
-        )
+        args = [token, self._lease_ms, self._cap, leave_out, self._max_limit, self._max_bench_ms]
+        reply = await self._store.run_script(self._acquire, self._all_keys, args)
         picked = int(reply[0])
         views = _views(reply, 1, self._count)
         if picked < 0:
@@ -291,7 +325,7 @@ class ClusterKeys:
         except SharedDown:
             return  # the lease expires on its own
         if self._on_limit is not None:
-            self._on_limit(index, _limit(reply[0]), int(reply[1]))
+            self._on_limit(index, _limit(reply[0]), _whole(reply[1]))
 
     async def tick(self) -> None:
         """Every second: say this replica is alive, renew its leases now and then, and read
@@ -299,7 +333,14 @@ class ClusterKeys:
         self._ticks += 1
         renew = self._ticks % RENEW_EVERY == 0
         tokens = [" ".join(live) if renew else "" for live in self._live]
-        args = [self._store.replica_id, int(REPLICA_TTL * 1000), self._lease_ms, *tokens]
+        args = [
+            self._store.replica_id,
+            int(REPLICA_TTL * 1000),
+            self._lease_ms,
+            self._max_limit,
+            self._max_bench_ms,
+            *tokens,
+        ]
         reply = await self._store.run_script(
             self._tick, [*self._all_keys, self._replicas_key], args
         )
@@ -320,8 +361,20 @@ class ClusterKeys:
             )
 
 
-def _limit(raw: str) -> float | None:
-    return float(raw) if raw else None
+def _limit(raw: object) -> float | None:
+    """A limit as the scripts return it ('' none); anything but a number >= 1: none."""
+    try:
+        value = float(str(raw))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 1 else None
+
+
+def _whole(raw: object) -> int:
+    try:
+        return max(0, int(str(raw)))
+    except ValueError:
+        return 0
 
 
 def _views(reply: list[object], start: int, count: int) -> list[KeyView]:
@@ -329,12 +382,6 @@ def _views(reply: list[object], start: int, count: int) -> list[KeyView]:
     for i in range(count):
         n, limit, epoch, bench_ms, reason = reply[start + 5 * i : start + 5 * i + 5]
         views.append(
-            KeyView(
-                int(str(n)),
-                _limit(str(limit)),
-                int(str(epoch)),
-                int(str(bench_ms)) / 1000,
-                str(reason),
-            )
+            KeyView(_whole(n), _limit(limit), _whole(epoch), _whole(bench_ms) / 1000, str(reason))
         )
     return views

@@ -9,8 +9,9 @@
     │   │   └── FalIncompleteStream  the stream ended while fal still said `partial: true`
     │   └── FalTimeout        connect, first_event, idle or total timeout
     ├── FalRequestInvalid     a request that must not be sent as it is
+    ├── FalResponseTooLarge   an answer, a stream event or a file over its size limit
     ├── KeysUnavailable       no fal key can take the request
-    └── FalUnsafeURL          fal's queue named a URL our key must not be sent to
+    └── FalUnsafeURL          fal named a URL the proxy will not call (or cannot use)
 
 What a client sees for each is decided outside `fal/`, in `translate/errors.py`.
 """
@@ -209,8 +210,20 @@ class FalIncompleteStream(FalBrokenError):
 
 
 class FalUnsafeURL(FalError):
-    """fal's queue answer named a URL that is neither fal's nor a configured one, or that
-    downgrades to plain http: the key is not sent there."""
+    """fal's answer named a URL the proxy will not call: a queue URL that is neither fal's
+    nor a configured one, or that downgrades to plain http (the key is not sent there); a
+    media URL outside fal's media hosts or resolving to a private address
+    (`fal/media_fetch.py`); or a URL that cannot be used at all. A failure of fal (502),
+    never the client's."""
+
+
+class FalResponseTooLarge(FalError):
+    """An upstream answer read whole, one stream event or line, or a media file, is over its
+    limit (MAX_UPSTREAM_BODY_BYTES, MAX_MEDIA_BYTES, MEDIA_BYTES_PER_REQUEST)."""
+
+    @property
+    def kind(self) -> str:
+        return "upstream_too_large"
 
 
 # -- fal's OpenAI route (OpenRouter behind fal, docs/fal-protocol.md §9) ---------------------

@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 DECREASE = 0.7
 # A learned limit never grows past this, so a key that is never at its limit cannot run away.
 MAX_LIMIT = 256.0
-# Retry-After beyond this (or `inf`, or negative) is not believed: it must never bench a key
-# for good. The parsing side (fal/errors.py) is elsewhere; this clamps defensively.
-MAX_RETRY_AFTER = 3600.0
+# Retry-After beyond this (MAX_RETRY_AFTER; `inf` or negative: ignored) is cut to it: one 429
+# with `Retry-After: 1e12` once benched the only key for an hour. The parsing side
+# (fal/errors.py) bounds it at an hour; the pool at MAX_RETRY_AFTER, a minute by default.
+MAX_RETRY_AFTER = 60.0
 # While waiting for a slot freed on another replica, ask Redis again after this long at first,
 # doubling up to the second (a release in this process wakes a waiter at once).
 POLL_MIN, POLL_MAX = 0.02, 0.2
@@ -88,9 +89,12 @@ class KeyPool:
         rate_limit_cooldown: float,
         clock: Callable[[], float] = time.monotonic,
         cluster: ClusterKeys | None = None,
+        max_retry_after: float = MAX_RETRY_AFTER,
     ) -> None:
         """`concurrency`: a fixed cap per key, or None to learn each key's limit from 429s.
-        `cluster`: share slots, limits and benches with the other replicas."""
+        `cluster`: share slots, limits and benches with the other replicas.
+        `max_retry_after`: the longest a 429 benches a key (fal's Retry-After is cut to it,
+        and so is KEY_RATE_LIMIT_COOLDOWN for the last healthy key)."""
         if not keys:
             raise ValueError("a key pool needs at least one key")
         self._keys = keys
@@ -100,6 +104,7 @@ class KeyPool:
         self._max_wait = max_wait
         self._auth_cooldown = auth_cooldown
         self._rate_limit_cooldown = rate_limit_cooldown
+        self._max_retry_after = max_retry_after
         self._clock = clock
         self._waiters: list[asyncio.Future[None]] = []
         self._cluster = cluster
@@ -242,10 +247,13 @@ class KeyPool:
         only when fal sends Retry-After, while another key is healthy (failover), or when the
         limit is already 1 (other processes or replicas fill the account).
         """
-        seconds = _clamp_retry_after(retry_after)
+        seconds = _clamp_retry_after(retry_after, self._max_retry_after)
         state = self._state[index]
+        last_healthy = not self.has_other_healthy(frozenset({index}))
         if not self._adaptive:
             seconds = max(self._rate_limit_cooldown, seconds or 0.0)
+            if last_healthy:  # the whole proxy waits on this key: never longer than the cap
+                seconds = min(seconds, self._max_retry_after)
             self._cool(index, seconds, "rate_limited")
             if self._cluster is not None:
                 self._cluster.note_bench(index, seconds, "rate_limited", rate_limited=True)
@@ -258,8 +266,10 @@ class KeyPool:
         if state.last_release_epoch == state.epoch:  # else: sent under the old, higher limit
             at_floor = state.limit is not None and state.limit < 2.0
             self._decrease(index, state)
-        if seconds is None and (at_floor or self.has_other_healthy(frozenset({index}))):
+        if seconds is None and (at_floor or not last_healthy):
             seconds = self._rate_limit_cooldown  # failing over beats waiting on this key
+            if last_healthy:
+                seconds = min(seconds, self._max_retry_after)
         if seconds:
             self._cool(index, seconds, "rate_limited")
             log.warning("fal rate limited key #%d; leaving it out for %.1f s", index, seconds)
@@ -340,8 +350,8 @@ def key_fingerprint(key: str) -> str:
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-def _clamp_retry_after(value: float | None) -> float | None:
-    """A usable Retry-After in 0..MAX_RETRY_AFTER seconds, or None (NaN and negatives too)."""
+def _clamp_retry_after(value: float | None, limit: float) -> float | None:
+    """A usable Retry-After in 0..limit seconds, or None (NaN and negatives too)."""
     if value is None or math.isnan(value) or value < 0:
         return None
-    return min(value, MAX_RETRY_AFTER)
+    return min(value, limit)

@@ -28,6 +28,7 @@ from .errors import (
 )
 from .keys import KeyLease
 from .retry import CallStarter
+from .sse import MAX_EVENT_BYTES, LineBuffer, too_large
 from .stream import TimedStream
 from .timeouts import Timeouts, deadline
 from .transport import StreamingResponse, Transport
@@ -89,29 +90,25 @@ class SSEEvent:
 
 
 class RawSSEDecoder:
-    """Like `sse.SSEDecoder`, but keeps each event's name: the Responses API's framing."""
+    """Like `sse.SSEDecoder`, but keeps each event's name: the Responses API's framing.
+    Bounded as it is: a line or an event over `max_event_bytes` is FalResponseTooLarge."""
 
-    __slots__ = ("_data", "_name", "_pending")
+    __slots__ = ("_data", "_data_bytes", "_limit", "_lines", "_name")
 
-    def __init__(self) -> None:
-        self._pending = b""
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self._lines = LineBuffer(max_event_bytes)
+        self._limit = max_event_bytes
         self._data: list[bytes] = []
+        self._data_bytes = 0
         self._name = ""
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        buffer = self._pending + chunk if self._pending else chunk
-        keep_cr = buffer.endswith(b"\r")
-        if keep_cr:
-            buffer = buffer[:-1]
-        buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = buffer.split(b"\n")
-        self._pending = lines.pop() + (b"\r" if keep_cr else b"")
         events: list[SSEEvent] = []
-        for line in lines:
+        for line in self._lines.lines(chunk):
             if not line:
                 if self._data:
                     events.append(SSEEvent(self._name, b"\n".join(self._data)))
-                self._data, self._name = [], ""
+                self._data, self._name, self._data_bytes = [], "", 0
             elif line.startswith(b":"):
                 continue  # a comment: `: OPENROUTER PROCESSING`
             else:
@@ -119,13 +116,16 @@ class RawSSEDecoder:
                 value = value[1:] if value.startswith(b" ") else value
                 if field == b"data":
                     self._data.append(value)
+                    self._data_bytes += len(value)
+                    if self._data_bytes > self._limit:
+                        raise too_large(self._limit)
                 elif field == b"event":
                     self._name = value.decode("utf-8", "replace")
         return events
 
     def close(self) -> list[SSEEvent]:
-        events = self.feed(b"\n\n") if (self._pending or self._data) else []
-        self._pending = b""
+        events = self.feed(b"\n\n") if (self._lines.pending or self._data) else []
+        self._lines.clear()
         return events
 
 
@@ -137,7 +137,7 @@ class OpenRouterStream(TimedStream):
     __slots__ = ()
 
     async def events(self) -> AsyncIterator[SSEEvent | None]:
-        decoder = RawSSEDecoder()
+        decoder = RawSSEDecoder(self._timeouts.max_event_bytes)
         while True:
             chunk = await self._read()
             if chunk is None:

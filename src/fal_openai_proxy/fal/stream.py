@@ -88,7 +88,7 @@ class FalStream(TimedStream):
     __slots__ = ()
 
     async def events(self) -> AsyncIterator[dict[str, Any] | None]:
-        decoder = SSEDecoder()
+        decoder = SSEDecoder(self._timeouts.max_event_bytes)
         while True:
             chunk = await self._read()
             if chunk is None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from .errors import FalTimeout
+from .sse import MAX_EVENT_BYTES
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class Timeouts:
     total: float
     keepalive: float
     retry_budget: float
+    max_event_bytes: int = MAX_EVENT_BYTES  # a stream's longest line or event
 
 
 class deadline:  # lower case: used like asyncio.timeout()

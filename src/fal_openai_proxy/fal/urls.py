@@ -44,7 +44,11 @@ class QueueURLs:
 
     def follow(self, url: str) -> str:
         """The URL to call for a queue URL that fal returned; FalUnsafeURL if refused."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (parsed here: a bad port raises)
+        except ValueError:
+            raise FalUnsafeURL("fal's queue answer names a URL that cannot be parsed") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FalUnsafeURL("fal's queue answer names a URL that is not http(s)")
         if self._rewrite_to is not None:

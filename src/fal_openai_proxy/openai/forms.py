@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from .errors import ProxyError, invalid_request
@@ -93,13 +93,18 @@ async def read_form(request: Request, *, max_files: int, max_file_bytes: int) ->
             "This endpoint takes a multipart/form-data body, as the OpenAI SDK sends it.",
             code="invalid_content_type",
         )
+    parser = _WholeMultipart(
+        request.headers,
+        request.stream(),
+        max_files=max_files,
+        max_fields=_MAX_FIELDS,
+        max_part_size=_MAX_FIELD_BYTES,
+    )
     try:
-        raw = await request.form(
-            max_files=max_files, max_fields=_MAX_FIELDS, max_part_size=_MAX_FIELD_BYTES
-        )
-    except HTTPException as exc:  # python-multipart's refusal, as Starlette reports it
+        raw = await parser.parse()
+    except MultiPartException as exc:  # python-multipart's refusal, as Starlette reports it
         raise invalid_request(
-            f"Invalid multipart body: {exc.detail}", code="invalid_body"
+            f"Invalid multipart body: {exc.message}", code="invalid_body"
         ) from None
     form = Form()
     try:
@@ -112,6 +117,23 @@ async def read_form(request: Request, *, max_files: int, max_file_bytes: int) ->
     finally:
         await raw.close()
     return form
+
+
+class _WholeMultipart(MultiPartParser):
+    """Starlette's parser, refusing a body that ends before its closing boundary (python-
+    multipart's `finalize` does not check it yet): its last part may be cut short."""
+
+    ended = False
+
+    def on_end(self) -> None:
+        self.ended = True
+
+    async def parse(self) -> FormData:
+        form = await super().parse()
+        if not self.ended:
+            await form.close()
+            raise MultiPartException("the body ends before its closing boundary")
+        return form
 
 
 async def _read_file(name: str, upload: UploadFile, limit: int) -> FormFile:

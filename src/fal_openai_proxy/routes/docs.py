@@ -74,6 +74,8 @@ def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
         entry["security"] = [{"bearer": []}]
     elif endpoint.auth is Auth.ADMIN:
         entry["security"] = [{"admin": []}, {"console": []}]
+    elif endpoint.auth is Auth.INFO:  # a key only with REQUIRE_KEY_FOR_METRICS_AND_DOCS
+        entry["security"] = [{}, {"bearer": []}]
     if endpoint.parameters:
         entry["parameters"] = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -195,10 +197,10 @@ pre{{background:#f6f6f6;padding:8px;overflow:auto}}</style></head>
 
 ROUTES = [
     Endpoint("GET", "/openapi.json", openapi_json, Operation("This document."),
-             auth=Auth.PUBLIC),
+             auth=Auth.INFO),
     Endpoint("GET", "/docs", docs_page,
              Operation("This document as a page.", media_types=("text/html",)),
-             auth=Auth.PUBLIC),
+             auth=Auth.INFO),
     Endpoint("GET", "/", root,
              Operation("Redirects to `/docs`.", status=307, responses={}), auth=Auth.PUBLIC),
 ]  # fmt: skip

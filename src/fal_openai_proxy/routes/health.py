@@ -31,5 +31,5 @@ ROUTES = [
              Operation("200 while serving; 503 once draining.", responses={503: "Draining."}),
              auth=Auth.PUBLIC),
     Endpoint("GET", "/metrics", metrics,
-             Operation("Prometheus metrics.", media_types=("text/plain",)), auth=Auth.PUBLIC),
+             Operation("Prometheus metrics.", media_types=("text/plain",)), auth=Auth.INFO),
 ]  # fmt: skip

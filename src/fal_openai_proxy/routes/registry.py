@@ -46,7 +46,10 @@ class Auth(StrEnum):
     """Who may call an endpoint."""
 
     CLIENT = "client"  # API_KEY, a fal key in pass-through mode, or nobody when neither is set
-    PUBLIC = "public"  # anyone (health, metrics, the API's own documentation)
+    PUBLIC = "public"  # anyone (the health checks, the console's page and its sign-in)
+    # Anyone, unless REQUIRE_KEY_FOR_METRICS_AND_DOCS with a non-loopback HOST: then API_KEY
+    # (metrics, the API's own documentation)
+    INFO = "info"
     # `Authorization: Bearer <ADMIN_KEY>`, or a console session with its CSRF token
     # (serve/console_auth.py); 403 while ADMIN_KEY is unset.
     ADMIN = "admin"

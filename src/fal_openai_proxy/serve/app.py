@@ -26,6 +26,7 @@ from ..fal.files import FalFiles
 from ..fal.http import HttpClient
 from ..fal.keys import DECREASE, MAX_LIMIT, KeyPool
 from ..fal.media_apps import MEDIA_APPS, media_model_ids
+from ..fal.media_fetch import DEFAULT_MEDIA_HOSTS, MediaFetcher, MediaPolicy
 from ..fal.openrouter import OPENROUTER_APP, OpenRouterClient
 from ..fal.pricing import UnitPrices
 from ..fal.proxy_client import FalProxyClient
@@ -143,6 +144,7 @@ def build_upstream(settings: Settings) -> Upstream:
         max_idle_per_host=min(2 * in_flight + 16, 256),
         user_agent=USER_AGENT,
         idle_expiry=settings.pool_idle_timeout,
+        max_body_bytes=settings.max_upstream_body_bytes,
     )
     timeouts = Timeouts(
         connect=settings.connect_timeout,
@@ -151,6 +153,7 @@ def build_upstream(settings: Settings) -> Upstream:
         total=settings.request_timeout,
         keepalive=settings.keepalive_interval,
         retry_budget=settings.retry_budget,
+        max_event_bytes=settings.max_upstream_body_bytes,
     )
     fal = FalClient(
         run_url=settings.fal_run_url,
@@ -170,13 +173,12 @@ def build_upstream(settings: Settings) -> Upstream:
     )
     files = FalFiles.build(
         http,
+        _media_fetcher(settings, http),
         rest_url=settings.fal_rest_url,
         pool=pool,
         retry_budget=settings.retry_budget,
         metrics=metrics,
-        max_bytes=settings.max_media_bytes,
         timeout=settings.media_fetch_timeout,
-        total_timeout=settings.request_timeout,
     )
     # fal's own clients (/api/fal/proxy): their calls relayed with the same keys and retries.
     fal_proxy = FalProxyClient(
@@ -207,6 +209,22 @@ def _unit_prices(settings: Settings, http: HttpClient, metrics: Metrics) -> Unit
     )
 
 
+def _media_fetcher(settings: Settings, http: HttpClient) -> MediaFetcher:
+    """The one guard for every URL fal names (fal/media_fetch.py), on a pool of its own."""
+    policy = MediaPolicy(
+        [*DEFAULT_MEDIA_HOSTS, *settings.media_host_list],
+        [settings.fal_run_url, settings.fal_queue_url, settings.fal_rest_url, settings.fal_api_url],
+    )
+    return MediaFetcher(
+        http.guarded(policy.allow_address),
+        policy,
+        max_file_bytes=settings.max_media_bytes,
+        bytes_per_request=settings.media_bytes_per_request,
+        idle_timeout=settings.media_fetch_timeout,
+        request_timeout=settings.request_timeout,
+    )
+
+
 def _key_pool(settings: Settings, metrics: Metrics, redis: RedisStore | None) -> KeyPool | None:
     if not settings.fal_keys:
         return None  # pass-through: each client brings its own key
@@ -218,6 +236,11 @@ def _key_pool(settings: Settings, metrics: Metrics, redis: RedisStore | None) ->
             cap=settings.key_concurrency_cap,
             decrease=DECREASE,
             max_limit=MAX_LIMIT,
+            max_bench=max(
+                settings.key_auth_cooldown,
+                settings.key_rate_limit_cooldown,
+                settings.max_retry_after,
+            ),
         )
     pool = KeyPool(
         settings.fal_keys,
@@ -226,6 +249,7 @@ def _key_pool(settings: Settings, metrics: Metrics, redis: RedisStore | None) ->
         auth_cooldown=settings.key_auth_cooldown,
         rate_limit_cooldown=settings.key_rate_limit_cooldown,
         cluster=cluster,
+        max_retry_after=settings.max_retry_after,
     )
     metrics.watch_keys(
         len(pool), in_flight=pool.in_flight, healthy=pool.is_healthy, limit=pool.limit

@@ -14,7 +14,7 @@ import uvloop
 from pydantic import SecretStr, ValidationError
 
 from .. import __version__
-from ..base.logs import configure_logging
+from ..base.logs import configure_logging, redact_url
 from ..base.settings import Settings
 from ..base.settings_doc import help_epilog, markdown
 from .app import ConfigError, create_app
@@ -174,7 +174,8 @@ def _announce(
         ]
     else:
         lines.append(f"  proxy (point OpenAI clients here): {base}/v1")
-        lines.append(f"  upstream: {settings.fal_run_url} and {settings.fal_queue_url}")
+        run, queue = redact_url(settings.fal_run_url), redact_url(settings.fal_queue_url)
+        lines.append(f"  upstream: {run} and {queue}")
         if settings.pass_through:
             lines.append(
                 "  FAL_KEY is not set: pass-through mode. Each client's "

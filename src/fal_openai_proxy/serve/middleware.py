@@ -3,7 +3,10 @@
 RequestLog: request id, one JSON log line and metrics per request.
 Guard: the Host check on every route; on the routes that take a client's key (the registry's
 `Auth.CLIENT`, and any unknown /v1/ path) draining, cross-site requests, the content type,
-client auth, body size and time, and per-client limits.
+client auth, body size and time, per-client limits, and room for multipart bodies
+(upload_gate.py); on `Auth.INFO` routes (metrics, the API's documentation) the client key when
+REQUIRE_KEY_FOR_METRICS_AND_DOCS asks for it. Refusals sent before a request's body was read
+say `Connection: close` (connection.py discards the rest, then closes).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..routes.registry import Auth, Body, Endpoint, EndpointIndex, Protocol
 from .console_auth import ConsoleAuth
 from .context import Client, RequestContext, clip, new_context, request_context
 from .state import ProxyState
+from .upload_gate import UploadGate
 
 access_log = logging.getLogger("fal_openai_proxy.access")
 _QUIET = frozenset({"/healthz", "/readyz", "/metrics"})  # probed often: metrics, no log line
@@ -101,6 +105,8 @@ class GuardMiddleware:
         self._endpoints = state.endpoints
         # A console session counts as a client too (the playground calls the API with it).
         self._console: ConsoleAuth | None = state.console if state.console.enabled else None
+        self._uploads = UploadGate(settings.max_upload_bytes_in_flight)
+        self._info_need_key = settings.info_endpoints_need_key
         hosts = settings.allowed_host_list
         self._hosts = None if hosts is None else frozenset(hosts)
         origins = settings.cors_origin_list
@@ -118,10 +124,15 @@ class GuardMiddleware:
             auth = endpoint.auth
         else:
             auth = Auth.CLIENT if path.startswith("/v1/") else Auth.PUBLIC
-        if auth is Auth.PUBLIC:
+        if auth is Auth.PUBLIC or auth is Auth.INFO:
             if self._hosts is not None and not self._host_allowed(scope):
                 await send_error(send, _misdirected())
                 return
+            if auth is Auth.INFO and self._info_need_key:  # REQUIRE_KEY_FOR_METRICS_AND_DOCS
+                token = _bearer(scope)
+                if _match_key(token, self._api_keys) is None:
+                    await send_error(send, _auth_error(token))
+                    return
             await self.app(scope, receive, send)
             return
         if auth is Auth.ADMIN:
@@ -133,12 +144,24 @@ class GuardMiddleware:
                 await self._limiter.admit(client)
         except ProxyError as exc:
             request_context(scope).log.error_type = exc.code or exc.type
+            exc = _closing_if_body_unread(scope, exc)
             await send_error(send, exc, _refusal_body(scope, endpoint, exc))
             return
         self._state.in_flight += 1
+        reserved = 0
         try:
+            if endpoint is not None and endpoint.body is Body.MULTIPART:
+                try:
+                    reserved = await self._reserve_upload(scope)
+                except ProxyError as exc:  # no room for the upload in time
+                    request_context(scope).log.error_type = exc.code or exc.type
+                    exc = _closing_if_body_unread(scope, exc)
+                    await send_error(send, exc, _refusal_body(scope, endpoint, exc))
+                    return
             await self.app(scope, self._limited(receive), send)
         finally:
+            if reserved:
+                self._uploads.release(reserved)
             self._state.in_flight -= 1
             if self._limiter.active:
                 self._limiter.done(client)
@@ -162,6 +185,13 @@ class GuardMiddleware:
             await send_error(send, exc)
             return
         await self.app(scope, self._limited(receive), send)
+
+    async def _reserve_upload(self, scope: Scope) -> int:
+        """Room for a multipart body before it is read (upload_gate.py). The wait is half of
+        BODY_TIMEOUT: the body must still arrive within the rest (connection.py)."""
+        length = _header(scope, b"content-length")
+        size = int(length) if length and length.isdigit() else self._max_body
+        return await self._uploads.acquire(size, self._body_timeout / 2)
 
     def _check(self, scope: Scope, endpoint: Endpoint | None) -> str:
         """Refuse early; return the client's identity for limits (never a raw key)."""
@@ -266,7 +296,9 @@ class GuardMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self._max_body:
-                    raise _too_large(self._max_body)
+                    error = _too_large(self._max_body)
+                    error.headers["Connection"] = "close"  # the rest of the body is unread
+                    raise error
                 complete = not message.get("more_body", False)
             else:
                 complete = True
@@ -321,6 +353,16 @@ def _fal_client_token(scope: Scope, bearer: str | None, *, pass_through: bool) -
             code="invalid_api_key",
         )
     return fal_key
+
+
+def _closing_if_body_unread(scope: Scope, exc: ProxyError) -> ProxyError:
+    """An answer sent before the request's body was read closes the connection (the rest of
+    the body is discarded, then the connection closed: connection.py); `Connection: close`
+    tells the client not to send another request on it."""
+    length = _header(scope, b"content-length")
+    if length not in (None, "0") or _header(scope, b"transfer-encoding") is not None:
+        exc.headers["Connection"] = "close"
+    return exc
 
 
 def _match_key(token: str | None, keys: list[bytes]) -> int | None:

@@ -102,13 +102,22 @@ class ModelRefresher:
         store, interval = self._store, self._interval
         if store is not None and store.up and not await store.hold_lock(SHARED_NAME, 2 * interval):
             raw = await store.get_json(SHARED_NAME)
-            if raw is not None:  # another replica fetched it
-                self.source.load(raw)
+            if raw is not None and self._load_shared(raw):  # another replica fetched it
                 return min(interval, FOLLOWER_POLL)
         ok = await self.refresh()
         if ok and store is not None and store.up:
             await store.set_json(SHARED_NAME, self.source.snapshot(), 3 * interval)
         return interval if ok else min(interval, RETRY_AFTER_FAILURE)
+
+    def _load_shared(self, raw: Any) -> bool:
+        """The list another replica published; False for anything else found there (anyone
+        with access to Redis may have written garbage): then this replica fetches its own."""
+        try:
+            self.source.load(raw)
+        except (TypeError, KeyError, AttributeError, ValueError):
+            log.warning("ignoring a model list in Redis that is not one")
+            return False
+        return True
 
     async def run(self) -> None:
         while True:

@@ -23,6 +23,7 @@ from ..base.settings import Settings
 from ..fal.client import FalClient
 from ..fal.errors import FalBrokenError, FalError, FalStatusError
 from ..fal.files import FalFiles
+from ..fal.media_fetch import MediaBudget
 from ..openai.audio import SpeechRequest
 from ..openai.errors import invalid_request, unsupported
 from ..openai.forms import Form
@@ -62,7 +63,7 @@ class AudioService:
         fal: FalClient,
         files: FalFiles,
         catalog: Catalog,
-        meter: CostMeter | None = None,
+        meter: CostMeter,
     ):
         self._settings = settings
         self._fal = fal
@@ -74,6 +75,7 @@ class AudioService:
         self, form: Form, task: str, context: RequestContext, receive: Receive
     ) -> Response:
         """`task` is "transcribe" or "translate" (fal's own names, docs/fal-protocol.md §12.3)."""
+        budget = self._files.budget()  # the request's deadline, from now
         model = form.require("model")
         app = resolve_app(model, "stt", self._settings.fal_transcribe_app, self._catalog)
         files = form.files.get("file", [])
@@ -103,7 +105,7 @@ class AudioService:
         note_request(context, self._catalog, model, app)
         context.log.stream = stream
         audio_url = await until_disconnect(
-            self._file_url(file.data, content_type, context.fal_key), receive
+            self._file_url(file.data, content_type, context.fal_key, budget), receive
         )
         fal_input = transcription_input(
             app, audio_url, task=task, language=language, prompt=form.text("prompt")
@@ -124,21 +126,22 @@ class AudioService:
     ) -> None:
         """The request's cost: fal's billable units, else the table's price per second of
         audio in or out (whichever the request has measured)."""
-        if self._meter is None:
-            return
         usage = context.usage
         usage.fal_app, usage.billable_units = app, units
         seconds = usage.audio_seconds_in or usage.audio_seconds_out
         self._meter.settle(usage, model=model, used=Measure(audio_seconds=seconds))
 
-    async def _file_url(self, data: bytes, content_type: str, client_key: str | None) -> str:
+    async def _file_url(
+        self, data: bytes, content_type: str, client_key: str | None, budget: MediaBudget
+    ) -> str:
         if len(data) <= self._settings.inline_file_bytes:
             return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
-        return await self._files.upload(data, content_type, client_key)
+        return await self._files.upload(data, content_type, client_key, budget)
 
     async def speech(
         self, request: SpeechRequest, context: RequestContext, receive: Receive
     ) -> Response:
+        budget = self._files.budget()  # the request's deadline and bytes, from now
         app = resolve_app(request.model, "tts", self._settings.fal_speech_app, self._catalog)
         target = speech_format(app, request.response_format)
         fal_input = speech_input(app, request.input, request.voice, request.speed)
@@ -151,8 +154,8 @@ class AudioService:
         if found is None:
             raise FalBrokenError("fal's answer has no audio")
         url, declared = found
-        upstream = await until_disconnect(self._files.open(url), receive)
-        chunks = self._files.chunks(upstream)
+        upstream = await until_disconnect(self._files.open(url, budget), receive)
+        chunks = self._files.chunks(upstream, budget)
         if target != app.audio_format:
             # The first bytes before the status line: a failure until then is a proper error.
             encoding, first = await until_disconnect(start_encoding(chunks, target), receive)

@@ -77,12 +77,12 @@ class ChatService:
         catalog: Catalog,
         metrics: Metrics,
         open_streams: set[asyncio.Task[None]],
-        routes: ModelRouter | None = None,
-        openrouter: OpenRouterChatService | None = None,
-        meter: CostMeter | None = None,
+        routes: ModelRouter,
+        openrouter: OpenRouterChatService,
+        meter: CostMeter,
     ) -> None:
         self._meter = meter
-        self._routes = routes or ModelRouter([])
+        self._routes = routes
         self._openrouter = openrouter
         self._prompt_routed = metrics.upstream_routes.labels("chat", "prompt")
         self._settings = settings
@@ -141,7 +141,7 @@ class ChatService:
         # The model first, whatever route the request takes: an image or audio model is a 400
         # and a bare id that stands for nothing a 404, with tools or without.
         fal_model = self._catalog.chat_model(chat.model)
-        if raw is not None and self._openrouter is not None and self.route(chat) == OPENAI:
+        if raw is not None and self.route(chat) == OPENAI:
             self.check_limits(chat)
             check_stream_options(chat)
             return await self._openrouter.complete(chat, raw, context, receive, FAREWELL, fal_model)
@@ -172,8 +172,6 @@ class ChatService:
         reported: float | None,
     ) -> None:
         """The request's usage and cost (OpenRouter's figure when the app passes it on)."""
-        if self._meter is None:
-            return
         usage = context.usage
         usage.fal_app = app
         usage.billable_units = units

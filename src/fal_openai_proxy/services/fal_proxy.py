@@ -123,7 +123,7 @@ class FalProxyService:
         metrics: Metrics,
         open_streams: set[asyncio.Task[None]],
         write_timeout: float,
-        meter: CostMeter | None = None,
+        meter: CostMeter,
     ) -> None:
         self._meter = meter
         self._client = client
@@ -227,8 +227,8 @@ class FalProxyService:
         if not 200 <= response.status < 300:
             fields.error_type = f"fal_{response.status}"
         context.usage.billable_units = _billable_units(response.headers)
-        if self._meter is not None:  # fal's billable units x its unit price, if both are known
-            self._meter.settle(context.usage, model=context.usage.fal_app, used=Measure())
+        # fal's billable units x its unit price, if both are known
+        self._meter.settle(context.usage, model=context.usage.fal_app, used=Measure())
         on_end: Callable[[bytes], Awaitable[None]] | None = None
         lease = opened.lease
         if target.kind == "submit" and lease.pool is not None and target.app is not None:

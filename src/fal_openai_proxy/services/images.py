@@ -21,6 +21,7 @@ from ..fal.client import FalClient
 from ..fal.errors import FalBrokenError
 from ..fal.files import FalFiles
 from ..fal.media_apps import MediaApp
+from ..fal.media_fetch import MediaBudget
 from ..openai.errors import invalid_request, unsupported
 from ..openai.forms import Form, FormFile
 from ..openai.images import ImageGenerationRequest
@@ -65,7 +66,7 @@ class ImageService:
         fal: FalClient,
         files: FalFiles,
         catalog: Catalog,
-        meter: CostMeter | None = None,
+        meter: CostMeter,
     ):
         self._settings = settings
         self._fal = fal
@@ -76,6 +77,7 @@ class ImageService:
     async def generate(
         self, request: ImageGenerationRequest, context: RequestContext, receive: Receive
     ) -> Response:
+        budget = self._files.budget()  # the request's deadline and bytes, from now
         app = resolve_app(request.model, "image", self._settings.fal_image_app, self._catalog)
         params = ImageParams(
             request.prompt,
@@ -88,9 +90,12 @@ class ImageService:
         fal_input = build_image_input(app, params)
         model = request.model or app.app_id
         note_request(context, self._catalog, model, app)
-        return await self._run(app, model, fal_input, request.response_format, context, receive)
+        return await self._run(
+            app, model, fal_input, params.n, request.response_format, context, receive, budget
+        )
 
     async def edit(self, form: Form, context: RequestContext, receive: Receive) -> Response:
+        budget = self._files.budget()  # the request's deadline and bytes, from now
         model = form.text("model")
         app = resolve_app(model, "edit", self._settings.fal_edit_app, self._catalog)
         prompt = form.require("prompt")
@@ -131,7 +136,7 @@ class ImageService:
         model = model or app.app_id
         note_request(context, self._catalog, model, app)
         urls = await until_disconnect(
-            self._file_urls([*images, *masks[:1]], context.fal_key), receive
+            self._file_urls([*images, *masks[:1]], context.fal_key, budget), receive
         )
         if app.image_field == "image_urls":
             fal_input["image_urls"] = urls[: len(images)]
@@ -139,9 +144,13 @@ class ImageService:
             fal_input["image_url"] = urls[0]
         if masks:
             fal_input["mask_url"] = urls[-1]
-        return await self._run(app, model, fal_input, response_format, context, receive)
+        return await self._run(
+            app, model, fal_input, params.n, response_format, context, receive, budget
+        )
 
-    async def _file_urls(self, files: list[FormFile], client_key: str | None) -> list[str]:
+    async def _file_urls(
+        self, files: list[FormFile], client_key: str | None, budget: MediaBudget
+    ) -> list[str]:
         """Each image as fal will read it: a data URI if small, else a fal storage URL."""
         urls = []
         for file in files:
@@ -157,7 +166,7 @@ class ImageService:
                 encoded = base64.b64encode(file.data).decode("ascii")
                 urls.append(f"data:{content_type};base64,{encoded}")
             else:
-                urls.append(await self._files.upload(file.data, content_type, client_key))
+                urls.append(await self._files.upload(file.data, content_type, client_key, budget))
         return urls
 
     async def _run(
@@ -165,9 +174,11 @@ class ImageService:
         app: MediaApp,
         model: str,
         fal_input: dict[str, Any],
+        n: int | None,
         response_format: str | None,
         context: RequestContext,
         receive: Receive,
+        budget: MediaBudget,
     ) -> Response:
         if self._settings.log_prompts:
             log.info("prompt", extra={"request_id": context.log.request_id, "fal_input": fal_input})
@@ -175,18 +186,18 @@ class ImageService:
             self._fal.run_queued(app.app_id, fal_input, context.fal_key), receive
         )
         context.log.fal_request_id = result.request_id
-        urls = image_urls(result.output)
+        made = image_urls(result.output)
+        urls = made[: n or 1]  # no more images than were asked for, whatever the app answered
         if not urls:
             raise FalBrokenError("fal's answer has no images")
-        if self._meter is not None:
-            usage = context.usage
-            usage.fal_app, usage.billable_units = app.app_id, result.billable_units
-            sizes = image_sizes(result.output)
-            used = Measure(images=len(urls), megapixels=billed_megapixels(sizes))
-            self._meter.settle(usage, model=model, used=used)
+        usage = context.usage
+        usage.fal_app, usage.billable_units = app.app_id, result.billable_units
+        sizes = image_sizes(result.output)
+        used = Measure(images=len(made), megapixels=billed_megapixels(sizes))  # fal's count
+        self._meter.settle(usage, model=model, used=used)
         b64 = None
         if response_format == "b64_json":
-            b64 = await until_disconnect(self._encode_all(urls), receive)
+            b64 = await until_disconnect(self._encode_all(urls, budget), receive)
         body = images_body(
             int(time.time()),
             urls,
@@ -196,12 +207,14 @@ class ImageService:
         )
         return Response(orjson.dumps(body), media_type="application/json")
 
-    async def _encode_all(self, urls: list[str]) -> list[str]:
+    async def _encode_all(self, urls: list[str], budget: MediaBudget) -> list[str]:
         # One after another: n is small, and a failure then leaves nothing running.
-        return [await self._encode(url) for url in urls]
+        return [await self._encode(url, budget) for url in urls]
 
-    async def _encode(self, url: str) -> str:
+    async def _encode(self, url: str, budget: MediaBudget) -> str:
         if url.startswith("data:"):  # fal's sync_mode answer: already base64
-            return url.partition(",")[2]
-        data, _ = await self._files.fetch(url)
+            encoded = url.partition(",")[2]
+            budget.take(len(encoded) * 3 // 4)  # it counts against the budget too
+            return encoded
+        data, _ = await self._files.fetch(url, budget)
         return base64.b64encode(data).decode("ascii")

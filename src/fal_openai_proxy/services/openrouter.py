@@ -63,7 +63,7 @@ class OpenRouterService:
         catalog: Catalog,
         metrics: Metrics,
         open_streams: set[asyncio.Task[None]],
-        meter: CostMeter | None = None,
+        meter: CostMeter,
     ) -> None:
         self._settings = settings
         self._client = client
@@ -102,8 +102,7 @@ class OpenRouterService:
         self, context: RequestContext, model: str, used: Measure, reported: float | None
     ) -> None:
         """The request's usage and cost, OpenRouter's own figure first."""
-        if self._meter is not None:
-            self._meter.settle(context.usage, model=model, used=used, reported=reported)
+        self._meter.settle(context.usage, model=model, used=used, reported=reported)
 
     async def frames(
         self,

@@ -86,6 +86,8 @@ class Directives:
     # The text-to-speech file (simulator/media.py): "float" (32-bit float samples), "stereo",
     # "streamed" (sizes left unknown, as a WAV written while it is made) or "not_wav"
     speech_audio: str | None = None
+    # Media apps (simulator/media.py): the app's whole output, as its owner chose it
+    output: dict[str, Any] | None = None
 
     @property
     def job_error(self) -> str | None:
@@ -183,6 +185,7 @@ def build(objects: list[dict[str, Any]]) -> Directives:
         billable_units=_units(merged.get("billable_units")),
         no_cost=merged.get("no_cost") is True,
         speech_audio=_str(merged.get("speech_audio")),
+        output=merged["output"] if isinstance(merged.get("output"), dict) else None,
     )
 
 

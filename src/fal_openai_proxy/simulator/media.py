@@ -20,6 +20,7 @@ import wave
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 from .apps import AppSpec
 from .asgi import Receive, Scope, Send, read_body, send_bytes
@@ -41,6 +42,14 @@ REST_PREFIX = "/rest"
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 FILES_PREFIX = "/_sim/files/"
 UPLOADS_PREFIX = "/_sim/uploads/"
+# Test hooks among the files (not fal's): `_size/<n>` streams n bytes of a "PNG" without a
+# Content-Length; `_redirect?to=<url>` answers 302 to it; `_hang` never answers. With the
+# `output` directive, a test plays an app whose owner names any URL (fal/media_fetch.py's
+# attacker).
+SIZED_PREFIX = FILES_PREFIX + "_size/"
+REDIRECT_PATH = FILES_PREFIX + "_redirect"
+HANG_PATH = FILES_PREFIX + "_hang"
+MAX_SIZED = 256 * 1024 * 1024
 
 _FLUX_RATIOS = ("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21")
 _IDEOGRAM_RATIOS = (
@@ -152,7 +161,18 @@ async def serve(state: SimulatorState, scope: Scope, receive: Receive, send: Sen
     raw = await read_body(receive)
     call = Call(scope, receive, send, str(uuid.uuid4()))
     path = call.path
-    if path.startswith(FILES_PREFIX) and call.method == "GET":
+    if path.startswith(SIZED_PREFIX) and call.method == "GET":
+        call.log(state, "file_get", None, {"authorization": "authorization" in call.headers})
+        await _send_sized(send, path[len(SIZED_PREFIX) :].partition(".")[0])
+    elif path == HANG_PATH and call.method == "GET":
+        call.log(state, "file_get", None, {"authorization": "authorization" in call.headers})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+    elif path == REDIRECT_PATH and call.method == "GET":
+        call.log(state, "file_get", None, {"authorization": "authorization" in call.headers})
+        target = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("to", [""])[0]
+        await send_bytes(send, 302, b"", [(b"location", target.encode("latin-1"))], _OCTETS)
+    elif path.startswith(FILES_PREFIX) and call.method == "GET":
         name = path[len(FILES_PREFIX) :]
         call.log(state, "file_get", None, {"authorization": "authorization" in call.headers})
         stored = state.files.get(name)
@@ -197,6 +217,24 @@ async def serve(state: SimulatorState, scope: Scope, receive: Receive, send: Sen
         await call.detail(404, "Not Found")
 
 
+_OCTETS = (b"content-type", b"application/octet-stream")
+
+
+async def _send_sized(send: Send, size_text: str) -> None:
+    size = min(int(size_text), MAX_SIZED) if size_text.isdigit() else 0
+    start = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"image/png")],
+    }
+    await send(start)
+    piece = b"\x89PNG\r\n\x1a\n" + bytes(1024 * 1024 - 8)
+    while size > 0:
+        await send({"type": "http.response.body", "body": piece[:size], "more_body": True})
+        size -= len(piece)
+    await send({"type": "http.response.body", "body": b""})
+
+
 # -- queue submit --------------------------------------------------------------------------
 
 
@@ -222,7 +260,9 @@ async def submit(call: Call, state: SimulatorState, app_id: str) -> None:
         await call.json(422, {"detail": errors})
         return
     origin = _origin(call)
-    payload = _produce(spec, body, clean, state, origin, directives.speech_audio)
+    payload = directives.output or _produce(
+        spec, body, clean, state, origin, directives.speech_audio
+    )
     latency_ms = state.config.latency_ms if directives.latency_ms is None else directives.latency_ms
     run_s = math.inf if directives.hang is not None else latency_ms / 1000
     inp = ChatInput(clean, None, "", False, None, None, None)
@@ -451,10 +491,12 @@ def billable_units(
 ) -> float:
     """How many of the app's priced units the answer used (what a fal app would report)."""
     if spec.billed_by == "megapixel":
+        # An `output` directive's images may carry no size: a megapixel each.
+        images = [i for i in payload.get("images", []) if isinstance(i, dict)]
         return float(
             sum(
-                max(1, math.ceil(i["width"] * i["height"] / (1024 * 1024)))
-                for i in payload["images"]
+                max(1, math.ceil(i.get("width", 1) * i.get("height", 1) / (1024 * 1024)))
+                for i in images
             )
         )
     if spec.billed_by == "second":

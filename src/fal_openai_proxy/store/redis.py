@@ -169,12 +169,19 @@ class RedisStore:
     # -- primitives for one-writer, many-readers state ----------------------------------------
 
     async def get_json(self, name: str) -> Any | None:
-        """The value stored under `name`, or None (absent, expired, or Redis down)."""
+        """The value stored under `name`, or None (absent, expired, not JSON, or Redis down):
+        anyone with access to Redis may have written garbage there."""
         try:
             raw = await self.run(lambda redis: redis.get(self.key(name)))
         except SharedDown:
             return None
-        return None if raw is None else orjson.loads(raw)
+        if raw is None:
+            return None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            log.warning("ignoring a value in Redis that is not JSON: %s", name)
+            return None
 
     async def set_json(self, name: str, value: Any, ttl: float) -> bool:
         """Store `value` for `ttl` seconds; False if Redis is down."""

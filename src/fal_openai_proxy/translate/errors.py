@@ -13,6 +13,7 @@ from ..fal.errors import (
     FalEventError,
     FalIncompleteStream,
     FalRequestInvalid,
+    FalResponseTooLarge,
     FalStatusError,
     FalTimeout,
     FalUnsafeURL,
@@ -66,9 +67,13 @@ def to_openai_error(exc: FalError, *, pass_through: bool) -> ProxyError:
         return _keys_error(exc)
     if isinstance(exc, FalUnsafeURL):
         return ProxyError(
-            502, "fal's queue named a URL the proxy will not call.",
+            502, f"fal named a URL the proxy will not call: {exc}.",
             type=UPSTREAM_ERROR, code="upstream_bad_url",
         )  # fmt: skip
+    if isinstance(exc, FalResponseTooLarge):
+        return ProxyError(
+            502, f"fal's answer is too large: {exc}.", type=UPSTREAM_ERROR, code=exc.kind
+        )
     if isinstance(exc, FalRequestInvalid):
         return ProxyError(400, f"The request cannot be sent to fal: {exc}.", type=INVALID_REQUEST)
     return ProxyError(502, "fal request failed.", type=UPSTREAM_ERROR, code="upstream_error")

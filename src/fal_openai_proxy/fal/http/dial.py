@@ -5,7 +5,7 @@ a host with several addresses has them raced here (RFC 8305, as asyncio does wit
 0.25 s and interleave 1), and the connected socket is handed to `create_connection(sock=)`.
 A single address goes straight to `create_connection(ip, port)`: uvloop's native connect
 costs about 90 us less CPU than `sock_connect` does (bench/http_cpu.py). A tunnel through
-an http proxy is set up on the socket before TLS starts, so TLS (done by fal/http.py's
+an http proxy is set up on the socket before TLS starts, so TLS (done by connection.py's
 connections themselves) runs over the tunnel.
 """
 
@@ -18,15 +18,15 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from .errors import FalConnectError
+from ..errors import FalConnectError
 
 HAPPY_EYEBALLS_DELAY = 0.25
 _MAX_CONNECT_HEAD = 16 * 1024
 
-_AddrInfo = tuple[Any, ...]  # (family, type, proto, canonname, sockaddr)
+AddrInfo = tuple[Any, ...]  # (family, type, proto, canonname, sockaddr)
 
 
-async def resolve(host: str, port: int) -> list[_AddrInfo]:
+async def resolve(host: str, port: int) -> list[AddrInfo]:
     """The addresses of host:port; an IP address needs no resolver (a thread-pool trip)."""
     infos = _literal(host, port)
     if infos is None:
@@ -37,7 +37,7 @@ async def resolve(host: str, port: int) -> list[_AddrInfo]:
 
 
 async def open_socket(
-    infos: Sequence[_AddrInfo], delay: float = HAPPY_EYEBALLS_DELAY
+    infos: Sequence[AddrInfo], delay: float = HAPPY_EYEBALLS_DELAY
 ) -> socket.socket:
     """A connected non-blocking TCP socket to one of the addresses, tried RFC 8305-style."""
     loop = asyncio.get_running_loop()
@@ -46,7 +46,7 @@ async def open_socket(
     return await race([_attempt(loop, info) for info in interleave(infos)], delay)
 
 
-def _literal(host: str, port: int) -> list[_AddrInfo] | None:
+def _literal(host: str, port: int) -> list[AddrInfo] | None:
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
             socket.inet_pton(family, host)
@@ -57,19 +57,19 @@ def _literal(host: str, port: int) -> list[_AddrInfo] | None:
     return None
 
 
-def interleave(infos: Sequence[_AddrInfo]) -> list[_AddrInfo]:
+def interleave(infos: Sequence[AddrInfo]) -> list[AddrInfo]:
     """Alternate address families, starting with the resolver's first choice (interleave=1)."""
     first = infos[0][0]
     preferred = [i for i in infos if i[0] == first]
     others = [i for i in infos if i[0] != first]
-    mixed: list[_AddrInfo] = []
+    mixed: list[AddrInfo] = []
     for index in range(max(len(preferred), len(others))):
         mixed += preferred[index : index + 1] + others[index : index + 1]
     return mixed
 
 
 def _attempt(
-    loop: asyncio.AbstractEventLoop, info: _AddrInfo
+    loop: asyncio.AbstractEventLoop, info: AddrInfo
 ) -> Callable[[], Awaitable[socket.socket]]:
     async def connect() -> socket.socket:
         family, kind, proto, _, address = info
