@@ -36,6 +36,12 @@ RUN groupadd --system --gid 10001 proxy \
 
 COPY --from=builder /opt/venv /opt/venv
 
+# The accounts database (docs/accounts.md): by default a SQLite file on this volume, which
+# outlives the container. With replicas, set DATABASE_URL to one Postgres for all of them
+# (deploy/compose.yaml, deploy/k8s/overlays/managed-postgres); DATABASE_URL=none turns it off.
+RUN mkdir /data && chown 10001:10001 /data
+VOLUME ["/data"]
+
 # HOST=0.0.0.0 so that the port can be published. By the secure-by-default rule the server then
 # refuses to start with FAL_KEY but without API_KEY (set API_KEY, or ALLOW_UNAUTHENTICATED=1
 # behind your own auth); without FAL_KEY it runs in pass-through mode. No secret is baked in:
@@ -44,7 +50,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOST=0.0.0.0 \
-    PORT=3000
+    PORT=3000 \
+    DATABASE_URL=sqlite:////data/fal-openai-proxy.db
 
 # An empty working directory: the server reads `.env` from here, and none is shipped.
 WORKDIR /app

@@ -8,7 +8,7 @@ RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed-dev
 LINT_PATHS := src tests example.py examples $(wildcard bench)
 
-.PHONY: install install-run run test lint lint-deploy format docs screenshots check-config samples bench bench-quick bench-quick-run bench-tokens clean
+.PHONY: install install-run run test lint lint-deploy format docs screenshots check-config samples bench bench-quick bench-quick-run bench-tokens bench-admin clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,9 +54,12 @@ lint-deploy: $(STAMP)
 	mkdir -p $(RENDERED)
 	$(BIN)/kubectl kustomize deploy/k8s > $(RENDERED)/k8s.yaml
 	$(BIN)/kubectl kustomize deploy/k8s/overlays/managed-redis > $(RENDERED)/k8s-managed-redis.yaml
+	$(BIN)/kubectl kustomize deploy/k8s/overlays/managed-postgres > $(RENDERED)/k8s-managed-postgres.yaml
 	$(BIN)/kubernetes-validate --quiet --strict -k $(K8S_VERSION) \
-		$(RENDERED)/k8s.yaml $(RENDERED)/k8s-managed-redis.yaml deploy/k8s/base/secret.example.yaml
-	PROXY_ENV_FILE=proxy.env.example $(BIN)/docker-compose -f deploy/compose.yaml config --quiet
+		$(RENDERED)/k8s.yaml $(RENDERED)/k8s-managed-redis.yaml $(RENDERED)/k8s-managed-postgres.yaml \
+		deploy/k8s/base/secret.example.yaml
+	PROXY_ENV_FILE=proxy.env.example POSTGRES_ENV_FILE=postgres.env.example \
+		$(BIN)/docker-compose -f deploy/compose.yaml config --quiet
 
 format: $(STAMP)
 	$(BIN)/ruff format $(LINT_PATHS)
@@ -90,6 +93,10 @@ bench-quick-run: $(STAMP)  # the same, with FAL_NONSTREAM_MODE=run
 # /v1/messages/count_tokens's estimate, without HTTP (bench/tokens.py).
 bench-tokens: $(STAMP)
 	$(BIN)/python -m bench.tokens
+
+# GET /admin/usage and the request log over a million generated requests, SQLite and Postgres.
+bench-admin: $(STAMP)
+	$(BIN)/python -m bench.admin_usage
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

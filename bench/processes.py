@@ -192,13 +192,17 @@ def proxy_settings(sim: Simulator, workers: int, overrides: dict[str, str]) -> d
 
 
 def start_proxy(
-    workdir: Path, sim: Simulator, workers: int, overrides: dict[str, str] | None = None
+    workdir: Path,
+    sim: Simulator,
+    workers: int,
+    overrides: dict[str, str] | None = None,
+    name: str | None = None,
 ) -> Proxy:
     port = free_port()
     env = _clean_env()
     env.update(proxy_settings(sim, workers, overrides or {}))
     args = ["-m", "fal_openai_proxy", "--host", HOST, "--port", str(port)]
-    child = _spawn(f"proxy-{sim.upstream}-w{workers}", args, env, workdir)
+    child = _spawn(name or f"proxy-{sim.upstream}-w{workers}", args, env, workdir)
     proxy = Proxy(child, f"http://{HOST}:{port}", workers)
     try:
         _wait_healthy(proxy)

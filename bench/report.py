@@ -229,9 +229,27 @@ def cpu_table(ups: Upstreams) -> Table:
     return Table("Proxy CPU time (utime + stime)", ("", *(f"CPU, {n}" for n in ups)), rows)
 
 
+def accounts_table(figures: dict[str, Any]) -> Table:
+    """CPU per request by accounts setting (bench/accounting.py), and the ratio to off."""
+    rows = []
+    for name, modes in figures["proxy_cpu_ms_per_request"].items():
+        ratios = figures["ratio_to_off"].get(name, {})
+        cells = [
+            num(value, 3) + " ms" + (f" ({num(ratios[mode], 3)}x)" if mode in ratios else "")
+            for mode, value in modes.items()
+        ]
+        rows.append((name, *cells))
+    verdict = "met" if figures["met"] else "missed"
+    title = (
+        f"Accounts: proxy CPU per request, c={figures['concurrency']}, 0 ms upstream, plain "
+        f"(target: default <= {figures['target_ratio']:g}x off: {verdict})"
+    )
+    return Table(title, ("DATABASE_URL / keys", "non-stream", "stream (8 events)"), rows)
+
+
 def tables(results: dict[str, Any], verdicts: list[Verdict]) -> list[Table]:
     ups: Upstreams = results["upstreams"]
-    return [
+    found = [
         target_table(verdicts),
         latency_table(ups),
         throughput_table(ups),
@@ -239,6 +257,9 @@ def tables(results: dict[str, Any], verdicts: list[Verdict]) -> list[Table]:
         memory_table(ups),
         cpu_table(ups),
     ]
+    if "accounts" in results:
+        found.append(accounts_table(results["accounts"]))
+    return found
 
 
 def _widths(t: Table) -> list[int]:
@@ -396,6 +417,12 @@ in as many content chunks as the simulator sent events; anything else is an erro
   figure, then closed, then a second identical burst (growth again would be a leak); and
   after all the load, bursts included.
 - **CPU**: utime + stime of the proxy from `/proc/<pid>/stat` over its own segments.
+- **Accounts** (`bench/accounting.py`): three proxies that differ only in their accounts,
+  `DATABASE_URL=none` (off), the default SQLite file (every request's usage written), and a
+  virtual key on every request (`ADMIN_KEY` set), take the same closed loop (32 clients,
+  0 ms upstream) in rotating turns; each proxy's CPU is counted whole, its background usage
+  writer included (1.5 s after each segment, for the writer to finish). The query side,
+  `GET /admin/usage` over a million recorded requests, is `python -m bench.admin_usage`.
 - *max* columns are single samples: one scheduler hiccup on either side decides them.
 - The machine runs the harness, the simulator and the proxy at once: the *box CPU* column
   shows how busy it was. A ratio measured on a saturated box reflects CPU shared among the

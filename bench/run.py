@@ -25,7 +25,7 @@ import aiohttp
 import orjson
 import uvloop
 
-from . import phases, procinfo, report, tls
+from . import accounting, phases, procinfo, report, tls
 from .load import Errors
 from .plan import FAST, FULL, QUICK, Plan
 from .processes import (
@@ -190,11 +190,17 @@ async def measure(
                     with contextlib.suppress(OSError):  # a proxy that died has no /proc entry
                         proxies_cpu += proxy.total_cpu_seconds()
                     _stop(proxy, started)
+        # What accounts add per request, in the same run (plain upstream, one worker).
+        account_figures = await accounting.measure(
+            plan, session, sims["plain"], workdir, started, questions
+        )
+        print(accounting.console(account_figures), file=sys.stderr)
     used = phases.sample_cpu(None, *sims.values()) - first
     if any(e.count for e in errors.values()):
         keep_logs(workdir)
     return {
         "upstreams": figures,
+        "accounts": account_figures,
         "upstream_tls": ca.describe(),
         "foreign_cpu_cores": replace(used, proxy=proxies_cpu).foreign_cores(),
         "errors": errors,
@@ -256,6 +262,7 @@ def assemble(plan: Plan, figures: dict[str, Any], overrides: dict[str, str]) -> 
             for name in UPSTREAMS
         },
         "errors": {"count": total.count, "samples": total.samples},
+        "accounts": figures["accounts"],
         "proxy_log": figures["proxy_log"],
         "simulator_alive": all(figures["simulator_alive"].values()),
         "foreign_cpu_cores": figures["foreign_cpu_cores"],
@@ -289,6 +296,7 @@ def quick_gate(results: dict[str, Any], verdicts: list[Verdict]) -> list[str]:
     reasons = [f"{results['errors']['count']} failed or wrong responses"] * bool(
         results["errors"]["count"]
     )
+    reasons += accounting.gate(results["accounts"])
     for v in verdicts:
         if v.gross:
             t = v.target

@@ -36,6 +36,7 @@ class Endpoints:
     proxy: str
     run: str
     queue: str
+    proxy_headers: dict[str, str] = field(default_factory=lambda: dict(_JSON))  # + a client key
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ async def _proxy_complete(
     session: aiohttp.ClientSession, ep: Endpoints, q: Question, out: Outcome
 ) -> None:
     url = f"{ep.proxy}/v1/chat/completions"
-    async with session.post(url, data=chat_body(q, stream=False), headers=_JSON) as r:
+    async with session.post(url, data=chat_body(q, stream=False), headers=ep.proxy_headers) as r:
         body = await _json(r, "chat completion")
     choice = body["choices"][0]
     if choice.get("finish_reason") != "stop":
@@ -216,7 +217,7 @@ async def _proxy_stream(
     url = f"{ep.proxy}/v1/chat/completions"
     parts: list[str] = []
     finish, done = None, False
-    async with session.post(url, data=chat_body(q, stream=True), headers=_JSON) as r:
+    async with session.post(url, data=chat_body(q, stream=True), headers=ep.proxy_headers) as r:
         if r.status != 200:
             raise BadAnswer(f"stream: HTTP {r.status} {(await r.read())[:120]!r}")
         reader = SSEReader()

@@ -18,8 +18,10 @@ from fal_openai_proxy.simulator import SimulatorConfig
 from fal_openai_proxy.simulator.server import SimulatorThread, start_simulator_thread
 
 from .support.anthropic_schema import AsyncValidatingTransport2, ValidatingTransport2
+from .support.postgres import PostgresServer
 from .support.schema import AsyncValidatingTransport, Recorder, ValidatingTransport, _Tap
 from .support.servers import (
+    ADMIN_KEY,
     API_KEY,
     API_KEY_2,
     CLIENT_FAL_KEY,
@@ -27,6 +29,7 @@ from .support.servers import (
     FAL_KEY_2,
     SECRETS,
     RunningProxy,
+    fresh_sqlite_url,
     proxy_settings,
     start_proxy,
 )
@@ -66,7 +69,8 @@ def secret_audit(recorder: Recorder, captured_logs: CapturedLogs) -> Iterator[li
     yield extra_output
     haystacks = [b.decode("utf-8", "replace") for b in recorder.bodies]
     haystacks += captured_logs.lines + extra_output
-    leaks = [(s, h[:200]) for h in haystacks for s in SECRETS if s in h]
+    secrets = (*SECRETS, *recorder.virtual_keys)
+    leaks = [(s, h[:200]) for h in haystacks for s in secrets if s in h]
     assert not leaks, f"secrets leaked: {leaks[:5]}"
 
 
@@ -160,6 +164,26 @@ async def make_async_client(recorder: Recorder) -> AsyncIterator[Callable[..., o
 
 
 @pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway Postgres server for the session (skips, or fails under CI, without one)."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A fresh, empty accounts database on each engine in turn."""
+    if request.param == "sqlite":
+        return fresh_sqlite_url()
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database()
+
+
+@pytest.fixture(scope="session")
 def make_anthropic(recorder: Recorder) -> Iterator[Callable[..., anthropic.Anthropic]]:
     """anthropic SDK clients whose every response is checked (tests/support/anthropic_schema.py)."""
     made: list[anthropic.Anthropic] = []
@@ -213,4 +237,4 @@ def aclient(
     return make_async_client(proxy)
 
 
-__all__ = ["API_KEY", "API_KEY_2", "CLIENT_FAL_KEY", "FAL_KEY", "FAL_KEY_2"]
+__all__ = ["ADMIN_KEY", "API_KEY", "API_KEY_2", "CLIENT_FAL_KEY", "FAL_KEY", "FAL_KEY_2"]

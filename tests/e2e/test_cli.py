@@ -126,6 +126,7 @@ def test_wheel_has_the_command_the_version_and_the_data(wheel: Path) -> None:
     assert "fal-openai-proxy = fal_openai_proxy.serve.cli:main" in entry_points
     assert f"\nVersion: {__version__}\n" in metadata
     assert "fal_openai_proxy/py.typed" in names
+    assert "fal_openai_proxy/store/migrations/script.py.mako" in names  # Alembic's template
     source = REPO / "src"
     modules = {str(p.relative_to(source)) for p in source.glob("fal_openai_proxy/**/*.py")}
     assert modules - names == set()
@@ -157,3 +158,10 @@ def test_installed_wheel_runs(wheel: Path, tmp_path: Path) -> None:
         [str(command), "check-config"], env=env, cwd=tmp_path, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    # The migrations ship in the wheel and run from it.
+    migrated = subprocess.run(
+        [str(command), "db", "upgrade"], env={**env, "DATABASE_URL": "sqlite:///./wheel.db"},
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert "is at schema revision 0001" in migrated.stdout

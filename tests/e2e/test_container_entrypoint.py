@@ -9,6 +9,7 @@ with the server as PID 1 of its own PID namespace, as in a container.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -48,11 +49,18 @@ def image_command() -> list[str]:
     return [local(entrypoint[0]), *entrypoint[1:], *cmd]
 
 
+IMAGE_VOLUME = "/data"  # the image's VOLUME: the SQLite file of the accounts
+_VOLUME = Path(tempfile.mkdtemp(prefix="image-volume-"))
+atexit.register(shutil.rmtree, _VOLUME, True)
+
+
 def image_env(**overrides: str) -> dict[str, str]:
-    """This machine's environment without keys, the image's ENV on top, then `overrides`."""
+    """This machine's environment without keys, the image's ENV on top, then `overrides`;
+    the image's volume is a temporary folder here."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "API_KEY"))}
     env = {**base, **IMAGE.env({"PATH": os.environ.get("PATH", "")})}
     env["PATH"] = local(env["PATH"])
+    env["DATABASE_URL"] = env["DATABASE_URL"].replace(f"//{IMAGE_VOLUME}/", f"//{_VOLUME}/", 1)
     env.update(overrides)
     return env
 
@@ -78,6 +86,10 @@ def test_dockerfile_is_the_image_the_deploy_files_expect() -> None:
     assert IMAGE.last("USER").split(":")[0] == "10001"  # deploy/k8s runAsUser
     assert IMAGE.last("STOPSIGNAL") == "SIGTERM"
     assert IMAGE.last("EXPOSE") == IMAGE.env()["PORT"] == "3000"
+    # The default SQLite file is on the volume, which the image's user owns.
+    assert IMAGE.last("VOLUME") == f'["{IMAGE_VOLUME}"]'
+    assert IMAGE.env()["DATABASE_URL"] == f"sqlite:///{IMAGE_VOLUME}/fal-openai-proxy.db"
+    assert any(f"chown 10001:10001 {IMAGE_VOLUME}" in run for run in IMAGE.all("RUN"))
     assert IMAGE.env()["HOST"] == "0.0.0.0"
     assert dockerfile.exec_form(IMAGE.last("ENTRYPOINT"))[0].endswith("/fal-openai-proxy")
     assert "/healthz" in " ".join(healthcheck_command()[0])

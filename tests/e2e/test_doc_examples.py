@@ -18,12 +18,14 @@ import re
 import runpy
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
-from ..support.servers import RunningProxy
+from ..support.servers import ADMIN_KEY, RunningProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -92,12 +94,19 @@ def scratch(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run(command: list[str], stdin: str, cwd: Path, secret_audit: list[str]) -> str:
+def run(
+    command: list[str],
+    stdin: str,
+    cwd: Path,
+    secret_audit: list[str],
+    extra_env: dict[str, str] | None = None,
+) -> str:
     env = {
         **os.environ,
         "API_KEY": "unused",
         "OPENAI_API_KEY": "unused",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        **(extra_env or {}),
     }
     done = subprocess.run(
         command, input=stdin, cwd=cwd, env=env, capture_output=True, text=True, timeout=90
@@ -127,15 +136,41 @@ def test_python_examples_run(
     run([sys.executable, "-c", _RUNNER], json.dumps(code), scratch, secret_audit)
 
 
+@pytest.fixture(scope="module")
+def admin_proxy(proxy_factory: Callable[..., RunningProxy]) -> RunningProxy:
+    """For docs/accounts.md: the admin API on (ADMIN_KEY), `unused` a client key."""
+    return proxy_factory(admin_key=ADMIN_KEY, api_key="unused")
+
+
+def accounts_env(proxy: RunningProxy, http: httpx.Client) -> dict[str, str]:
+    """What docs/accounts.md's examples take from the reader's shell: ADMIN_KEY, and the id
+    (KEY_ID) and secret (VIRTUAL_KEY) of a key of theirs (a fresh one for each example)."""
+    created = http.post(
+        proxy.base_url + "/admin/keys",
+        json={"name": "docs"},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ).json()
+    return {"ADMIN_KEY": ADMIN_KEY, "KEY_ID": created["id"], "VIRTUAL_KEY": created["key"]}
+
+
 @pytest.mark.parametrize("block", CURL, ids=lambda b: f"{b.document}:{b.line}")
 def test_curl_examples_run(
-    block: Block, proxy: RunningProxy, scratch: Path, secret_audit: list[str]
+    block: Block,
+    proxy: RunningProxy,
+    scratch: Path,
+    secret_audit: list[str],
+    request: pytest.FixtureRequest,
+    http: httpx.Client,
 ) -> None:
+    env: dict[str, str] = {}
+    if block.document == "accounts.md":
+        proxy = request.getfixturevalue("admin_proxy")
+        env = accounts_env(proxy, http)
     # curl itself is what the reader runs; only its failure on an HTTP error is added.
     script = 'curl() { command curl --fail-with-body -sS "$@"; }\n' + block.code.replace(
         DOC_ADDRESS, proxy.base_url
     )
-    run(["bash", "-e", "-c", script], "", scratch, secret_audit)
+    run(["bash", "-e", "-c", script], "", scratch, secret_audit, env)
 
 
 def test_the_sample_files_are_what_make_samples_makes() -> None:

@@ -92,7 +92,8 @@ def test_a_healthy_deployment_passes_every_family(
     assert audio["cost"] == pytest.approx(PRICES["fal-ai/kokoro/american-english"][0])
     assert found["video"]["status"] == "skip"  # no video endpoint in this build
     assert found["redis"]["status"] == "skip"
-    assert found["database"]["status"] == "skip"
+    database = found["database"]  # the default: a SQLite file in the working directory
+    assert database["status"] == "ok" and "schema 0001" in database["detail"]
     assert [r["kind"] for r in fal.state.log if r["kind"] == "billing"]  # really asked
 
 
@@ -165,3 +166,14 @@ def test_a_malformed_setting_is_reported_and_fails(
     result = doctor(fal, [], tmp_path, secret_audit, PORT="not-a-port")
     assert result.returncode == 1
     assert "PORT" in result.stdout
+
+
+def test_an_unreachable_database_fails_without_its_password(
+    fal: SimulatorThread, tmp_path: Path, secret_audit: list[str]
+) -> None:
+    url = f"postgresql://proxy:pg-doctor-secret-41@127.0.0.1:{free_port()}/accounts"
+    result = doctor(fal, ["--json"], tmp_path, secret_audit, DATABASE_URL=url)
+    assert result.returncode == 1
+    database = checks(result)["database"]
+    assert database["status"] == "fail" and "unreachable" in database["detail"]
+    assert "pg-doctor-secret-41" not in result.stdout + result.stderr

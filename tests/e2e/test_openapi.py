@@ -22,13 +22,16 @@ OPERATIONS: dict[tuple[str, str], Endpoint] = {(e.method, e.template): e for e i
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 # The key each security scheme takes (the console's session is tested in test_console_api.py).
-KEYS = {"bearer": AUTH, "admin": {"Authorization": f"Bearer {ADMIN_KEY}"}}
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+KEYS = {"bearer": AUTH, "admin": ADMIN}
 
 
 def key_for(op: dict[str, Any]) -> dict[str, str]:
     """The headers of the first scheme the operation names ({} for none)."""
     schemes = [name for option in op.get("security", []) for name in option]
     return KEYS[schemes[0]] if schemes else {}
+
+
 # The real files a multipart example sends, for each binary field the schema requires.
 FILES = {
     "image": ("cat.png", make_png(), "image/png"),
@@ -100,8 +103,12 @@ def test_every_documented_operation_is_served(
             assert media in op["responses"][expected]["content"], (method, path, media)
             # An empty requirement makes the key optional (REQUIRE_KEY_FOR_METRICS_AND_DOCS).
             if "security" in op and {} not in op["security"]:  # and the key is really needed
+                # (and no other key will do)
                 refused = httpx.request(method, url, timeout=30, **body)
                 assert refused.status_code == 401, (method, path)
+                other = ADMIN if headers is AUTH else AUTH
+                wrong = httpx.request(method, url, headers=other, timeout=30, **body)
+                assert wrong.status_code == 401, (method, path)
 
 
 def body_type(op: dict[str, Any]) -> str:

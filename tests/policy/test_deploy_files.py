@@ -33,7 +33,7 @@ def compose() -> dict[str, Any]:
 
 def test_compose_runs_three_replicas_behind_nginx_with_redis() -> None:
     services = compose()["services"]
-    assert set(services) == {"proxy", "redis", "nginx"}
+    assert set(services) == {"proxy", "redis", "nginx", "postgres"}
     assert services["proxy"]["deploy"]["replicas"] == 3
     assert services["proxy"]["environment"]["REDIS_URL"].startswith("redis://redis:")
     assert all("healthcheck" in service for service in services.values())
@@ -125,3 +125,25 @@ def test_k8s_probes_security_and_resources() -> None:
     hpa = k8s("HorizontalPodAutoscaler", "fal-openai-proxy")["spec"]
     assert hpa["metrics"][0]["resource"]["name"] == "cpu"
     assert k8s("Service", "fal-openai-proxy-redis")["spec"]["ports"][0]["port"] == 6379
+
+
+def test_accounts_have_one_database_for_every_replica() -> None:
+    """Compose: one Postgres, its password in env files only. Kubernetes: off in the base (a
+    SQLite file per pod would be a different set of keys each), on in the Postgres overlay."""
+    services = compose()["services"]
+    proxy, postgres = services["proxy"], services["postgres"]
+    assert proxy["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "DATABASE_URL" not in proxy["environment"], "its password goes in the env_file"
+    assert not {"POSTGRES_PASSWORD"} & set(postgres["environment"])
+    assert postgres["env_file"] and "pg_isready" in postgres["healthcheck"]["test"]
+    example = (DEPLOY / "proxy.env.example").read_text(encoding="utf-8")
+    assert "DATABASE_URL=postgresql://proxy:" in example and "@postgres:5432/proxy" in example
+    assert "ADMIN_KEY=" in example
+    assert "POSTGRES_PASSWORD=" in (DEPLOY / "postgres.env.example").read_text(encoding="utf-8")
+    assert config_literals()["DATABASE_URL"] == "none"
+    (overlay,) = load_all(DEPLOY / "k8s" / "overlays" / "managed-postgres" / "kustomization.yaml")
+    (patch,) = overlay["patches"]
+    (operation,) = yaml.safe_load(patch["patch"])
+    (env,) = operation["value"]
+    assert env["name"] == "DATABASE_URL"
+    assert env["valueFrom"]["secretKeyRef"] == {"name": "fal-openai-proxy-database", "key": "url"}

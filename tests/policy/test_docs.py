@@ -42,7 +42,7 @@ def test_configuration_page_is_generated_from_the_settings() -> None:
 DOC_PAGES = (
     "configuration", "deployment", "clients", "troubleshooting", "architecture", "routes",
     "translation", "prompt-strategy", "media", "errors", "operations", "simulator", "benchmarks",
-    "fal-proxy", "console",
+    "fal-proxy", "accounts", "console",
 )  # fmt: skip
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from .servers import fresh_sqlite_url
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -49,6 +51,7 @@ def start_proxy_process(
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "API_KEY"))}
     full_env.update({"PORT": str(port), "HOST": "127.0.0.1", **env})
+    full_env.setdefault("DATABASE_URL", fresh_sqlite_url())  # never the working directory's
     # The child writes to this file for its whole life; it is read back by output().
     log_file = tempfile.NamedTemporaryFile(prefix="proxy-", suffix=".log", delete=False)  # noqa: SIM115
     command = [sys.executable, *(script or ["-m", "fal_openai_proxy"]), *(args or [])]
@@ -79,6 +82,7 @@ def run_cli(env: dict[str, str], args: list[str]) -> subprocess.CompletedProcess
     """Run the command to completion (for configurations it must refuse)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "API_KEY"))}
     full_env.update(env)
+    full_env.setdefault("DATABASE_URL", fresh_sqlite_url())
     return subprocess.run(
         [sys.executable, "-m", "fal_openai_proxy", *args],
         env=full_env,

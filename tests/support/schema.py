@@ -146,10 +146,16 @@ class Recorder:
     failures: list[str] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
     checked: int = 0
+    # Virtual keys' secrets, each shown once by POST /admin/keys: audited like the others.
+    virtual_keys: list[str] = field(default_factory=list)
 
     def check(
         self, request: httpx.Request, response: httpx.Response, body: bytes, whole: bool
     ) -> None:
+        secret = _created_key(request, response, body)
+        if secret is not None:
+            self.virtual_keys.append(secret)
+            body = body.replace(secret.encode(), b"<shown once>")
         self.bodies.append(body)
         self.bodies.append(str(response.headers).encode())
         path = request.url.path
@@ -164,6 +170,15 @@ class Recorder:
         ]
 
 
+def _created_key(request: httpx.Request, response: httpx.Response, body: bytes) -> str | None:
+    if request.method != "POST" or response.status_code != 201:
+        return None
+    if not request.url.path.endswith("/admin/keys"):
+        return None
+    secret = json.loads(body).get("key")
+    return secret if isinstance(secret, str) else None
+
+
 def check_response(
     path: str,
     status: int,
@@ -173,6 +188,8 @@ def check_response(
     request_headers: Any = None,
 ) -> list[str]:
     ctype = headers.get("content-type", "")
+    if path.startswith("/admin/") or path == "/v1/key":
+        return check_admin(path, status, ctype, body)
     if not path.startswith("/v1/"):
         return []
     if is_anthropic(path, request_headers or {}):
@@ -223,6 +240,58 @@ def check_response(
             problems.append("embeddings object is not 'list'")
         return problems
     return []
+
+
+def check_admin(path: str, status: int, ctype: str, body: bytes) -> list[str]:
+    """The admin API: OpenAI's error shape, and answers with exactly the documented fields
+    (routes/admin_models.py, which /openapi.json publishes)."""
+    if "application/json" not in ctype:
+        return [f"{path}: not JSON: {ctype}"]
+    data = json.loads(body)
+    if status >= 400:
+        return schema_errors("ErrorResponse", data)
+    model = _admin_model(path, status)
+    if model is None:
+        return []
+    return _exact(model, data, path)
+
+
+def _admin_model(path: str, status: int) -> type[pydantic.BaseModel] | None:
+    from fal_openai_proxy.routes import admin_models as m
+
+    if path == "/v1/key":
+        return m.OwnKey
+    if path == "/admin/keys":
+        return m.KeyCreated if status == 201 else m.KeyList
+    if path.startswith("/admin/keys/"):
+        return None  # a key object, or {id, deleted}: checked by the tests themselves
+    return {"/admin/usage": m.UsageList, "/admin/requests": m.RequestList}.get(path)
+
+
+def _exact(model: type[pydantic.BaseModel], data: Any, where: str) -> list[str]:
+    try:
+        model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        return [f"{where}: {e['loc']}: {e['msg']}" for e in exc.errors()[:5]]
+    problems = []
+    for name, field_info in model.model_fields.items():
+        annotation = field_info.annotation
+        items = data.get(name) if isinstance(data, dict) else None
+        inner = getattr(annotation, "__args__", (None,))[0]
+        if (
+            isinstance(items, list)
+            and isinstance(inner, type)
+            and issubclass(inner, pydantic.BaseModel)
+        ):
+            for item in items:
+                problems += _exact(inner, item, f"{where}.{name}")
+    expected = set(model.model_fields)
+    optional = {n for n, f in model.model_fields.items() if not f.is_required()}
+    extra = set(data) - expected
+    missing = expected - optional - set(data)
+    if extra or missing:
+        problems.append(f"{where}: extra fields {sorted(extra)}, missing {sorted(missing)}")
+    return problems
 
 
 def check_images(body: Any) -> list[str]:

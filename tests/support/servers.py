@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import itertools
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -22,8 +27,18 @@ CLIENT_FAL_KEY = "test-client-fal-key-77d1e0aa"  # a client's own fal key (pass-
 API_KEY = "test-proxy-api-key-c4f18e02"
 API_KEY_2 = "test-proxy-api-key-b2-1d9e"
 REVOKED_FAL_KEY = "test-fal-key-revoked-0e4d1c"  # the simulator does not know it: 401
-ADMIN_KEY = "test-admin-key-4b9e0c7d31f2a8"  # the admin API and the console
+ADMIN_KEY = "test-admin-key-6c1f0e93d2b84a57"
 SECRETS = (FAL_KEY, FAL_KEY_2, CLIENT_FAL_KEY, API_KEY, API_KEY_2, REVOKED_FAL_KEY, ADMIN_KEY)
+
+# Every proxy of the suite keeps its accounts in its own SQLite file (the default store is on,
+# as in production), never in the working directory.
+_DATABASES = Path(tempfile.mkdtemp(prefix="proxy-db-"))
+atexit.register(shutil.rmtree, _DATABASES, True)
+_NUMBERS = itertools.count()
+
+
+def fresh_sqlite_url() -> str:
+    return f"sqlite:///{_DATABASES}/proxy-{next(_NUMBERS)}.db"
 
 
 @dataclass
@@ -60,6 +75,7 @@ def proxy_settings(sim: SimulatorThread, **overrides: Any) -> Settings:
         "log_level": "info",
     }
     values.update(overrides)
+    values.setdefault("database_url", fresh_sqlite_url())
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 

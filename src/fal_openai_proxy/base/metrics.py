@@ -127,6 +127,39 @@ class Metrics:
         )
         self._sample(self.redis_up, lambda: float(up()))
 
+    def watch_usage(self, queued: Callable[[], int], up: Callable[[], bool]) -> None:
+        """With DATABASE_URL: the usage records waiting, the database's state, and what every
+        request cost, overall by model and per client key."""
+        r = self.registry
+        self.usage_dropped = Counter(
+            "fal_proxy_usage_records_dropped",
+            "Usage records lost: the queue was full (USAGE_QUEUE_MAX) while the database was "
+            "down or slow.", registry=r,
+        )  # fmt: skip
+        self.usage_queued = Gauge(
+            "fal_proxy_usage_records_queued", "Usage records waiting to be written.",
+            registry=r, multiprocess_mode="livesum",
+        )  # fmt: skip
+        self.database_up = Gauge(
+            "fal_proxy_database_up",
+            "1 while usage is written to the database (0 if any worker cannot write).",
+            registry=r, multiprocess_mode="livemin",
+        )  # fmt: skip
+        self._sample(self.usage_queued, lambda: float(queued()))
+        self.cost = Counter(
+            "fal_proxy_cost_usd", "What requests cost, in USD, where the cost is known.",
+            ["model"], registry=r,
+        )  # fmt: skip
+        self.key_requests = Counter(
+            "fal_proxy_key_requests", "Requests by client key: a virtual key's name, or static, "
+            "passthrough or open.", ["key"], registry=r,
+        )  # fmt: skip
+        self.key_cost = Counter(
+            "fal_proxy_key_cost_usd", "What requests cost, in USD, by client key (as above).",
+            ["key"], registry=r,
+        )  # fmt: skip
+        self._sample(self.database_up, lambda: float(up()))
+
     def count_redis_error(self) -> None:
         self.redis_errors.inc()
 

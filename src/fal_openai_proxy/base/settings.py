@@ -13,6 +13,7 @@ DEFAULT_RUN_URL = "https://fal.run"
 DEFAULT_QUEUE_URL = "https://queue.fal.run"
 DEFAULT_REST_URL = "https://rest.fal.ai"
 DEFAULT_API_URL = "https://api.fal.ai"  # docs/fal-protocol.md §11
+DEFAULT_DATABASE_URL = "sqlite:///./fal-openai-proxy.db"
 MIN_ADMIN_KEY = 16  # characters
 
 
@@ -292,12 +293,33 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Seconds in-flight requests get to finish after SIGTERM."
     )
 
-    # Admin API and console (docs/console.md)
+    # Accounts: virtual keys, budgets, usage and the request log (docs/accounts.md)
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="Where virtual keys, budgets, usage and the request log are kept: "
+        "`sqlite:///path` (a file; `sqlite:///./x.db` is relative to the working directory), "
+        "`postgresql://user:password@host:5432/db` (one database for every replica), or "
+        "`none`: no accounts at all, and the proxy is a plain pipe. Migrated at start.",
+    )
     admin_key: SecretStr | None = Field(
         None,
         description="Secret of the admin API (`Authorization: Bearer <ADMIN_KEY>`, at least 16 "
-        "characters) and of the console at `/console`, which signs in with it. Unset: the "
-        "admin API answers 403 and the console says how to set it.",
+        "characters): virtual keys, usage and the request log; and the console at `/console` "
+        "(docs/console.md), which signs in with it. Unset: the admin API answers 403 and the "
+        "console says how to set it. Set: every /v1/ request needs a key, from `API_KEY` or a "
+        "virtual key.",
+    )
+    request_log_retention_days: int = Field(
+        30,
+        ge=0,
+        description="Days the request log keeps a request; older ones are deleted in the "
+        "background, while the per-day usage totals stay. 0: keep them all.",
+    )
+    usage_queue_max: int = Field(
+        100_000,
+        ge=1,
+        description="Usage records waiting to be written (while the database is slow or down), "
+        "per process; beyond, new records are dropped and counted in /metrics.",
     )
     console_session_ttl: int = Field(
         43200,
@@ -384,6 +406,33 @@ class Settings(BaseSettings):
             return int(text)
         raise ValueError(f"must be `auto` or a whole number >= 1, not {str(value)[:40]!r}")
 
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() == "none":
+            return "none"
+        scheme = value.partition("://")[0].lower()
+        if not value.partition("://")[1] or scheme.partition("+")[0] not in _DATABASES:
+            raise ValueError(
+                "must be `sqlite:///path`, `postgresql://user:password@host:port/db` or `none`"
+            )
+        return value
+
+    @property
+    def accounts_enabled(self) -> bool:
+        """Virtual keys, usage and the admin API (DATABASE_URL is not `none`)."""
+        return self.database_url != "none"
+
+    @property
+    def admin_secret(self) -> str | None:
+        return self.admin_key.get_secret_value() if self.admin_key is not None else None
+
+    @property
+    def keys_required(self) -> bool:
+        """Whether every /v1/ request must carry a key (API_KEY, or ADMIN_KEY's virtual keys)."""
+        return bool(self.api_keys) or (self.accounts_enabled and self.admin_key is not None)
+
     @property
     def key_concurrency_cap(self) -> int | None:
         """The fixed cap per key, or None for `auto`."""
@@ -426,10 +475,6 @@ class Settings(BaseSettings):
         return split_keys(self.api_key)
 
     @property
-    def admin_secret(self) -> str | None:
-        return self.admin_key.get_secret_value() if self.admin_key is not None else None
-
-    @property
     def pass_through(self) -> bool:
         return not self.fal_keys
 
@@ -461,15 +506,22 @@ class Settings(BaseSettings):
                 "controls every key and budget. Use a long random secret, e.g. the output of "
                 "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
             )
+        if admin is not None and not self.accounts_enabled:
+            problems.append(
+                "ADMIN_KEY is set but DATABASE_URL is none: the admin API keeps its keys and "
+                "usage in the database. Set DATABASE_URL (the default is a SQLite file), or "
+                "unset ADMIN_KEY."
+            )
         if (
             not is_loopback(self.host)
-            and not self.api_keys
+            and not self.keys_required
             and not self.pass_through
             and not self.allow_unauthenticated
         ):
             problems.append(
                 f"HOST={self.host} is reachable from other machines, and without API_KEY anyone "
-                "there could spend your fal credit. Set API_KEY, or ALLOW_UNAUTHENTICATED=1."
+                "there could spend your fal credit. Set API_KEY (or ADMIN_KEY, and give clients "
+                "virtual keys), or ALLOW_UNAUTHENTICATED=1."
             )
         if self.require_key_for_metrics_and_docs and not self.api_keys:
             problems.append(
@@ -489,6 +541,7 @@ class Settings(BaseSettings):
 
 
 ROUTES = ("prompt", "openai", "auto")
+_DATABASES = ("sqlite", "postgresql", "postgres")
 
 
 def parse_model_routes(raw: str) -> list[tuple[str, str]]:

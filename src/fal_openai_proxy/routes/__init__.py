@@ -4,6 +4,7 @@ endpoints in its own `ROUTES`; `ENDPOINTS` is all of them, the one list the app 
 from __future__ import annotations
 
 from . import (
+    admin,
     admin_status,
     audio,
     chat,
@@ -32,6 +33,7 @@ ENDPOINTS: list[Endpoint] = [
     *fal_proxy.ROUTES,
     *health.ROUTES,
     *docs.ROUTES,
+    *admin.ROUTES,
     *admin_status.ROUTES,
     *console.ROUTES,
 ]

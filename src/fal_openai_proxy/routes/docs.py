@@ -58,12 +58,15 @@ def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
     operation = endpoint.operation
     responses: dict[str, Any] = {}
     answer: dict[str, Any] = {}
-    if operation.response is not None:
+    if operation.response is not None:  # the shape of a success, even if `example` fails
         answer = {"schema": _schema(operation.response, schemas)}
-    if operation.status == 200 or operation.response is not None:
+        success_status = operation.status if operation.status < 300 else 200
+        content = {t: answer for t in operation.media_types}
+        responses[str(success_status)] = {"description": "OK", "content": content}
+    if operation.status == 200:
         success = {"description": "OK", "content": {t: answer for t in operation.media_types}}
         responses["200"] = success
-    elif operation.status < 400:
+    elif 300 <= operation.status < 400:
         responses[str(operation.status)] = {"description": "Redirect."}
     shape = "FalError" if endpoint.protocol is Protocol.FAL else "Error"
     for status, text in operation.responses.items():  # errors

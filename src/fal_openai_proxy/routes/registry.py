@@ -45,7 +45,7 @@ class Protocol(StrEnum):
 class Auth(StrEnum):
     """Who may call an endpoint."""
 
-    CLIENT = "client"  # API_KEY, a fal key in pass-through mode, or nobody when neither is set
+    CLIENT = "client"  # API_KEY, a virtual key, a fal key in pass-through mode, or nobody
     PUBLIC = "public"  # anyone (the health checks, the console's page and its sign-in)
     # Anyone, unless REQUIRE_KEY_FOR_METRICS_AND_DOCS with a non-loopback HOST: then API_KEY
     # (metrics, the API's own documentation)
@@ -66,7 +66,7 @@ class Operation:
     media_types: tuple[str, ...] = (JSON,)  # of the answer to `example`
     path_example: dict[str, str] = field(default_factory=dict)  # path parameters, for tests
     status: int = 200  # the answer to `example`: 404 for responses that are never stored
-    response: type[BaseModel] | None = None  # the JSON answer's shape
+    response: type[BaseModel] | None = None  # the JSON answer's shape, when it is one of ours
 
 
 @dataclass(frozen=True)

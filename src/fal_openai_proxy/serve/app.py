@@ -57,10 +57,12 @@ from ..services.router import ModelRouter
 from ..services.tokens import Tokenizer
 from ..store.redis import RedisStore
 from ..translate.cost import PriceTable, PriceTableError
+from .accounting import Accounts
 from .console_auth import ConsoleAuth
 from .errors import HANDLERS, handle_error
 from .middleware import GuardMiddleware, RequestLogMiddleware
 from .model_refresh import LiveModels, ModelRefresher
+from .overview_sources import database_sources
 from .ratelimit import ClientLimiter
 from .state import ProxyState, Services, Upstream
 
@@ -94,6 +96,10 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
     state = ProxyState(
         settings, upstream, services, EndpointIndex(ENDPOINTS), limiter, open_streams, console
     )
+    if settings.accounts_enabled:
+        state.accounts = Accounts(settings, upstream.metrics)
+        services.overview.use_database(*database_sources(state.accounts))
+    accounts = state.accounts
     refresher = _model_refresher(settings, upstream, live)
     unit_prices = upstream.unit_prices
 
@@ -101,6 +107,8 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if upstream.redis is not None:
             await upstream.redis.start()  # never fails: without Redis, per-process state
+        if accounts is not None:
+            await accounts.start()  # never fails: without the database, usage waits
         if refresher is not None:
             refresher.start()  # in the background: start-up never waits for fal's list
         if unit_prices is not None:
@@ -117,6 +125,8 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
                 await unit_prices.stop()
             if refresher is not None:
                 await refresher.stop()
+            if accounts is not None:
+                await accounts.close()  # writes the usage still queued
             if upstream.redis is not None:
                 await upstream.redis.close()  # frees this replica's slots first
             await upstream.http.close()
@@ -340,7 +350,7 @@ class ProxyApp:
                 expose_headers=["x-request-id", *EXPOSED_HEADERS],
             )
         self._asgi = RequestLogMiddleware(
-            asgi, metrics=state.upstream.metrics, endpoints=state.endpoints
+            asgi, metrics=state.upstream.metrics, endpoints=state.endpoints, accounts=state.accounts
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -17,6 +17,7 @@ from .. import __version__
 from ..base.logs import configure_logging, redact_url
 from ..base.settings import Settings
 from ..base.settings_doc import help_epilog, markdown
+from ..store.db import describe, upgrade
 from .app import ConfigError, create_app
 from .config_check import LOG_LEVELS, run_checks, validation_problems
 from .doctor import FAMILIES, as_json, as_table, diagnose, failed
@@ -40,13 +41,14 @@ COMMANDS = {
     "doctor": "check-config, then fal keys, balance, one real call per family, Redis; exit 1 "
     "on any failure",
     "settings-markdown": "print docs/configuration.md, generated from the settings",
+    "db": "`db upgrade`: migrate the accounts database (DATABASE_URL) to this version",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fal-openai-proxy",
-        usage="%(prog)s [serve | check-config | doctor | settings-markdown] [options]",
+        usage="%(prog)s [serve | check-config | doctor | settings-markdown | db upgrade] [options]",
         description="An OpenAI-compatible API for fal.ai's language, image, audio and video "
         "models. "
         "Every option can also be set in the environment or in .env.\n\ncommands:\n"
@@ -55,8 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "command", nargs="?", default="serve", choices=COMMANDS, help=argparse.SUPPRESS
+        "command",
+        nargs="?",
+        default="serve",
+        choices=COMMANDS,
+        help=argparse.SUPPRESS,
     )
+    parser.add_argument("action", nargs="?", choices=["upgrade"], help=argparse.SUPPRESS)
     parser.add_argument("--host", help="listen address (HOST)")
     parser.add_argument("--port", type=int, help="listen port (PORT)")
     parser.add_argument("--workers", type=int, help="worker processes (WORKERS)")
@@ -105,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(check_config(args))
     if args.command == "doctor":
         sys.exit(doctor(args))
+    if args.command == "db":
+        sys.exit(db_upgrade(args))
     try:
         settings = load_settings(args)
     except ValidationError as exc:
@@ -133,6 +142,28 @@ def check_config(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"  - {problem}")
     return 1
+
+
+def db_upgrade(args: argparse.Namespace) -> int:
+    if args.action != "upgrade":
+        print("fal-openai-proxy: say what to do with the database: `db upgrade`.")
+        return 2
+    try:
+        settings = load_settings(args)
+    except ValidationError as exc:
+        print("fal-openai-proxy: invalid settings:\n  " + "\n  ".join(validation_problems(exc)))
+        return 1
+    if not settings.accounts_enabled:
+        print("fal-openai-proxy: DATABASE_URL is none: there is no database to migrate.")
+        return 1
+    where = describe(settings.database_url)
+    try:
+        revision = asyncio.run(upgrade(settings.database_url))
+    except Exception as exc:  # never the message: it may quote the URL
+        print(f"fal-openai-proxy: cannot migrate {where} ({type(exc).__name__}).")
+        return 1
+    print(f"fal-openai-proxy: {where} is at schema revision {revision}.")
+    return 0
 
 
 def doctor(args: argparse.Namespace) -> int:

@@ -6,7 +6,9 @@ quote a secret). A new check is one function decorated with `@check`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Callable, Iterable
@@ -21,11 +23,13 @@ from ..base.settings import Settings
 from ..fal.media_apps import MEDIA_APPS
 from ..services.catalog import load_models_file
 from ..services.pricing import load_price_table
+from ..store.db import DatabaseUrlError, describe, head_revision, schema_revision, sqlite_path
 from ..translate.cost import PriceTableError
 
 Check = Callable[[Settings], Iterable[str]]
 CHECKS: list[Check] = []
 REDIS_TIMEOUT = 2.0
+DATABASE_TIMEOUT = 10.0
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -150,6 +154,36 @@ def redis_reachable(settings: Settings) -> Iterable[str]:
         return
     if not reply.startswith(b"+PONG"):
         yield f"REDIS_URL: Redis at {where} refused PING ({reply[:60].decode(errors='replace')})"
+
+
+@check
+def database(settings: Settings) -> Iterable[str]:
+    """DATABASE_URL: reachable, and migrated to the schema this version needs."""
+    if not settings.accounts_enabled:
+        return
+    url = settings.database_url
+    where = describe(url)
+    try:
+        path = sqlite_path(url)
+    except DatabaseUrlError as exc:
+        yield f"DATABASE_URL: {exc}"
+        return
+    if path is not None and not path.exists():
+        folder = path.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            yield f"DATABASE_URL: {folder} is not a folder this process can write in."
+        return  # the server creates and migrates the file at start
+    try:
+        revision = asyncio.run(asyncio.wait_for(schema_revision(url), DATABASE_TIMEOUT))
+    except Exception as exc:  # never the message: it may quote the URL
+        yield f"DATABASE_URL: cannot reach {where} ({type(exc).__name__})."
+        return
+    head = head_revision()
+    if revision != head:
+        yield (
+            f"DATABASE_URL: {where} is at schema revision {revision or '(none)'}, not {head}: "
+            "run `fal-openai-proxy db upgrade` (the server also migrates it at start)."
+        )
 
 
 def _redis_ping(host: str, port: int, tls: bool, parts: Any) -> bytes:

@@ -58,6 +58,11 @@ class Client:
     id: str = "anonymous"
     name: str | None = None
     models: tuple[str, ...] | None = None  # the model globs allowed; None: all
+    key_id: str | None = None  # a virtual key's id
+    rpm: int | None = None  # a virtual key's own requests per minute
+    # Set by the guard once the key is known (even if the request is then refused for its
+    # budget or rate): only such requests are recorded as usage.
+    identified: bool = False
 
 
 @dataclass(slots=True)
@@ -67,6 +72,10 @@ class RequestContext:
     client: Client = field(default_factory=Client)
     # Pass-through mode: the client's own fal key. Never logged, so not in `log`.
     fal_key: str | None = field(default=None, repr=False)
+    # With LOG_PROMPTS only: the fal input and the answer, as logged (clipped); stored with the
+    # request's usage row.
+    prompt: object = field(default=None, repr=False)
+    answer: object = field(default=None, repr=False)
 
     def check_model(self, model: str) -> None:
         """A 403 for a model outside the client's allowed globs (a virtual key's `models`)."""

@@ -19,6 +19,7 @@ import orjson
 
 from ..base.settings import Settings
 from ..fal.pricing import PlatformCallError, fetch_balance, fetch_unit_prices
+from ..store.db import head_revision
 from .app import ConfigError, ProxyApp, create_app
 from .context import RequestContext, request_context
 from .state import ProxyState
@@ -69,7 +70,7 @@ async def diagnose(
         for family in families:
             checks.append(await _call_check(family, app, settings, state))
         checks.append(await _redis_check(state))
-        checks.append(database_check(settings))
+        checks.append(await database_check(state))
     return checks
 
 
@@ -230,10 +231,28 @@ async def _redis_check(state: ProxyState) -> Check:
     return Check("redis", "ok", "PING answered", _ms(time.perf_counter() - started))
 
 
-def database_check(settings: Settings) -> Check:
-    """The hook for the accounts database (issue 15): until this build has one, there is
-    nothing to check. Where it exists, call its own health check here."""
-    return Check("database", "skip", "this build has no database")
+async def database_check(state: ProxyState) -> Check:
+    """The accounts database (DATABASE_URL): reachable, and at this version's schema (the
+    server migrated it at start, if it could). Never its URL: it may hold a password."""
+    accounts = state.accounts
+    if accounts is None:
+        return Check("database", "skip", "DATABASE_URL is none: no accounts")
+    where = accounts.db.where
+    started = time.perf_counter()
+    try:
+        revision = await accounts.db.revision()
+    except Exception as exc:  # whatever the driver raises for an unreachable database
+        return Check(
+            "database", "fail", f"{where}: unreachable ({type(exc).__name__})",
+            _ms(time.perf_counter() - started),
+        )  # fmt: skip
+    seconds = _ms(time.perf_counter() - started)
+    head = head_revision()
+    if revision != head:
+        return Check(
+            "database", "fail", f"{where}: schema at {revision or '(none)'}, not {head}", seconds
+        )
+    return Check("database", "ok", f"{where}: reachable, schema {revision}", seconds)
 
 
 # -- an in-process HTTP call -------------------------------------------------------------------

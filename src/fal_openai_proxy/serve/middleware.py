@@ -1,10 +1,12 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it buffers and slows streams).
 
-RequestLog: request id, one JSON log line and metrics per request.
+RequestLog: request id, one JSON log line and metrics per request, and (DATABASE_URL) the
+request's usage handed to the accounts' writer.
 Guard: the Host check on every route; on the routes that take a client's key (the registry's
 `Auth.CLIENT`, and any unknown /v1/ path) draining, cross-site requests, the content type,
-client auth, body size and time, per-client limits, and room for multipart bodies
-(upload_gate.py); on `Auth.INFO` routes (metrics, the API's documentation) the client key when
+client auth (API_KEY, virtual keys, pass-through), body size and time, per-client limits, and
+room for multipart bodies (upload_gate.py); on the admin API's routes (`Auth.ADMIN`) the same
+checks with ADMIN_KEY; on `Auth.INFO` routes (metrics, the API's documentation) the client key when
 REQUIRE_KEY_FOR_METRICS_AND_DOCS asks for it. Refusals sent before a request's body was read
 say `Connection: close` (connection.py discards the rest, then closes).
 """
@@ -25,8 +27,10 @@ from ..base.metrics import Metrics
 from ..fal.proxy_protocol import error_body as fal_error_body
 from ..openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
 from ..routes.registry import Auth, Body, Endpoint, EndpointIndex, Protocol
+from ..store.accounts import looks_virtual
+from .accounting import KEY_PATH, Accounts
 from .console_auth import ConsoleAuth
-from .context import Client, RequestContext, clip, new_context, request_context
+from .context import RequestContext, clip, new_context, request_context
 from .state import ProxyState
 from .upload_gate import UploadGate
 
@@ -35,10 +39,18 @@ _QUIET = frozenset({"/healthz", "/readyz", "/metrics"})  # probed often: metrics
 
 
 class RequestLogMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, endpoints: EndpointIndex) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        endpoints: EndpointIndex,
+        accounts: Accounts | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self._endpoints = endpoints
+        self._accounts = accounts  # DATABASE_URL: every identified request's usage is recorded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,6 +59,7 @@ class RequestLogMiddleware:
         request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
         request_id = request_id[:128]
         context = new_context(scope, request_id)
+        accounts = self._accounts
         started = time.perf_counter()
         status = 500
 
@@ -54,6 +67,8 @@ class RequestLogMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if accounts is not None:
+                    context.usage.first_byte_at = time.perf_counter()
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
                 message = {**message, "headers": headers}
@@ -62,9 +77,13 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            self._record(scope, context, status, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            route = self._record(scope, context, status, seconds)
+            if accounts is not None and context.client.identified:
+                accounts.request_ended(context, route, status, started, seconds)
 
-    def _record(self, scope: Scope, context: RequestContext, status: int, seconds: float) -> None:
+    def _record(self, scope: Scope, context: RequestContext, status: int, seconds: float) -> str:
+        """Metrics and the access-log line; the route's bounded label."""
         fields, usage = context.log, context.usage
         path = scope["path"]
         endpoint = self._endpoints.find(scope["method"], path)
@@ -72,7 +91,7 @@ class RequestLogMiddleware:
         self.metrics.requests.labels(route, fields.model_label, str(status)).inc()
         self.metrics.latency.labels(route).observe(seconds)
         if route in _QUIET:
-            return
+            return route
         access_log.info(
             "request",
             extra={
@@ -90,6 +109,7 @@ class RequestLogMiddleware:
                 "cost_source": usage.cost_source,
             },
         )
+        return route
 
 
 class GuardMiddleware:
@@ -99,6 +119,9 @@ class GuardMiddleware:
         settings = state.settings
         self._api_keys = [k.encode() for k in settings.api_keys]
         self._pass_through = settings.pass_through
+        self._keys_required = settings.keys_required
+        # Virtual keys stand for the server's fal keys, so there are none in pass-through mode.
+        self._accounts = state.accounts if not settings.pass_through else None
         self._max_body = settings.max_body_bytes
         self._body_timeout = settings.body_timeout
         self._limiter = state.limiter
@@ -136,14 +159,22 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         if auth is Auth.ADMIN:
-            await self._admin(scope, receive, send, endpoint)
+            await self._admin_call(scope, receive, send, endpoint)
             return
+        context = request_context(scope)
         try:
-            client = self._check(scope, endpoint)
+            client = self._check(scope, endpoint, context)
+            if isinstance(client, _Lookup):  # a virtual key this process has not seen yet
+                assert self._accounts is not None
+                await self._accounts.identify(client, context.client, _spends(endpoint))
+                client = context.client.id
+            rpm = context.client.rpm
+            if rpm is not None:
+                await self._limiter.admit_key(client, rpm)
             if self._limiter.active:
                 await self._limiter.admit(client)
         except ProxyError as exc:
-            request_context(scope).log.error_type = exc.code or exc.type
+            context.log.error_type = exc.code or exc.type
             exc = _closing_if_body_unread(scope, exc)
             await send_error(send, exc, _refusal_body(scope, endpoint, exc))
             return
@@ -166,26 +197,6 @@ class GuardMiddleware:
             if self._limiter.active:
                 self._limiter.done(client)
 
-    async def _admin(
-        self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint | None
-    ) -> None:
-        """The admin API: ADMIN_KEY or a console session, a JSON body, the body limits."""
-        try:
-            if self._hosts is not None and not self._host_allowed(scope):
-                raise _misdirected()
-            length = _header(scope, b"content-length")
-            if length and length.isdigit() and int(length) > self._max_body:
-                raise _too_large(self._max_body)
-            has_body = length not in (None, "0") or _header(scope, b"transfer-encoding") is not None
-            if scope["method"] != "GET" and has_body and endpoint is not None:
-                _check_content_type(scope, endpoint.body)
-            self._state.console.authorize_admin(scope)
-        except ProxyError as exc:
-            request_context(scope).log.error_type = exc.code or exc.type
-            await send_error(send, exc)
-            return
-        await self.app(scope, self._limited(receive), send)
-
     async def _reserve_upload(self, scope: Scope) -> int:
         """Room for a multipart body before it is read (upload_gate.py). The wait is half of
         BODY_TIMEOUT: the body must still arrive within the rest (connection.py)."""
@@ -193,8 +204,40 @@ class GuardMiddleware:
         size = int(length) if length and length.isdigit() else self._max_body
         return await self._uploads.acquire(size, self._body_timeout / 2)
 
-    def _check(self, scope: Scope, endpoint: Endpoint | None) -> str:
-        """Refuse early; return the client's identity for limits (never a raw key)."""
+    async def _admin_call(
+        self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint | None
+    ) -> None:
+        """The admin API: the Host and origin checks, JSON bodies, and ADMIN_KEY."""
+        try:
+            self._check_request(scope, endpoint)
+            self._check_admin(scope)
+        except ProxyError as exc:
+            request_context(scope).log.error_type = exc.code or exc.type
+            await send_error(send, _closing_if_body_unread(scope, exc))
+            return
+        await self.app(scope, self._limited(receive), send)
+
+    def _check_admin(self, scope: Scope) -> None:
+        if self._state.accounts is None:
+            raise ProxyError(
+                403,
+                "The admin API is off: DATABASE_URL is none. Set DATABASE_URL (the default is "
+                "a SQLite file) and ADMIN_KEY, then restart.",
+                type=PERMISSION,
+                code="admin_disabled",
+            )
+        # ADMIN_KEY as a Bearer token, or the console's session with its CSRF token; 403
+        # while ADMIN_KEY is unset.
+        self._state.console.authorize_admin(scope)
+
+    def _check(self, scope: Scope, endpoint: Endpoint | None, context: RequestContext) -> str:
+        """Refuse early; return the client's identity for limits (never a raw key), or the
+        token of a virtual key to look up first."""
+        self._check_request(scope, endpoint)
+        return self._identify(scope, context, _protocol(scope, endpoint), endpoint)
+
+    def _check_request(self, scope: Scope, endpoint: Endpoint | None) -> None:
+        """What every guarded request must pass, whoever sends it."""
         if self._hosts is not None and not self._host_allowed(scope):
             raise _misdirected()
         if self._state.draining:
@@ -214,22 +257,26 @@ class GuardMiddleware:
         body = endpoint.body if endpoint is not None else Body.NONE
         if scope["method"] != "GET" and has_body and body is not Body.ANY:
             _check_content_type(scope, body)  # a bodiless request carries nothing to forge
-        context = request_context(scope)
-        protocol = _protocol(scope, endpoint)
-        context.client = client = self._identify(scope, context.client, protocol)
-        return client.id
 
     def _identify(
-        self, scope: Scope, client: Client, protocol: Protocol = Protocol.OPENAI
-    ) -> Client:
-        """Who is calling, from the key they sent; a 401 for a missing or wrong key. fal's
-        own clients may also send the key as `x-api-key`, and their fal key as
-        `Authorization: Key …` in pass-through mode (docs/fal-proxy.md); Anthropic's send it
-        as `x-api-key` (docs/anthropic.md)."""
+        self,
+        scope: Scope,
+        context: RequestContext,
+        protocol: Protocol,
+        endpoint: Endpoint | None,
+    ) -> str:
+        """Who is calling, from the key they sent (filled into the context's client); a 401
+        for a missing or wrong key. The client's id, or the token of a virtual key not seen
+        here yet.
+
+        fal's own clients may also send their fal key as `Authorization: Key …` in
+        pass-through mode (docs/fal-proxy.md). Any client may send its key as `x-api-key`
+        instead of `Bearer` (Anthropic's always do: docs/anthropic.md)."""
+        client = context.client
         token = _bearer(scope)
         if protocol is Protocol.FAL:
             token = _fal_client_token(scope, token, pass_through=self._pass_through)
-        elif protocol is Protocol.ANTHROPIC and not token:
+        elif not token and (protocol is Protocol.ANTHROPIC or not self._pass_through):
             token = (_header(scope, b"x-api-key") or "").strip() or None
         # The console's own calls (its playground): the admin's session, CSRF-checked.
         console = self._console
@@ -239,23 +286,32 @@ class GuardMiddleware:
             and not self._pass_through
             and console.api_session(scope)
         ):
-            client.kind, client.id = "console", "console"
-            return client
-        if self._api_keys:
-            index = _match_key(token, self._api_keys)
-            if index is None:
-                raise _auth_error(token)
-            client.kind, client.id = "static", f"key-{index}"
-        elif self._pass_through:
+            client.kind, client.id, client.identified = "console", "console", True
+            return client.id
+        if self._pass_through:
             if not token:
                 raise _auth_error(token)
-            request_context(scope).fal_key = token
+            context.fal_key = token
             client.kind = "passthrough"
             client.id = "fal-" + hashlib.sha256(token.encode()).hexdigest()[:16]
-        else:
-            address = scope.get("client")
-            client.kind, client.id = "open", f"ip-{address[0]}" if address else "anonymous"
-        return client
+            client.identified = True
+            return client.id
+        if self._api_keys:
+            index = _match_key(token, self._api_keys)
+            if index is not None:
+                client.kind, client.id, client.identified = "static", f"key-{index}", True
+                return client.id
+        accounts = self._accounts
+        if token is not None and accounts is not None and looks_virtual(token):
+            if not accounts.identify_cached(token, client, _spends(endpoint)):
+                return _Lookup(token)  # looked up by the caller, which may await
+            return client.id
+        if self._keys_required:
+            raise _auth_error(token)
+        address = scope.get("client")
+        client.kind, client.id = "open", f"ip-{address[0]}" if address else "anonymous"
+        client.identified = True
+        return client.id
 
     def _host_allowed(self, scope: Scope) -> bool:
         host = _header(scope, b"host")
@@ -313,6 +369,17 @@ async def send_error(send: Send, exc: ProxyError, body: bytes | None = None) -> 
     headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": exc.json() if body is None else body})
+
+
+class _Lookup(str):
+    """A virtual key not seen by this process: looked up before the request goes on."""
+
+    __slots__ = ()
+
+
+def _spends(endpoint: Endpoint | None) -> bool:
+    """Whether a request can spend a virtual key's budget (GET /v1/key only reads it)."""
+    return endpoint is None or endpoint.path != KEY_PATH
 
 
 def _protocol(scope: Scope, endpoint: Endpoint | None) -> Protocol:

@@ -30,6 +30,7 @@ from ..services.pricing import CostMeter
 from ..services.responses import ResponsesService
 from ..services.router import ModelRouter
 from ..store.redis import RedisStore
+from .accounting import Accounts
 from .console_auth import ConsoleAuth
 from .ratelimit import ClientLimiter
 
@@ -82,6 +83,7 @@ class ProxyState:
     draining: bool = False
     in_flight: int = 0  # requests being served with a client's key, for draining
     openapi: dict[str, Any] | None = field(default=None, repr=False)  # built on first use
+    accounts: Accounts | None = None  # DATABASE_URL: virtual keys, usage, the admin API
 
 
 def proxy_state(request: Request) -> ProxyState:

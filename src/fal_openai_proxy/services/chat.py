@@ -108,8 +108,10 @@ class ChatService:
             context, chat.model, stream=bool(chat.stream), route="prompt", fal_app=call.app
         )
         if settings.log_prompts:
-            request_id = context.log.request_id
-            log.info("prompt", extra={"request_id": request_id, "fal_input": clip_all(call.input)})
+            context.prompt = clip_all(call.input)
+            log.info(
+                "prompt", extra={"request_id": context.log.request_id, "fal_input": context.prompt}
+            )
         return call
 
     def check_limits(self, chat: ChatCompletionRequest) -> None:
@@ -198,9 +200,9 @@ class ChatService:
             usage=map_usage(output.get("usage")),
         )
         if self._settings.log_prompts:
+            context.answer = clip_all(content)
             log.info(
-                "completion",
-                extra={"request_id": context.log.request_id, "output": clip_all(content)},
+                "completion", extra={"request_id": context.log.request_id, "output": context.answer}
             )
         return orjson.dumps(body)
 

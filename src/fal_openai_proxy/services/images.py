@@ -181,6 +181,7 @@ class ImageService:
         budget: MediaBudget,
     ) -> Response:
         if self._settings.log_prompts:
+            context.prompt = fal_input
             log.info("prompt", extra={"request_id": context.log.request_id, "fal_input": fal_input})
         result = await until_disconnect(
             self._fal.run_queued(app.app_id, fal_input, context.fal_key), receive

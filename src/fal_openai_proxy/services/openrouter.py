@@ -78,6 +78,7 @@ class OpenRouterService:
 
     def log_input(self, body: dict[str, Any], context: RequestContext) -> None:
         if self._settings.log_prompts:
+            context.prompt = body
             log.info("prompt", extra={"request_id": context.log.request_id, "fal_input": body})
 
     async def post(

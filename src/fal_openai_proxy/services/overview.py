@@ -174,6 +174,11 @@ class OverviewService:
         self._database = database
         self._started = time.time()
 
+    def use_database(self, usage_today: UsageToday, database: DatabaseState) -> None:
+        """DATABASE_URL: the day's cost and the database's state come from it."""
+        self._usage_today = usage_today
+        self._database = database
+
     async def overview(self, *, in_flight: int, streams: int) -> dict[str, Any]:
         today, database = await asyncio.gather(self._usage_today(), self._database())
         return {

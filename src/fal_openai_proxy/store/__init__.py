@@ -1,0 +1,1 @@
+"""Stores: the database of accounts (virtual keys, usage, the request log)."""

@@ -62,7 +62,9 @@ export function barChart(points, { title, format }) {
   const max = Math.max(0, ...points.map((p) => p.value)) || 1;
   const svg = s("svg", {
     viewBox: `0 0 ${WIDTH} ${height}`, class: "chart", role: "img",
-    "aria-label": summary(title, points, format),
+    "aria-label": points.length
+      ? `${title}: ${points.map((p) => `${p.label} ${format(p.value)}`).join("; ")}`
+      : `${title}: no data`,
   });
   points.forEach((point, index) => {
     const y = 4 + index * rowH;
