@@ -148,6 +148,7 @@ def main(argv: list[str]) -> int:
             admin_key=ADMIN_KEY,
             fal_key=f"{FAL_KEY},{FAL_KEY_2}",
             database_url=f"sqlite:///{folder}/screenshots.db",
+            fal_api_url=sim.base_url + "/platform",  # fal's prices, as the simulator has them
             log_level="warning",
         )
         running = start_proxy(settings)
