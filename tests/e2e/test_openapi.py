@@ -21,17 +21,8 @@ FORM = str(Body.MULTIPART)
 OPERATIONS: dict[tuple[str, str], Endpoint] = {(e.method, e.template): e for e in ENDPOINTS}
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-# The key each security scheme takes (the console's session is tested in test_console_api.py).
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
-KEYS = {"bearer": AUTH, "admin": ADMIN}
-
-
-def key_for(op: dict[str, Any]) -> dict[str, str]:
-    """The headers of the first scheme the operation names ({} for none)."""
-    schemes = [name for option in op.get("security", []) for name in option]
-    return KEYS[schemes[0]] if schemes else {}
-
-
+SCHEMES = {"bearer": AUTH, "admin": ADMIN}
 # The real files a multipart example sends, for each binary field the schema requires.
 FILES = {
     "image": ("cat.png", make_png(), "image/png"),
@@ -75,6 +66,11 @@ def test_the_router_serves_the_registry_and_nothing_else(guarded: RunningProxy) 
     assert served(guarded) == {(e.method, e.path) for e in ENDPOINTS}
 
 
+def scheme_of(op: dict[str, Any]) -> str | None:
+    """The key an operation takes (`bearer` or `admin`), if any."""
+    return next((name for requirement in op.get("security", []) for name in requirement), None)
+
+
 def example_path(path: str) -> str:
     endpoint = next(e for (_, p), e in OPERATIONS.items() if p == path)
     return re.sub(r"\{(\w+)\}", lambda m: endpoint.operation.path_example[m.group(1)], path)
@@ -85,7 +81,7 @@ def test_every_documented_operation_is_served(
 ) -> None:
     for path, ops in document["paths"].items():
         for method, op in ops.items():
-            headers = key_for(op)
+            headers = SCHEMES[scheme] if (scheme := scheme_of(op)) else {}
             operation = OPERATIONS[(method.upper(), path)].operation
             body: dict[str, Any] = {}
             if "requestBody" in op:
@@ -152,7 +148,8 @@ def validate_body(document: dict[str, Any], op: dict[str, Any], body: Any) -> No
 
 def test_undocumented_methods_are_refused(guarded: RunningProxy, document: dict[str, Any]) -> None:
     for path, ops in document["paths"].items():
-        headers = next((key_for(op) for op in ops.values() if key_for(op)), AUTH)
+        schemes = [scheme for op in ops.values() if (scheme := scheme_of(op))]
+        headers = SCHEMES[schemes[0]] if schemes else AUTH  # the path's own key
         for method in {"get", "post", "put", "delete"} - set(ops):
             response = httpx.request(method, guarded.base_url + example_path(path), headers=headers)
             assert response.status_code == 405, (method, path, response.status_code)

@@ -155,10 +155,13 @@ async def docs_page(request: Request) -> Response:
     for path, methods in doc["paths"].items():
         for method, op in methods.items():
             statuses = ", ".join(op["responses"])
-            scheme = next(iter(op["security"][0]), None) if "security" in op else None
+            requirements = op.get("security", [])
+            scheme = next((name for req in requirements for name in req), "")
             auth = {"bearer": "Bearer (API_KEY)", "admin": "Bearer (ADMIN_KEY) or console"}.get(
-                scheme or "", "none"
+                scheme, "none"
             )
+            if {} in requirements and scheme:
+                auth += ", if required"
             content: dict[str, Any] = op.get("requestBody", {}).get("content", {})
             media_type, first = next(iter(content.items()), ("", dict[str, Any]()))
             body: dict[str, Any] = first.get("schema", {})

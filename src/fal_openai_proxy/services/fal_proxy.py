@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -39,6 +38,7 @@ from ..fal.proxy_protocol import (
     parse_target,
 )
 from ..fal.timeouts import deadline
+from ..fal.wire import billable_units
 from ..openai.errors import PERMISSION, ProxyError
 from ..openai.sse import ABORT_KEY, ClientGone, WriteWatch, cancelled_on_disconnect
 from ..serve.context import Client, RequestContext, Usage
@@ -61,7 +61,6 @@ _DROPPED = frozenset(
         "alt-svc",
     }
 )  # fmt: skip
-_BILLABLE_UNITS = "x-fal-billable-units"  # docs/fal-protocol.md §13.3
 # A submit's answer is small JSON; more than this and its request id is not looked for.
 _SUBMIT_PEEK = 64 * 1024
 # How long the key and owner of a submitted request are remembered: fal keeps results for a
@@ -226,7 +225,7 @@ class FalProxyService:
         fields.fal_request_id = response.headers.get("x-fal-request-id")
         if not 200 <= response.status < 300:
             fields.error_type = f"fal_{response.status}"
-        context.usage.billable_units = _billable_units(response.headers)
+        context.usage.billable_units = billable_units(response.headers)
         # fal's billable units x its unit price, if both are known
         self._meter.settle(context.usage, model=context.usage.fal_app, used=Measure())
         on_end: Callable[[bytes], Awaitable[None]] | None = None
@@ -296,16 +295,6 @@ def _relayed_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
         for name, value in headers.items()
         if name not in _DROPPED and not name.startswith("access-control-")
     ]
-
-
-def _billable_units(headers: Mapping[str, str]) -> float | None:
-    """fal's `x-fal-billable-units` (docs/fal-protocol.md §13.3); None if absent or not a
-    finite, non-negative number."""
-    try:
-        units = float(headers.get(_BILLABLE_UNITS, ""))
-    except ValueError:
-        return None
-    return units if math.isfinite(units) and units >= 0 else None
 
 
 def _request_id(head: bytes) -> str | None:
