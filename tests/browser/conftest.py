@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -16,7 +16,7 @@ from ..support.schema import Recorder
 from ..support.servers import ADMIN_KEY, FAL_KEY, FAL_KEY_2, RunningProxy
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page, Response
+    from playwright.sync_api import Browser, BrowserContext, Page, Response
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +60,10 @@ class Tab:
 
 
 @pytest.fixture
-def tab(browser: Browser, console_proxy: RunningProxy, recorder: Recorder) -> Iterator[Tab]:
-    context = browser.new_context(viewport=LAPTOP)
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    problems = PageProblems().watch(page)
+def new_tab(browser: Browser, recorder: Recorder) -> Iterator[Callable[..., Tab]]:
+    """Tabs on any proxy, each in its own browser context (its own cookies), with options
+    of `Browser.new_context` (viewport, color_scheme, permissions)."""
+    contexts: list[BrowserContext] = []
 
     def audit(response: Response) -> None:
         recorder.bodies.append(str(response.headers).encode())
@@ -79,6 +78,21 @@ def tab(browser: Browser, console_proxy: RunningProxy, recorder: Recorder) -> It
             body = body.replace(secret.encode(), b"<shown once>")
         recorder.bodies.append(body)
 
-    page.on("response", audit)
-    yield Tab(page, console_proxy, problems)
-    context.close()
+    def make(proxy: RunningProxy, **options: Any) -> Tab:
+        options.setdefault("viewport", LAPTOP)
+        context = browser.new_context(**options)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        problems = PageProblems().watch(page)
+        page.on("response", audit)
+        return Tab(page, proxy, problems)
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def tab(new_tab: Callable[..., Tab], console_proxy: RunningProxy) -> Tab:
+    return new_tab(console_proxy)

@@ -258,14 +258,14 @@ class Catalog:
         self, context: RequestContext, model_id: str, *, stream: bool, route: str, fal_app: str
     ) -> None:
         """The model a request asked for, in its log and usage fields; a 403 if its key may
-        not use it."""
-        context.check_model(model_id)
+        not use it (after the fields are filled: the request log names the model refused)."""
         context.usage.fal_app = fal_app
         fields = context.log
         fields.model = model_id
         fields.model_label = self.metric_label(model_id)
         fields.stream = stream
         fields.route = route
+        context.check_model(model_id)
 
 
 def _with_live(base: ModelCard, live: PlatformModel | None) -> ModelCard:
