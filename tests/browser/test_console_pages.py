@@ -278,4 +278,11 @@ def test_every_page_fits_a_phone(
         red, green, blue = map(int, re.findall(r"\d+", page.evaluate(background))[:3])
         light = (red + green + blue) / 3 > 128
         assert light is (scheme == "light"), (name, page.evaluate(background))
+    hidden_tabs = page.evaluate("""() => {
+        const list = document.querySelector('[role=tablist]').getBoundingClientRect();
+        return [...document.querySelectorAll('[role=tab]')]
+            .filter(tab => tab.getBoundingClientRect().right > list.right + 0.5)
+            .map(tab => tab.textContent);
+    }""")
+    assert hidden_tabs == []  # the playground's tabs all show, none cut off
     assert not tab.problems.all(), tab.problems.all()
