@@ -277,9 +277,13 @@ def test_a_key_made_in_the_page_serves_the_sdk_until_revoked_there(
     line = next(row for row in csv.splitlines() if row.startswith("key,") and "browser-test" in row)
     assert float(line.split(",")[-1]) == pytest.approx(cost)
 
-    # Revoked in the page: the SDK gets 401.
+    per_model = page.get_by_role("figure").filter(has_text="Cost per model")
+    assert "google/gemini-2.5-flash" in (per_model.get_by_role("img").get_attribute("aria-label") or "")
+
+    # Its spend against its budget in Keys, then revoked in the page: the SDK gets 401.
     tab.go("Keys")
     row = page.get_by_role("row").filter(has_text="browser-test")
+    assert f"{usd(tab, cost)} of {usd(tab, 5)} a month" in row.inner_text()
     row.get_by_role("button", name="Disable").click()
     row.get_by_role("button", name="Enable").wait_for()
     with pytest.raises(openai.AuthenticationError):
