@@ -278,7 +278,8 @@ def test_a_key_made_in_the_page_serves_the_sdk_until_revoked_there(
     assert float(line.split(",")[-1]) == pytest.approx(cost)
 
     per_model = page.get_by_role("figure").filter(has_text="Cost per model")
-    assert "google/gemini-2.5-flash" in (per_model.get_by_role("img").get_attribute("aria-label") or "")
+    chart = per_model.get_by_role("img").get_attribute("aria-label") or ""
+    assert "google/gemini-2.5-flash" in chart
 
     # Its spend against its budget in Keys, then revoked in the page: the SDK gets 401.
     tab.go("Keys")
