@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 import orjson
 
 from ..base.metrics import Metrics
+from ..base.tasks import cancel_and_wait
 from .errors import FalError
 from .transport import Transport
 from .wire import is_success
@@ -219,8 +220,5 @@ class UnitPrices:
         self._task = asyncio.create_task(self.run(), name="fal-pricing")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None

@@ -12,13 +12,13 @@ the others read it. With Redis down, or nothing published yet, each replica fetc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
 from ..base.metrics import Metrics
+from ..base.tasks import cancel_and_wait
 from ..fal.platform import PlatformError, PlatformModel, list_models
 from ..fal.transport import Transport
 from ..store.redis import RedisStore
@@ -128,8 +128,5 @@ class ModelRefresher:
         self._task = asyncio.create_task(self.run(), name="model-refresh")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None

@@ -10,7 +10,6 @@ awaits the database for a key this process has seen.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -26,6 +25,7 @@ import orjson
 from sqlalchemy import Row, and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..base.tasks import cancel_and_wait
 from .db import Database
 from .periods import LIFETIME, PERIODS, next_period_start, period_start
 from .schema import api_keys, requests
@@ -401,10 +401,7 @@ class KeyCache:
         self._task = asyncio.create_task(self._loop(), name="key-cache")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def refresh(self) -> None:
         now = time.monotonic()

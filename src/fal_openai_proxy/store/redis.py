@@ -31,6 +31,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 
 from ..base.metrics import Metrics
+from ..base.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +129,7 @@ class RedisStore:
         self._task = asyncio.create_task(self._loop(), name="shared-store")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         for closer in self._closers:
             with contextlib.suppress(Exception):
                 await closer()

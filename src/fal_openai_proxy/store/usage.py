@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import and_, delete, func, select, tuple_
 
 from ..base.metrics import Metrics
+from ..base.tasks import cancel_and_wait
 from .accounts import KeyCache, KeyRecord, KeyStore, charge
 from .db import Database
 from .periods import utc_day
@@ -410,10 +411,7 @@ class Retention:
             self._task = asyncio.create_task(self._loop(), name="request-log-retention")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def run_once(self) -> int:
         return await delete_older_than(self._db, time.time() - self._days * 86400)
