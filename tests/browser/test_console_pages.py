@@ -1,20 +1,23 @@
 """Each console page's own features in chromium, beyond a key's life (test_console.py): the
-key pool benching a key live, a key copied, edited and deleted only when confirmed, the
-request log's filters and pages, the usage range, reasoning shown apart, the sign-in's
-limits and its end, and every page on a phone in light and dark."""
+key pool benching a key live and each key's learned or fixed limit, a key copied, edited and
+deleted only when confirmed, the request log's filters and pages, the usage range, reasoning
+shown apart, the sign-in's limits and its end, and every page on a phone in light and dark."""
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 
+from fal_openai_proxy.simulator.server import SimulatorThread
+
 from ..support.browser import PHONE
-from ..support.servers import ADMIN_KEY, API_KEY, FAL_KEY, REVOKED_FAL_KEY, RunningProxy
+from ..support.servers import ADMIN_KEY, API_KEY, FAL_KEY, FAL_KEY_2, REVOKED_FAL_KEY, RunningProxy
 from .conftest import Tab
 from .test_console import PAGES, fingerprint
 
@@ -74,6 +77,56 @@ def test_the_overview_benches_a_refused_fal_key_live(
     assert page.evaluate("window.notReloaded") is True  # live, not reloaded
     assert REVOKED_FAL_KEY not in page.content() and FAL_KEY not in page.content()
     assert not tab.problems.all(), tab.problems.all()
+
+
+ACCOUNT_LIMIT = 4  # fal's concurrency limit for the simulator's account (test_key_limits.py)
+
+
+@pytest.fixture
+def account_limit(sim: SimulatorThread) -> Iterator[None]:
+    sim.state.config.key_concurrency = ACCOUNT_LIMIT
+    yield
+    sim.state.config.key_concurrency = None
+
+
+def overrun(running: RunningProxy, count: int = 32) -> None:
+    """`count` slow streams at once, more than fal's account takes: fal answers 429s and the
+    proxy learns the key's limit (every stream still completes)."""
+    slow = '[[sim {"latency_ms": 50, "events": 3, "interval_ms": 10}]] limits'
+    body = {**CHAT, "messages": [{"role": "user", "content": slow}], "stream": True}
+
+    def one(_: int) -> None:
+        with httpx.stream("POST", running.v1 + "/chat/completions", json=body, timeout=60,
+                          headers={"Authorization": f"Bearer {API_KEY}"}) as answer:  # fmt: skip
+            assert answer.status_code == 200
+            assert b"data: [DONE]" in answer.read()
+
+    with ThreadPoolExecutor(count) as pool:
+        list(pool.map(one, range(count)))
+
+
+@pytest.mark.usefixtures("account_limit")
+def test_the_overview_shows_each_key_s_learned_or_fixed_limit(
+    new_tab: Callable[..., Tab], proxy_factory: Callable[..., RunningProxy]
+) -> None:
+    learning = proxy_factory(admin_key=ADMIN_KEY, api_key=API_KEY, fal_key=FAL_KEY_2)
+    overrun(learning)
+    learned = httpx.get(learning.base_url + "/admin/overview", headers=ADMIN).json()["keys"][0]
+    assert learned["limit_learned"] is True and 1 <= learned["limit"] <= ACCOUNT_LIMIT + 2
+    tab = new_tab(learning)
+    tab.signed_in()
+    row = tab.page.get_by_role("row").filter(has_text=fingerprint(FAL_KEY_2))
+    row.wait_for()
+    assert f"{learned['limit']} (learned)" in row.inner_text()
+
+    assert not tab.problems.all(), tab.problems.all()
+
+    fixed = new_tab(proxy_factory(admin_key=ADMIN_KEY, fal_key=FAL_KEY_2, fal_key_concurrency=3))
+    fixed.signed_in()
+    row = fixed.page.get_by_role("row").filter(has_text=fingerprint(FAL_KEY_2))
+    row.wait_for()
+    assert "3 (fixed)" in row.inner_text()
+    assert not fixed.problems.all(), fixed.problems.all()
 
 
 def test_a_key_is_copied_edited_and_deleted_only_when_confirmed(
