@@ -12,6 +12,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from ..support.browser import LAPTOP
 from ..support.servers import FAL_KEY, FAL_KEY_2
 from .conftest import Tab
 
@@ -181,6 +182,8 @@ def test_every_page_is_clean_under_a_strict_policy(tab: Tab) -> None:
         tab.go(name)
         tab.page.wait_for_load_state("networkidle")
         assert not tab.problems.all(), (name, tab.problems.all())
+        width = tab.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= LAPTOP["width"], (name, width)  # fits a laptop: no sideways scroll
     # Keyboard only: focus is on the page's heading; back from it, the navigation, whose
     # links Enter follows; and the first stop of the whole page skips to it.
     page = tab.page

@@ -183,6 +183,20 @@ def test_a_key_is_copied_edited_and_deleted_only_when_confirmed(
     assert not tab.problems.all(), tab.problems.all()
 
 
+def test_values_are_shown_as_text_never_as_markup(
+    tab: Tab, console_proxy: RunningProxy, http: httpx.Client
+) -> None:
+    name = '<img src=x id=injected onerror="window.pwned=1">'
+    create_key(http, console_proxy, name=name)
+    tab.signed_in()
+    tab.go("Keys")
+    page = tab.page
+    page.get_by_role("row").filter(has_text=name).wait_for()  # the name, as its letters
+    assert page.locator("#injected").count() == 0
+    assert page.evaluate("window.pwned") is None
+    assert not tab.problems.all(), tab.problems.all()
+
+
 def test_the_request_log_filters_and_pages(
     tab: Tab, console_proxy: RunningProxy, http: httpx.Client
 ) -> None:
