@@ -285,6 +285,30 @@ def test_reasoning_is_shown_apart_from_the_answer(tab: Tab) -> None:
     assert not tab.problems.all(), tab.problems.all()
 
 
+def test_the_playground_answers_as_a_virtual_key_s_client_is_answered(
+    tab: Tab, console_proxy: RunningProxy, http: httpx.Client
+) -> None:
+    key = create_key(http, console_proxy, name="chat-only", models=["google/*"])
+    tab.signed_in()
+    tab.go("Playground")
+    page = tab.page
+    page.get_by_label("API key (optional)").fill(key["key"])
+    page.get_by_role("tab", name="Image").click()
+    page.get_by_label("Prompt").fill("A lighthouse at dawn")
+    page.get_by_role("button", name="Generate").click()
+    refusal = page.get_by_role("region", name="Result").get_by_role("alert")
+    refusal.filter(has_text="This key may not use the model").wait_for()
+    assert tab.problems.statuses and all(s.startswith("403 ") for s in tab.problems.statuses)
+    tab.problems.clear()
+    page.get_by_role("tab", name="Chat").click()
+    page.get_by_label("Message").fill("Hello as chat-only")
+    page.get_by_role("button", name="Send").click()
+    page.get_by_role("region", name="Response").locator(".usage").wait_for()
+    logged(http, console_proxy, key["id"], 2)  # both made with the key, not the session
+    assert key["key"] not in page.content()  # typed in a password field: never in the DOM
+    assert not tab.problems.all(), tab.problems.all()
+
+
 def test_without_admin_key_the_page_says_how_to_set_it(
     new_tab: Callable[..., Tab], proxy: RunningProxy
 ) -> None:
