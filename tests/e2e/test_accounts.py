@@ -335,8 +335,8 @@ def test_a_model_outside_the_allow_list_is_403_naming_it(
     deploy: Callable[..., Deployment],
 ) -> None:
     d = deploy()
-    key = d.admin.create_key(name="narrow", models=["google/*", "fal-ai/flux/*"])["key"]
-    client = d.client(key)
+    created = d.admin.create_key(name="narrow", models=["google/*", "fal-ai/flux/*"])
+    client = d.client(created["key"])
     client.chat.completions.create(model=MODEL, messages=HELLO)
     client.images.generate(model="fal-ai/flux/dev", prompt="a cat")
     for call in (
@@ -350,6 +350,15 @@ def test_a_model_outside_the_allow_list_is_403_naming_it(
         assert isinstance(body, dict)
         assert body["code"] == "model_not_allowed" and body["param"] == "model"
     assert "openai/gpt-4o" in str(_refusal(client, "openai/gpt-4o"))
+    # The request log names each model refused (what the key tried is what its admin asks).
+    refused = wait_for(
+        lambda: (rows := d.admin.requests(key_id=created["id"], status=403)["data"])
+        and len(rows) == 4 and rows,
+        within=SETTLE, what="the refused requests in the log",
+    )  # fmt: skip
+    assert sorted(row["model"] for row in refused) == [
+        "dall-e-3", "openai/gpt-4o", "openai/gpt-4o", "tts-1",
+    ]  # fmt: skip
 
 
 def _refusal(client: openai.OpenAI, model: str) -> Exception:

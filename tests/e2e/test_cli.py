@@ -131,6 +131,13 @@ def test_wheel_has_the_command_the_version_and_the_data(wheel: Path) -> None:
     source = REPO / "src"
     modules = {str(p.relative_to(source)) for p in source.glob("fal_openai_proxy/**/*.py")}
     assert modules - names == set()
+    # The console's page, styles and scripts ship in the wheel (it loads nothing from elsewhere).
+    console = {
+        str(p.relative_to(source))
+        for p in source.glob("fal_openai_proxy/console/**/*")
+        if p.is_file()
+    }
+    assert "fal_openai_proxy/console/index.html" in console and console - names == set()
 
 
 def test_installed_wheel_runs(wheel: Path, tmp_path: Path) -> None:

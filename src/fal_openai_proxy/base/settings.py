@@ -305,8 +305,10 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = Field(
         None,
         description="Secret of the admin API (`Authorization: Bearer <ADMIN_KEY>`, at least 16 "
-        "characters): virtual keys, usage and the request log. Unset: the admin API answers "
-        "403. Set: every /v1/ request needs a key, from `API_KEY` or a virtual key.",
+        "characters): virtual keys, usage and the request log; and the console at `/console` "
+        "(docs/console.md), which signs in with it. Unset: the admin API answers 403 and the "
+        "console says how to set it. Set: every /v1/ request needs a key, from `API_KEY` or a "
+        "virtual key.",
     )
     request_log_retention_days: int = Field(
         30,
@@ -319,6 +321,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Usage records waiting to be written (while the database is slow or down), "
         "per process; beyond, new records are dropped and counted in /metrics.",
+    )
+    console_session_ttl: int = Field(
+        43200,
+        ge=60,
+        le=30 * 86400,
+        description="Seconds a console sign-in lasts (its cookie expires then; signing out "
+        "ends it sooner).",
     )
 
     # Media (images and audio)

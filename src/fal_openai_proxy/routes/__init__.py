@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from . import (
     admin,
+    admin_status,
     audio,
     chat,
     completions,
+    console,
     docs,
     embeddings,
     fal_proxy,
@@ -34,4 +36,6 @@ ENDPOINTS: list[Endpoint] = [
     *health.ROUTES,
     *docs.ROUTES,
     *admin.ROUTES,
+    *admin_status.ROUTES,
+    *console.ROUTES,
 ]

@@ -47,11 +47,13 @@ class Auth(StrEnum):
     """Who may call an endpoint."""
 
     CLIENT = "client"  # API_KEY, a virtual key, a fal key in pass-through mode, or nobody
-    ADMIN = "admin"  # ADMIN_KEY (the admin API: virtual keys, usage, the request log)
-    PUBLIC = "public"  # anyone (the health checks)
+    PUBLIC = "public"  # anyone (the health checks, the console's page and its sign-in)
     # Anyone, unless REQUIRE_KEY_FOR_METRICS_AND_DOCS with a non-loopback HOST: then API_KEY
     # (metrics, the API's own documentation)
     INFO = "info"
+    # `Authorization: Bearer <ADMIN_KEY>`, or a console session with its CSRF token
+    # (serve/console_auth.py); 403 while ADMIN_KEY is unset.
+    ADMIN = "admin"
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from ..services.fal_proxy import FalProxyService, SubmittedRequests
 from ..services.images import ImageService
 from ..services.messages import MessagesService
 from ..services.openrouter import OpenRouterChatService
+from ..services.overview import OverviewService, TrafficWindow
 from ..services.pricing import CostMeter, load_price_table
 from ..services.responses import ResponsesService
 from ..services.router import ModelRouter
@@ -63,9 +64,11 @@ from ..store.redis import RedisStore
 from ..store.videos import SqlVideoStore
 from ..translate.cost import PriceTable, PriceTableError
 from .accounting import Accounts
+from .console_auth import ConsoleAuth
 from .errors import HANDLERS, handle_error
 from .middleware import GuardMiddleware, RequestLogMiddleware
 from .model_refresh import LiveModels, ModelRefresher
+from .overview_sources import database_sources
 from .ratelimit import ClientLimiter
 from .state import ProxyState, Services, Upstream
 
@@ -96,11 +99,15 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
         redis_url=settings.redis_url,
         shared=upstream.redis,
     )
+    console = ConsoleAuth(
+        settings.admin_secret, session_ttl=settings.console_session_ttl, redis=upstream.redis
+    )
     state = ProxyState(
-        settings, upstream, services, EndpointIndex(ENDPOINTS), limiter, open_streams
+        settings, upstream, services, EndpointIndex(ENDPOINTS), limiter, open_streams, console
     )
     if settings.accounts_enabled:
         state.accounts = Accounts(settings, upstream.metrics, upstream.database)
+        services.overview.use_database(*database_sources(state.accounts))
     accounts = state.accounts
     refresher = _model_refresher(settings, upstream, live)
     watcher = VideoWatcher.build(settings, services.videos, upstream.http, upstream.redis)
@@ -121,9 +128,11 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
         # Before the first request: building it holds the GIL for ~0.1 s, which a loop already
         # serving would feel as a stall (docs/anthropic.md).
         services.messages.tokenizer.load()
+        services.overview.traffic.start()
         try:
             yield  # upstream connections are opened on first use
         finally:
+            await services.overview.traffic.stop()
             if unit_prices is not None:
                 await unit_prices.stop()
             if watcher is not None:
@@ -214,7 +223,9 @@ def build_upstream(settings: Settings) -> Upstream:
         upstreams=Upstreams(settings.fal_run_url, settings.fal_queue_url, settings.fal_rest_url),
     )
     prices = _unit_prices(settings, http, metrics)
-    return Upstream(metrics, http, fal, openrouter, files, redis, jobs, database, fal_proxy, prices)
+    return Upstream(
+        metrics, http, fal, openrouter, files, redis, jobs, database, fal_proxy, prices, pool
+    )
 
 
 def _unit_prices(settings: Settings, http: HttpClient, metrics: Metrics) -> UnitPrices | None:
@@ -324,6 +335,8 @@ def build_services(
             settings, chat, openrouter_chat, catalog, fal, metrics, open_streams, Tokenizer()
         ),
         meter=meter,
+        router=router,
+        overview=OverviewService(TrafficWindow(metrics), upstream.pool, upstream.redis),
     )  # fmt: skip
 
 

@@ -180,6 +180,14 @@ class Catalog:
         self._merged = (latest, self._cards, cards)
         return cards
 
+    def sources(self) -> Sequence[tuple[ModelCard, str]]:
+        """Every listed card and where it comes from: "chat" (the built-in list or
+        MODELS_FILE), "media" (THE table of media apps) or "live" (fal's image list)."""
+        return [
+            (c, "media" if c.id in self._media else "chat" if c.id in self._by_id else "live")
+            for c in self._listed()
+        ]
+
     def get(self, model_id: str) -> dict[str, Any]:
         found = self._by_id.get(model_id)
         if found is None and self._live is not None:
@@ -263,14 +271,14 @@ class Catalog:
         self, context: RequestContext, model_id: str, *, stream: bool, route: str, fal_app: str
     ) -> None:
         """The model a request asked for, in its log and usage fields; a 403 if its key may
-        not use it."""
-        context.check_model(model_id)
+        not use it (after the fields are filled: the request log names the model refused)."""
         context.usage.fal_app = fal_app
         fields = context.log
         fields.model = model_id
         fields.model_label = self.metric_label(model_id)
         fields.stream = stream
         fields.route = route
+        context.check_model(model_id)
 
 
 def _with_live(base: ModelCard, live: PlatformModel | None) -> ModelCard:
