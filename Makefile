@@ -8,7 +8,7 @@ RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed-dev
 LINT_PATHS := src tests example.py examples $(wildcard bench)
 
-.PHONY: install install-run run test lint lint-deploy format docs check-config samples bench bench-quick bench-quick-run bench-tokens bench-admin clean
+.PHONY: install install-run run test lint lint-deploy format docs screenshots check-config samples bench bench-quick bench-quick-run bench-tokens bench-admin clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,11 @@ format: $(STAMP)
 # docs/configuration.md is generated from the settings model (a test checks it is current).
 docs: $(RUN_STAMP)
 	$(BIN)/fal-openai-proxy settings-markdown > docs/configuration.md
+
+# docs/console/*.png: every console page at a laptop's and a phone's size, light and dark,
+# taken in chromium against the simulator (tests/support/screenshots.py).
+screenshots: $(STAMP)
+	$(BIN)/python -m tests.support.screenshots docs/console
 
 check-config: $(RUN_STAMP)
 	$(BIN)/fal-openai-proxy check-config

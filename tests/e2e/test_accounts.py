@@ -6,7 +6,6 @@ restarts."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from ..support.accounts import SETTLE, Admin, metric
 from ..support.asserts import error_of, wait_for
 from ..support.chat import MODEL
 from ..support.media import make_wav
-from ..support.postgres import PostgresServer
 from ..support.schema import Recorder, ValidatingTransport
 from ..support.servers import ADMIN_KEY, API_KEY, RunningProxy, proxy_settings, start_proxy
 
@@ -341,8 +339,8 @@ def test_a_model_outside_the_allow_list_is_403_naming_it(
     deploy: Callable[..., Deployment],
 ) -> None:
     d = deploy()
-    key = d.admin.create_key(name="narrow", models=["google/*", "fal-ai/flux/*"])["key"]
-    client = d.client(key)
+    created = d.admin.create_key(name="narrow", models=["google/*", "fal-ai/flux/*"])
+    client = d.client(created["key"])
     client.chat.completions.create(model=MODEL, messages=HELLO)
     client.images.generate(model="fal-ai/flux/dev", prompt="a cat")
     for call in (
@@ -356,6 +354,15 @@ def test_a_model_outside_the_allow_list_is_403_naming_it(
         assert isinstance(body, dict)
         assert body["code"] == "model_not_allowed" and body["param"] == "model"
     assert "openai/gpt-4o" in str(_refusal(client, "openai/gpt-4o"))
+    # The request log names each model refused (what the key tried is what its admin asks).
+    refused = wait_for(
+        lambda: (rows := d.admin.requests(key_id=created["id"], status=403)["data"])
+        and len(rows) == 4 and rows,
+        within=SETTLE, what="the refused requests in the log",
+    )  # fmt: skip
+    assert sorted(row["model"] for row in refused) == [
+        "dall-e-3", "openai/gpt-4o", "openai/gpt-4o", "tts-1",
+    ]  # fmt: skip
 
 
 def _refusal(client: openai.OpenAI, model: str) -> Exception:
@@ -526,34 +533,6 @@ def test_with_admin_key_set_every_v1_request_needs_a_key(
 
 
 # -- the store down, and a restart --------------------------------------------------------------
-
-
-@pytest.fixture
-def store_outage(
-    database_url: str, request: pytest.FixtureRequest
-) -> Iterator[Callable[[bool], None]]:
-    """`outage(True)` takes the database away (Postgres: the server stops; SQLite: another
-    process holds the write lock), `outage(False)` brings it back."""
-    lock: list[sqlite3.Connection] = []
-    server: PostgresServer | None = None
-    if database_url.startswith("postgresql"):
-        server = request.getfixturevalue("postgres")
-
-    def outage(down: bool) -> None:
-        if server is not None:
-            server.stop() if down else server.start()
-        elif down:
-            connection = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=10)
-            connection.execute("BEGIN EXCLUSIVE")
-            lock.append(connection)
-        else:
-            lock.pop().rollback()
-
-    yield outage
-    if server is not None and not server.running:
-        server.start()
-    for connection in lock:
-        connection.rollback()
 
 
 async def test_requests_complete_while_the_store_is_down_and_usage_follows(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fal_openai_proxy.store.db import head_revision
+
 from ..support.postgres import PostgresServer
 from ..support.processes import free_port
 from .test_cli import cli
@@ -27,11 +29,11 @@ def test_db_upgrade_migrates_what_check_config_calls_unmigrated(
     env = {"DATABASE_URL": url}
     before = cli(["check-config"], env=env, cwd=tmp_path)
     assert before.returncode == 1
-    assert "is at schema revision (none), not 0001" in before.stdout
+    assert f"is at schema revision (none), not {head_revision()}" in before.stdout
     assert "fal-openai-proxy db upgrade" in before.stdout
     upgraded = cli(["db", "upgrade"], env=env, cwd=tmp_path)
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
-    assert "is at schema revision 0001" in upgraded.stdout
+    assert f"is at schema revision {head_revision()}" in upgraded.stdout
     after = cli(["check-config"], env=env, cwd=tmp_path)
     assert after.returncode == 0, after.stdout
 

@@ -14,6 +14,7 @@ import pytest
 
 from fal_openai_proxy import __version__
 from fal_openai_proxy.base.settings import Settings
+from fal_openai_proxy.store.db import head_revision
 
 from ..support.processes import REPO, free_port
 from ..support.servers import API_KEY, FAL_KEY
@@ -130,6 +131,13 @@ def test_wheel_has_the_command_the_version_and_the_data(wheel: Path) -> None:
     source = REPO / "src"
     modules = {str(p.relative_to(source)) for p in source.glob("fal_openai_proxy/**/*.py")}
     assert modules - names == set()
+    # The console's page, styles and scripts ship in the wheel (it loads nothing from elsewhere).
+    console = {
+        str(p.relative_to(source))
+        for p in source.glob("fal_openai_proxy/console/**/*")
+        if p.is_file()
+    }
+    assert "fal_openai_proxy/console/index.html" in console and console - names == set()
 
 
 def test_installed_wheel_runs(wheel: Path, tmp_path: Path) -> None:
@@ -164,4 +172,4 @@ def test_installed_wheel_runs(wheel: Path, tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True,
     )  # fmt: skip
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-    assert "is at schema revision 0001" in migrated.stdout
+    assert f"is at schema revision {head_revision()}" in migrated.stdout  # 0002: videos too

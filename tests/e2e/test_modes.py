@@ -187,7 +187,9 @@ def test_models_list_shape(proxy: RunningProxy, http: httpx.Client) -> None:
     assert len(ids) == len(set(ids))
     assert MODEL in ids and "anthropic/claude-sonnet-4.6" in ids
     for model in body["data"]:
-        assert set(model) == {"id", "object", "created", "owned_by"}
+        # Video models also say what they make (`kind`); the others are OpenAI's four fields.
+        assert set(model) - {"kind"} == {"id", "object", "created", "owned_by"}
+        assert model.get("kind", "text-to-video") in ("text-to-video", "image-to-video", "extend")
         assert model["object"] == "model"
         # dall-e-3 etc. stand for fal's apps; gpt-4o etc. for OpenAI's models on fal.
         bare = "openai" if model["id"] in (*OPENAI_CHAT_IDS, *OPENAI_EMBEDDING_IDS) else "fal"

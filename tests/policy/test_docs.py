@@ -42,7 +42,7 @@ def test_configuration_page_is_generated_from_the_settings() -> None:
 DOC_PAGES = (
     "configuration", "deployment", "clients", "troubleshooting", "architecture", "routes",
     "translation", "prompt-strategy", "media", "errors", "operations", "simulator", "benchmarks",
-    "fal-proxy", "accounts",
+    "fal-proxy", "accounts", "console",
 )  # fmt: skip
 
 
@@ -158,6 +158,7 @@ def test_every_endpoint_is_documented() -> None:
         if method == "HEAD":
             continue
         shown = path.replace("{model_id:path}", "{id}").replace("{response_id:path}", "{id}")
+        shown = shown.replace("{name:path}", "{name}")
         if (method, shown) == ("POST", "/v1/responses/{id}"):
             shown += "/cancel"  # the only POST OpenAI has under a response's id
         assert f"`{method} {shown}`" in README, path

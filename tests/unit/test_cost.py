@@ -11,6 +11,7 @@ import pytest
 
 from fal_openai_proxy.fal.apps import ANY_LLM_MODELS
 from fal_openai_proxy.fal.media_apps import MEDIA_APPS
+from fal_openai_proxy.fal.video_apps import VIDEO_APPS
 from fal_openai_proxy.fal.wire import billable_units
 from fal_openai_proxy.services.catalog import ROUTER_MODELS
 from fal_openai_proxy.services.pricing import load_price_table
@@ -88,15 +89,16 @@ def test_price_table_parsing() -> None:
 def test_the_shipped_table_prices_only_built_in_models() -> None:
     table = load_price_table(None)
     assert table.read_on is not None and table.source == "built-in"
-    known = set(ROUTER_MODELS) | set(ANY_LLM_MODELS) | set(MEDIA_APPS)
+    known = set(ROUTER_MODELS) | set(ANY_LLM_MODELS) | set(MEDIA_APPS) | set(VIDEO_APPS)
     assert set(table.models) <= known, set(table.models) - known
     assert table.models["fal-ai/flux/dev"] == ModelPrice(megapixel=0.025)
     # Chat entries price both directions; no model is priced at a made-up zero.
     for name, price in table.models.items():
         if price.input_token is not None:
             assert price.output_token is not None, name
-        assert all(v is None or v > 0 for v in (price.input_token, price.output_token,
-                   price.image, price.megapixel, price.request)), name  # fmt: skip
+        amounts = (price.input_token, price.output_token, price.image, price.megapixel,
+                   price.request, price.video_second)  # fmt: skip
+        assert all(v is None or v > 0 for v in amounts), name
 
 
 def test_a_prices_file_in_json(tmp_path: Any) -> None:

@@ -36,7 +36,7 @@ def test_the_migrations_build_the_schema_on_each_engine(database_url: str) -> No
     diff, revision, tables = asyncio.run(check())
     assert diff == []
     assert revision == head_revision()
-    assert tables == {"alembic_version", "api_keys", "requests", "usage_daily"}
+    assert tables == {"alembic_version", "api_keys", "requests", "usage_daily", "videos"}
 
 
 def _unix(*parts: int) -> int:

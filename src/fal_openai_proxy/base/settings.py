@@ -299,13 +299,16 @@ class Settings(BaseSettings):
         description="Where virtual keys, budgets, usage and the request log are kept: "
         "`sqlite:///path` (a file; `sqlite:///./x.db` is relative to the working directory), "
         "`postgresql://user:password@host:5432/db` (one database for every replica), or "
-        "`none`: no accounts at all, and the proxy is a plain pipe. Migrated at start.",
+        "`none`: no accounts at all, and the proxy is a plain pipe (GET /v1/videos and "
+        "DELETE /v1/videos/{id} then answer 501). Migrated at start.",
     )
     admin_key: SecretStr | None = Field(
         None,
         description="Secret of the admin API (`Authorization: Bearer <ADMIN_KEY>`, at least 16 "
-        "characters): virtual keys, usage and the request log. Unset: the admin API answers "
-        "403. Set: every /v1/ request needs a key, from `API_KEY` or a virtual key.",
+        "characters): virtual keys, usage and the request log; and the console at `/console` "
+        "(docs/console.md), which signs in with it. Unset: the admin API answers 403 and the "
+        "console says how to set it. Set: every /v1/ request needs a key, from `API_KEY` or a "
+        "virtual key.",
     )
     request_log_retention_days: int = Field(
         30,
@@ -318,6 +321,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Usage records waiting to be written (while the database is slow or down), "
         "per process; beyond, new records are dropped and counted in /metrics.",
+    )
+    console_session_ttl: int = Field(
+        43200,
+        ge=60,
+        le=30 * 86400,
+        description="Seconds a console sign-in lasts (its cookie expires then; signing out "
+        "ends it sooner).",
     )
 
     # Media (images and audio)
@@ -371,6 +381,35 @@ class Settings(BaseSettings):
         description="Most bytes of multipart bodies (image edits, transcriptions) in memory at "
         "once per process, counted by their Content-Length (`MAX_BODY_BYTES` without one); "
         "further uploads wait up to half of `BODY_TIMEOUT`, then get 503.",
+    )
+
+    # Video
+    fal_video_app: str = Field(
+        "fal-ai/veo3.1/fast",
+        description="fal app for sora-2 and sora-2-pro (with `input_reference`, its "
+        "image-to-video app).",
+    )
+    video_id_secret: SecretStr | None = Field(
+        None,
+        description="Signs video ids, so that any replica can answer for a video and nobody "
+        "can forge one. Unset: derived from `FAL_KEY` (ids stop verifying if `FAL_KEY` "
+        "changes); in pass-through mode, from each client's own fal key.",
+    )
+    video_webhook_url: str | None = Field(
+        None,
+        description="Where `video.completed` and `video.failed` events are POSTed, signed as "
+        "OpenAI signs webhooks (needs `VIDEO_WEBHOOK_SECRET` and `FAL_KEY`).",
+    )
+    video_webhook_secret: SecretStr | None = Field(
+        None,
+        description="The webhook signing secret: `whsec_<base64>` as OpenAI issues them, or "
+        "any string (used as is), as `client.webhooks.unwrap()` takes it.",
+    )
+    video_watch_interval: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between the background checks of unfinished videos (for the list "
+        "and the webhooks); with `REDIS_URL` one replica checks for all.",
     )
 
     # fal's own clients (/api/fal/proxy)
@@ -442,6 +481,7 @@ class Settings(BaseSettings):
         "fal_edit_app",
         "fal_transcribe_app",
         "fal_speech_app",
+        "fal_video_app",
     )
     @classmethod
     def _strip_app(cls, value: str) -> str:
@@ -513,6 +553,16 @@ class Settings(BaseSettings):
                 f"HOST={self.host} is reachable from other machines, and without API_KEY anyone "
                 "there could spend your fal credit. Set API_KEY (or ADMIN_KEY, and give clients "
                 "virtual keys), or ALLOW_UNAUTHENTICATED=1."
+            )
+        if self.video_webhook_url and self.video_webhook_secret is None:
+            problems.append(
+                "VIDEO_WEBHOOK_URL is set but VIDEO_WEBHOOK_SECRET is not: webhooks are always "
+                "signed. Set VIDEO_WEBHOOK_SECRET (e.g. whsec_ and 24+ random bytes in base64)."
+            )
+        if self.video_webhook_url and self.pass_through:
+            problems.append(
+                "VIDEO_WEBHOOK_URL needs FAL_KEY: in pass-through mode the proxy holds no key "
+                "to follow the videos with."
             )
         if self.require_key_for_metrics_and_docs and not self.api_keys:
             problems.append(

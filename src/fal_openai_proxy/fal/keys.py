@@ -15,6 +15,7 @@ Keys are only ever referred to by index outside this module.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import time
@@ -131,6 +132,17 @@ class KeyPool:
 
     def is_healthy(self, index: int) -> bool:
         return self._state[index].cooldown_until <= self._clock()
+
+    def fingerprint(self, index: int) -> str:
+        """What the console shows for a key: `sha256:` and 12 hex digits of its SHA-256 (the
+        operator can compute it; nobody can get the key back from it)."""
+        return key_fingerprint(self._keys[index])
+
+    def bench(self, index: int) -> tuple[float, str] | None:
+        """(seconds left, reason: "auth" | "rate_limited") while the key is left out."""
+        state = self._state[index]
+        left = state.cooldown_until - self._clock()
+        return (left, state.cooldown_reason) if left > 0 else None
 
     def unmetered(self, index: int) -> KeyLease:
         """Key `index` for a call that takes no slot (a status poll, a storage upload): fal
@@ -332,6 +344,10 @@ class KeyPool:
             if not waiter.done():
                 waiter.set_result(None)
                 return
+
+
+def key_fingerprint(key: str) -> str:
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 def _clamp_retry_after(value: float | None, limit: float) -> float | None:

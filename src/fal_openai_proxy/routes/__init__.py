@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from . import (
     admin,
+    admin_status,
     audio,
     chat,
     completions,
+    console,
     docs,
     embeddings,
     fal_proxy,
@@ -16,7 +18,8 @@ from . import (
     messages,
     models,
     responses,
-)
+    videos,
+)  # fmt: skip
 from .registry import Endpoint
 
 ENDPOINTS: list[Endpoint] = [
@@ -28,8 +31,11 @@ ENDPOINTS: list[Endpoint] = [
     *models.ROUTES,
     *images.ROUTES,
     *audio.ROUTES,
+    *videos.ROUTES,
     *fal_proxy.ROUTES,
     *health.ROUTES,
     *docs.ROUTES,
     *admin.ROUTES,
+    *admin_status.ROUTES,
+    *console.ROUTES,
 ]

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from .. import __version__
+from ..serve.console_auth import COOKIE
 from ..serve.state import proxy_state
 from .registry import JSON, Auth, Body, Endpoint, Operation, Protocol
 
@@ -36,7 +37,18 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
             "schemas": schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
-                "admin": {"type": "http", "scheme": "bearer", "description": "ADMIN_KEY"},
+                "admin": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "ADMIN_KEY (the admin API).",
+                },
+                "console": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": COOKIE,
+                    "description": "A console session (`POST /console/session`), with its "
+                    "CSRF token in `X-CSRF-Token` on every call (docs/console.md).",
+                },
             },
         },
     }
@@ -63,10 +75,10 @@ def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
     entry: dict[str, Any] = {"summary": operation.summary, "responses": responses}
     if endpoint.auth is Auth.CLIENT:
         entry["security"] = [{"bearer": []}]
+    elif endpoint.auth is Auth.ADMIN:
+        entry["security"] = [{"admin": []}, {"console": []}]
     elif endpoint.auth is Auth.INFO:  # a key only with REQUIRE_KEY_FOR_METRICS_AND_DOCS
         entry["security"] = [{}, {"bearer": []}]
-    elif endpoint.auth is Auth.ADMIN:
-        entry["security"] = [{"admin": []}]
     if endpoint.parameters:
         entry["parameters"] = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -145,7 +157,9 @@ async def docs_page(request: Request) -> Response:
             statuses = ", ".join(op["responses"])
             requirements = op.get("security", [])
             scheme = next((name for req in requirements for name in req), "")
-            auth = {"bearer": "Bearer (API_KEY)", "admin": "Bearer (ADMIN_KEY)"}.get(scheme, "none")
+            auth = {"bearer": "Bearer (API_KEY)", "admin": "Bearer (ADMIN_KEY) or console"}.get(
+                scheme, "none"
+            )
             if {} in requirements and scheme:
                 auth += ", if required"
             content: dict[str, Any] = op.get("requestBody", {}).get("content", {})

@@ -31,6 +31,7 @@ class Body(StrEnum):
     NONE = "none"  # no body (a body, if sent anyway, must be JSON)
     JSON = JSON
     MULTIPART = "multipart/form-data"
+    JSON_OR_MULTIPART = "json-or-multipart"  # either (videos.create: the SDK sends a form)
     ANY = "any"  # passed on unread, whatever its type
 
 
@@ -47,11 +48,13 @@ class Auth(StrEnum):
     """Who may call an endpoint."""
 
     CLIENT = "client"  # API_KEY, a virtual key, a fal key in pass-through mode, or nobody
-    ADMIN = "admin"  # ADMIN_KEY (the admin API: virtual keys, usage, the request log)
-    PUBLIC = "public"  # anyone (the health checks)
+    PUBLIC = "public"  # anyone (the health checks, the console's page and its sign-in)
     # Anyone, unless REQUIRE_KEY_FOR_METRICS_AND_DOCS with a non-loopback HOST: then API_KEY
     # (metrics, the API's own documentation)
     INFO = "info"
+    # `Authorization: Bearer <ADMIN_KEY>`, or a console session with its CSRF token
+    # (serve/console_auth.py); 403 while ADMIN_KEY is unset.
+    ADMIN = "admin"
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,9 @@ class Endpoint:
     # Served by the app's dispatcher without Starlette's router and exception layers: a
     # long stream would otherwise keep every layer's frame alive (~10 KB per open stream).
     direct: bool = False
+    # Whether a call can spend a virtual key's budget: a key whose budget is spent is still
+    # answered on the endpoints that cost nothing (reading back the videos it paid for).
+    spends: bool = True
 
     @functools.cached_property
     def template(self) -> str:

@@ -38,8 +38,9 @@ MAX_LOGGED_TEXT = 64 * 1024  # characters of prompt or answer stored (LOG_PROMPT
 class Accounts:
     """Everything DATABASE_URL turns on, for one process."""
 
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
-        self.db = Database(settings.database_url)
+    def __init__(self, settings: Settings, metrics: Metrics, db: Database | None = None) -> None:
+        # The process's one engine (the video store shares it, `serve/app.py`); its own if none.
+        self.db = db if db is not None else Database(settings.database_url)
         self.keys = KeyStore(self.db)
         self.cache = KeyCache(self.keys)
         self.queries = UsageQueries(self.db, self.keys)

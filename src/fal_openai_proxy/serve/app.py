@@ -24,6 +24,7 @@ from ..fal.client import USER_AGENT, FalClient
 from ..fal.cluster import ClusterKeys
 from ..fal.files import FalFiles
 from ..fal.http import HttpClient
+from ..fal.jobs import FalJobs
 from ..fal.keys import DECREASE, MAX_LIMIT, KeyPool
 from ..fal.media_apps import MEDIA_APPS, media_model_ids
 from ..fal.media_fetch import DEFAULT_MEDIA_HOSTS, MediaFetcher, MediaPolicy
@@ -33,6 +34,7 @@ from ..fal.proxy_client import FalProxyClient
 from ..fal.proxy_protocol import EXPOSED_HEADERS, Upstreams, parse_app_globs
 from ..fal.retry import CallStarter
 from ..fal.timeouts import Timeouts
+from ..fal.video_apps import video_model_ids
 from ..routes import ENDPOINTS
 from ..routes.registry import EndpointIndex, Handler
 from ..services.audio import AudioService
@@ -50,16 +52,23 @@ from ..services.fal_proxy import FalProxyService, SubmittedRequests
 from ..services.images import ImageService
 from ..services.messages import MessagesService
 from ..services.openrouter import OpenRouterChatService
+from ..services.overview import OverviewService, TrafficWindow
 from ..services.pricing import CostMeter, load_price_table
 from ..services.responses import ResponsesService
 from ..services.router import ModelRouter
 from ..services.tokens import Tokenizer
+from ..services.video_watch import VideoWatcher
+from ..services.videos import VideoService
+from ..store.db import Database, DatabaseUrlError
 from ..store.redis import RedisStore
+from ..store.videos import SqlVideoStore
 from ..translate.cost import PriceTable, PriceTableError
 from .accounting import Accounts
+from .console_auth import ConsoleAuth
 from .errors import HANDLERS, handle_error
 from .middleware import GuardMiddleware, RequestLogMiddleware
 from .model_refresh import LiveModels, ModelRefresher
+from .overview_sources import database_sources
 from .ratelimit import ClientLimiter
 from .state import ProxyState, Services, Upstream
 
@@ -78,7 +87,10 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
     except (ModelsFileError, PriceTableError) as exc:
         raise ConfigError(str(exc)) from None
     live = LiveModels() if settings.fal_models_refresh else None
-    upstream = build_upstream(settings)
+    try:
+        upstream = build_upstream(settings)
+    except DatabaseUrlError as exc:
+        raise ConfigError(str(exc)) from None
     open_streams: set[asyncio.Task[None]] = set()
     services = build_services(settings, upstream, open_streams, models, live, prices)
     limiter = ClientLimiter(
@@ -87,13 +99,18 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
         redis_url=settings.redis_url,
         shared=upstream.redis,
     )
+    console = ConsoleAuth(
+        settings.admin_secret, session_ttl=settings.console_session_ttl, redis=upstream.redis
+    )
     state = ProxyState(
-        settings, upstream, services, EndpointIndex(ENDPOINTS), limiter, open_streams
+        settings, upstream, services, EndpointIndex(ENDPOINTS), limiter, open_streams, console
     )
     if settings.accounts_enabled:
-        state.accounts = Accounts(settings, upstream.metrics)
+        state.accounts = Accounts(settings, upstream.metrics, upstream.database)
+        services.overview.use_database(*database_sources(state.accounts))
     accounts = state.accounts
     refresher = _model_refresher(settings, upstream, live)
+    watcher = VideoWatcher.build(settings, services.videos, upstream.http, upstream.redis)
     unit_prices = upstream.unit_prices
 
     @contextlib.asynccontextmanager
@@ -104,20 +121,27 @@ def create_app(settings: Settings | None = None) -> ProxyApp:
             await accounts.start()  # never fails: without the database, usage waits
         if refresher is not None:
             refresher.start()  # in the background: start-up never waits for fal's list
+        if watcher is not None:
+            watcher.start()
         if unit_prices is not None:
             unit_prices.start()  # in the background too: a request never waits for a price
         # Before the first request: building it holds the GIL for ~0.1 s, which a loop already
         # serving would feel as a stall (docs/anthropic.md).
         services.messages.tokenizer.load()
+        services.overview.traffic.start()
         try:
             yield  # upstream connections are opened on first use
         finally:
+            await services.overview.traffic.stop()
             if unit_prices is not None:
                 await unit_prices.stop()
+            if watcher is not None:
+                await watcher.stop()
             if refresher is not None:
                 await refresher.stop()
+            await services.videos.close()  # the video rows still being written, bounded
             if accounts is not None:
-                await accounts.close()  # writes the usage still queued
+                await accounts.close()  # writes the usage still queued; closes the database
             if upstream.redis is not None:
                 await upstream.redis.close()  # frees this replica's slots first
             await upstream.http.close()
@@ -181,6 +205,15 @@ def build_upstream(settings: Settings) -> Upstream:
         metrics=metrics,
         timeout=settings.media_fetch_timeout,
     )
+    jobs = FalJobs(
+        queue_url=settings.fal_queue_url,
+        http=http,
+        starter=CallStarter(pool, timeouts.retry_budget, metrics),
+        metrics=metrics,
+        timeout=settings.first_event_timeout,
+    )
+    # One engine for the process: the accounts and the videos share it (store/db.py).
+    database = Database(settings.database_url) if settings.accounts_enabled else None
     # fal's own clients (/api/fal/proxy): their calls relayed with the same keys and retries.
     fal_proxy = FalProxyClient(
         http=http,
@@ -190,7 +223,9 @@ def build_upstream(settings: Settings) -> Upstream:
         upstreams=Upstreams(settings.fal_run_url, settings.fal_queue_url, settings.fal_rest_url),
     )
     prices = _unit_prices(settings, http, metrics)
-    return Upstream(metrics, http, fal, openrouter, files, redis, fal_proxy, prices)
+    return Upstream(
+        metrics, http, fal, openrouter, files, redis, jobs, database, fal_proxy, prices, pool
+    )
 
 
 def _unit_prices(settings: Settings, http: HttpClient, metrics: Metrics) -> UnitPrices | None:
@@ -269,6 +304,8 @@ def build_services(
     metrics, fal, files = upstream.metrics, upstream.fal, upstream.files
     catalog = Catalog(settings.fal_chat_app, models, live)
     catalog.add_media(media_model_ids())
+    catalog.add_kinds(video_model_ids())
+    store = SqlVideoStore(upstream.database) if upstream.database is not None else None
     meter = CostMeter(prices or load_price_table(None), upstream.unit_prices)
     openrouter = (settings, upstream.openrouter, catalog, metrics, open_streams, meter)
     per_model = {m.id: m.route for m in models or () if m.route}
@@ -284,6 +321,9 @@ def build_services(
         embeddings=EmbeddingsService(*openrouter),
         images=ImageService(settings, fal, files, catalog, meter),
         audio=AudioService(settings, fal, files, catalog, meter),
+        videos=VideoService(
+            settings, upstream.jobs, files, catalog, store, upstream.redis, meter
+        ),
         completions=CompletionsService(settings, fal, catalog, metrics, open_streams, chat),
         fal_proxy=FalProxyService(
             upstream.fal_proxy, SubmittedRequests(upstream.redis),
@@ -295,6 +335,8 @@ def build_services(
             settings, chat, openrouter_chat, catalog, fal, metrics, open_streams, Tokenizer()
         ),
         meter=meter,
+        router=router,
+        overview=OverviewService(TrafficWindow(metrics), upstream.pool, upstream.redis),
     )  # fmt: skip
 
 
@@ -333,7 +375,7 @@ class ProxyApp:
             asgi = CORSMiddleware(
                 asgi,
                 allow_origins=settings.cors_origin_list,
-                allow_methods=["GET", "POST", "PUT", "OPTIONS"],  # PUT: fal's queue cancel
+                allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],  # PUT: fal's cancel
                 allow_headers=["*"],
                 # What fal's client reads of an answer (docs/fal-protocol.md §13.1).
                 expose_headers=["x-request-id", *EXPOSED_HEADERS],

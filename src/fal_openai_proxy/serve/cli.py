@@ -220,6 +220,10 @@ def _announce(
     if settings.workers > 1:
         lines.append(f"  workers: {settings.workers} on one port (/metrics adds them up)")
     lines.append(f"  API reference: {base}/docs   metrics: {base}/metrics")
+    if settings.admin_key is not None:
+        lines.append(f"  console (sign in with ADMIN_KEY): {base}/console")
+    else:
+        lines.append(f"  console: {base}/console (set ADMIN_KEY to sign in)")
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 

@@ -52,9 +52,9 @@ class Usage:
 class Client:
     """Who is calling. `id` is stable and never secret: "key-0" (the first API_KEY),
     "fal-<sha256 prefix>" (pass-through), "ip-<address>" (no key needed), "vk-<id>" (a
-    virtual key)."""
+    virtual key), "console" (the console's playground, with the admin's session)."""
 
-    kind: str = "open"  # "static" | "virtual" | "passthrough" | "open"
+    kind: str = "open"  # "static" | "virtual" | "passthrough" | "open" | "console"
     id: str = "anonymous"
     name: str | None = None
     models: tuple[str, ...] | None = None  # the model globs allowed; None: all

@@ -30,6 +30,7 @@ from ..openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
 from ..routes.registry import Auth, Body, Endpoint, EndpointIndex, Protocol
 from ..store.accounts import looks_virtual
 from .accounting import KEY_PATH, Accounts
+from .console_auth import ConsoleAuth
 from .context import RequestContext, clip, new_context, request_context
 from .state import ProxyState
 from .upload_gate import UploadGate
@@ -122,11 +123,12 @@ class GuardMiddleware:
         self._keys_required = settings.keys_required
         # Virtual keys stand for the server's fal keys, so there are none in pass-through mode.
         self._accounts = state.accounts if not settings.pass_through else None
-        self._admin = _admin_secret(state)
         self._max_body = settings.max_body_bytes
         self._body_timeout = settings.body_timeout
         self._limiter = state.limiter
         self._endpoints = state.endpoints
+        # A console session counts as a client too (the playground calls the API with it).
+        self._console: ConsoleAuth | None = state.console if state.console.enabled else None
         self._uploads = UploadGate(settings.max_upload_bytes_in_flight)
         self._info_need_key = settings.info_endpoints_need_key
         hosts = settings.allowed_host_list
@@ -225,28 +227,9 @@ class GuardMiddleware:
                 type=PERMISSION,
                 code="admin_disabled",
             )
-        if self._admin is None:
-            raise ProxyError(
-                403,
-                "The admin API is off: set ADMIN_KEY to a long random secret (in the "
-                "environment or .env; e.g. `python -c 'import secrets; "
-                "print(secrets.token_urlsafe(32))'`), restart, and send it as "
-                "'Authorization: Bearer <ADMIN_KEY>'.",
-                type=PERMISSION,
-                code="admin_disabled",
-            )
-        token = _bearer(scope)
-        if not token:
-            raise ProxyError(
-                401,
-                "The admin API needs 'Authorization: Bearer <ADMIN_KEY>'.",
-                type=AUTHENTICATION,
-                code="missing_api_key",
-            )
-        if not hmac.compare_digest(token.encode(), self._admin):
-            raise ProxyError(
-                401, "Incorrect admin key provided.", type=AUTHENTICATION, code="invalid_api_key"
-            )
+        # ADMIN_KEY as a Bearer token, or the console's session with its CSRF token; 403
+        # while ADMIN_KEY is unset.
+        self._state.console.authorize_admin(scope)
 
     def _check(self, scope: Scope, endpoint: Endpoint | None, context: RequestContext) -> str:
         """Refuse early; return the client's identity for limits (never a raw key), or the
@@ -296,6 +279,16 @@ class GuardMiddleware:
             token = _fal_client_token(scope, token, pass_through=self._pass_through)
         elif not token and (protocol is Protocol.ANTHROPIC or not self._pass_through):
             token = (_header(scope, b"x-api-key") or "").strip() or None
+        # The console's own calls (its playground): the admin's session, CSRF-checked.
+        console = self._console
+        if (
+            not token
+            and console is not None
+            and not self._pass_through
+            and console.api_session(scope)
+        ):
+            client.kind, client.id, client.identified = "console", "console", True
+            return client.id
         if self._pass_through:
             if not token:
                 raise _auth_error(token)
@@ -390,13 +383,9 @@ class _Lookup(str):
 
 
 def _spends(endpoint: Endpoint | None) -> bool:
-    """Whether a request can spend a virtual key's budget (GET /v1/key only reads it)."""
-    return endpoint is None or endpoint.path != KEY_PATH
-
-
-def _admin_secret(state: ProxyState) -> bytes | None:
-    secret = state.settings.admin_secret
-    return secret.encode() if secret is not None else None
+    """Whether a request can spend a virtual key's budget (GET /v1/key only reads it, and so
+    do the endpoints marked `spends=False`)."""
+    return endpoint is None or (endpoint.spends and endpoint.path != KEY_PATH)
 
 
 def _protocol(scope: Scope, endpoint: Endpoint | None) -> Protocol:
@@ -477,6 +466,8 @@ def _check_content_type(scope: Scope, body: Body) -> None:
     """Multipart where the endpoint takes it, JSON everywhere else: a browser page can send
     text/plain or a form to localhost without a CORS preflight, but not application/json."""
     value = (_header(scope, b"content-type") or "").partition(";")[0].strip().lower()
+    if body is Body.JSON_OR_MULTIPART and value in (Body.JSON, Body.MULTIPART):
+        return
     wanted = str(Body.MULTIPART if body is Body.MULTIPART else Body.JSON)
     if value != wanted:
         raise ProxyError(

@@ -107,14 +107,18 @@ class ModelCard:
     owned_by: str
     created: int = _CREATED
     route: str | None = None  # MODELS_FILE's `route` for this model; not part of the answer
+    kind: str | None = None  # what the model makes, where it is not chat ("text-to-video")
 
     def to_openai(self) -> dict[str, Any]:
-        return {
+        model: dict[str, Any] = {
             "id": self.id,
             "object": "model",
             "created": self.created,
             "owned_by": self.owned_by,
         }
+        if self.kind is not None:
+            model["kind"] = self.kind
+        return model
 
 
 def card(model_id: str) -> ModelCard:
@@ -176,6 +180,14 @@ class Catalog:
         self._merged = (latest, self._cards, cards)
         return cards
 
+    def sources(self) -> Sequence[tuple[ModelCard, str]]:
+        """Every listed card and where it comes from: "chat" (the built-in list or
+        MODELS_FILE), "media" (THE table of media apps) or "live" (fal's image list)."""
+        return [
+            (c, "media" if c.id in self._media else "chat" if c.id in self._by_id else "live")
+            for c in self._listed()
+        ]
+
     def get(self, model_id: str) -> dict[str, Any]:
         found = self._by_id.get(model_id)
         if found is None and self._live is not None:
@@ -230,7 +242,16 @@ class Catalog:
         new = [card(m) for m in ids if m not in self._by_id]
         self._cards = [*self._cards, *new]
         self._by_id.update((c.id, c) for c in new)
-        self._media = frozenset(ids)
+        self._media = self._media | frozenset(ids)
+
+    def add_kinds(self, models: Sequence[tuple[str, str]]) -> None:
+        """List models that are not chat models, each with its kind (the video models)."""
+        new = [
+            ModelCard(m, card(m).owned_by, kind=kind) for m, kind in models if m not in self._by_id
+        ]
+        self._cards = [*self._cards, *new]
+        self._by_id.update((c.id, c) for c in new)
+        self._media = self._media | {c.id for c in new}
 
     def check(self, app: str, model_id: str) -> None:
         """404 for an id that an any-llm app would reject; the router takes any id.
@@ -250,14 +271,14 @@ class Catalog:
         self, context: RequestContext, model_id: str, *, stream: bool, route: str, fal_app: str
     ) -> None:
         """The model a request asked for, in its log and usage fields; a 403 if its key may
-        not use it."""
-        context.check_model(model_id)
+        not use it (after the fields are filled: the request log names the model refused)."""
         context.usage.fal_app = fal_app
         fields = context.log
         fields.model = model_id
         fields.model_label = self.metric_label(model_id)
         fields.stream = stream
         fields.route = route
+        context.check_model(model_id)
 
 
 def _with_live(base: ModelCard, live: PlatformModel | None) -> ModelCard:

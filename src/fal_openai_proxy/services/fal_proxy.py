@@ -213,6 +213,8 @@ class FalProxyService:
         fields.route, fields.stream, fields.model_label = target.kind, target.streams, "other"
         if app is None:
             return
+        context.usage.fal_app = fields.model = app  # first: a refused app is logged too
+        fields.model_label = self._catalog.metric_label(app)
         models = context.client.models
         if not base_only:
             context.check_model(app)
@@ -221,8 +223,6 @@ class FalProxyService:
                 403, f"This key may not use the model '{app}'.", type=PERMISSION,
                 param="model", code="model_not_allowed",
             )  # fmt: skip
-        context.usage.fal_app = fields.model = app
-        fields.model_label = self._catalog.metric_label(app)
 
     def _relay(
         self, opened: Opened, target: Target, context: RequestContext, total_deadline: float

@@ -209,8 +209,8 @@ class MessagesService:
 
     async def count_tokens(self, raw: bytes, context: RequestContext) -> Response:
         request = parse_count_tokens_body(raw)
+        context.log.model = request.model  # first: a refused model is logged too
         context.check_model(request.model)  # a virtual key's models, as for every endpoint
-        context.log.model = request.model
         count = await self.tokenizer.counter()
         return _json({"input_tokens": count_request(request, count)})
 

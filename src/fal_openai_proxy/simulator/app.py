@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from . import direct, media, openrouter, platform, queue
+from . import direct, media, openrouter, platform, queue, video
 from .apps import base_length
 from .asgi import JSON_TYPE, Receive, Scope, Send, install_drop_filter, read_body, send_bytes
 from .common import Call, Prepared, decode_body, prepare
@@ -146,6 +146,9 @@ async def _queue(
         return
     if media.is_media_app(rest):
         await media.submit(call, state, rest)
+        return
+    if video.is_video_app(rest):
+        await video.submit(call, state, rest)
         return
     p = await prepare(call, state, "submit", rest, defer_invalid=True)
     if p is not None:

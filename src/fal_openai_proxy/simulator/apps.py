@@ -65,5 +65,9 @@ MEDIA_BASES: frozenset[str] = frozenset(
         "fal-ai/whisper",
         "fal-ai/wizper",
         "fal-ai/kokoro",
+        # the video apps (simulator/video.py)
+        "fal-ai/veo3.1",
+        "fal-ai/kling-video",
+        "fal-ai/wan-25-preview",
     }
 )

@@ -30,6 +30,9 @@ class SimulatorConfig:
     # fal's account concurrency limit, per key here: direct and /stream calls over it get a
     # 429, queue requests over it stay IN_QUEUE until a slot frees (docs/fal-protocol.md §5).
     key_concurrency: int | None = None
+    # A video job's time in the queue, then running (simulator/video.py).
+    video_queue_ms: float = 150
+    video_ms: float = 600
     # The status of a storage PUT (fal's signed upload URL): any 2xx is success for fal-js.
     upload_status: int = 200
     # Caps the request log and the job table so long benchmarks cannot exhaust memory.
@@ -43,7 +46,7 @@ class SimulatorConfig:
 _SET_FIELDS = frozenset(
     {"keys", "forbidden_keys", "locked_keys", "rate_limited_keys", "billing_keys"}
 )
-_FLOAT_FIELDS = frozenset({"latency_ms", "interval_ms", "balance"})
+_FLOAT_FIELDS = frozenset({"latency_ms", "interval_ms", "balance", "video_queue_ms", "video_ms"})
 _INT_FIELDS = frozenset({"events", "key_concurrency", "history_limit", "upload_status"})
 _STR_FIELDS = frozenset({"run_prefix", "queue_prefix"})
 _NULLABLE = frozenset({"keys", "key_concurrency", "billing_keys"})

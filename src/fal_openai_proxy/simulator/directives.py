@@ -30,7 +30,7 @@ MAX_COUNT = 1_000_000  # fail_times, error_at, drop_at, rewrite_at
 @dataclass(frozen=True, slots=True)
 class PollFail:
     """`{"op": "status"|"result"|"cancel", "times": N, "status": 503}`; status 0 drops the
-    connection instead of answering."""
+    connection instead of answering, and a negative status never answers."""
 
     op: str
     times: int
@@ -74,6 +74,8 @@ class Directives:
     finish_error: bool = False
     no_done: bool = False
     no_completed: bool = False
+    # Video apps (simulator/video.py): add a thumbnail to the output
+    thumbnail: bool = False
     # Chat on fal's OpenAI route (simulator/openai_chat.py)
     tool: str | None = None  # the tool to call (when it is in `tools`)
     tool_args: dict[str, Any] | None = None  # its arguments (else built from its schema)
@@ -177,6 +179,7 @@ def build(objects: list[dict[str, Any]]) -> Directives:
         finish_error=merged.get("finish_error") is True,
         no_done=merged.get("no_done") is True,
         no_completed=merged.get("no_completed") is True,
+        thumbnail=merged.get("thumbnail") is True,
         tool=_str(merged.get("tool")),
         tool_args=merged["tool_args"] if isinstance(merged.get("tool_args"), dict) else None,
         tool_calls=_tool_calls(merged.get("tool_calls")),

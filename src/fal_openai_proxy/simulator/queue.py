@@ -123,6 +123,14 @@ async def _scripted_poll_failure(call: Call, job: Job, kind: str) -> bool:
         await call.detail(404, "Not Found")  # so that the client polls, where the failures are
         return True
     job.poll_failures += 1
+    if fail.status < 0:  # no answer at all: the client's own timeout ends it
+        watch = DisconnectWatch(call.receive)
+        try:
+            if not await watch.pause(60.0):
+                await call.detail(504, "Gateway Timeout")
+        finally:
+            watch.stop()
+        return True
     if fail.status == 0:
         raise SimulatedDrop
     await send_scripted_error(call, Directives(status=fail.status, ingress=True))

@@ -1,1 +1,1 @@
-"""Stores: the database of accounts (virtual keys, usage, the request log)."""
+"""Stores: the database (accounts: virtual keys, usage, the request log; videos) and Redis."""

@@ -105,3 +105,40 @@ usage_daily = Table(
     PrimaryKeyConstraint("day", "key_id", "model", "endpoint", name="pk_usage_daily"),
     sqlite_with_rowid=False,
 )
+
+# The videos clients made (OpenAI's Videos API), for GET /v1/videos, DELETE /v1/videos/{id}
+# and the background watcher (store/videos.py). Retrieve and content need no row: the signed
+# id carries what they need (services/video_ids.py).
+videos = Table(
+    "videos",
+    metadata,
+    Column("seq", ROW_ID, primary_key=True, autoincrement=True),  # creation order: the cursor
+    Column("lookup", String(64), nullable=False),  # SHA-256 of the id, hex
+    Column("id", Text, nullable=False),
+    # The creator, as the signed id names it (an HMAC of `context.client.id`: "key-0",
+    # "vk-<id>", ...); a list shows a key its own videos only.
+    Column("owner", String(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("model", String(256), nullable=False),
+    Column("app", String(256), nullable=False),
+    Column("request_id", String(128), nullable=False),  # fal's
+    Column("prompt", Text, nullable=True),  # forgotten on deletion
+    Column("seconds", String(16), nullable=False),
+    Column("size", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # queued | in_progress | completed | failed
+    Column("progress", Integer, nullable=False),
+    Column("completed_at", BigInteger, nullable=True),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("remixed_from", Text, nullable=True),
+    # Webhooks: 0 pending, 1 claimed by a sender (at `notify_at`), 2 delivered, 3 given up.
+    Column("notify_state", Integer, nullable=False),
+    Column("notify_at", BigInteger, nullable=True),
+    # A deleted video stays a while as a tombstone, so that every replica forgets it too.
+    Column("deleted_at", BigInteger, nullable=True),
+    Index("ix_videos_lookup", "lookup", unique=True),
+    Index("ix_videos_owner_seq", "owner", "seq"),  # a key's page, newest first
+    Index("ix_videos_status", "status"),  # the open jobs the watcher follows
+    Index("ix_videos_deleted_at", "deleted_at"),
+)
