@@ -78,14 +78,20 @@ class Child:
 
 
 def _spawn(
-    name: str, args: list[str], env: dict[str, str], workdir: Path, stdout: Path | None = None
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    workdir: Path,
+    stdout: Path | None = None,
+    prefix: tuple[str, ...] = (),
 ) -> Child:
+    """`prefix`: a command the Python process runs under (valgrind, for instance)."""
     log_path = workdir / f"{name}.log"
     files: list[IO[bytes]] = [log_path.open("wb")]
     if stdout is not None:
         files.append(stdout.open("wb"))
     popen = subprocess.Popen(
-        [sys.executable, *args],
+        [*prefix, sys.executable, *args],
         cwd=workdir,  # no .env of a developer's checkout is read from here
         env=env,
         stdin=subprocess.DEVNULL,
@@ -148,11 +154,15 @@ class Proxy:
     child: Child
     url: str
     workers: int
+    # The server runs its one worker in a child process (granian): measure that one.
+    worker_child: bool = False
 
     def pids(self) -> list[int]:
         """The processes serving requests: the workers if there are any, else the main one."""
-        if self.workers == 1:
+        if self.workers == 1 and not self.worker_child:
             return [self.child.pid]
+        if self.worker_child:
+            return procinfo.children(self.child.pid)
         return [
             pid
             for pid in procinfo.children(self.child.pid)
@@ -167,7 +177,8 @@ class Proxy:
 
     def total_cpu_seconds(self) -> float:
         """Since start, the supervisor of the workers included."""
-        extra = procinfo.cpu_seconds(self.child.pid) if self.workers > 1 else 0.0
+        supervised = self.workers > 1 or self.worker_child
+        extra = procinfo.cpu_seconds(self.child.pid) if supervised else 0.0
         return self.cpu_seconds() + extra
 
 
@@ -191,29 +202,60 @@ def proxy_settings(sim: Simulator, workers: int, overrides: dict[str, str]) -> d
     return {**env, **overrides}
 
 
+@dataclass(frozen=True)
+class Launch:
+    """How a proxy process starts: its server, an optional wrapper command, another source
+    tree (a revision to compare with), and how long it may take to come up."""
+
+    name: str = ""
+    server: str = "uvicorn"  # or "granian" (bench/granian_app.py)
+    server_args: tuple[str, ...] = ()  # more options for the server (granian's)
+    prefix: tuple[str, ...] = ()
+    src: Path | None = None  # put first on PYTHONPATH: that tree's fal_openai_proxy runs
+    start_timeout_s: float = START_TIMEOUT_S
+
+
+GRANIAN_APP = Path(__file__).resolve().parent / "granian_app.py"
+
+
+def _server_args(launch: Launch, port: int) -> list[str]:
+    if launch.server == "uvicorn":
+        return ["-m", "fal_openai_proxy", "--host", HOST, "--port", str(port)]
+    if launch.server == "granian":
+        return [str(GRANIAN_APP), "--host", HOST, "--port", str(port), *launch.server_args]
+    raise ValueError(f"unknown server {launch.server!r}")
+
+
 def start_proxy(
     workdir: Path,
     sim: Simulator,
     workers: int,
     overrides: dict[str, str] | None = None,
+    launch: Launch | None = None,
     name: str | None = None,
 ) -> Proxy:
+    launch = launch or Launch()
     port = free_port()
     env = _clean_env()
     env.update(proxy_settings(sim, workers, overrides or {}))
-    args = ["-m", "fal_openai_proxy", "--host", HOST, "--port", str(port)]
-    child = _spawn(name or f"proxy-{sim.upstream}-w{workers}", args, env, workdir)
-    proxy = Proxy(child, f"http://{HOST}:{port}", workers)
+    if launch.src is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(launch.src), env.get("PYTHONPATH", "")) if p
+        )
+    args = _server_args(launch, port)
+    name = name or f"proxy-{sim.upstream}-w{workers}" + (f"-{launch.name}" if launch.name else "")
+    child = _spawn(name, args, env, workdir, prefix=launch.prefix)
+    proxy = Proxy(child, f"http://{HOST}:{port}", workers, worker_child=launch.server == "granian")
     try:
-        _wait_healthy(proxy)
+        _wait_healthy(proxy, launch.start_timeout_s)
     except BaseException:
         child.stop()
         raise
     return proxy
 
 
-def _wait_healthy(proxy: Proxy) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
+def _wait_healthy(proxy: Proxy, timeout_s: float = START_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not proxy.child.alive():
             break

@@ -32,6 +32,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def cpu_split_seconds(pid: int) -> tuple[float, float]:
+    """(utime, stime) of one process, in seconds: its own code, and the kernel's for it."""
+    fields = _stat_fields(pid)
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+
+
 def machine_busy_seconds() -> float:
     """CPU time all cores spent on anything but idle and I/O wait, since boot."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]

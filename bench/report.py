@@ -374,7 +374,7 @@ certificate for 127.0.0.1, in a temporary folder), starts the simulator with `--
 and `--tls-key`, and gives the proxy `SSL_CERT_FILE=<ca.pem>`; the harness's direct client
 trusts the same CA, so both sides of each comparison pay for TLS alike.
 
-The proxy runs at its default settings (`python -m fal_openai_proxy`, stderr to a file):
+The proxy runs at its default settings (`.venv/bin/python -m fal_openai_proxy`, stderr to a file):
 the harness sets only `FAL_KEY`, `FAL_RUN_URL`, `FAL_QUEUE_URL`, `SSL_CERT_FILE` (TLS) and
 `WORKERS` (the 2-worker run). So the key cap is whatever the default is (adaptive).
 `--proxy-env NAME=VALUE` runs with another setting, and the results record it. The full
@@ -422,7 +422,8 @@ in as many content chunks as the simulator sent events; anything else is an erro
   virtual key on every request (`ADMIN_KEY` set), take the same closed loop (32 clients,
   0 ms upstream) in rotating turns; each proxy's CPU is counted whole, its background usage
   writer included (1.5 s after each segment, for the writer to finish). The query side,
-  `GET /admin/usage` over a million recorded requests, is `python -m bench.admin_usage`.
+  `GET /admin/usage` over a million recorded requests, is
+  `.venv/bin/python -m bench.admin_usage`.
 - *max* columns are single samples: one scheduler hiccup on either side decides them.
 - The machine runs the harness, the simulator and the proxy at once: the *box CPU* column
   shows how busy it was. A ratio measured on a saturated box reflects CPU shared among the

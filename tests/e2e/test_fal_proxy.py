@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -391,3 +392,35 @@ def test_a_browser_on_an_allowed_origin_may_call_and_read_fals_headers(
     assert "x-fal-request-id" in exposed and "x-fal-request-timeout-type" in exposed
     refused = call(http, proxy, SUBMIT, {}, headers={**AUTH, "Origin": "https://evil.example"})
     assert_fal_error(refused, 403, "CORS_ORIGINS")
+
+
+def test_a_relay_client_that_never_reads_is_dropped_and_its_key_slot_freed(
+    http: httpx.Client,
+    proxy_factory: Callable[..., RunningProxy],
+    sim_log: Callable[..., list[dict[str, Any]]],
+) -> None:
+    """About 6 MB of stream, more than loopback's buffers hold for a client that reads
+    nothing: after WRITE_TIMEOUT its connection is dropped, fal's closed, the lease given back."""
+    proxy = proxy_factory(api_key=API_KEY, write_timeout=1, fal_key_concurrency=1)
+    text = " ".join(["w" * 1000] * 6000)
+    directive = json.dumps({"text": text, "events": 16, "interval_ms": 0})
+    raw = json.dumps({**LLM_INPUT, "prompt": f"[[sim {directive}]] Say hello"}).encode()
+    head = (
+        f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {API_KEY}\r\n"
+        f"x-fal-target-url: {STREAM}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(raw)}\r\n\r\n"
+    ).encode()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", proxy.port))
+    try:
+        sock.sendall(head + raw)
+        wait_for(lambda: sim_log("disconnect"), within=10, what="fal's stream closed")
+        metrics = http.get(proxy.base_url + "/metrics").text
+        assert 'fal_proxy_key_in_flight{key_index="0"} 0.0' in metrics
+        again = call(
+            http, proxy, STREAM, LLM_INPUT, headers={**AUTH, "accept": "text/event-stream"}
+        )
+        assert again.status_code == 200
+    finally:
+        sock.close()

@@ -70,3 +70,38 @@ def test_a_configured_https_queue_never_downgrades() -> None:
 )
 def test_fal_hosts(host: str, ours: bool) -> None:
     assert is_fal_host(host) is ours
+
+
+@pytest.mark.parametrize("queue_url", [DEFAULT_QUEUE_URL, "http://127.0.0.1:9000/queue"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        FAL,
+        FAL + "?logs=0",
+        FAL + "?",
+        "https://queue.fal.run:8443/a/requests/r1/status",
+        "https://QUEUE.FAL.RUN/a/requests/r1",
+        "http://127.0.0.1:9000/queue/a/requests/r1?logs=1&x=2",
+        "http://localhost:9000/queuex/a",
+        "https://example.com/a/requests/r1",
+        "http://queue.fal.run/a",
+        "https://user:pw@queue.fal.run/a",
+        "https://queue.fal.run/a#frag",
+        "https://[::1]:9000/a",
+        "HTTPS://queue.fal.run/a",
+    ],
+)
+def test_the_quick_form_follows_as_urlsplit_does(queue_url: str, url: str) -> None:
+    """Plain URLs take a regular expression and a per-origin check; every answer (or refusal)
+    is the one urlsplit's full parse gives, the first time an origin is seen and after."""
+    quick = urls(queue_url)
+    for _ in range(2):
+        try:
+            expected: str | type[Exception] = urls(queue_url)._follow_parsed(url)
+        except FalUnsafeURL:
+            expected = FalUnsafeURL
+        try:
+            got: str | type[Exception] = quick.follow(url)
+        except FalUnsafeURL:
+            got = FalUnsafeURL
+        assert got == expected

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 import os
 import re
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+_STANDARD = logging.makeLogRecord({}).__dict__
+_RESERVED = set(_STANDARD) | {"message", "asctime", "color_message"}
+# A record's own attributes come first, in this number: `extra` fields follow them.
+_OWN = len(_STANDARD)
 # The fields of a request line, in the order a text line shows them after the status.
 _TEXT_KEYS = ("duration_ms", "model", "stream", "error_type", "request_id", "fal_request_id")
 
@@ -39,17 +44,48 @@ def redact(text: str) -> str:
 
 def _extra(record: logging.LogRecord) -> dict[str, Any]:
     return {
-        key: redact(value) if isinstance(value, str) else value
-        for key, value in record.__dict__.items()
-        if key not in _RESERVED and not key.startswith("_")
+        key: redact(value) if type(value) is str else value
+        for key, value in itertools.islice(record.__dict__.items(), _OWN, None)
+        if key not in _RESERVED and key[0] != "_"
     }
 
 
+class AccessLog:
+    """The access log's `info(fields)`: the same record `Logger.info("request",
+    extra=fields)` makes, through the same handlers, built from a template instead of by
+    `LogRecord.__init__` (a third of a line's cost, on every request)."""
+
+    def __init__(self, name: str) -> None:
+        self.logger = logging.getLogger(name)
+        record = logging.LogRecord(name, logging.INFO, "(unknown file)", 0, "request", None, None)
+        self._template = record.__dict__
+        self._started = getattr(logging, "_startTime", record.created)  # for relativeCreated
+
+    def info(self, fields: dict[str, Any]) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        now = time.time()
+        record = logging.LogRecord.__new__(logging.LogRecord)
+        record.__dict__.update(self._template)
+        record.created, record.msecs = now, int((now - int(now)) * 1000) + 0.0
+        record.relativeCreated = (now - self._started) * 1000
+        record.__dict__.update(fields)
+        self.logger.handle(record)
+
+
 class JsonFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1  # the whole second `_stamp` shows, formatted once per second
+        self._stamp = ""
+
     def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": f"{self._stamp}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": redact(record.getMessage()),
@@ -94,9 +130,51 @@ def text_wanted(log_format: str, stream: Any = None) -> bool:
     return log_format == "text"
 
 
+class LoopBatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler whose lines, when logged on a running event loop, are written together
+    at the end of the loop's iteration: one write for the access lines of every request that
+    ended in it, instead of one each. Lines from other threads are written at once; `flush()`
+    (logging's shutdown at exit among others) writes what is waiting."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._waiting: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+            loop = asyncio._get_running_loop()  # this thread's loop, if it runs one
+            if loop is None:
+                self._write(line)
+                return
+            if not self._waiting:
+                loop.call_soon(self.flush)
+            self._waiting.append(line)
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]  # a handler always has its lock
+            if self._waiting:
+                lines, self._waiting = "".join(self._waiting), []
+                self._write(lines)
+            elif self.stream and hasattr(self.stream, "flush"):
+                self.stream.flush()
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+
 def configure_logging(level: str, log_format: str = "json", *, worker: bool = False) -> None:
     """Raises ValueError for an unknown level. `worker`: lines carry the worker's pid."""
-    handler = logging.StreamHandler(sys.stderr)
+    # No line shows where it was logged from, nor the thread, process or task: not having
+    # logging look them up saves a third of a line's cost (the logging docs' "Optimization").
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    if hasattr(logging, "logAsyncioTasks"):  # Python >= 3.12
+        logging.logAsyncioTasks = False
+    handler = LoopBatchingHandler(sys.stderr)
     handler.setFormatter(TextFormatter() if text_wanted(log_format) else JsonFormatter())
     if worker:
         handler.addFilter(_PidFilter())

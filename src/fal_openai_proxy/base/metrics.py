@@ -83,6 +83,8 @@ class Metrics:
             "+Inf: no limit yet.",
             ["key_index"], registry=r, multiprocess_mode="livemin",
         )  # fmt: skip
+        self._request_counters: dict[tuple[str, str, int], Any] = {}
+        self._latency_histograms: dict[str, Any] = {}
         if multiprocess:
             self.requests_in_flight.set_function = partial(  # type: ignore[method-assign]
                 self._sample, self.requests_in_flight
@@ -91,6 +93,19 @@ class Metrics:
                 "fal_proxy_workers", "Live worker processes.", multiprocess_mode="livesum"
             )
             workers.set(1)
+
+    def count_request(self, route: str, model: str, status: int, seconds: float) -> None:
+        """One request's count and duration. The labelled children are kept (prometheus-
+        client's `labels()` validates and locks on every call); every label is bounded."""
+        key = (route, model, status)
+        counter = self._request_counters.get(key)
+        if counter is None:
+            counter = self._request_counters[key] = self.requests.labels(route, model, str(status))
+        counter.inc()
+        histogram = self._latency_histograms.get(route)
+        if histogram is None:
+            histogram = self._latency_histograms[route] = self.latency.labels(route)
+        histogram.observe(seconds)
 
     def _sample(self, gauge: Any, function: Callable[[], float]) -> None:
         if self.multiprocess:

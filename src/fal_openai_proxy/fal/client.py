@@ -35,7 +35,7 @@ from .retry import (
 )
 from .sse import SSEDecoder
 from .stream import FalStream
-from .timeouts import Timeouts, deadline, shielded
+from .timeouts import FalClock, Timeouts, shielded
 from .transport import Reply, StreamingResponse, Transport
 from .urls import QueueURLs
 from .wire import billable_units, is_success, key_headers
@@ -99,29 +99,30 @@ class FalClient:
     ) -> FalStream:
         """POST {run}/{app}/stream and wait until fal answers 200 with an event stream."""
         loop = asyncio.get_running_loop()
-        total_deadline = loop.time() + self._timeouts.total
+        timeouts = self._timeouts
+        total_deadline = loop.time() + timeouts.total
         url = f"{self._run_url}/{app}/stream"
         body = orjson.dumps(payload)
+        clock = FalClock(total_deadline, timeouts.total)  # the stream's one timer from now on
 
         async def attempt(lease: KeyLease) -> StreamingResponse:
             left = total_deadline - loop.time()
             headers = key_headers(lease.key, accept="text/event-stream", time_left=left)
-            async with deadline(
-                self._timeouts.first_event, "first_event", total_deadline, self._timeouts.total
-            ):
-                response = await self._http.open("POST", url, headers, body)
-                if not is_success(response.status) or not _is_event_stream(response.headers):
-                    raise await _error_from(response, lease)
+            try:
+                with clock.limit(timeouts.first_event, "first_event"):
+                    response = await self._http.open("POST", url, headers, body)
+                    if not is_success(response.status) or not _is_event_stream(response.headers):
+                        raise await _error_from(response, lease)
+            except TimeoutError:
+                raise clock.timeout() from None
             return response
 
-        response, lease = await self._starter.start(attempt, client_key, total_deadline)
-        return FalStream(
-            response,
-            lease,
-            timeouts=self._timeouts,
-            first_deadline=loop.time() + self._timeouts.first_event,
-            total_deadline=total_deadline,
-        )
+        try:
+            response, lease = await self._starter.start(attempt, client_key, total_deadline)
+        except BaseException:
+            clock.close()
+            raise
+        return FalStream(response, lease, timeouts=timeouts, clock=clock)
 
     # -- direct run -------------------------------------------------------------------------
 
@@ -137,13 +138,15 @@ class FalClient:
         total_deadline = loop.time() + self._timeouts.total
         url = f"{self._run_url}/{app}"
         body = orjson.dumps(payload)
+        clock = FalClock(total_deadline, self._timeouts.total)
 
         async def attempt(lease: KeyLease) -> QueueResult:
             headers = key_headers(lease.key, time_left=total_deadline - loop.time())
-            async with deadline(
-                self._timeouts.total, "total", total_deadline, self._timeouts.total
-            ):
-                reply = await self._http.send("POST", url, headers, body)
+            try:
+                with clock.limit(None, "total"):
+                    reply = await self._http.send("POST", url, headers, body)
+            except TimeoutError:
+                raise clock.timeout() from None
             if not is_success(reply.status):
                 raise parse_error_response(reply.status, reply.headers, reply.body, lease.index)
             request_id = reply.headers.get("x-fal-request-id", "")
@@ -151,7 +154,10 @@ class FalClient:
             _raise_if_failed(output, request_id or None)
             return QueueResult(output, request_id, billable_units(reply.headers))
 
-        result, lease = await self._starter.start(attempt, client_key, total_deadline)
+        try:
+            result, lease = await self._starter.start(attempt, client_key, total_deadline)
+        finally:
+            clock.close()
         lease.release()
         return result
 
@@ -163,39 +169,51 @@ class FalClient:
         """Submit to fal's queue, follow the status to COMPLETED, fetch the result.
 
         If the caller is cancelled (the client went away) or a timeout expires before the
-        result, the fal request is cancelled with PUT cancel_url.
+        result, the fal request is cancelled with PUT cancel_url. One timer for all of the
+        request's deadlines (`FalClock`).
         """
         loop = asyncio.get_running_loop()
-        total_deadline = loop.time() + self._timeouts.total
+        timeouts = self._timeouts
+        total_deadline = loop.time() + timeouts.total
         body = orjson.dumps(payload)
         url = f"{self._queue_url}/{app}"
+        clock = FalClock(total_deadline, timeouts.total)
 
         async def attempt(lease: KeyLease) -> _Submitted:
             headers = key_headers(lease.key, time_left=total_deadline - loop.time())
-            async with deadline(
-                self._timeouts.first_event, "first_event", total_deadline, self._timeouts.total
-            ):
-                reply = await self._http.send("POST", url, headers, body)
+            try:
+                with clock.limit(timeouts.first_event, "first_event"):
+                    reply = await self._http.send("POST", url, headers, body)
+            except TimeoutError:
+                raise clock.timeout() from None
             # Any 2xx is success: fal-js accepts `response.ok` (libs/client/src/response.ts).
             if not is_success(reply.status):
                 raise parse_error_response(reply.status, reply.headers, reply.body, lease.index)
             return self._parse_submit(reply.body)
 
-        submitted, lease = await self._starter.start(attempt, client_key, total_deadline)
+        try:
+            submitted, lease = await self._starter.start(attempt, client_key, total_deadline)
+        except BaseException:
+            clock.close()
+            raise
         done = False
         try:
-            async with deadline(
-                self._timeouts.total, "total", total_deadline, self._timeouts.total
-            ):
-                status = await self._wait_for_completion(submitted, lease, total_deadline)
+            try:
+                status = await self._wait_for_completion(submitted, lease, clock)
                 done = True
-                output, units = await self._fetch_result(submitted, lease, status, total_deadline)
+                with clock.limit(None, "total"):
+                    output, units = await self._fetch_result(
+                        submitted, lease, status, total_deadline
+                    )
+            except TimeoutError:
+                raise clock.timeout() from None
             return QueueResult(output, submitted.request_id, units)
         except BaseException:
             if not done:
                 await shielded(self._cancel(submitted.cancel_url, lease))
             raise
         finally:
+            clock.close()
             lease.release()
 
     def _parse_submit(self, body: bytes) -> _Submitted:
@@ -212,29 +230,43 @@ class FalClient:
         )
 
     async def _wait_for_completion(
-        self, submitted: _Submitted, lease: KeyLease, until: float
+        self, submitted: _Submitted, lease: KeyLease, clock: FalClock
     ) -> dict[str, Any]:
+        """The final status: from the status stream, else by polling. TimeoutError when the
+        total deadline passes (the caller names it)."""
         status_url = submitted.status_url
         try:
-            status = await self._follow_status_stream(status_url, lease)
+            with clock.limit(self._timeouts.idle, "idle"):
+                status = await self._follow_status_stream(status_url, lease, clock)
+        except TimeoutError:
+            if clock.timeout().which != "idle":
+                raise
+            log.info("status stream unavailable (idle); polling")
         except (FalBrokenError, FalConnectError, _StatusStreamUnavailable, FalTimeout) as exc:
             log.info("status stream unavailable (%s); polling", type(exc).__name__)
         else:
             _check_status(status, submitted.request_id)
             return status
-        return await self._poll_status(status_url, lease, submitted.request_id, until)
+        with clock.limit(None, "total"):
+            return await self._poll_status(
+                status_url, lease, submitted.request_id, clock.total_deadline
+            )
 
-    async def _follow_status_stream(self, status_url: str, lease: KeyLease) -> dict[str, Any]:
+    async def _follow_status_stream(
+        self, status_url: str, lease: KeyLease, clock: FalClock
+    ) -> dict[str, Any]:
+        """Inside the clock's block: IDLE_TIMEOUT from each read's start."""
         response = await self._http.open(
             "GET", f"{status_url}/stream?logs=0", key_headers(lease.key, accept="text/event-stream")
         )
+        idle = self._timeouts.idle
         try:
             if not is_success(response.status):
                 raise _StatusStreamUnavailable()
             decoder = SSEDecoder(self._timeouts.max_event_bytes)
             while True:
-                async with deadline(self._timeouts.idle, "idle", None):
-                    chunk = await response.read_chunk()
+                clock.limit(idle, "idle")
+                chunk = await response.read_chunk()
                 events = decoder.feed(chunk) if chunk else decoder.close()
                 for data in events:
                     status = loads_object(data)

@@ -30,7 +30,7 @@ from .keys import KeyLease
 from .retry import CallStarter
 from .sse import MAX_EVENT_BYTES, LineBuffer, too_large
 from .stream import TimedStream
-from .timeouts import Timeouts, deadline
+from .timeouts import FalClock, Timeouts
 from .transport import StreamingResponse, Transport
 from .wire import billable_units, is_success, key_headers
 
@@ -176,10 +176,15 @@ class OpenRouterClient:
         url = self.url(endpoint)
         body = orjson.dumps(payload)
 
+        clock = FalClock(total_deadline, timeouts.total)
+
         async def attempt(lease: KeyLease) -> OpenRouterReply:
             headers = key_headers(lease.key, time_left=total_deadline - loop.time())
-            async with deadline(timeouts.total, "total", total_deadline, timeouts.total):
-                reply = await self._http.send("POST", url, headers, body)
+            try:
+                with clock.limit(None, "total"):
+                    reply = await self._http.send("POST", url, headers, body)
+            except TimeoutError:
+                raise clock.timeout() from None
             if not is_success(reply.status):
                 raise route_error(reply.status, reply.headers, reply.body, lease.index)
             return OpenRouterReply(
@@ -188,7 +193,10 @@ class OpenRouterClient:
                 billable_units(reply.headers),
             )
 
-        result, lease = await self._starter.start(attempt, client_key, total_deadline)
+        try:
+            result, lease = await self._starter.start(attempt, client_key, total_deadline)
+        finally:
+            clock.close()
         lease.release()
         return result
 
@@ -202,27 +210,28 @@ class OpenRouterClient:
         url = self.url(endpoint)
         body = orjson.dumps(payload)
 
+        clock = FalClock(total_deadline, timeouts.total)  # the stream's one timer from now on
+
         async def attempt(lease: KeyLease) -> StreamingResponse:
             left = total_deadline - loop.time()
             headers = key_headers(lease.key, accept="text/event-stream", time_left=left)
-            async with deadline(
-                timeouts.first_event, "first_event", total_deadline, timeouts.total
-            ):
-                response = await self._http.open("POST", url, headers, body)
-                if not is_success(
-                    response.status
-                ) or "text/event-stream" not in response.headers.get("content-type", ""):
-                    raise await _stream_error(response, lease)
+            try:
+                with clock.limit(timeouts.first_event, "first_event"):
+                    response = await self._http.open("POST", url, headers, body)
+                    if not is_success(
+                        response.status
+                    ) or "text/event-stream" not in response.headers.get("content-type", ""):
+                        raise await _stream_error(response, lease)
+            except TimeoutError:
+                raise clock.timeout() from None
             return response
 
-        response, lease = await self._starter.start(attempt, client_key, total_deadline)
-        return OpenRouterStream(
-            response,
-            lease,
-            timeouts=timeouts,
-            first_deadline=loop.time() + timeouts.first_event,
-            total_deadline=total_deadline,
-        )
+        try:
+            response, lease = await self._starter.start(attempt, client_key, total_deadline)
+        except BaseException:
+            clock.close()
+            raise
+        return OpenRouterStream(response, lease, timeouts=timeouts, clock=clock)
 
 
 async def _stream_error(response: StreamingResponse, lease: KeyLease) -> FalError:

@@ -1,12 +1,15 @@
-"""The limits on one fal call, and a timeout that says which limit expired."""
+"""The limits on one fal call, and timeouts that say which limit expired: `FalClock`, one
+timer per request on the hot paths (base/watchdog.py), and `deadline`, an asyncio timeout."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from types import TracebackType
 
+from ..base.watchdog import Watchdog
 from .errors import FalTimeout
 from .sse import MAX_EVENT_BYTES
 
@@ -64,3 +67,43 @@ async def shielded(coro: Awaitable[None]) -> None:
     except asyncio.CancelledError:
         await task
         raise
+
+
+class FalClock(Watchdog):
+    """One fal request's deadlines on one timer: its total, and the limit of the phase it is
+    in (first_event, idle). `limit()` starts a phase; a TimeoutError out of a block becomes
+    `timeout()`, the FalTimeout naming the limit that passed.
+
+        try:
+            with clock.limit(timeouts.first_event, "first_event"):
+                reply = await http.send(...)
+        except TimeoutError:
+            raise clock.timeout() from None
+    """
+
+    __slots__ = ("_own", "_seconds", "_total", "_total_seconds", "_which")
+
+    def __init__(self, total_deadline: float, total_seconds: float) -> None:
+        super().__init__(total_deadline)
+        self._total = total_deadline
+        self._total_seconds = total_seconds
+        self._own = math.inf  # the phase's own deadline
+        self._which = "total"
+        self._seconds = total_seconds
+
+    @property
+    def total_deadline(self) -> float:
+        return self._total
+
+    def limit(self, seconds: float | None, which: str) -> FalClock:
+        """From now, `seconds` (None: only the total) named `which`; returns the clock for a
+        `with` block. Inside a block it moves the running deadline."""
+        self._own = math.inf if seconds is None else self._loop.time() + seconds
+        self._which, self._seconds = which, seconds if seconds is not None else 0.0
+        self.move(self._own if self._own < self._total else self._total)
+        return self
+
+    def timeout(self) -> FalTimeout:
+        if self._total <= self._own:
+            return FalTimeout("total", self._total_seconds)
+        return FalTimeout(self._which, self._seconds)

@@ -14,11 +14,17 @@ client.py`, `submit`; docs/fal-protocol.md §1). We do the same, with two rules 
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import FalUnsafeURL
 
 _FAL_DOMAINS = ("fal.run", "fal.ai")
+# The form of the URLs fal's queue answers with: a scheme, a host name or IPv4 address and
+# maybe a port, a path, maybe a query; no user, fragment, space or IPv6 literal. For these
+# `urlsplit` gives exactly the four groups (and the host is the netloc without its port).
+_PLAIN_URL = re.compile(r"(https?)://([A-Za-z0-9.-]+(?::[0-9]{1,5})?)(/[^?#\s]*)(?:\?([^#\s]*))?")
+_MAX_CHECKED = 64
 
 
 def is_fal_host(host: str) -> bool:
@@ -29,7 +35,7 @@ def is_fal_host(host: str) -> bool:
 class QueueURLs:
     """Checks and rewrites the URLs named by fal's queue answers."""
 
-    __slots__ = ("_allow_http", "_hosts", "_prefix", "_rewrite_to")
+    __slots__ = ("_allow_http", "_checked", "_hosts", "_prefix", "_rewrite_to")
 
     def __init__(self, *, queue_url: str, run_url: str, default_queue_url: str) -> None:
         queue = urlsplit(queue_url)
@@ -41,9 +47,30 @@ class QueueURLs:
         self._rewrite_to: tuple[str, str] | None = (
             None if queue_url.rstrip("/") == default_queue_url else (queue.scheme, queue.netloc)
         )
+        self._checked: set[tuple[str, str]] = set()  # (scheme, netloc) already allowed
 
     def follow(self, url: str) -> str:
-        """The URL to call for a queue URL that fal returned; FalUnsafeURL if refused."""
+        """The URL to call for a queue URL that fal returned; FalUnsafeURL if refused.
+
+        Three per request: a URL of the plain form fal sends is taken apart by one regular
+        expression, and each origin checked once (`_checked`); any other by `urlsplit`."""
+        plain = _PLAIN_URL.fullmatch(url)
+        if plain is None:
+            return self._follow_parsed(url)
+        scheme, netloc, path, query = plain.groups()
+        if self._rewrite_to is not None:
+            new_scheme, new_netloc = self._rewrite_to
+            if self._prefix and not path.startswith(self._prefix + "/"):
+                path = self._prefix + path
+            tail = f"{path}?{query}" if query else path  # as urlunsplit drops an empty "?"
+            return f"{new_scheme}://{new_netloc}{tail}"
+        if (scheme, netloc) not in self._checked:
+            self._follow_parsed(url)  # raises if refused
+            if len(self._checked) < _MAX_CHECKED:  # a bound: the origins come from fal
+                self._checked.add((scheme, netloc))
+        return url
+
+    def _follow_parsed(self, url: str) -> str:
         try:
             parts = urlsplit(url)
             parts.port  # noqa: B018 (parsed here: a bad port raises)

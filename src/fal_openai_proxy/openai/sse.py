@@ -14,7 +14,9 @@ from types import TracebackType
 from typing import TypeVar
 
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from ..base.watchdog import Watchdog
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -79,33 +81,18 @@ async def until_disconnect(work: Awaitable[T], receive: Receive) -> T:
     raise AssertionError("unreachable")  # for type checkers: the body always returns or raises
 
 
-class WriteWatch:
-    """Cancels the stream's task when one write has waited `timeout` seconds for a client
-    that does not read (uvicorn's send() waits for the socket to drain, without a limit).
-    One timer per stream, re-armed lazily: a write costs two attribute stores."""
+class ClientStalled(Exception):
+    """A write to the client waited WRITE_TIMEOUT: the client reads nothing."""
 
-    __slots__ = ("_handle", "_loop", "_task", "_timeout", "fired", "since")
 
-    def __init__(self, task: asyncio.Task[None], timeout: float) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._task = task
-        self._timeout = timeout
-        self.since: float | None = None  # when the pending write began
-        self.fired = False
-        self._handle = self._loop.call_later(timeout, self._check)
-
-    def _check(self) -> None:
-        now = self._loop.time()
-        since = self.since
-        if since is not None and now - since >= self._timeout:
-            self.fired = True
-            self._task.cancel()
-            return
-        due = (since if since is not None else now) + self._timeout
-        self._handle = self._loop.call_at(due, self._check)
-
-    def stop(self) -> None:
-        self._handle.cancel()
+async def send_within(writes: Watchdog, send: Send, message: Message, seconds: float) -> None:
+    """`send(message)`, raising ClientStalled if it waits `seconds` (uvicorn's send() waits,
+    without a limit, for the socket to drain). A write the socket takes at once, the usual
+    one, arms no timer (Watchdog.run)."""
+    try:
+        await writes.run(send(message), seconds)
+    except TimeoutError:
+        raise ClientStalled() from None
 
 
 class EventStreamResponse(Response):
@@ -131,22 +118,19 @@ class EventStreamResponse(Response):
         task: asyncio.Task[None] = asyncio.current_task()  # type: ignore[assignment]
         self._open_streams.add(task)
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        watch = WriteWatch(task, self._write_timeout)
-        loop = asyncio.get_running_loop()
+        writes = Watchdog()  # WRITE_TIMEOUT for each write that waits
+        timeout = self._write_timeout
         try:
             async with cancelled_on_disconnect(receive):
                 async for frame in self._frames:
-                    watch.since = loop.time()
-                    await send({"type": "http.response.body", "body": frame, "more_body": True})
-                    watch.since = None
+                    message = {"type": "http.response.body", "body": frame, "more_body": True}
+                    await send_within(writes, send, message, timeout)
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except ClientGone:
             pass
+        except ClientStalled:
+            await _drop(scope, self._write_timeout)
         except asyncio.CancelledError:
-            if watch.fired:
-                task.uncancel()
-                await _drop(scope, self._write_timeout)
-                return
             if task not in self._open_streams:  # removed by the drain: say goodbye
                 task.uncancel()
                 await _aclose(self._frames)
@@ -154,7 +138,7 @@ class EventStreamResponse(Response):
                 return
             raise
         finally:
-            watch.stop()
+            writes.close()
             self._open_streams.discard(task)
             await _aclose(self._frames)
 

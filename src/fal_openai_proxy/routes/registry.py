@@ -9,6 +9,7 @@ other list of paths exists.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -86,9 +87,10 @@ class Endpoint:
     # answered on the endpoints that cost nothing (reading back the videos it paid for).
     spends: bool = True
 
-    @property
+    @functools.cached_property
     def template(self) -> str:
-        """The path as OpenAPI writes it (also the bounded metrics label)."""
+        """The path as OpenAPI writes it (also the bounded metrics label); computed once, as
+        every request reads it."""
         return _PARAM.sub(r"{\1}", self.path)
 
     @property

@@ -16,14 +16,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import logging
+import os
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..anthropic.errors import from_proxy_error, wants_anthropic_errors
+from ..base.logs import AccessLog
 from ..base.metrics import Metrics
+from ..base.watchdog import Watchdog
 from ..fal.proxy_protocol import error_body as fal_error_body
 from ..openai.errors import AUTHENTICATION, PERMISSION, ProxyError, unavailable
 from ..routes.registry import Auth, Body, Endpoint, EndpointIndex, Protocol
@@ -34,7 +35,7 @@ from .context import RequestContext, clip, new_context, request_context
 from .state import ProxyState
 from .upload_gate import UploadGate
 
-access_log = logging.getLogger("fal_openai_proxy.access")
+access_log = AccessLog("fal_openai_proxy.access")
 _QUIET = frozenset({"/healthz", "/readyz", "/metrics"})  # probed often: metrics, no log line
 
 
@@ -56,8 +57,8 @@ class RequestLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
-        request_id = request_id[:128]
+        request_id = _header(scope, b"x-request-id")
+        request_id = request_id[:128] if request_id else os.urandom(16).hex()  # as uuid4().hex
         context = new_context(scope, request_id)
         accounts = self._accounts
         started = time.perf_counter()
@@ -69,8 +70,10 @@ class RequestLogMiddleware:
                 status = message["status"]
                 if accounts is not None:
                     context.usage.first_byte_at = time.perf_counter()
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                headers = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -88,13 +91,11 @@ class RequestLogMiddleware:
         path = scope["path"]
         endpoint = self._endpoints.find(scope["method"], path)
         route = endpoint.template if endpoint is not None else "other"  # a bounded label
-        self.metrics.requests.labels(route, fields.model_label, str(status)).inc()
-        self.metrics.latency.labels(route).observe(seconds)
+        self.metrics.count_request(route, fields.model_label, status, seconds)
         if route in _QUIET:
             return route
         access_log.info(
-            "request",
-            extra={
+            {
                 "request_id": fields.request_id,
                 "method": scope["method"],
                 "path": clip(path),
@@ -107,7 +108,7 @@ class RequestLogMiddleware:
                 "error_type": fields.error_type,
                 "cost": usage.cost,  # USD; null: unknown
                 "cost_source": usage.cost_source,
-            },
+            }
         )
         return route
 
@@ -330,18 +331,19 @@ class GuardMiddleware:
     def _limited(self, receive: Receive) -> Receive:
         """Body size and time limits, until the body is complete."""
         seen = 0
-        deadline: float | None = None
+        watchdog: Watchdog | None = None  # BODY_TIMEOUT from the first read
         complete = False
 
         async def receive_limited() -> Message:
-            nonlocal seen, deadline, complete
+            nonlocal seen, watchdog, complete
             if complete:
                 return await receive()
-            if deadline is None:
-                deadline = asyncio.get_running_loop().time() + self._body_timeout
+            if watchdog is None:
+                watchdog = Watchdog(asyncio.get_running_loop().time() + self._body_timeout)
             try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
+                # A body that has already arrived (the usual small one) is taken without
+                # arming a timer.
+                message = await watchdog.run(receive())
             except TimeoutError:
                 raise ProxyError(
                     408,
@@ -352,12 +354,15 @@ class GuardMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self._max_body:
+                    watchdog.close()
                     error = _too_large(self._max_body)
                     error.headers["Connection"] = "close"  # the rest of the body is unread
                     raise error
                 complete = not message.get("more_body", False)
             else:
                 complete = True
+            if complete:
+                watchdog.close()
             return message
 
         return receive_limited

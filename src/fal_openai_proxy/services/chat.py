@@ -218,12 +218,14 @@ class ChatService:
             stops=chat.stop_sequences,
             show_reasoning=not chat.reasoning_hidden,
         )
+        # The stream holds only these, not the request and the fal input (~2 KB per stream).
+        model, app = chat.model, call.app
 
         def settle() -> None:  # at the stream's end, whatever ended it
             self.settle(
                 context,
-                chat.model,
-                call.app,
+                model,
+                app,
                 stream.billable_units,
                 translator.usage,
                 translator.reported_cost,
@@ -249,6 +251,7 @@ class ChatService:
         try:
             if head := translator.encoder.role():  # none on legacy text completions
                 yield head
+            del head  # not kept in this frame for the stream's life
             async for event in stream.events():
                 if event is None:
                     yield KEEPALIVE

@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ..base.metrics import Metrics
+from ..base.watchdog import Watchdog
 from ..fal.errors import FalError, FalStatusError, FalTransportError
 from ..fal.proxy_client import Answer, FalProxyClient, Opened, RelayRefused
 from ..fal.proxy_protocol import (
@@ -40,7 +41,13 @@ from ..fal.proxy_protocol import (
 from ..fal.timeouts import deadline
 from ..fal.wire import billable_units
 from ..openai.errors import PERMISSION, ProxyError
-from ..openai.sse import ABORT_KEY, ClientGone, WriteWatch, cancelled_on_disconnect
+from ..openai.sse import (
+    ABORT_KEY,
+    ClientGone,
+    ClientStalled,
+    cancelled_on_disconnect,
+    send_within,
+)
 from ..serve.context import Client, RequestContext, Usage
 from ..store.redis import RedisStore
 from ..translate.cost import Measure
@@ -362,35 +369,37 @@ class RelayResponse(Response):
         self._open_streams.add(task)
         if self._metrics is not None:
             self._metrics.streams_in_flight.inc()
-        watch = WriteWatch(task, self._write_timeout)
+        writes = Watchdog()  # WRITE_TIMEOUT for each write that waits
         try:
             start = {"status": response.status, "headers": _relayed_headers(response.headers)}
             await send({"type": "http.response.start", **start})
             self._usage.first_byte_at = time.perf_counter()
             async with cancelled_on_disconnect(receive):
-                await self._pump(send, watch)
+                await self._pump(send, writes)
         except ClientGone:
             pass
+        except ClientStalled:
+            log.info("dropping a relay client that read nothing for %g s", self._write_timeout)
+            _abort(scope)
         except FalTransportError as exc:  # broken or timed out after the first byte
             log.info("fal proxy relay cut short: %s", exc)
             _abort(scope)
         except asyncio.CancelledError:
-            if not watch.fired and task in self._open_streams:
+            if task in self._open_streams:
                 raise
-            task.uncancel()  # the client stopped reading, or the drain ended the relay
+            task.uncancel()  # the drain ended the relay
             _abort(scope)
         finally:
-            watch.stop()
+            writes.close()
             self._open_streams.discard(task)
             if self._metrics is not None:
                 self._metrics.streams_in_flight.dec()
             response.close()  # pools a finished connection, drops an unfinished one
             lease.release()
 
-    async def _pump(self, send: Send, watch: WriteWatch) -> None:
+    async def _pump(self, send: Send, writes: Watchdog) -> None:
         response = self._opened.response
         idle, total, total_deadline = self._timeouts
-        loop = asyncio.get_running_loop()
         head = b""
         while True:
             async with deadline(idle, "idle", total_deadline, total):
@@ -399,9 +408,8 @@ class RelayResponse(Response):
                 break
             if self._on_end is not None and len(head) < _SUBMIT_PEEK:
                 head += chunk
-            watch.since = loop.time()
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            watch.since = None
+            message = {"type": "http.response.body", "body": chunk, "more_body": True}
+            await send_within(writes, send, message, self._write_timeout)
         if self._on_end is not None and 200 <= response.status < 300:
             await self._on_end(head)  # before the end: the client may follow up at once
         await send({"type": "http.response.body", "body": b"", "more_body": False})

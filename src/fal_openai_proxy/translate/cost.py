@@ -116,15 +116,20 @@ def choose_cost(
 
 def usd(value: Any) -> float | None:
     """A finite, non-negative amount (a JSON number), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER):
         return None
     amount = float(value)
     return amount if math.isfinite(amount) and amount >= 0 else None
 
 
+_NUMBER = (int, float)
+
+
 def reported_cost(usage: Any) -> float | None:
     """OpenRouter's `usage.cost` (USD credits), if the usage carries one."""
-    return usd(usage.get("cost")) if isinstance(usage, Mapping) else None
+    if usage is None or not (type(usage) is dict or isinstance(usage, Mapping)):
+        return None
+    return usd(usage.get("cost"))
 
 
 def asked_for_accounting(body: Mapping[str, Any]) -> bool:

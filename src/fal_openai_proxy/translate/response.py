@@ -6,8 +6,8 @@ Stream frames are built from byte templates, not models: the per-chunk cost is o
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,12 +22,12 @@ KEEPALIVE = b": keep-alive\n\n"
 
 
 def new_completion_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex}"
+    return f"chatcmpl-{os.urandom(16).hex()}"  # as uuid4().hex, for a fraction of its cost
 
 
 def map_usage(usage: Any) -> dict[str, int] | None:
     """fal usage -> OpenAI usage; None when fal gave none (never invented)."""
-    if not isinstance(usage, Mapping):
+    if usage is None or not (type(usage) is dict or isinstance(usage, Mapping)):
         return None
     prompt = _int(usage.get("prompt_tokens", usage.get("input_tokens")))
     completion = _int(usage.get("completion_tokens", usage.get("output_tokens")))
@@ -43,9 +43,12 @@ def map_usage(usage: Any) -> dict[str, int] | None:
 
 
 def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER):
         return None
     return int(value)
+
+
+_NUMBER = (int, float)
 
 
 def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
