@@ -109,7 +109,9 @@ def follow(client: openai.OpenAI, video_id: str, within: float = 15) -> list[Any
 
 
 def test_text_to_video_queues_runs_and_completes(vclient: openai.OpenAI, sim_log: Records) -> None:
-    token, prompt = tagged("a lighthouse at dawn")
+    # Two seconds running, so that a poll sees in_progress even on a loaded machine (the
+    # default 600 ms can pass between two polls there).
+    token, prompt = tagged('a lighthouse at dawn [[sim {"latency_ms": 2000}]]')
     created = vclient.videos.create(model="sora-2", prompt=prompt, seconds="8", size="1280x720")
     assert created.status == "queued"
     assert created.progress == 0
