@@ -244,6 +244,16 @@ async def test_json_values_and_the_leader_lock(replicas: Callable[..., Replica])
     assert await a.hold_lock("refresh", ttl=5)
 
 
+async def test_the_first_value_stored_stands(replicas: Callable[..., Replica]) -> None:
+    """Two replicas learning the same fact (a video's end) agree on the first one's value."""
+    (_, a, _), (_, b, _) = replicas(), replicas()
+    await a.start()
+    await b.start()
+    assert await a.first_json("video:x", {"completed_at": 1}, ttl=5) == {"completed_at": 1}
+    assert await b.first_json("video:x", {"completed_at": 2}, ttl=5) == {"completed_at": 1}
+    assert await b.get_json("video:x") == {"completed_at": 1}
+
+
 async def test_any_failure_of_a_redis_call_is_an_outage_not_an_error(
     replicas: Callable[..., Replica], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -412,23 +412,24 @@ class VideoService:
         if cached is None and self._shared is not None:
             cached = _state_from_json(await self._shared.get_json(_shared_name(cache_key)))
         if cached is not None:
-            self._remember(cache_key, cached, share=False)
+            self._remember(cache_key, cached)
             return cached
         state = await self._ask_fal(ref, context)
         if state.terminal:
-            self._remember(cache_key, state, share=True)
+            if self._shared is not None:  # the first replica to learn the end sets its time
+                value = {"outcome": state.outcome.__dict__, "urls": state.urls}
+                first = await self._shared.first_json(_shared_name(cache_key), value, KEEP_SECONDS)
+                state = _state_from_json(first) or state
+            self._remember(cache_key, state)
             if video_id is not None and self.store is not None:
                 self._background(self.store.record(video_id, state.outcome))
         return state
 
-    def _remember(self, cache_key: str, state: JobState, *, share: bool) -> None:
+    def _remember(self, cache_key: str, state: JobState) -> None:
         self._finished[cache_key] = state
         self._finished.move_to_end(cache_key)
         while len(self._finished) > _CACHE_SIZE:
             self._finished.popitem(last=False)
-        if share and self._shared is not None:
-            value = {"outcome": state.outcome.__dict__, "urls": state.urls}
-            self._background(self._shared.set_json(_shared_name(cache_key), value, KEEP_SECONDS))
 
     async def _ask_fal(self, ref: VideoRef, context: RequestContext | None) -> JobState:
         key = self.key_for(ref, context)

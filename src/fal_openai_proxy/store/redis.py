@@ -190,6 +190,22 @@ class RedisStore:
             return False
         return True
 
+    async def first_json(self, name: str, value: Any, ttl: float) -> Any:
+        """Store `value` for `ttl` seconds unless a value is there already; the value that
+        stands: ours, or the one another replica stored first (`value` if Redis is down)."""
+        data = orjson.dumps(value)
+        key = self.key(name)
+        try:
+            if await self.run(lambda redis: redis.set(key, data, px=_ms(ttl), nx=True)):
+                return value
+            raw = await self.run(lambda redis: redis.get(key))
+        except SharedDown:
+            return value
+        try:
+            return value if raw is None else orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return value
+
     async def hold_lock(self, name: str, ttl: float) -> bool:
         """Take or renew the lock `name` for `ttl` seconds; True while this replica holds it.
 
